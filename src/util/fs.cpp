@@ -1,0 +1,102 @@
+#include "util/fs.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "util/error.h"
+
+namespace lawcat::fs {
+namespace {
+std::string errno_text() { return std::strerror(errno); }
+}  // namespace
+
+void sync_dir(const std::filesystem::path& dir) {
+  int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+void atomic_write(const std::filesystem::path& path, const std::function<void(std::FILE*)>& write) {
+  auto dir = path.parent_path();
+  if (!dir.empty()) std::filesystem::create_directories(dir);
+  std::string tmpl = (dir.empty() ? std::string(".") : dir.string()) + "/." +
+                     path.filename().string() + ".tmp.XXXXXX";
+  int fd = ::mkstemp(tmpl.data());
+  LAWCAT_CHECK(fd >= 0, Error, path.string() << ": cannot create temporary file: " << errno_text());
+  std::FILE* f = ::fdopen(fd, "wb");
+  if (!f) {
+    ::close(fd);
+    ::unlink(tmpl.c_str());
+    throw Error(path.string() + ": fdopen failed: " + errno_text());
+  }
+  try {
+    write(f);
+    if (std::fflush(f) != 0 || std::ferror(f)) throw Error("write failed: " + errno_text());
+    if (::fsync(fd) != 0) throw Error("fsync failed: " + errno_text());
+  } catch (const std::exception& e) {
+    std::fclose(f);
+    ::unlink(tmpl.c_str());
+    throw Error(path.string() + ": " + e.what() + " (nothing was replaced)");
+  }
+  if (std::fclose(f) != 0) {
+    ::unlink(tmpl.c_str());
+    throw Error(path.string() + ": close failed: " + errno_text() + " (nothing was replaced)");
+  }
+  if (::chmod(tmpl.c_str(), 0644) != 0) { /* best effort: mkstemp makes 0600 */ }
+  if (std::rename(tmpl.c_str(), path.c_str()) != 0) {
+    std::string err = errno_text();
+    ::unlink(tmpl.c_str());
+    throw Error(path.string() + ": rename failed: " + err + " (nothing was replaced)");
+  }
+  sync_dir(dir);
+}
+
+void atomic_write_text(const std::filesystem::path& path, std::string_view text) {
+  atomic_write(path, [&](std::FILE* f) {
+    if (!text.empty() && std::fwrite(text.data(), 1, text.size(), f) != text.size())
+      throw Error("short write: " + errno_text());
+  });
+}
+
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  LAWCAT_CHECK(in.good(), DataError, path.string() << ": cannot open: " << errno_text());
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  LAWCAT_CHECK(!in.bad(), DataError, path.string() << ": read error");
+  return ss.str();
+}
+
+MappedFile::MappedFile(const std::filesystem::path& path) : path_(path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  LAWCAT_CHECK(fd >= 0, CheckpointError, path.string() << ": cannot open: " << errno_text());
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    throw CheckpointError(path.string() + ": cannot stat: " + errno_text());
+  }
+  size_ = static_cast<size_t>(st.st_size);
+  if (size_ > 0) {
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+      ::close(fd);
+      throw CheckpointError(path.string() + ": mmap failed: " + errno_text());
+    }
+    data_ = static_cast<const uint8_t*>(p);
+  }
+  ::close(fd);
+}
+
+MappedFile::~MappedFile() {
+  if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+}  // namespace lawcat::fs

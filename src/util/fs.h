@@ -1,0 +1,44 @@
+// File helpers: atomic writes (temp file + fsync + rename) and read-only mmap.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace lawcat::fs {
+
+// Writes `path` atomically: `write` fills a temp file beside it (same folder),
+// which is flushed, fsync'ed and renamed over `path`. On any error (disk full,
+// permission) the temp file is removed, `path` is left as it was, and a
+// lawcat::Error naming the file is thrown.
+void atomic_write(const std::filesystem::path& path,
+                  const std::function<void(std::FILE*)>& write);
+void atomic_write_text(const std::filesystem::path& path, std::string_view text);
+
+// Whole file as a string (throws DataError naming the file).
+std::string read_text(const std::filesystem::path& path);
+
+// A read-only memory map of a whole file; zero-length files map to an empty span.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::filesystem::path& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// fsync a directory so a rename inside it is durable.
+void sync_dir(const std::filesystem::path& dir);
+
+}  // namespace lawcat::fs

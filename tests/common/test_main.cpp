@@ -1,0 +1,53 @@
+// Test runner shared by every test executable: fixed thread count and seed,
+// then Catch2's own session (v2 or v3).
+#if __has_include(<catch2/catch_all.hpp>)
+#include <catch2/catch_all.hpp>
+#else
+#define CATCH_CONFIG_RUNNER  // v2: this translation unit owns Catch's runner
+#include <catch2/catch.hpp>
+#endif
+#include "common/catch.h"
+#include <thread>
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <unistd.h>
+
+#if defined(LAWCAT_HAVE_CUDA)
+#include <cuda_runtime_api.h>
+#endif
+
+namespace lawcat::test {
+std::filesystem::path shared_data() {
+  if (const char* env = std::getenv("LAWCAT_SHARED_DATA")) {
+    return std::filesystem::exists(env) ? std::filesystem::path(env) : std::filesystem::path();
+  }
+  auto p = std::filesystem::path(LAWCAT_SOURCE_DIR) / ".." / "shared" / "data";
+  return std::filesystem::exists(p) ? std::filesystem::canonical(p) : std::filesystem::path();
+}
+std::filesystem::path scratch_dir(const std::string& name) {
+  auto p = std::filesystem::temp_directory_path() /
+           ("lawcat_test_" + std::to_string(::getpid())) / name;
+  std::filesystem::remove_all(p);
+  std::filesystem::create_directories(p);
+  return p;
+}
+bool have_cuda() {
+#if defined(LAWCAT_HAVE_CUDA)
+  return at::hasCUDA();
+#else
+  return false;
+#endif
+}
+}  // namespace lawcat::test
+
+int main(int argc, char** argv) {
+  // LibTorch defaults to one thread on small machines; tests use all cores.
+  unsigned n = std::max(1u, std::thread::hardware_concurrency());
+  at::set_num_threads(static_cast<int>(n));
+  at::manual_seed(1234);
+  int rc = Catch::Session().run(argc, argv);
+  std::error_code ec;
+  std::filesystem::remove_all(std::filesystem::temp_directory_path() /
+                              ("lawcat_test_" + std::to_string(::getpid())), ec);
+  return rc;
+}
