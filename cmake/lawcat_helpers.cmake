@@ -6,9 +6,7 @@ target_include_directories(lawcat_common INTERFACE
   ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/csrc_kernels ${CLI11_INCLUDE_DIR})
 target_link_libraries(lawcat_common INTERFACE
   ${TORCH_LIBRARIES} nlohmann_json::nlohmann_json yaml-cpp Threads::Threads ${CMAKE_DL_LIBS})
-if(LAWCAT_HAVE_CUDA)
-  target_compile_definitions(lawcat_common INTERFACE LAWCAT_HAVE_CUDA=1)
-endif()
+# LAWCAT_HAVE_CUDA is defined by lawcat_kernels (csrc_kernels/) for whoever links it.
 target_compile_options(lawcat_common INTERFACE
   $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wno-unused-parameter -Wno-sign-compare>)
 
