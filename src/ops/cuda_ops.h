@@ -1,0 +1,42 @@
+// CUDA implementations behind the ops' dispatch points (src/ops/gla.cpp,
+// src/ops/conv1d.cpp). Thin bindings: check shapes/dtypes/devices (TORCH_CHECK
+// naming the tensor), fill the csrc_kernels params structs, launch on the current
+// stream, turn a cudaError_t into a TORCH_CHECK naming the op. Only declared
+// when the CUDA kernels are built (LAWCAT_HAVE_CUDA).
+#pragma once
+#include <ATen/ATen.h>
+
+#include <tuple>
+
+#include "ops/gla.h"
+
+#ifdef LAWCAT_HAVE_CUDA
+namespace lawcat::ops::cuda {
+
+// Shapes as in ops/gla.h. s0/z0 may be undefined tensors (zero initial state).
+// Returns (y, S_T, z_T).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> chunk_gla_fwd(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
+    const at::Tensor& s0, const at::Tensor& z0, const GlaOptions& options);
+
+// dy: [B, T, H, V]; dS_T [B, H, F, V] / dz_T [B, H, F] may be undefined.
+// Returns (dq, dk, dv, dg, ds0, dz0); ds0/dz0 undefined when s0/z0 were.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> chunk_gla_bwd(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
+    const at::Tensor& s0, const at::Tensor& z0, const at::Tensor& dy, const at::Tensor& dS_T,
+    const at::Tensor& dz_T, const GlaOptions& options);
+
+// One decode step; state/normalizer updated in place. Returns y [B, H, V].
+at::Tensor gla_step(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                    const at::Tensor& g, at::Tensor& state, at::Tensor& normalizer,
+                    const GlaOptions& options);
+
+// x [B, T, C], w [C, W], cache [B, C, W-1] or undefined. Returns out [B, T, C].
+at::Tensor causal_conv1d_fwd(const at::Tensor& x, const at::Tensor& w, const at::Tensor& cache);
+// Returns (dx, dw, dcache); dcache undefined when cache was.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> causal_conv1d_bwd(
+    const at::Tensor& x, const at::Tensor& w, const at::Tensor& cache, const at::Tensor& dout);
+at::Tensor causal_conv1d_step(const at::Tensor& x_t, const at::Tensor& w, at::Tensor& cache);
+
+}  // namespace lawcat::ops::cuda
+#endif
