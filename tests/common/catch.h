@@ -18,6 +18,13 @@ std::filesystem::path scratch_dir(const std::string& name);
 bool have_cuda();
 }  // namespace lawcat::test
 
+// Substring matcher for CHECK_THROWS_WITH / REQUIRE_THAT (named differently in v2 and v3).
+#ifdef LAWCAT_CATCH3
+#define LAWCAT_CONTAINS(s) Catch::Matchers::ContainsSubstring(s)
+#else
+#define LAWCAT_CONTAINS(s) Catch::Contains(s)
+#endif
+
 // Skip the rest of a test case with a message (Catch2 v3 SKIP, v2 WARN + return).
 #ifdef LAWCAT_CATCH3
 #define LAWCAT_SKIP(msg) SKIP(msg)

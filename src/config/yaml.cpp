@@ -1,0 +1,324 @@
+#include "config/yaml.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <set>
+#include <sstream>
+#include <type_traits>
+
+#include "util/error.h"
+#include "util/fs.h"
+
+namespace lawcat::config {
+namespace {
+
+// Sections are the structs with a visit() template; listed explicitly.
+template <class T> constexpr bool section_v =
+    std::is_same_v<T, AttentionConfig> || std::is_same_v<T, ModelConfig> ||
+    std::is_same_v<T, DataConfig> || std::is_same_v<T, SchedulerConfig> ||
+    std::is_same_v<T, StageConfig> || std::is_same_v<T, RunConfig>;
+template <class T> struct is_vector : std::false_type {};
+template <class T> struct is_vector<std::vector<T>> : std::true_type {};
+
+template <class T> std::string type_name() {
+  if constexpr (std::is_same_v<T, bool>) return "a boolean (true/false)";
+  else if constexpr (std::is_integral_v<T>) return "an integer";
+  else if constexpr (std::is_floating_point_v<T>) return "a number";
+  else if constexpr (std::is_same_v<T, std::string>) return "a string";
+  else if constexpr (is_vector<T>::value) return "a list of " + type_name<typename T::value_type>();
+  else return "a value";
+}
+
+std::string where_of(const std::string& file, const YAML::Node& n) {
+  YAML::Mark m = n.Mark();
+  if (m.is_null()) return file;
+  return file + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+}
+
+// Visitor that fills a section from a YAML map and records every problem.
+class Reader {
+ public:
+  Reader(YAML::Node node, std::string prefix, const std::string& file, std::vector<std::string>& errors)
+      : node_(std::move(node)), prefix_(std::move(prefix)), file_(file), errors_(errors) {}
+
+  template <class T, class Check = std::nullptr_t>
+  void operator()(const char* key, T& field, Check check = nullptr) {
+    seen_.insert(key);
+    if (!node_.IsMap()) return;
+    YAML::Node child = node_[key];
+    if (!child.IsDefined() || child.IsNull()) return;
+    std::string path = prefix_ + key;
+    if constexpr (section_v<T>) {
+      if (!child.IsMap()) {
+        errors_.push_back(where_of(file_, child) + ": key '" + path + "': expected a mapping (section)");
+        return;
+      }
+      Reader sub(child, path + ".", file_, errors_);
+      field.visit(sub);
+      sub.finish();
+    } else {
+      T value{};
+      if (!convert(child, value)) {
+        std::ostringstream got;
+        got << (child.IsScalar() ? "'" + child.Scalar() + "'" : child.IsSequence() ? "a list" : "a mapping");
+        errors_.push_back(where_of(file_, child) + ": key '" + path + "': expected " + type_name<T>() +
+                          ", got " + got.str());
+        return;
+      }
+      if constexpr (!std::is_same_v<Check, std::nullptr_t>) {
+        std::string problem = run_check(check, value);
+        if (!problem.empty()) {
+          errors_.push_back(where_of(file_, child) + ": key '" + path + "': " + problem + describe(value));
+          return;
+        }
+      }
+      field = std::move(value);
+    }
+  }
+
+  // Unknown keys in this section.
+  void finish() {
+    if (!node_.IsMap()) return;
+    for (auto it = node_.begin(); it != node_.end(); ++it) {
+      std::string k = it->first.as<std::string>();
+      if (!seen_.count(k)) {
+        std::string known;
+        for (auto& s : seen_) known += (known.empty() ? "" : ", ") + s;
+        errors_.push_back(where_of(file_, it->first) + ": unknown key '" + prefix_ + k + "' (known: " + known + ")");
+      }
+    }
+  }
+
+ private:
+  template <class T>
+  static bool convert(const YAML::Node& n, T& out) {
+    try {
+      if constexpr (is_vector<T>::value) {
+        if (n.IsScalar()) {  // a single value where a list is expected: accept as one element
+          out = {n.as<typename T::value_type>()};
+          return true;
+        }
+        if (!n.IsSequence()) return false;
+        out.clear();
+        for (const auto& e : n) out.push_back(e.as<typename T::value_type>());
+        return true;
+      } else {
+        if (!n.IsScalar()) return false;
+        out = n.as<T>();
+        return true;
+      }
+    } catch (const YAML::Exception&) {
+      return false;
+    }
+  }
+  template <class C, class T>
+  static std::string run_check(C& check, const T& v) {
+    if constexpr (std::is_invocable_r_v<std::string, C, const T&>) return check(v);
+    else if constexpr (std::is_arithmetic_v<T>) return check(static_cast<double>(v));
+    else return "";
+  }
+  template <class T>
+  static std::string describe(const T& v) {
+    std::ostringstream os;
+    if constexpr (std::is_arithmetic_v<T> || std::is_same_v<T, std::string>) os << " (got " << v << ")";
+    return os.str();
+  }
+
+  YAML::Node node_;
+  std::string prefix_;
+  const std::string& file_;
+  std::vector<std::string>& errors_;
+  std::set<std::string> seen_;
+};
+
+// Visitor that writes a section into a YAML emitter.
+class Writer {
+ public:
+  explicit Writer(YAML::Emitter& out) : out_(out) {}
+  template <class T, class Check = std::nullptr_t>
+  void operator()(const char* key, T& field, Check = nullptr) {
+    out_ << YAML::Key << key << YAML::Value;
+    if constexpr (section_v<T>) {
+      out_ << YAML::BeginMap;
+      field.visit(*this);
+      out_ << YAML::EndMap;
+    } else if constexpr (is_vector<T>::value) {
+      out_ << YAML::Flow << YAML::BeginSeq;
+      for (auto& e : field) out_ << e;
+      out_ << YAML::EndSeq;
+    } else if constexpr (std::is_floating_point_v<T>) {
+      std::ostringstream os;
+      os.precision(17);
+      os << field;
+      out_ << os.str();
+    } else {
+      out_ << field;
+    }
+  }
+ private:
+  YAML::Emitter& out_;
+};
+
+// Visitor that writes a section into JSON.
+class JsonWriter {
+ public:
+  explicit JsonWriter(nlohmann::json& j) : j_(j) {}
+  template <class T, class Check = std::nullptr_t>
+  void operator()(const char* key, T& field, Check = nullptr) {
+    if constexpr (section_v<T>) {
+      nlohmann::json sub = nlohmann::json::object();
+      JsonWriter w(sub);
+      field.visit(w);
+      j_[key] = sub;
+    } else {
+      j_[key] = field;
+    }
+  }
+ private:
+  nlohmann::json& j_;
+};
+
+// Applies "a.b.c=value" to the YAML tree (value parsed as YAML: numbers, lists, booleans).
+void apply_override(YAML::Node& root, const std::string& spec, std::vector<std::string>& errors) {
+  auto eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    errors.push_back("--set " + spec + ": expected key.path=value");
+    return;
+  }
+  std::string path = spec.substr(0, eq);
+  YAML::Node value;
+  try {
+    value = YAML::Load(spec.substr(eq + 1));
+  } catch (const YAML::Exception& e) {
+    errors.push_back("--set " + spec + ": cannot parse value: " + e.msg);
+    return;
+  }
+  std::vector<std::string> parts;
+  std::stringstream ss(path);
+  for (std::string p; std::getline(ss, p, '.');) parts.push_back(p);
+  // yaml-cpp nodes are handles: walk with fresh handles, never reassign through a reference.
+  std::vector<YAML::Node> chain{root};
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    YAML::Node next = chain.back()[parts[i]];
+    if (!next.IsDefined() || next.IsNull()) {
+      chain.back()[parts[i]] = YAML::Node(YAML::NodeType::Map);
+      next = chain.back()[parts[i]];
+    }
+    if (!next.IsMap()) {
+      errors.push_back("--set " + spec + ": '" + parts[i] + "' is not a section");
+      return;
+    }
+    chain.push_back(next);
+  }
+  chain.back()[parts.back()] = value;
+}
+
+}  // namespace
+
+RunConfig parse_run_config(const std::string& yaml_text, const std::string& where,
+                           const std::vector<std::string>& overrides) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError(where + ":" + std::to_string(e.mark.line + 1) + ":" +
+                      std::to_string(e.mark.column + 1) + ": YAML syntax error: " + e.msg);
+  }
+  if (!root.IsDefined() || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+  std::vector<std::string> errors;
+  if (!root.IsMap()) {
+    throw ConfigError(where + ": expected a mapping at the top level");
+  }
+  for (const auto& o : overrides) apply_override(root, o, errors);
+  RunConfig cfg;
+  Reader reader(root, "", where, errors);
+  cfg.visit(reader);
+  reader.finish();
+  if (!errors.empty()) {
+    std::string msg = std::to_string(errors.size()) + " problem(s) in config " + where + ":";
+    for (auto& e : errors) msg += "\n  " + e;
+    throw ConfigError(msg);
+  }
+  validate(cfg, where);
+  return cfg;
+}
+
+RunConfig load_run_config(const std::filesystem::path& file, const std::vector<std::string>& overrides) {
+  std::string text;
+  try {
+    text = fs::read_text(file);
+  } catch (const Error& e) {
+    throw ConfigError(std::string("cannot read config: ") + e.what());
+  }
+  return parse_run_config(text, file.string(), overrides);
+}
+
+void validate(const RunConfig& c, const std::string& where) {
+  std::vector<std::string> errors;
+  const auto& a = c.attention;
+  if (a.kind == "lawcat" && a.conv_width > 16)
+    errors.push_back("attention.conv_width: " + std::to_string(a.conv_width) +
+                     " is above the supported maximum 16");
+  if (a.window > 0 && a.window > 4096)
+    errors.push_back("attention.window: at most 4096 (got " + std::to_string(a.window) + ")");
+  for (auto l : a.layers)
+    if (l < 0) errors.push_back("attention.layers: negative layer index " + std::to_string(l));
+  if (c.data.seq_len < 2) errors.push_back("data.seq_len: must be >= 2");
+  for (const StageConfig* s : {&c.pretrain, &c.distill, &c.lora}) {
+    if (s->scheduler.min_lr > s->lr)
+      errors.push_back("scheduler.min_lr (" + std::to_string(s->scheduler.min_lr) + ") is above lr (" +
+                       std::to_string(s->lr) + ")");
+  }
+  if ((c.distill.enabled || c.lora.enabled || c.pretrain.enabled) && c.data.train.empty())
+    errors.push_back("data.train: no training data given (list files or folders)");
+  if (!errors.empty()) {
+    std::string msg = std::to_string(errors.size()) + " problem(s) in config " + where + ":";
+    for (auto& e : errors) msg += "\n  " + e;
+    throw ConfigError(msg);
+  }
+}
+
+std::string to_yaml(const RunConfig& config) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  Writer w(out);
+  const_cast<RunConfig&>(config).visit(w);
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+nlohmann::json to_json(const RunConfig& config) {
+  nlohmann::json j = nlohmann::json::object();
+  JsonWriter w(j);
+  const_cast<RunConfig&>(config).visit(w);
+  return j;
+}
+
+void save_run_config(const std::filesystem::path& file, const RunConfig& config) {
+  fs::atomic_write_text(file, to_yaml(config));
+}
+
+nlohmann::json attention_to_json(const AttentionConfig& a) {
+  nlohmann::json j = nlohmann::json::object();
+  JsonWriter w(j);
+  const_cast<AttentionConfig&>(a).visit(w);
+  return j;
+}
+
+AttentionConfig attention_from_json(const nlohmann::json& j, const std::string& where) {
+  // Round-trip through YAML (JSON is YAML) so the same reader checks keys and types.
+  std::vector<std::string> errors;
+  YAML::Node node = YAML::Load(j.dump());
+  AttentionConfig a;
+  Reader reader(node, "lawcat.", where, errors);
+  a.visit(reader);
+  reader.finish();
+  if (!errors.empty()) {
+    std::string msg = where + ": bad lawcat attention settings:";
+    for (auto& e : errors) msg += "\n  " + e;
+    throw ConfigError(msg);
+  }
+  return a;
+}
+
+}  // namespace lawcat::config

@@ -1,0 +1,75 @@
+// config: YAML reading, overrides, error collection with file:line:col, round-trip.
+#include "common/catch.h"
+#include "config/yaml.h"
+#include "util/error.h"
+
+using namespace lawcat;
+using namespace lawcat::config;
+
+namespace {
+std::string error_of(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
+  try {
+    parse_run_config(yaml, "run.yaml", overrides);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+const char* kMinimal = "data:\n  train: [a.txt]\n";
+}  // namespace
+
+TEST_CASE("defaults are the paper's", "[config]") {
+  RunConfig c = parse_run_config(kMinimal, "run.yaml");
+  CHECK(c.attention.conv_width == 4);
+  CHECK(c.attention.gate_rank == 16);
+  CHECK(c.attention.gate_tau == 16.0);
+  CHECK(c.distill.lr == 1e-2);
+  CHECK(c.distill.grad_accum == 8);
+  CHECK(c.distill.loss_scale == 1000.0);
+  CHECK(c.distill.scheduler.patience == 10);
+  CHECK(c.lora.lr == 1e-4);
+  CHECK(c.lora.lora_rank == 8);
+  CHECK(c.lora.lora_alpha == 16.0);
+  CHECK(c.data.seq_len == 1024);
+}
+
+TEST_CASE("values and overrides are read", "[config]") {
+  RunConfig c = parse_run_config(
+      "output_dir: out/x\nattention:\n  gate_rank: 32\n  layers: [0, 2]\ndata:\n  train: [a.txt]\n",
+      "run.yaml", {"attention.conv_width=2", "distill.lr=0.003", "attention.layers=[1]"});
+  CHECK(c.output_dir == "out/x");
+  CHECK(c.attention.gate_rank == 32);
+  CHECK(c.attention.conv_width == 2);
+  CHECK(c.distill.lr == 0.003);
+  CHECK(c.attention.layers == std::vector<int64_t>{1});
+}
+
+TEST_CASE("unknown keys, wrong types and bad ranges are all reported with positions", "[config]") {
+  std::string err = error_of(
+      "data:\n  train: [a.txt]\nattention:\n  gate_rnk: 32\n  conv_width: -1\ndistill:\n  lr: fast\n");
+  CAPTURE(err);
+  CHECK(err.find("3 problem(s)") != std::string::npos);
+  CHECK(err.find("run.yaml:4:3: unknown key 'attention.gate_rnk'") != std::string::npos);
+  CHECK(err.find("key 'attention.conv_width': must be >= 0") != std::string::npos);
+  CHECK(err.find("run.yaml:7:7: key 'distill.lr': expected a number, got 'fast'") != std::string::npos);
+}
+
+TEST_CASE("bad overrides and cross-field problems are errors", "[config]") {
+  CHECK(error_of(kMinimal, {"attention.nope=1"}).find("unknown key 'attention.nope'") != std::string::npos);
+  CHECK(error_of(kMinimal, {"novalue"}).find("expected key.path=value") != std::string::npos);
+  CHECK(error_of(kMinimal, {"attention.conv_width=64"}).find("above the supported maximum") != std::string::npos);
+  CHECK(error_of("attention:\n  gate_rank: 0\n").find("attention.gate_rank': must be > 0") != std::string::npos);
+  CHECK(error_of("{}").find("data.train: no training data") != std::string::npos);
+  CHECK(error_of("a: [").find("YAML syntax error") != std::string::npos);
+}
+
+TEST_CASE("resolved config round-trips through YAML and JSON", "[config]") {
+  RunConfig c = parse_run_config(kMinimal, "run.yaml", {"attention.window=64", "lora.lora_targets=[q_proj]"});
+  RunConfig back = parse_run_config(to_yaml(c), "resolved.yaml");
+  CHECK(to_json(back) == to_json(c));
+  AttentionConfig a = attention_from_json(attention_to_json(c.attention), "config.json");
+  CHECK(attention_to_json(a) == attention_to_json(c.attention));
+  nlohmann::json bad = attention_to_json(c.attention);
+  bad["colour"] = "red";
+  CHECK_THROWS_WITH(attention_from_json(bad, "config.json"), LAWCAT_CONTAINS("unknown key 'lawcat.colour'"));
+}
