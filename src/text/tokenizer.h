@@ -25,6 +25,18 @@ class Tokenizer {
   virtual int64_t bos_id() const = 0;  // -1 when the tokenizer has none
   virtual int64_t eos_id() const = 0;  // -1 when the tokenizer has none
   virtual std::string kind() const = 0;  // "sentencepiece", "bpe", "llama2c"
+
+  // Extensions (with defaults so test doubles need not implement them).
+  // Whether the model's own pipeline adds BOS (HF add_special_tokens=True: the
+  // tokenizer.json post-processor template, tokenizer_config.json add_bos_token).
+  virtual bool add_bos_by_default() const { return bos_id() >= 0; }
+  // Vocabulary entry of `id` as stored (e.g. "▁the" (SentencePiece), "Ġthe" (byte-level), "<0x0A>",
+  // "<|eot_id|>"); empty when out of range.
+  virtual std::string id_to_piece(int64_t id) const { return {}; }
+  // Id of a vocabulary entry or added/special token (exact match), -1 when absent.
+  virtual int64_t piece_to_id(const std::string& piece) const { return -1; }
+  // True for ids that decode() drops (BOS, EOS, pad, control / special added tokens).
+  virtual bool is_special(int64_t id) const { return id >= 0 && (id == bos_id() || id == eos_id()); }
 };
 
 // Picks the tokenizer from the files in `model_dir` (tokenizer.json, then
