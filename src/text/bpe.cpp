@@ -12,6 +12,11 @@
 //
 // BOS/EOS: the post_processor template (TemplateProcessing) gives the BOS it adds; the
 // interface's add_bos/add_eos then prepend/append those ids.
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <queue>
 #include <unordered_map>

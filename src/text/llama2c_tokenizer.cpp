@@ -9,6 +9,7 @@
 // repeatedly merge the adjacent pair whose concatenation is a piece with the highest
 // score (leftmost on ties). run.c rescans all pairs per merge (O(n^2)); here a heap
 // of candidate pairs with lazy invalidation gives the same merges in O(n log n).
+#include <cstdint>
 #include <cstring>
 #include <queue>
 #include <unordered_map>

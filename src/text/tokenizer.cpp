@@ -2,6 +2,10 @@
 // BOS/EOS of tokenizer_config.json (or special_tokens_map.json) when present.
 #include "text/tokenizer.h"
 
+#include <nlohmann/json.hpp>
+
+#include <optional>
+
 #include "text/tokenizer_impl.h"
 #include "util/error.h"
 #include "util/fs.h"

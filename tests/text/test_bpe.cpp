@@ -170,6 +170,16 @@ TEST_CASE("bpe: long inputs encode in near-linear time", "[text][bpe]") {
   CHECK(tok->decode(b) == prose);
 }
 
+TEST_CASE("bpe: an NFC normalizer (Qwen2) loads; NFC text encodes as without it", "[text][bpe]") {
+  json j = json::parse(fs::read_text(fixtures() / "bpe_llama3/tokenizer.json"));
+  j["normalizer"] = {{"type", "NFC"}};
+  auto dir = test::scratch_dir("bpe_nfc");
+  fs::atomic_write_text(dir / "tokenizer.json", j.dump());
+  auto nfc = text::load_bpe_json(dir / "tokenizer.json");
+  auto plain = text::load_bpe_json(fixtures() / "bpe_llama3/tokenizer.json");
+  for (std::string s : {"Hello world", "Café naïve", "東京 😀"}) CHECK(nfc->encode(s) == plain->encode(s));
+}
+
 TEST_CASE("bpe: broken tokenizer.json files give DataErrors naming the file", "[text][bpe]") {
   auto dir = test::scratch_dir("bpe_errors");
   const json good = json::parse(fs::read_text(fixtures() / "bpe_llama3/tokenizer.json"));
