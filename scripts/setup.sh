@@ -27,7 +27,7 @@ log() { echo "[setup] $*"; }
 PKGS=(build-essential cmake ninja-build ccache pkg-config python3-venv
       libsentencepiece-dev sentencepiece libyaml-cpp-dev libspdlog-dev libfmt-dev
       catch2 nlohmann-json3-dev libcli11-dev libpcre2-dev libopenblas0-openmp
-      gnuplot-nox fortunes-min)
+      gnuplot-nox fortunes-min clang-14 libclang-rt-14-dev)
 missing=()
 if command -v dpkg-query >/dev/null; then
   for p in "${PKGS[@]}"; do
@@ -62,7 +62,7 @@ else
     mkdir -p "$CACHE"
     python3 -m venv "$VENV"
     PIP_CACHE_DIR="$CACHE/pip" "$VENV/bin/pip" install -q --upgrade pip
-    PIP_CACHE_DIR="$CACHE/pip" "$VENV/bin/pip" install -q "torch==$TORCH_VERSION" numpy
+    PIP_CACHE_DIR="$CACHE/pip" "$VENV/bin/pip" install -q "torch==$TORCH_VERSION" numpy safetensors
   fi
   PY="$VENV/bin/python"
 fi

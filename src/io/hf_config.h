@@ -1,16 +1,26 @@
 // Hugging Face config.json for Llama-family decoders (LlamaForCausalLM,
 // MistralForCausalLM). Missing required fields and unsupported values are
 // CheckpointErrors naming the file and the key.
+//
+// Required: hidden_size, intermediate_size, num_hidden_layers,
+// num_attention_heads, vocab_size, and the architecture ("architectures"[0], or
+// "model_type" llama / mistral when "architectures" is absent). Everything else
+// takes the transformers default when absent. rope_theta / rope_scaling may also
+// come as transformers v5's "rope_parameters"; "dtype" is read as "torch_dtype".
+// Rejected because lawcat's Llama does not implement them: attention_bias or
+// mlp_bias true, hidden_act other than "silu", rope types other than
+// default / linear / llama3.
 #pragma once
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace lawcat::io {
 
 struct RopeScaling {
-  std::string type = "none";          // "none", "linear", "llama3"
+  std::string type = "none";          // "none" (also "default"), "linear", "llama3"
   double factor = 1.0;
   double low_freq_factor = 1.0;       // llama3
   double high_freq_factor = 4.0;      // llama3
@@ -26,20 +36,28 @@ struct LlamaConfig {
   int64_t num_attention_heads = 0;
   int64_t num_key_value_heads = 0;
   int64_t head_dim = 0;               // hidden_size / heads when absent
-  double rms_norm_eps = 1e-5;
+  double rms_norm_eps = 1e-6;         // transformers' default when absent
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
   bool tie_word_embeddings = false;
-  int64_t max_position_embeddings = 2048;
-  std::optional<int64_t> sliding_window;  // Mistral; informational
-  int64_t bos_token_id = 1, eos_token_id = 2;
+  int64_t max_position_embeddings = 2048;  // Mistral's default when absent: 131072
+  std::optional<int64_t> sliding_window;  // Mistral (default 4096 when absent); informational
+  int64_t bos_token_id = 1, eos_token_id = 2;  // -1 when null; eos = the first of a list
+  std::vector<int64_t> eos_token_ids = {2};    // all of them (Llama 3.1 lists three)
   std::string torch_dtype = "float32";
   nlohmann::json lawcat;              // the "lawcat" section (attention settings), if any
 };
 
+// `where` prefixes messages (the file name). Checks types, positivity,
+// num_attention_heads % num_key_value_heads == 0, hidden_size % heads == 0 when
+// head_dim is absent.
 LlamaConfig parse_llama_config(const nlohmann::json& j, const std::string& where);
 LlamaConfig load_llama_config(const std::filesystem::path& config_json);
+// A transformers-loadable config.json ("architectures", "model_type", ...);
+// parse_llama_config(to_json(c)) == c.
 nlohmann::json to_json(const LlamaConfig& c);
-void save_llama_config(const std::filesystem::path& config_json, const LlamaConfig& c);
+void save_llama_config(const std::filesystem::path& config_json, const LlamaConfig& c);  // atomic
+bool operator==(const RopeScaling& a, const RopeScaling& b);
+bool operator==(const LlamaConfig& a, const LlamaConfig& b);
 
 }  // namespace lawcat::io
