@@ -38,5 +38,27 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> causal_conv1d_bwd(
     const at::Tensor& x, const at::Tensor& w, const at::Tensor& cache, const at::Tensor& dout);
 at::Tensor causal_conv1d_step(const at::Tensor& x_t, const at::Tensor& w, at::Tensor& cache);
 
+// ---- extensions (kernel engineer) ----------------------------------------------------
+// Packed variable-length sequences: q, k [1, Ttot, H, F]; v [1, Ttot, Hkv, V]; g [1, Ttot, Hkv, F];
+// cu_seqlens [N+1] (int32/int64, any device; 0 = cu[0] <= ... <= cu[N] = Ttot): the state resets
+// at each sequence start. s0 [N, H, F, V] / z0 [N, H, F] optional. Returns y [1, Ttot, H, V],
+// S_T [N, H, F, V], z_T [N, H, F]; the backward takes dy [1, Ttot, H, V] and dS_T / dz_T per sequence.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> chunk_gla_fwd_varlen(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
+    const at::Tensor& s0, const at::Tensor& z0, const at::Tensor& cu_seqlens, const GlaOptions& options);
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> chunk_gla_bwd_varlen(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
+    const at::Tensor& s0, const at::Tensor& z0, const at::Tensor& dy, const at::Tensor& dS_T,
+    const at::Tensor& dz_T, const at::Tensor& cu_seqlens, const GlaOptions& options);
+
+// Conv1D with the GQA repeat done by indexing: x [B, T, Cin] holds Cin / head_dim heads; output
+// head h (of C = Cin * repeat channels, w [C, W]) reads input head h / repeat. cache [B, Cin, W-1].
+// The backward returns dx [B, T, Cin] (summed over the repeated heads), dw [C, W], dcache [B, Cin, W-1].
+at::Tensor causal_conv1d_fwd(const at::Tensor& x, const at::Tensor& w, const at::Tensor& cache,
+                             int64_t repeat, int64_t head_dim);
+std::tuple<at::Tensor, at::Tensor, at::Tensor> causal_conv1d_bwd(
+    const at::Tensor& x, const at::Tensor& w, const at::Tensor& cache, const at::Tensor& dout,
+    int64_t repeat, int64_t head_dim);
+
 }  // namespace lawcat::ops::cuda
 #endif

@@ -1,0 +1,142 @@
+// The one header src/ includes: torch-free parameter structs and launchers for the
+// LAWCAT kernels. Pointers, sizes, element strides and a stream in; cudaError_t out.
+//
+// Shape letters: B batch (or N packed sequences), T time, H query heads, Hkv kv heads,
+// F feature (φ) dim, V value dim, C conv channels / GLA chunk, W conv width.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace lawcat::kernels {
+
+enum class DType : int { kF32 = 0, kBF16 = 1, kF16 = 2 };
+
+// ---------------------------------------------------------------------------
+// Causal depthwise Conv1D over time.
+//   out[b, t, c] = sum_j w[c, j] * x[b, t - W + 1 + j, cin(c)]
+// cin(c) = c when repeat == 1; with repeat = g > 1 the input has C / g channels laid
+// out as heads of head_dim and output head h reads input head h / g (GQA repeat
+// without materializing it).
+struct Conv1dParams {
+  DType dtype = DType::kF32;
+  int batch = 0, seqlen = 0, channels = 0, width = 0;  // B, T, C (output channels), W
+  int repeat = 1, head_dim = 1;                         // see above; Cin = C / repeat
+  const void* x = nullptr;                              // [B, T, Cin], channel stride 1
+  int64_t x_batch_stride = 0, x_row_stride = 0;         // elements
+  const float* w = nullptr;                             // [C, W] fp32, contiguous
+  const void* cache = nullptr;  // [B, Cin, W-1] contiguous, inputs before t = 0 (oldest first), or null
+  void* out = nullptr;          // [B, T, C] contiguous
+  // backward
+  const void* dout = nullptr;   // [B, T, C] contiguous
+  void* dx = nullptr;           // [B, T, C] contiguous: per OUTPUT channel (sum over repeat outside)
+  bool dx_fp32 = false;         // dx written as fp32 instead of the input dtype
+  float* dw = nullptr;          // [C, W] fp32, ZEROED by the caller (atomics)
+  float* dcache = nullptr;      // [B, C, W-1] fp32 per output channel, or null
+};
+cudaError_t launch_conv1d_fwd(const Conv1dParams& p, cudaStream_t stream);
+cudaError_t launch_conv1d_bwd(const Conv1dParams& p, cudaStream_t stream);
+
+// One decode step: x [B, Cin] (row stride x_batch_stride), cache [B, Cin, W-1] rolled in
+// place (must hold W-1 >= 1 entries), out [B, C].
+cudaError_t launch_conv1d_step(const Conv1dParams& p, cudaStream_t stream);
+
+// ---------------------------------------------------------------------------
+// Chunked normalized gated linear attention (LAWCAT.md, "Chunked form").
+// Per head: S_t = Diag(exp g_t) S_{t-1} + k_t v_t^T, z_t likewise with k_t,
+// y_t = q_t^T S_t / (q_t^T z_t + eps) (or the numerator alone when !normalize).
+// q, k: [.., H, F]; v: [.., Hkv, V]; g: [.., Hkv, F] fp32 (<= 0); fp32 state.
+// Sequences: without cu_seqlens, N = B sequences of T tokens (row index t of batch b);
+// with cu_seqlens (device int32 [N+1]) the inputs are one packed batch (b = 0) and
+// sequence n covers rows cu[n] .. cu[n+1]-1; states reset at each sequence start.
+struct GlaParams {
+  DType dtype = DType::kBF16;
+  int num_seqs = 0;   // N
+  int seqlen = 0;     // T (without cu_seqlens); total rows with them
+  int H = 0, Hkv = 0, D = 0;  // F = V = D in {64, 128} (the binding pads other sizes)
+  float eps = 1e-10f;
+  bool normalize = true;
+
+  const void *q = nullptr, *k = nullptr, *v = nullptr;
+  const float* g = nullptr;
+  int64_t q_batch_stride = 0, q_row_stride = 0, q_head_stride = 0;  // elements
+  int64_t k_batch_stride = 0, k_row_stride = 0, k_head_stride = 0;
+  int64_t v_batch_stride = 0, v_row_stride = 0, v_head_stride = 0;
+  int64_t g_batch_stride = 0, g_row_stride = 0, g_head_stride = 0;
+
+  // Packed sequences (null otherwise). chunk_offsets[n] = sum of ceil(len_m / C) for m < n,
+  // seg_* list the segments (see below) in sequence order, seq_seg_offsets [N+1].
+  const int* cu_seqlens = nullptr;
+  const int* chunk_offsets = nullptr;
+  const int* seq_seg_offsets = nullptr;
+  const int* seg_seq = nullptr;
+  const int* seg_c0 = nullptr;
+  const int* seg_c1 = nullptr;
+
+  // Segments: each sequence's chunks are cut into runs of seg_chunks chunks walked by
+  // one CTA each (state carried between runs by a small combine pass). Without
+  // cu_seqlens: segs_per_seq = ceil(NC / seg_chunks), NC = ceil(T / C).
+  int seg_chunks = 1;
+  int segs_per_seq = 1;
+  int num_segs = 0;
+  int chunk_size = 64;  // C, fixed per (dtype, D): gla_chunk_size()
+
+  // Initial / final state (nullable): [N, H, F, V] and [N, H, F] fp32 contiguous.
+  const float* s0 = nullptr;
+  const float* z0 = nullptr;
+  float* sT = nullptr;
+  float* zT = nullptr;
+
+  // Outputs / workspace (contiguous; "tok" = flattened row index b * T + t, or the packed row).
+  void* y = nullptr;             // [tok, H, V]
+  float* seg_S = nullptr;        // [num_segs, H, F, V]
+  float* seg_z = nullptr;        // [num_segs, H, F]
+  float* seg_gamma = nullptr;    // [num_segs, H, F]   prod of chunk decays over the segment
+
+  // Backward only.
+  float* chunk_S = nullptr;      // [num_slots, H, F, V]: state at each chunk start (+ final), per seq NC+1 slots
+  float* chunk_z = nullptr;      // [num_slots, H, F]
+  float* chunk_dS = nullptr;     // [num_chunks, H, F, V]: dL/dS at each chunk END
+  float* chunk_dz = nullptr;     // [num_chunks, H, F]
+  void* chunk_A = nullptr;       // [num_chunks, H, C, C] intra-chunk scores (input dtype)
+  float* den = nullptr;          // [tok, H] q.z + eps (1 when !normalize)
+  float* dd = nullptr;           // [tok, H] sum_v dy * y, ZEROED by the caller
+  const void* dy = nullptr;      // [tok, H, V] contiguous
+  const float* dST = nullptr;    // [N, H, F, V] or null
+  const float* dzT = nullptr;    // [N, H, F] or null
+  void* dq = nullptr;            // [tok, H, F] input dtype
+  void* dk = nullptr;            // [tok, H, F] input dtype
+  float* dv = nullptr;           // [tok, Hkv, V] fp32, ZEROED (atomics over the group)
+  float* dg = nullptr;           // [tok, Hkv, F] fp32, ZEROED (atomics over the group)
+  float* ds0 = nullptr;          // [N, H, F, V] or null
+  float* dz0 = nullptr;          // [N, H, F] or null
+  int num_chunks = 0;            // total chunks over all sequences
+  int num_slots = 0;             // num_chunks + N
+};
+
+// Chunk length used by the kernels for this dtype / head dim (64, or 32 for fp32 D = 128).
+int gla_chunk_size(DType dtype, int D);
+// Forward: y, and the final state when sT/zT are set. Workspace seg_* sized num_segs.
+cudaError_t launch_gla_fwd(const GlaParams& p, cudaStream_t stream);
+// Backward: recomputes the forward states (chunk_S/z, chunk_A, den, dd), walks dL/dS back
+// (chunk_dS/dz, ds0/dz0), then the chunk-parallel gradient kernel (dq, dk, dv, dg).
+cudaError_t launch_gla_bwd(const GlaParams& p, cudaStream_t stream);
+
+// One decode token: q, k [B, H, F]; v [B, Hkv, V]; g [B, Hkv, F] fp32; state [B, H, F, V] and
+// normalizer [B, H, F] fp32 updated in place; y [B, H, V]. Any F, V (generic kernel).
+struct GlaStepParams {
+  DType dtype = DType::kBF16;
+  int batch = 0, H = 0, Hkv = 0, F = 0, V = 0;
+  float eps = 1e-10f;
+  bool normalize = true;
+  const void *q = nullptr, *k = nullptr, *v = nullptr;
+  const float* g = nullptr;
+  int64_t q_batch_stride = 0, q_head_stride = 0, k_batch_stride = 0, k_head_stride = 0;
+  int64_t v_batch_stride = 0, v_head_stride = 0, g_batch_stride = 0, g_head_stride = 0;
+  float* state = nullptr;        // [B, H, F, V] contiguous
+  float* normalizer = nullptr;   // [B, H, F] contiguous
+  void* y = nullptr;             // [B, H, V] contiguous
+};
+cudaError_t launch_gla_step(const GlaStepParams& p, cudaStream_t stream);
+
+}  // namespace lawcat::kernels

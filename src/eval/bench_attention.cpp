@@ -1,0 +1,286 @@
+// LAWCAT attention core vs RoPE + SDPA, timed with CUDA events (see bench_attention.h).
+//
+// Core, per layer (LAWCAT.md steps 2-6), bf16 activations, fp32 filters / gate math:
+//   q̃ = conv(q) [B, T, H*d];  k̃ = conv(k) with the kv head indexed per query head
+//   φ(u) = [softmax(u W); softmax(-u W)] (W [H, d, d/2] shared by q and k), clamp 1e-12
+//   g = logsigmoid(a W2^T + b) / 16   [B, T, Hkv, d] fp32
+//   y = chunk_gla(φq, φk, v, g)       (normalized)
+// Conv and GLA run on the csrc_kernels kernels (own autograd Functions here, so the
+// benchmark depends only on the CUDA bindings); φ and the gate are ATen ops.
+#include "eval/bench_attention.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <stdexcept>
+
+#ifdef LAWCAT_HAVE_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAEvent.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+
+#include "ops/cuda_ops.h"
+#endif
+
+namespace lawcat::eval {
+
+#ifndef LAWCAT_HAVE_CUDA
+BenchAttentionResult bench_attention(const BenchAttentionOptions&) {
+  throw std::runtime_error("bench attention: lawcat was built without the CUDA kernels");
+}
+#else
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+struct ConvFn : public torch::autograd::Function<ConvFn> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w, int64_t repeat,
+                            int64_t head_dim) {
+    ctx->save_for_backward({x, w});
+    ctx->saved_data["repeat"] = repeat;
+    ctx->saved_data["head_dim"] = head_dim;
+    return ops::cuda::causal_conv1d_fwd(x, w, at::Tensor(), repeat, head_dim);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto s = ctx->get_saved_variables();
+    auto [dx, dw, dc] = ops::cuda::causal_conv1d_bwd(s[0], s[1], at::Tensor(), grads[0].contiguous(),
+                                                     ctx->saved_data["repeat"].toInt(),
+                                                     ctx->saved_data["head_dim"].toInt());
+    return {dx, dw, at::Tensor(), at::Tensor()};
+  }
+};
+
+struct GlaFn : public torch::autograd::Function<GlaFn> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const at::Tensor& g) {
+    ctx->save_for_backward({q, k, v, g});
+    return std::get<0>(ops::cuda::chunk_gla_fwd(q, k, v, g, at::Tensor(), at::Tensor(), ops::GlaOptions{}));
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto s = ctx->get_saved_variables();
+    auto r = ops::cuda::chunk_gla_bwd(s[0], s[1], s[2], s[3], at::Tensor(), at::Tensor(), grads[0], at::Tensor(),
+                                      at::Tensor(), ops::GlaOptions{});
+    return {std::get<0>(r), std::get<1>(r), std::get<2>(r), std::get<3>(r)};
+  }
+};
+
+struct Shape {
+  std::string name;
+  int64_t H, Hkv, d;
+};
+Shape shape_of(const std::string& name) {
+  if (name == "1B") return {"1B", 32, 8, 64};
+  if (name == "7B") return {"7B", 32, 8, 128};
+  throw std::runtime_error("bench attention: unknown shape '" + name + "' (1B or 7B)");
+}
+
+struct Params {  // LAWCAT trainable parameters of one layer
+  at::Tensor conv_q, conv_k;  // [H*d, W] fp32
+  at::Tensor wphi;            // [H, d, d/2] bf16
+  at::Tensor w2, b2;          // [Hkv*d, r] bf16, [Hkv*d] bf16
+};
+
+struct Inputs {
+  at::Tensor q, k, v, a, dy;  // [B, T, H, d], [B, T, Hkv, d] x2, [B, T, r], [B, T, H, d]
+};
+
+at::Tensor feature_map(const at::Tensor& u, const at::Tensor& wphi) {  // u [B, T, H, d] -> [B, T, H, d]
+  const at::Tensor s = at::einsum("bthd,hdf->bthf", {u, wphi});
+  return at::cat({at::softmax(s, -1), at::softmax(-s, -1)}, -1).clamp_min(1e-12);
+}
+
+at::Tensor gate(const at::Tensor& a, const Params& P, int64_t Hkv, int64_t d) {
+  const at::Tensor x = at::linear(a, P.w2, P.b2).to(at::kFloat);
+  return (at::log_sigmoid(x) / 16.0).view({a.size(0), a.size(1), Hkv, d});
+}
+
+at::Tensor lawcat_core(const Inputs& in, const Params& P, const Shape& s) {
+  const int64_t B = in.q.size(0), T = in.q.size(1);
+  const at::Tensor qc = ConvFn::apply(in.q.reshape({B, T, s.H * s.d}), P.conv_q, 1, s.d).view({B, T, s.H, s.d});
+  const at::Tensor kc =
+      ConvFn::apply(in.k.reshape({B, T, s.Hkv * s.d}), P.conv_k, s.H / s.Hkv, s.d).view({B, T, s.H, s.d});
+  const at::Tensor g = gate(in.a, P, s.Hkv, s.d);
+  return GlaFn::apply(feature_map(qc, P.wphi), feature_map(kc, P.wphi), in.v, g);
+}
+
+at::Tensor rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {  // x [B, h, T, d]
+  const int64_t half = x.size(-1) / 2;
+  const at::Tensor rot = at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+  return x * cos + rot * sin;
+}
+
+at::Tensor sdpa_core(const Inputs& in, const at::Tensor& cos, const at::Tensor& sin, const Shape& s) {
+  const at::Tensor q = rope(in.q.transpose(1, 2), cos, sin);
+  const at::Tensor k = rope(in.k.transpose(1, 2), cos, sin).repeat_interleave(s.H / s.Hkv, 1);
+  const at::Tensor v = in.v.transpose(1, 2).repeat_interleave(s.H / s.Hkv, 1);
+  return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
+}
+
+double median(std::vector<float> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : (v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]));
+}
+
+struct Timing {
+  double ms, peak_mib;
+};
+
+// Median event time of fn(i) over reps after warm-up; peak allocator memory above the
+// memory in use before the first call.
+Timing time_it(const std::function<void(int)>& fn, int warmup, int reps) {
+  auto stream = at::cuda::getCurrentCUDAStream();
+  const int dev = at::cuda::current_device();
+  for (int i = 0; i < warmup; ++i) fn(i);
+  stream.synchronize();
+  auto& alloc = *c10::cuda::CUDACachingAllocator::get();
+  const int64_t base = alloc.getDeviceStats(dev).allocated_bytes[0].current;
+  alloc.resetPeakStats(dev);
+  std::vector<float> ts;
+  for (int i = 0; i < reps; ++i) {
+    at::cuda::CUDAEvent start(cudaEventDefault), stop(cudaEventDefault);
+    start.record(stream);
+    fn(warmup + i);
+    stop.record(stream);
+    stop.synchronize();
+    ts.push_back(start.elapsed_time(stop));
+  }
+  const int64_t peak = alloc.getDeviceStats(dev).allocated_bytes[0].peak;
+  return {median(ts), double(peak - base) / (1024.0 * 1024.0)};
+}
+
+double measure_copy_gbps() {
+  auto o = at::TensorOptions().device(at::kCUDA).dtype(at::kByte);
+  at::Tensor a = at::randint(0, 255, {int64_t(1) << 30}, o), b = at::empty_like(a);
+  const Timing t = time_it([&](int) { b.copy_(a); }, 3, 10);
+  return 2.0 * double(a.numel()) / (t.ms * 1e-3) / 1e9;
+}
+
+}  // namespace
+
+BenchAttentionResult bench_attention(const BenchAttentionOptions& opt) {
+  if (!at::hasCUDA()) throw std::runtime_error("bench attention: no CUDA device");
+  BenchAttentionResult result;
+  result.device = at::cuda::getCurrentDeviceProperties()->name;
+  result.copy_gbps = measure_copy_gbps();
+  const auto bf16 = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  const auto f32 = at::TensorOptions().device(at::kCUDA).dtype(at::kFloat);
+  constexpr int kSets = 3;  // rotate among fresh random input sets (defeats L2 reuse at short T)
+  for (const auto& shape_name : opt.shapes) {
+    const Shape s = shape_of(shape_name);
+    Params P;
+    const int64_t W = opt.conv_width, r = opt.rank;
+    P.conv_q = at::full({s.H * s.d, W}, 0.001, f32);
+    P.conv_q.select(1, W - 1).fill_(1.0);
+    P.conv_q.add_(at::randn_like(P.conv_q) * 0.01);
+    P.conv_k = P.conv_q.clone();
+    P.wphi = (at::eye(s.d, s.d / 2, f32).unsqueeze(0).repeat({s.H, 1, 1}) + at::randn({s.H, s.d, s.d / 2}, f32) * 0.05)
+                 .to(at::kBFloat16);
+    P.w2 = (at::randn({s.Hkv * s.d, r}, f32) * 0.006).to(at::kBFloat16);
+    P.b2 = at::zeros({s.Hkv * s.d}, bf16);
+    for (const int64_t T : opt.seqlens) {
+      BenchAttentionRow row;
+      row.shape = s.name;
+      row.T = T;
+      row.H = s.H;
+      row.Hkv = s.Hkv;
+      row.d = s.d;
+      const int64_t B = opt.batch;
+      std::vector<Inputs> sets(kSets);
+      for (auto& in : sets) {
+        in.q = at::randn({B, T, s.H, s.d}, bf16);
+        in.k = at::randn({B, T, s.Hkv, s.d}, bf16);
+        in.v = at::randn({B, T, s.Hkv, s.d}, bf16);
+        in.a = at::randn({B, T, r}, bf16);
+        in.dy = at::randn({B, T, s.H, s.d}, bf16);
+      }
+      // HBM floors: fwd reads q, k, v, a and writes y; bwd reads them + dy, writes the grads.
+      const double io_in = 2.0 * B * T * (s.H * s.d + 2 * s.Hkv * s.d + r), io_y = 2.0 * B * T * s.H * s.d;
+      row.floor_fwd_ms = (io_in + io_y) / (result.copy_gbps * 1e9) * 1e3;
+      row.floor_fwdbwd_ms = (3 * io_in + 2 * io_y) / (result.copy_gbps * 1e9) * 1e3;
+      {
+        at::NoGradGuard ng;
+        const Timing t = time_it([&](int i) { lawcat_core(sets[i % kSets], P, s); }, opt.warmup, opt.reps);
+        row.lawcat_fwd_ms = t.ms;
+        row.lawcat_fwd_peak_mib = t.peak_mib;
+      }
+      if (opt.backward) {
+        std::vector<at::Tensor> params = {P.conv_q, P.conv_k, P.wphi, P.w2, P.b2};
+        for (auto& p : params) p.requires_grad_(true);
+        for (auto& in : sets)
+          for (at::Tensor* x : {&in.q, &in.k, &in.v, &in.a}) x->requires_grad_(true);
+        const Timing t = time_it(
+            [&](int i) {
+              const Inputs& in = sets[i % kSets];
+              const at::Tensor y = lawcat_core(in, P, s);
+              y.backward(in.dy);
+            },
+            opt.warmup, opt.reps);
+        row.lawcat_fwdbwd_ms = t.ms;
+        row.lawcat_fwdbwd_peak_mib = t.peak_mib;
+        for (auto& p : params) {
+          p.mutable_grad() = at::Tensor();
+          p.requires_grad_(false);
+        }
+        for (auto& in : sets)
+          for (at::Tensor* x : {&in.q, &in.k, &in.v, &in.a}) {
+            x->mutable_grad() = at::Tensor();
+            x->requires_grad_(false);
+          }
+      }
+      if (opt.breakdown) {
+        at::NoGradGuard ng;
+        const Inputs& in = sets[0];
+        const at::Tensor qf = in.q.reshape({B, T, s.H * s.d}), kf = in.k.reshape({B, T, s.Hkv * s.d});
+        auto tm = [&](const std::function<void()>& f) { return time_it([&](int) { f(); }, 2, 10).ms; };
+        row.parts_ms["conv_q"] = tm([&] { ops::cuda::causal_conv1d_fwd(qf, P.conv_q, at::Tensor(), 1, s.d); });
+        row.parts_ms["conv_k"] = tm([&] { ops::cuda::causal_conv1d_fwd(kf, P.conv_k, at::Tensor(), s.H / s.Hkv, s.d); });
+        const at::Tensor qc = ops::cuda::causal_conv1d_fwd(qf, P.conv_q, at::Tensor(), 1, s.d).view({B, T, s.H, s.d});
+        const at::Tensor kc = ops::cuda::causal_conv1d_fwd(kf, P.conv_k, at::Tensor(), s.H / s.Hkv, s.d)
+                                  .view({B, T, s.H, s.d});
+        row.parts_ms["phi_q"] = tm([&] { feature_map(qc, P.wphi); });
+        row.parts_ms["gate"] = tm([&] { gate(in.a, P, s.Hkv, s.d); });
+        const at::Tensor fq = feature_map(qc, P.wphi), fk = feature_map(kc, P.wphi), g = gate(in.a, P, s.Hkv, s.d);
+        row.parts_ms["gla_fwd"] =
+            tm([&] { ops::cuda::chunk_gla_fwd(fq, fk, in.v, g, at::Tensor(), at::Tensor(), ops::GlaOptions{}); });
+        row.parts_ms["gla_bwd"] = tm([&] {
+          ops::cuda::chunk_gla_bwd(fq, fk, in.v, g, at::Tensor(), at::Tensor(), in.dy, at::Tensor(), at::Tensor(),
+                                   ops::GlaOptions{});
+        });
+      }
+      if (opt.sdpa) {
+        const at::Tensor pos = at::arange(T, f32).unsqueeze(1);
+        const at::Tensor inv = at::pow(500000.0, -at::arange(0, s.d, 2, f32) / double(s.d)).unsqueeze(0);
+        const at::Tensor ang = at::cat({pos * inv, pos * inv}, 1);  // [T, d]
+        const at::Tensor cos = ang.cos().to(at::kBFloat16), sin = ang.sin().to(at::kBFloat16);
+        {
+          at::NoGradGuard ng;
+          const Timing t = time_it([&](int i) { sdpa_core(sets[i % kSets], cos, sin, s); }, opt.warmup, opt.reps);
+          row.sdpa_fwd_ms = t.ms;
+          row.sdpa_fwd_peak_mib = t.peak_mib;
+        }
+        if (opt.backward) {
+          for (auto& in : sets)
+            for (at::Tensor* x : {&in.q, &in.k, &in.v}) x->requires_grad_(true);
+          const Timing t = time_it(
+              [&](int i) {
+                const Inputs& in = sets[i % kSets];
+                sdpa_core(in, cos, sin, s).backward(in.dy.transpose(1, 2));
+              },
+              opt.warmup, opt.reps);
+          row.sdpa_fwdbwd_ms = t.ms;
+          row.sdpa_fwdbwd_peak_mib = t.peak_mib;
+        }
+      }
+      result.rows.push_back(row);
+      c10::cuda::CUDACachingAllocator::emptyCache();
+    }
+  }
+  return result;
+}
+#endif
+
+}  // namespace lawcat::eval
