@@ -62,7 +62,7 @@ else
     mkdir -p "$CACHE"
     python3 -m venv "$VENV"
     PIP_CACHE_DIR="$CACHE/pip" "$VENV/bin/pip" install -q --upgrade pip
-    PIP_CACHE_DIR="$CACHE/pip" "$VENV/bin/pip" install -q "torch==$TORCH_VERSION" numpy safetensors
+    PIP_CACHE_DIR="$CACHE/pip" "$VENV/bin/pip" install -q "torch==$TORCH_VERSION" numpy transformers safetensors
   fi
   PY="$VENV/bin/python"
 fi

@@ -1,0 +1,50 @@
+// `lawcat ppl`: mean NLL per token of a text file (documents on blank lines).
+#include <iomanip>
+#include <iostream>
+
+#include "cli/command.h"
+#include "eval/perplexity.h"
+#include "model/llama.h"
+#include "text/tokenizer.h"
+
+namespace {
+struct PplArgs {
+  std::string model, text, device = "cpu", dtype = "auto";
+  int64_t ctx = 0;
+  bool json = false;
+};
+
+lawcat::cli::Runner setup_ppl(CLI::App& app) {
+  auto a = std::make_shared<PplArgs>();
+  app.add_option("--model", a->model, "model directory (config.json, weights, tokenizer)")->required();
+  app.add_option("--text", a->text, "text file; documents separated by blank lines, each scored with BOS")
+      ->required();
+  app.add_option("--ctx", a->ctx, "window length in tokens (default: the model's max_position_embeddings)")
+      ->check(CLI::PositiveNumber);
+  app.add_flag("--json", a->json, "print one JSON object on the last line");
+  app.add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();
+  app.add_option("--dtype", a->dtype, "auto, float32, bfloat16, float16")->capture_default_str();
+  return [a] {
+    using namespace lawcat;
+    auto model = model::load_llama(a->model, a->device, a->dtype);
+    auto tokenizer = text::load_tokenizer(a->model);
+    eval::PerplexityOptions opt;
+    opt.ctx = a->ctx;
+    auto r = eval::perplexity_of_file(*model, *tokenizer, a->text, opt);
+    std::cout << std::fixed << std::setprecision(4) << "mean NLL " << r.mean_nll() << " nats/token, perplexity "
+              << r.perplexity() << " over " << r.tokens << " tokens (" << r.documents << " documents, "
+              << r.windows << " windows of <= " << r.ctx << " tokens, " << std::setprecision(1) << r.seconds
+              << " s)\n";
+    if (a->json) {
+      nlohmann::json j = {{"model", a->model},      {"text", a->text},          {"ctx", r.ctx},
+                          {"documents", r.documents}, {"windows", r.windows},   {"tokens", r.tokens},
+                          {"nll_sum", r.nll_sum},   {"mean_nll", r.mean_nll()}, {"perplexity", r.perplexity()},
+                          {"seconds", r.seconds},   {"device", a->device},
+                          {"dtype", model::dtype_name(model->dtype())}};
+      std::cout << j.dump() << std::endl;
+    }
+    return 0;
+  };
+}
+LAWCAT_COMMAND("ppl", "Perplexity (mean NLL per token) of a text file", setup_ppl);
+}  // namespace

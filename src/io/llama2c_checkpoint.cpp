@@ -1,0 +1,213 @@
+#include "io/llama2c_checkpoint.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "io/safetensors.h"
+#include "util/error.h"
+#include "util/fs.h"
+#include "util/log.h"
+
+namespace lawcat::io {
+namespace stdfs = std::filesystem;
+
+namespace {
+constexpr uint32_t kMagic = 0x616b3432;  // "ak42"
+constexpr size_t kV1HeaderBytes = 256;
+
+int32_t read_i32(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// Sequential reader of fp32 tensors from the mapped file.
+struct Cursor {
+  const uint8_t* data;
+  size_t offset;
+  at::Tensor take(std::vector<int64_t> shape) {
+    int64_t n = 1;
+    for (auto s : shape) n *= s;
+    at::Tensor t = at::empty(shape, at::kFloat);
+    std::memcpy(t.data_ptr<float>(), data + offset, static_cast<size_t>(n) * 4);
+    offset += static_cast<size_t>(n) * 4;
+    return t;
+  }
+  void skip(int64_t floats) { offset += static_cast<size_t>(floats) * 4; }
+};
+}  // namespace
+
+at::Tensor llama2c_permute_rope_rows(const at::Tensor& w, int64_t heads) {
+  const int64_t rows = w.size(0), cols = w.size(1);
+  TORCH_CHECK(rows % (2 * heads) == 0, "llama2c_permute_rope_rows: ", rows, " rows not divisible by 2 * ",
+              heads, " heads");
+  return w.view({heads, rows / heads / 2, 2, cols}).transpose(1, 2).reshape({rows, cols}).contiguous();
+}
+
+Llama2cModel read_llama2c(const stdfs::path& bin) {
+  const std::string where = bin.string();
+  LAWCAT_CHECK(stdfs::exists(bin), CheckpointError, "llama2.c checkpoint " << where << " does not exist");
+  fs::MappedFile file(bin);
+  const uint8_t* p = file.data();
+  const size_t size = file.size();
+  LAWCAT_CHECK(size >= 28, CheckpointError,
+               where << ": truncated llama2.c header: expected at least 28 bytes, got " << size);
+
+  Llama2cModel out;
+  Llama2cHeader& h = out.header;
+  size_t offset = 0;
+  uint32_t magic;
+  std::memcpy(&magic, p, 4);
+  if (magic == kMagic) {
+    LAWCAT_CHECK(size >= kV1HeaderBytes, CheckpointError,
+                 where << ": truncated llama2.c v1 header: expected " << kV1HeaderBytes << " bytes, got " << size);
+    h.version = read_i32(p + 4);
+    LAWCAT_CHECK(h.version == 1, CheckpointError,
+                 where << ": llama2.c export version " << h.version
+                       << " is not supported (only the fp32 formats: legacy and version 1; "
+                          "version 2 is Q8_0-quantized)");
+    p += 8;
+    offset = kV1HeaderBytes;
+  } else {
+    offset = 28;
+  }
+  h.dim = read_i32(p);
+  h.hidden_dim = read_i32(p + 4);
+  h.n_layers = read_i32(p + 8);
+  h.n_heads = read_i32(p + 12);
+  h.n_kv_heads = read_i32(p + 16);
+  h.vocab_size = read_i32(p + 20);
+  h.seq_len = read_i32(p + 24);
+  if (h.version == 0) {
+    h.shared_classifier = h.vocab_size > 0;
+    h.vocab_size = std::abs(h.vocab_size);
+  } else {
+    h.shared_classifier = p[28] != 0;
+  }
+
+  // Header sanity (also catches a file that is not a llama2.c checkpoint at all).
+  auto bad = [&](const std::string& what) {
+    throw CheckpointError(where + ": not a valid llama2.c checkpoint: " + what +
+                          " (header dim=" + std::to_string(h.dim) + " hidden_dim=" + std::to_string(h.hidden_dim) +
+                          " n_layers=" + std::to_string(h.n_layers) + " n_heads=" + std::to_string(h.n_heads) +
+                          " n_kv_heads=" + std::to_string(h.n_kv_heads) + " vocab_size=" +
+                          std::to_string(h.vocab_size) + " seq_len=" + std::to_string(h.seq_len) + ")");
+  };
+  const int32_t limit = 1 << 20;
+  for (int32_t v : {h.dim, h.hidden_dim, h.n_layers, h.n_heads, h.n_kv_heads, h.vocab_size, h.seq_len}) {
+    if (v <= 0 || v > limit) bad("header values must be in [1, 2^20]");
+  }
+  if (h.dim % h.n_heads != 0) bad("dim must be a multiple of n_heads");
+  if (h.n_heads % h.n_kv_heads != 0) bad("n_heads must be a multiple of n_kv_heads");
+  if (h.head_size() % 2 != 0) bad("head size must be even");
+
+  const int64_t D = h.dim, F = h.hidden_dim, L = h.n_layers, V = h.vocab_size, S = h.seq_len,
+                hs = h.head_size(), KV = int64_t(h.n_kv_heads) * hs;
+  // Guard the int64 arithmetic below against absurd headers.
+  const double approx = double(V) * D * 2 + double(L) * D * (2.0 * D + 2.0 * KV + 3.0 * F) + double(S) * hs;
+  if (approx > 1e15) bad("implausibly large model");
+  int64_t floats = V * D + L * D * 2 + L * D * D * 2 + L * KV * D * 2 + L * F * D * 3 + D;
+  if (h.version == 0) floats += S * hs;  // freq_cis real + imag, [S, hs/2] each
+  if (!h.shared_classifier) floats += V * D;
+  const uint64_t expected = offset + static_cast<uint64_t>(floats) * 4;
+  LAWCAT_CHECK(size >= expected, CheckpointError,
+               where << ": truncated llama2.c checkpoint: expected " << expected << " bytes, got " << size);
+  LAWCAT_CHECK(size == expected, CheckpointError,
+               where << ": llama2.c checkpoint size mismatch: expected " << expected << " bytes, got " << size
+                     << " (trailing data; is the header right?)");
+
+  // Read in file order.
+  Cursor c{file.data(), offset};
+  at::Tensor tok_emb, rms_att, rms_ffn, rms_final, wq, wk, wv, wo, w1, w2, w3, wcls;
+  if (h.version == 0) {
+    tok_emb = c.take({V, D});
+    rms_att = c.take({L, D});
+    wq = c.take({L, D, D});
+    wk = c.take({L, KV, D});
+    wv = c.take({L, KV, D});
+    wo = c.take({L, D, D});
+    rms_ffn = c.take({L, D});
+    w1 = c.take({L, F, D});
+    w2 = c.take({L, D, F});
+    w3 = c.take({L, F, D});
+    rms_final = c.take({D});
+    at::Tensor freq_real = c.take({S, hs / 2});
+    c.skip(S * hs / 2);  // freq_cis_imag
+    // The tables must be theta = 10000 RoPE, the only kind llama2.c writes.
+    if (S > 1) {
+      at::Tensor j = at::arange(hs / 2, at::kDouble);
+      at::Tensor expect = at::cos(at::pow(10000.0, -2.0 * j / static_cast<double>(hs)));  // position 1
+      double err = (freq_real[1].to(at::kDouble) - expect).abs().max().item<double>();
+      if (err > 1e-4) log::warn(where, ": freq_cis tables do not match RoPE theta 10000 (max error ", err, ")");
+    }
+  } else {
+    rms_att = c.take({L, D});
+    rms_ffn = c.take({L, D});
+    rms_final = c.take({D});
+    tok_emb = c.take({V, D});
+    wq = c.take({L, D, D});
+    wk = c.take({L, KV, D});
+    wv = c.take({L, KV, D});
+    wo = c.take({L, D, D});
+    w1 = c.take({L, F, D});
+    w2 = c.take({L, D, F});
+    w3 = c.take({L, F, D});
+  }
+  if (!h.shared_classifier) wcls = c.take({V, D});
+
+  // HF config.
+  LlamaConfig& cfg = out.config;
+  cfg.architecture = "LlamaForCausalLM";
+  cfg.vocab_size = V;
+  cfg.hidden_size = D;
+  cfg.intermediate_size = F;
+  cfg.num_hidden_layers = L;
+  cfg.num_attention_heads = h.n_heads;
+  cfg.num_key_value_heads = h.n_kv_heads;
+  cfg.head_dim = hs;
+  cfg.rms_norm_eps = 1e-5;
+  cfg.rope_theta = 10000.0;
+  cfg.tie_word_embeddings = h.shared_classifier;
+  cfg.max_position_embeddings = S;
+  cfg.bos_token_id = 1;
+  cfg.eos_token_id = 2;
+  cfg.torch_dtype = "float32";
+
+  // HF tensors.
+  auto& t = out.tensors;
+  t.emplace_back("model.embed_tokens.weight", tok_emb);
+  for (int64_t l = 0; l < L; ++l) {
+    const std::string pre = "model.layers." + std::to_string(l) + ".";
+    t.emplace_back(pre + "self_attn.q_proj.weight", llama2c_permute_rope_rows(wq[l], h.n_heads));
+    t.emplace_back(pre + "self_attn.k_proj.weight", llama2c_permute_rope_rows(wk[l], h.n_kv_heads));
+    t.emplace_back(pre + "self_attn.v_proj.weight", wv[l].contiguous());
+    t.emplace_back(pre + "self_attn.o_proj.weight", wo[l].contiguous());
+    t.emplace_back(pre + "mlp.gate_proj.weight", w1[l].contiguous());
+    t.emplace_back(pre + "mlp.down_proj.weight", w2[l].contiguous());
+    t.emplace_back(pre + "mlp.up_proj.weight", w3[l].contiguous());
+    t.emplace_back(pre + "input_layernorm.weight", rms_att[l].contiguous());
+    t.emplace_back(pre + "post_attention_layernorm.weight", rms_ffn[l].contiguous());
+  }
+  t.emplace_back("model.norm.weight", rms_final);
+  if (!h.shared_classifier) t.emplace_back("lm_head.weight", wcls);
+  return out;
+}
+
+void convert_llama2c(const stdfs::path& bin, const stdfs::path& tokenizer_bin, const stdfs::path& out_dir) {
+  Llama2cModel m = read_llama2c(bin);
+  if (!tokenizer_bin.empty()) {
+    LAWCAT_CHECK(stdfs::exists(tokenizer_bin), DataError,
+                 "tokenizer file " << tokenizer_bin.string() << " does not exist");
+  }
+  stdfs::create_directories(out_dir);
+  save_weight_set(out_dir, m.tensors);
+  save_llama_config(out_dir / "config.json", m.config);
+  if (!tokenizer_bin.empty()) fs::atomic_write_text(out_dir / "tokenizer.bin", fs::read_text(tokenizer_bin));
+  int64_t params = 0;
+  for (auto& [n, t] : m.tensors) params += t.numel();
+  log::info("converted ", bin.string(), " (llama2.c ", m.header.version == 0 ? "legacy" : "v1", ", ",
+            params, " parameters, ", m.header.shared_classifier ? "tied" : "untied", " classifier) to ",
+            out_dir.string());
+}
+
+}  // namespace lawcat::io

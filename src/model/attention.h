@@ -1,0 +1,64 @@
+// The teacher's token mixer: grouped-query softmax attention with RoPE, as
+// Hugging Face LlamaAttention / MistralAttention (no biases, causal).
+//
+//   q = x Wq -> [B, H, T, D],  k = x Wk, v = x Wv -> [B, Hkv, T, D]
+//   q, k <- rope(q), rope(k) at positions offset..offset+T-1
+//   y = softmax(q k^T / sqrt(D) + causal mask) v   (kv head h/g serves query head h)
+//   out = Wo concat_h(y)
+//
+// `attention_output` returns y before Wo, [B, T, H*D]: the distillation target.
+// With a decode state (a KVCache) the new k, v are appended and the queries
+// attend to every cached position.
+#pragma once
+#include <ATen/ATen.h>
+#include <torch/arg.h>
+#include <torch/nn/modules/linear.h>
+
+#include <memory>
+
+#include "model/token_mixer.h"
+
+namespace lawcat::model {
+
+struct LlamaAttentionOptions {
+  LlamaAttentionOptions(int64_t hidden_size, int64_t num_heads, int64_t num_kv_heads, int64_t head_dim)
+      : hidden_size_(hidden_size), num_heads_(num_heads), num_kv_heads_(num_kv_heads),
+        head_dim_(head_dim) {}
+  TORCH_ARG(int64_t, hidden_size);
+  TORCH_ARG(int64_t, num_heads);     // H
+  TORCH_ARG(int64_t, num_kv_heads);  // Hkv, divides H
+  TORCH_ARG(int64_t, head_dim);      // D
+  TORCH_ARG(bool, bias) = false;     // q/k/v biases (Qwen2 style); Llama and Mistral have none
+};
+
+class LlamaAttentionImpl : public TokenMixer {
+ public:
+  explicit LlamaAttentionImpl(const LlamaAttentionOptions& options);
+
+  // hidden [B, T, hidden] -> o_proj(attention_output) [B, T, hidden]
+  at::Tensor forward(const at::Tensor& hidden, const MixerContext& ctx) override;
+  // hidden [B, T, hidden] -> softmax attention output before o_proj, [B, T, H*D].
+  // Uses (and appends to) ctx.state when set, which must be a KVCache.
+  at::Tensor attention_output(const at::Tensor& hidden, const MixerContext& ctx);
+  // Projections with RoPE applied: q [B, H, T, D], k, v [B, Hkv, T, D].
+  std::tuple<at::Tensor, at::Tensor, at::Tensor> qkv(const at::Tensor& hidden,
+                                                    const MixerContext& ctx);
+
+  std::unique_ptr<LayerState> make_state(int64_t batch) const override;
+  std::string kind() const override { return "softmax"; }
+  const LlamaAttentionOptions& options() const { return options_; }
+
+  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+
+ private:
+  LlamaAttentionOptions options_;
+};
+using LlamaAttention = std::shared_ptr<LlamaAttentionImpl>;
+
+// Causal softmax attention where the T queries are the last T of S = past + T
+// positions: q [B, H, T, D], k, v [B, Hkv, S, D] (H a multiple of Hkv) -> [B, H, T, D].
+// at::scaled_dot_product_attention with is_causal when past == 0, no mask when
+// T == 1, and an explicit bottom-right causal mask otherwise.
+at::Tensor causal_softmax_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+
+}  // namespace lawcat::model

@@ -1,0 +1,39 @@
+#include "model/decode_state.h"
+
+#include <c10/util/Exception.h>
+
+namespace lawcat::model {
+
+std::pair<at::Tensor, at::Tensor> KVCache::append(const at::Tensor& k, const at::Tensor& v) {
+  TORCH_CHECK(k.dim() == 4 && k.sizes() == v.sizes(), "KVCache::append: k ", k.sizes(), " and v ",
+              v.sizes(), " must both be [B, Hkv, T, D]");
+  const int64_t T = k.size(2);
+  if (k_.defined()) {
+    TORCH_CHECK(k.size(0) == k_.size(0) && k.size(1) == k_.size(1) && k.size(3) == k_.size(3) &&
+                    k.scalar_type() == k_.scalar_type() && k.device() == k_.device(),
+                "KVCache::append: k ", k.sizes(), " does not continue the cache ", k_.sizes());
+  }
+  if (length_ + T > capacity()) {
+    // Grow: at least double, at least 64 positions.
+    int64_t cap = std::max<int64_t>({64, 2 * capacity(), length_ + T});
+    at::Tensor nk = at::empty({k.size(0), k.size(1), cap, k.size(3)}, k.options());
+    at::Tensor nv = at::empty({v.size(0), v.size(1), cap, v.size(3)}, v.options());
+    if (length_ > 0) {
+      nk.narrow(2, 0, length_).copy_(k_.narrow(2, 0, length_));
+      nv.narrow(2, 0, length_).copy_(v_.narrow(2, 0, length_));
+    }
+    k_ = nk;
+    v_ = nv;
+  }
+  k_.narrow(2, length_, T).copy_(k);
+  v_.narrow(2, length_, T).copy_(v);
+  length_ += T;
+  return {k_.narrow(2, 0, length_), v_.narrow(2, 0, length_)};
+}
+
+int64_t KVCache::memory_bytes() const {
+  if (!k_.defined()) return 0;
+  return static_cast<int64_t>(k_.nbytes() + v_.nbytes());
+}
+
+}  // namespace lawcat::model

@@ -1,0 +1,350 @@
+#include "model/llama.h"
+
+#include <torch/csrc/autograd/grad_mode.h>
+
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include "io/safetensors.h"
+#include "util/error.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/progress.h"
+
+namespace lawcat::model {
+namespace stdfs = std::filesystem;
+
+// ---- modules -------------------------------------------------------------------
+
+LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const io::LlamaConfig& c, int64_t layer_index)
+    : layer_index_(layer_index) {
+  // Registration order follows HF's LlamaDecoderLayer.
+  self_attn = register_module(
+      "self_attn", std::make_shared<LlamaAttentionImpl>(LlamaAttentionOptions(
+                       c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.head_dim)));
+  mlp = register_module("mlp", LlamaMLP(LlamaMLPOptions(c.hidden_size, c.intermediate_size)));
+  input_layernorm =
+      register_module("input_layernorm", RMSNorm(RMSNormOptions(c.hidden_size).eps(c.rms_norm_eps)));
+  post_attention_layernorm = register_module(
+      "post_attention_layernorm", RMSNorm(RMSNormOptions(c.hidden_size).eps(c.rms_norm_eps)));
+}
+
+at::Tensor LlamaDecoderLayerImpl::forward(const at::Tensor& x, const MixerContext& ctx) {
+  at::Tensor h = x + self_attn->forward(input_layernorm(x), ctx);
+  return h + mlp(post_attention_layernorm(h));
+}
+
+void LlamaDecoderLayerImpl::set_mixer(std::shared_ptr<TokenMixer> mixer) {
+  TORCH_CHECK(mixer, "set_mixer: null mixer for layer ", layer_index_);
+  self_attn = replace_module("self_attn", std::move(mixer));
+}
+
+LlamaAttention LlamaDecoderLayerImpl::softmax_attention() const {
+  return std::dynamic_pointer_cast<LlamaAttentionImpl>(self_attn);
+}
+
+LlamaModelImpl::LlamaModelImpl(const io::LlamaConfig& c) {
+  embed_tokens = register_module(
+      "embed_tokens", torch::nn::Embedding(torch::nn::EmbeddingOptions(c.vocab_size, c.hidden_size)));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    LlamaDecoderLayer layer(c, i);
+    layers->push_back(layer);
+    decoder_layers.push_back(layer);
+  }
+  norm = register_module("norm", RMSNorm(RMSNormOptions(c.hidden_size).eps(c.rms_norm_eps)));
+}
+
+LlamaForCausalLMImpl::LlamaForCausalLMImpl(const io::LlamaConfig& c)
+    : config_(c), rope_(RopeOptions{c.head_dim, c.rope_theta, c.rope_scaling}) {
+  validate_llama_config(c, "LlamaForCausalLM");
+  model = register_module("model", LlamaModel(c));
+  if (!c.tie_word_embeddings) {
+    lm_head = register_module(
+        "lm_head", torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, c.vocab_size).bias(false)));
+  }
+}
+
+at::Device LlamaForCausalLMImpl::device() const { return model->embed_tokens->weight.device(); }
+at::ScalarType LlamaForCausalLMImpl::dtype() const {
+  return model->embed_tokens->weight.scalar_type();
+}
+
+at::Tensor LlamaForCausalLMImpl::embed(const at::Tensor& input_ids) {
+  TORCH_CHECK(input_ids.dim() == 2 && input_ids.scalar_type() == at::kLong,
+              "LlamaForCausalLM: input_ids must be int64 [B, T], got ", input_ids.scalar_type(), " ",
+              input_ids.sizes());
+  if (input_ids.numel() > 0) {
+    const int64_t lo = input_ids.min().item<int64_t>(), hi = input_ids.max().item<int64_t>();
+    TORCH_CHECK(lo >= 0 && hi < config_.vocab_size, "LlamaForCausalLM: token ids must be in [0, ",
+                config_.vocab_size, "), got [", lo, ", ", hi, "]");
+  }
+  return model->embed_tokens(input_ids.to(device()));
+}
+
+std::pair<at::Tensor, at::Tensor> LlamaForCausalLMImpl::rope_cos_sin(int64_t offset, int64_t T) {
+  return rope_.cos_sin(offset, T, device(), dtype());
+}
+
+MixerContext LlamaForCausalLMImpl::mixer_context(int64_t offset, int64_t T) {
+  MixerContext ctx;
+  ctx.position_offset = offset;
+  std::tie(ctx.cos, ctx.sin) = rope_cos_sin(offset, T);
+  return ctx;
+}
+
+at::Tensor LlamaForCausalLMImpl::hidden_states(const at::Tensor& input_ids, DecodeState* state) {
+  const int64_t T = input_ids.size(-1);
+  const int64_t offset = state ? state->position : 0;
+  if (state) {
+    TORCH_CHECK(static_cast<int64_t>(state->layers.size()) == num_layers(),
+                "LlamaForCausalLM: decode state has ", state->layers.size(), " layers, model has ",
+                num_layers(), " (make it with new_decode_state)");
+    TORCH_CHECK(input_ids.size(0) == state->batch, "LlamaForCausalLM: decode state is for batch ",
+                state->batch, ", input_ids has batch ", input_ids.size(0));
+  }
+  at::Tensor x = embed(input_ids);  // [B, T, D]
+  MixerContext ctx = mixer_context(offset, T);
+  for (int64_t i = 0; i < num_layers(); ++i) {
+    ctx.state = state ? state->layers[i].get() : nullptr;
+    x = layer(i)->forward(x, ctx);
+  }
+  if (state) state->position += T;
+  return model->norm(x);
+}
+
+at::Tensor LlamaForCausalLMImpl::logits(const at::Tensor& hidden) {
+  if (lm_head) return lm_head(hidden);
+  return at::linear(hidden, model->embed_tokens->weight);
+}
+
+at::Tensor LlamaForCausalLMImpl::forward(const at::Tensor& input_ids) {
+  return logits(hidden_states(input_ids, nullptr));
+}
+
+at::Tensor LlamaForCausalLMImpl::forward(const at::Tensor& input_ids, DecodeState& state) {
+  return logits(hidden_states(input_ids, &state));
+}
+
+DecodeState LlamaForCausalLMImpl::new_decode_state(int64_t batch) const {
+  DecodeState s;
+  s.batch = batch;
+  for (const auto& l : model->decoder_layers) s.layers.push_back(l->self_attn->make_state(batch));
+  return s;
+}
+
+// ---- config ----------------------------------------------------------------------
+
+void validate_llama_config(const io::LlamaConfig& c, const std::string& where) {
+  std::vector<std::string> problems;
+  auto need_positive = [&](const char* key, int64_t v) {
+    if (v <= 0) problems.push_back(std::string(key) + " must be positive, got " + std::to_string(v));
+  };
+  need_positive("vocab_size", c.vocab_size);
+  need_positive("hidden_size", c.hidden_size);
+  need_positive("intermediate_size", c.intermediate_size);
+  need_positive("num_hidden_layers", c.num_hidden_layers);
+  need_positive("num_attention_heads", c.num_attention_heads);
+  need_positive("num_key_value_heads", c.num_key_value_heads);
+  need_positive("head_dim", c.head_dim);
+  if (c.num_attention_heads > 0 && c.num_key_value_heads > 0 &&
+      c.num_attention_heads % c.num_key_value_heads != 0) {
+    problems.push_back("num_attention_heads (" + std::to_string(c.num_attention_heads) +
+                       ") must be a multiple of num_key_value_heads (" +
+                       std::to_string(c.num_key_value_heads) + ")");
+  }
+  if (c.head_dim % 2 != 0) problems.push_back("head_dim must be even for RoPE, got " + std::to_string(c.head_dim));
+  const auto& t = c.rope_scaling.type;
+  if (t != "none" && t != "default" && t != "linear" && t != "llama3") {
+    problems.push_back("rope_scaling type '" + t + "' is not supported (none, linear, llama3)");
+  }
+  if (!(c.rms_norm_eps > 0)) problems.push_back("rms_norm_eps must be positive");
+  if (!(c.rope_theta > 0)) problems.push_back("rope_theta must be positive");
+  if (!problems.empty()) {
+    std::string msg = where + ": unsupported Llama config:";
+    for (const auto& p : problems) msg += "\n  " + p;
+    throw CheckpointError(msg);
+  }
+}
+
+LlamaForCausalLM build_llama(const io::LlamaConfig& config) { return LlamaForCausalLM(config); }
+
+// ---- loading -----------------------------------------------------------------------
+
+namespace {
+std::string shape_str(at::IntArrayRef s) {
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
+  os << "]";
+  return os.str();
+}
+
+}  // namespace
+
+void load_weights(torch::nn::Module& module, const stdfs::path& dir, const LoadWeightsOptions& opt) {
+  io::WeightSet weights(dir);
+  std::vector<std::pair<std::string, at::Tensor>> targets;
+  for (auto& p : module.named_parameters(/*recurse=*/true)) targets.emplace_back(p.key(), p.value());
+  for (auto& b : module.named_buffers(/*recurse=*/true)) targets.emplace_back(b.key(), b.value());
+
+  // 1. Check every name and shape before loading anything.
+  std::vector<std::string> problems;
+  std::vector<std::pair<std::string, at::Tensor>> to_load, keep;
+  std::set<std::string> wanted;
+  for (auto& [name, t] : targets) {
+    wanted.insert(name);
+    if (!weights.contains(name)) {
+      if (opt.optional && opt.optional(name)) {
+        keep.emplace_back(name, t);
+      } else {
+        problems.push_back("missing tensor " + name + " (expected shape " + shape_str(t.sizes()) + ")");
+      }
+      continue;
+    }
+    const auto& info = weights.info(name);
+    if (at::IntArrayRef(info.shape) != t.sizes()) {
+      problems.push_back("tensor " + name + " in " + weights.file(name).path().string() + ": expected shape " +
+                         shape_str(t.sizes()) + ", got " + shape_str(info.shape));
+      continue;
+    }
+    to_load.emplace_back(name, t);
+  }
+  if (!problems.empty()) {
+    std::string msg = "checkpoint " + dir.string() + " does not match the model (" +
+                      std::to_string(problems.size()) + " problem" + (problems.size() > 1 ? "s" : "") + "):";
+    const size_t shown = std::min<size_t>(problems.size(), 20);
+    for (size_t i = 0; i < shown; ++i) msg += "\n  " + problems[i];
+    if (shown < problems.size()) msg += "\n  ... and " + std::to_string(problems.size() - shown) + " more";
+    throw CheckpointError(msg);
+  }
+  std::vector<std::string> extra;
+  for (const auto& n : weights.names()) {
+    if (!wanted.count(n)) extra.push_back(n);
+  }
+  if (!extra.empty()) {
+    std::string list;
+    for (size_t i = 0; i < extra.size() && i < 8; ++i) list += (i ? ", " : "") + extra[i];
+    if (extra.size() > 8) list += ", ...";
+    log::warn("checkpoint ", dir.string(), ": ignoring ", extra.size(),
+              " tensor(s) the model does not use: ", list);
+  }
+
+  // 2. Load. set_data keeps each parameter's identity (and registration) and
+  //    frees the placeholder it replaces.
+  torch::NoGradGuard no_grad;
+  int64_t bytes = 0;
+  for (auto& [name, t] : to_load) bytes += static_cast<int64_t>(t.nbytes());
+  std::optional<Progress> progress;  // only for models big enough to take a while
+  if (bytes > (int64_t(256) << 20)) {
+    progress.emplace("loading " + dir.filename().string(), static_cast<int64_t>(to_load.size()), "tensors");
+  }
+  for (auto& [name, t] : to_load) {
+    const at::ScalarType dt = at::isFloatingType(t.scalar_type()) ? opt.dtype : t.scalar_type();
+    t.set_data(weights.load(name, opt.device, dt));
+    if (progress) progress->advance();
+  }
+  if (progress) progress->finish();
+  for (auto& [name, t] : keep) {
+    const at::ScalarType dt = at::isFloatingType(t.scalar_type()) ? opt.dtype : t.scalar_type();
+    t.set_data(t.to(opt.device, dt));
+  }
+}
+
+LlamaForCausalLM load_llama(const stdfs::path& dir, at::Device device, at::ScalarType dtype) {
+  {
+    LAWCAT_CHECK(stdfs::is_directory(dir), CheckpointError,
+                 "model directory " << dir.string() << " does not exist");
+    const auto config_path = dir / "config.json";
+    LAWCAT_CHECK(stdfs::exists(config_path), CheckpointError,
+                 "missing " << config_path.string() << " (expected a Hugging Face model directory)");
+    io::LlamaConfig config = io::load_llama_config(config_path);
+    validate_llama_config(config, config_path.string());
+    LlamaForCausalLM model = build_llama(config);
+    LoadWeightsOptions opt;
+    opt.device = device;
+    opt.dtype = dtype;
+    load_weights(*model, dir, opt);
+    model->eval();
+    log::info("loaded ", dir.string(), ": ", config.num_hidden_layers, " layers, hidden ",
+              config.hidden_size, ", heads ", config.num_attention_heads, "/", config.num_key_value_heads,
+              ", vocab ", config.vocab_size, " (", dtype_name(dtype), " on ", device.str(), ")");
+    return model;
+  }
+}
+
+void save_llama(LlamaForCausalLMImpl& model, const stdfs::path& dir, int shards) {
+  stdfs::create_directories(dir);
+  io::LlamaConfig config = model.config();
+  config.torch_dtype = dtype_name(model.dtype());
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (auto& p : model.named_parameters(true)) tensors.emplace_back(p.key(), p.value().detach());
+  for (auto& b : model.named_buffers(true)) tensors.emplace_back(b.key(), b.value().detach());
+  io::save_weight_set(dir, tensors, shards);
+  io::save_llama_config(dir / "config.json", config);
+}
+
+int copy_tokenizer_files(const stdfs::path& from, const stdfs::path& to) {
+  int n = 0;
+  for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer.bin", "tokenizer_config.json",
+                           "special_tokens_map.json", "generation_config.json"}) {
+    const auto src = from / name;
+    if (!stdfs::exists(src)) continue;
+    stdfs::create_directories(to);
+    fs::atomic_write_text(to / name, fs::read_text(src));
+    ++n;
+  }
+  return n;
+}
+
+at::ScalarType parse_dtype(const std::string& name) {
+  if (name == "float32" || name == "fp32" || name == "float") return at::kFloat;
+  if (name == "bfloat16" || name == "bf16") return at::kBFloat16;
+  if (name == "float16" || name == "fp16" || name == "half") return at::kHalf;
+  if (name == "float64" || name == "fp64" || name == "double") return at::kDouble;
+  throw ConfigError("unknown dtype '" + name + "' (float32, bfloat16, float16, float64)");
+}
+
+std::string dtype_name(at::ScalarType dtype) {
+  switch (dtype) {
+    case at::kFloat: return "float32";
+    case at::kBFloat16: return "bfloat16";
+    case at::kHalf: return "float16";
+    case at::kDouble: return "float64";
+    default: return c10::toString(dtype);
+  }
+}
+
+at::Device parse_device(const std::string& name) {
+  at::Device device = at::kCPU;
+  try {
+    device = at::Device(name);
+  } catch (const std::exception&) {
+    throw ConfigError("unknown device '" + name + "' (cpu, cuda, cuda:N)");
+  }
+  if (device.is_cuda()) {
+    LAWCAT_CHECK(at::hasCUDA(), ConfigError, "device '" << name << "' requested but CUDA is not available");
+  } else {
+    LAWCAT_CHECK(device.is_cpu(), ConfigError, "unsupported device '" << name << "' (cpu, cuda, cuda:N)");
+  }
+  return device;
+}
+
+at::ScalarType resolve_dtype(const std::string& name, at::Device device, const io::LlamaConfig& config) {
+  if (name != "auto") return parse_dtype(name);
+  if (!device.is_cuda()) return at::kFloat;
+  if (config.torch_dtype == "bfloat16" || config.torch_dtype == "float16") return parse_dtype(config.torch_dtype);
+  return at::kFloat;
+}
+
+LlamaForCausalLM load_llama(const stdfs::path& dir, const std::string& device, const std::string& dtype) {
+  const at::Device dev = parse_device(device);
+  LAWCAT_CHECK(stdfs::is_directory(dir), CheckpointError, "model directory " << dir.string() << " does not exist");
+  LAWCAT_CHECK(stdfs::exists(dir / "config.json"), CheckpointError,
+               "missing " << (dir / "config.json").string() << " (expected a Hugging Face model directory)");
+  const io::LlamaConfig config = io::load_llama_config(dir / "config.json");
+  return load_llama(dir, dev, resolve_dtype(dtype, dev, config));
+}
+
+}  // namespace lawcat::model
