@@ -1,0 +1,385 @@
+#include "model/lawcat_attention.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/init.h>
+
+#include <cmath>
+
+#include "model/rope.h"
+#include "ops/conv1d.h"
+#include "ops/gla.h"
+#include "util/error.h"
+
+namespace lawcat::model {
+
+void LawcatOptions::validate() const {
+  LAWCAT_CHECK(hidden_size > 0 && num_heads > 0 && num_kv_heads > 0 && head_dim > 0, ConfigError,
+               "attention: invalid teacher shape (hidden " << hidden_size << ", heads " << num_heads
+                                                           << ", kv heads " << num_kv_heads << ", head_dim "
+                                                           << head_dim << ")");
+  LAWCAT_CHECK(num_heads % num_kv_heads == 0, ConfigError,
+               "attention: num_heads " << num_heads << " is not a multiple of num_kv_heads " << num_kv_heads);
+  LAWCAT_CHECK(conv_width >= 0 && conv_width <= kMaxConvWidth, ConfigError,
+               "attention.conv_width: " << conv_width << " is outside the supported range 0.." << kMaxConvWidth);
+  LAWCAT_CHECK(!gate || gate_rank > 0, ConfigError,
+               "attention.gate_rank: must be > 0 when the gate is on (got " << gate_rank << ")");
+  LAWCAT_CHECK(gate_tau > 0, ConfigError, "attention.gate_tau: must be > 0 (got " << gate_tau << ")");
+  LAWCAT_CHECK(feature_dim >= 0, ConfigError, "attention.feature_dim: must be >= 0 (got " << feature_dim << ")");
+  LAWCAT_CHECK(feature_dim > 0 || head_dim % 2 == 0, ConfigError,
+               "attention.feature_dim: the default (head_dim / 2) needs an even head_dim; got head_dim "
+                   << head_dim << " — set feature_dim explicitly");
+  LAWCAT_CHECK(f() <= head_dim, ConfigError,
+               "attention.feature_dim: " << f() << " must not exceed head_dim " << head_dim
+                                         << " (the map is initialised to eye(head_dim, feature_dim))");
+  LAWCAT_CHECK(window >= 0, ConfigError, "attention.window: must be >= 0 (got " << window << ")");
+  LAWCAT_CHECK(window_weight_init > 0 && window_weight_init < 1, ConfigError,
+               "attention.window_weight_init: must be in (0, 1) (got " << window_weight_init << ")");
+  LAWCAT_CHECK(chunk_size > 0, ConfigError, "attention.chunk_size: must be > 0 (got " << chunk_size << ")");
+}
+
+LawcatOptions lawcat_options_from_config(const config::AttentionConfig& a, int64_t hidden_size,
+                                         int64_t num_heads, int64_t num_kv_heads, int64_t head_dim) {
+  LawcatOptions o;
+  o.hidden_size = hidden_size;
+  o.num_heads = num_heads;
+  o.num_kv_heads = num_kv_heads;
+  o.head_dim = head_dim;
+  o.conv_width = a.conv_width;
+  o.conv_on_v = a.conv_on_v;
+  o.gate = a.gate;
+  o.gate_rank = a.gate_rank;
+  o.gate_tau = a.gate_tau;
+  o.feature_dim = a.feature_dim;
+  o.normalize = a.normalize;
+  o.rope = a.rope;
+  o.window = a.window;
+  o.window_weight_init = a.window_weight_init;
+  o.eps = a.eps;
+  o.chunk_size = a.chunk_size;
+  o.validate();
+  return o;
+}
+
+int64_t LawcatState::memory_bytes() const {
+  int64_t n = 0;
+  for (const at::Tensor* t : {&S, &z, &conv_q_cache, &conv_k_cache, &conv_v_cache, &win_k, &win_v,
+                              &win_phik, &win_lin_v, &win_g, &S_lag, &z_lag})
+    if (t->defined()) n += t->numel() * t->element_size();
+  return n;
+}
+
+namespace {
+// Conv init: the tap on the current token 1.0, all others 0.001 (near identity).
+at::Tensor conv_init(int64_t channels, int64_t width) {
+  at::Tensor w = at::full({channels, width}, 0.001, at::kFloat);
+  w.select(1, width - 1).fill_(1.0);
+  return w;
+}
+}  // namespace
+
+LawcatAttentionImpl::LawcatAttentionImpl(const LawcatOptions& options,
+                                         const std::shared_ptr<LlamaAttentionImpl>& teacher)
+    : options_(options), teacher_(teacher) {
+  options_.validate();
+  TORCH_CHECK(teacher_, "LawcatAttention: a teacher attention module is required");
+  const auto& o = options_;
+  const auto& to = teacher_->options();
+  LAWCAT_CHECK(to.num_heads() == o.num_heads && to.num_kv_heads() == o.num_kv_heads &&
+                   to.head_dim() == o.head_dim && to.hidden_size() == o.hidden_size,
+               ConfigError, "LawcatAttention: options do not match the teacher's shape");
+  q_proj = register_module("q_proj", teacher_->q_proj);
+  k_proj = register_module("k_proj", teacher_->k_proj);
+  v_proj = register_module("v_proj", teacher_->v_proj);
+  o_proj = register_module("o_proj", teacher_->o_proj);
+  // New parameters live on the teacher's device, in fp32 (trainable weights stay fp32).
+  at::Device device = teacher_->q_proj->weight.device();
+  auto f32 = at::TensorOptions().dtype(at::kFloat).device(device);
+  const int64_t H = o.num_heads, Hkv = o.num_kv_heads, d = o.head_dim, f = o.f(), F = o.phi_dim();
+  if (o.conv_width > 0) {
+    conv_q = register_parameter("conv_q", conv_init(H * d, o.conv_width).to(device));
+    conv_k = register_parameter("conv_k", conv_init(H * d, o.conv_width).to(device));
+    if (o.conv_on_v) conv_v = register_parameter("conv_v", conv_init(Hkv * d, o.conv_width).to(device));
+  }
+  // Wφ = eye(d, f) per head.
+  feature_map = register_parameter("feature_map", at::eye(d, f, at::kFloat).unsqueeze(0).repeat({H, 1, 1}).contiguous());
+  if (o.gate) {
+    gate_down = register_module("gate_down", torch::nn::Linear(torch::nn::LinearOptions(o.hidden_size, o.gate_rank).bias(false)));
+    gate_up = register_module("gate_up", torch::nn::Linear(torch::nn::LinearOptions(o.gate_rank, Hkv * F).bias(true)));
+    at::NoGradGuard no_grad;
+    gate_down->weight.normal_(0.0, 0.006);
+    gate_up->weight.normal_(0.0, 0.006);
+    gate_up->bias.zero_();
+    gate_down->to(device, at::kFloat);
+    gate_up->to(device, at::kFloat);
+  }
+  if (o.window > 0) {
+    double w = std::log(o.window_weight_init / (1.0 - o.window_weight_init));
+    window_weight = register_parameter("window_weight", at::full({H}, w, f32));
+  }
+}
+
+std::vector<std::pair<std::string, at::Tensor>> LawcatAttentionImpl::lawcat_parameters() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  if (conv_q.defined()) out.emplace_back("conv_q", conv_q);
+  if (conv_k.defined()) out.emplace_back("conv_k", conv_k);
+  if (conv_v.defined()) out.emplace_back("conv_v", conv_v);
+  out.emplace_back("feature_map", feature_map);
+  if (gate_down) {
+    out.emplace_back("gate_down.weight", gate_down->weight);
+    out.emplace_back("gate_up.weight", gate_up->weight);
+    out.emplace_back("gate_up.bias", gate_up->bias);
+  }
+  if (window_weight.defined()) out.emplace_back("window_weight", window_weight);
+  return out;
+}
+
+void LawcatAttentionImpl::clear_recorded() {
+  last_student_ = at::Tensor();
+  last_teacher_ = at::Tensor();
+}
+
+std::unique_ptr<LayerState> LawcatAttentionImpl::make_state(int64_t batch) const {
+  if (mode_ == MixerMode::kTeacher) return teacher_->make_state(batch);
+  return std::make_unique<LawcatState>();
+}
+
+at::Tensor LawcatAttentionImpl::phi(const at::Tensor& u) const {
+  // u [B, T, H, d] -> u Wφ_h [B, T, H, f] -> [softmax ; softmax(-)] [B, T, H, 2f]
+  at::Tensor proj = at::einsum("bthd,hdf->bthf", {u.to(at::kFloat), feature_map});
+  at::Tensor out = at::cat({at::softmax(proj, -1), at::softmax(-proj, -1)}, -1);
+  return at::clamp_min(out, 1e-12);
+}
+
+at::Tensor LawcatAttentionImpl::log_gate(const at::Tensor& x) const {
+  const int64_t B = x.size(0), T = x.size(1);
+  // W1 then W2 (+ b), in fp32: F.linear without going through the (non-const) modules.
+  at::Tensor logits = at::linear(at::linear(x.to(at::kFloat), gate_down->weight), gate_up->weight, gate_up->bias);
+  return (at::log_sigmoid(logits) / options_.gate_tau)
+      .view({B, T, options_.num_kv_heads, options_.phi_dim()});
+}
+
+at::Tensor LawcatAttentionImpl::conv(const at::Tensor& x, const at::Tensor& w, at::Tensor* cache) const {
+  // x [B, T, C]; cache [B, C, c-1] continues a stream when given.
+  if (!cache) return ops::causal_conv1d(x, w);
+  const int64_t width = w.size(1);
+  std::optional<at::Tensor> init;
+  if (cache->defined()) init = *cache;
+  at::Tensor out = ops::causal_conv1d(x, w, init);
+  *cache = ops::causal_conv1d_cache(x.detach(), width, init ? std::optional<at::Tensor>(init->detach())
+                                                            : std::optional<at::Tensor>());
+  return out;
+}
+
+at::Tensor LawcatAttentionImpl::forward(const at::Tensor& hidden, const MixerContext& ctx) {
+  switch (mode_) {
+    case MixerMode::kTeacher:
+      return teacher_->forward(hidden, ctx);
+    case MixerMode::kDistill: {
+      TORCH_CHECK(ctx.state == nullptr, "LawcatAttention: distillation mode runs without a decode state");
+      at::Tensor y_teacher;
+      {
+        at::NoGradGuard no_grad;
+        y_teacher = teacher_->attention_output(hidden, ctx);
+      }
+      last_teacher_ = y_teacher;
+      last_student_ = lawcat_output(hidden.detach(), ctx);
+      return o_proj->forward(y_teacher);
+    }
+    case MixerMode::kStudent:
+    default:
+      return o_proj->forward(lawcat_output(hidden, ctx));
+  }
+}
+
+at::Tensor LawcatAttentionImpl::lawcat_output(const at::Tensor& x, const MixerContext& ctx) {
+  const auto& o = options_;
+  const int64_t B = x.size(0), T = x.size(1), H = o.num_heads, Hkv = o.num_kv_heads, d = o.head_dim;
+  LawcatState* st = nullptr;
+  if (ctx.state) {
+    st = dynamic_cast<LawcatState*>(ctx.state);
+    TORCH_CHECK(st, "LawcatAttention: the decode state is not a LawcatState");
+  }
+  // Window hybrid with a state: a continuation longer than one token goes token by
+  // token, so the window ring stays exact (prefill-then-step == one parallel pass).
+  if (st && o.window > 0 && st->seen > 0 && T > 1) {
+    std::vector<at::Tensor> outs;
+    for (int64_t t = 0; t < T; ++t) {
+      MixerContext c1 = ctx;
+      c1.position_offset = ctx.position_offset + t;
+      if (ctx.cos.defined()) {
+        c1.cos = ctx.cos.narrow(0, t, 1);
+        c1.sin = ctx.sin.narrow(0, t, 1);
+      }
+      outs.push_back(lawcat_output(x.narrow(1, t, 1), c1));
+    }
+    return at::cat(outs, 1);
+  }
+
+  at::Tensor q = q_proj->forward(x);                  // [B, T, H*d]
+  at::Tensor k = k_proj->forward(x);                  // [B, T, Hkv*d]
+  at::Tensor v = v_proj->forward(x);                  // [B, T, Hkv*d]
+  // GQA: repeat k to H heads before the conv, so every query head has its own k filter.
+  at::Tensor k_rep = k.view({B, T, Hkv, 1, d}).expand({B, T, Hkv, o.group(), d}).reshape({B, T, H * d});
+  at::Tensor q_conv = q, k_conv = k_rep, v_lin = v;
+  if (o.conv_width > 0) {
+    q_conv = conv(q, conv_q, st ? &st->conv_q_cache : nullptr);
+    k_conv = conv(k_rep, conv_k, st ? &st->conv_k_cache : nullptr);
+    if (o.conv_on_v) v_lin = conv(v, conv_v, st ? &st->conv_v_cache : nullptr);
+  }
+  at::Tensor q4 = q_conv.view({B, T, H, d});
+  at::Tensor k4 = k_conv.view({B, T, H, d});
+  at::Tensor v4 = v_lin.view({B, T, Hkv, d});
+  if (o.rope) {
+    TORCH_CHECK(ctx.cos.defined(), "LawcatAttention: rope on the linear path needs RoPE tables in the context");
+    q4 = apply_rope(q4.transpose(1, 2), ctx.cos, ctx.sin).transpose(1, 2);
+    k4 = apply_rope(k4.transpose(1, 2), ctx.cos, ctx.sin).transpose(1, 2);
+  }
+  // φ in fp32, handed to the GLA op in the values' dtype (bf16 on GPU: tensor cores).
+  at::Tensor phiq = phi(q4).to(v4.scalar_type());
+  at::Tensor phik = phi(k4).to(v4.scalar_type());
+  at::Tensor g = o.gate ? log_gate(x)
+                        : at::zeros({B, T, Hkv, o.phi_dim()}, x.options().dtype(at::kFloat));
+  ops::GlaOptions gopt;
+  gopt.chunk_size = o.chunk_size;
+  gopt.normalize = o.normalize;
+  gopt.eps = o.eps;
+
+  at::Tensor y;  // [B, T, H, d]
+  if (o.window > 0) {
+    // The window part attends with the teacher's RoPE'd projections (as LoLCATs).
+    at::Tensor q_r = q.view({B, T, H, d}).transpose(1, 2);
+    at::Tensor k_r = k.view({B, T, Hkv, d}).transpose(1, 2);
+    if (ctx.cos.defined()) {
+      q_r = apply_rope(q_r, ctx.cos, ctx.sin);
+      k_r = apply_rope(k_r, ctx.cos, ctx.sin);
+    }
+    y = window_hybrid(q_r, k_r, v4, phiq, phik, g, st);
+  } else if (st) {
+    if (!st->S.defined()) {
+      st->S = at::zeros({B, H, o.phi_dim(), d}, x.options().dtype(at::kFloat));
+      st->z = at::zeros({B, H, o.phi_dim()}, x.options().dtype(at::kFloat));
+    }
+    if (T == 1 && !at::GradMode::is_enabled()) {
+      y = ops::gla_step(phiq.select(1, 0), phik.select(1, 0), v4.select(1, 0), g.select(1, 0), st->S, st->z, gopt)
+              .unsqueeze(1);
+    } else {
+      ops::GlaResult r = ops::chunk_gla(phiq, phik, v4, g, st->S, st->z, gopt);
+      y = r.y;
+      st->S = r.state.detach();
+      st->z = r.normalizer.detach();
+    }
+  } else {
+    y = ops::chunk_gla(phiq, phik, v4, g, std::nullopt, std::nullopt, gopt).y;
+  }
+  if (st) st->seen += T;
+  return y.reshape({B, T, H * d}).to(x.scalar_type());
+}
+
+// LoLCATs-style hybrid: softmax over the last `window` tokens plus gated linear
+// attention over everything older, summed with one shared normalizer:
+//   y_t = (σ_h Σ_win e_ts v_s + (1-σ_h) Σ_{s<t-W+1} A_ts v_s) / (σ_h Σ_win e_ts + (1-σ_h) Σ A_ts)
+// with e_ts = exp(q_t·k_s/√d - max) and A_ts = φq_t·(φk_s ⊙ e^{G_t-G_s}).
+// The linear sum over older tokens is the full gated sum minus its window band;
+// the band's exponents G_t - G_s (s ≤ t) are ≤ 0.
+at::Tensor LawcatAttentionImpl::window_hybrid(const at::Tensor& q_rope, const at::Tensor& k_rope,
+                                              const at::Tensor& v, const at::Tensor& phiq,
+                                              const at::Tensor& phik, const at::Tensor& g, LawcatState* st) {
+  const auto& o = options_;
+  const int64_t B = phiq.size(0), T = phiq.size(1), H = o.num_heads, Hkv = o.num_kv_heads,
+                d = o.head_dim, F = o.phi_dim(), grp = o.group(), W = o.window;
+  auto f32 = phiq.options().dtype(at::kFloat);
+  // Tokens in view: the ring (previous tokens still in the window, only when decoding) + these T.
+  at::Tensor kr = k_rope, vr = v.transpose(1, 2), pk = phik.to(at::kFloat), vv = v, gg = g;
+  int64_t P = 0;  // tokens from the ring
+  if (st && st->seen > 0) {
+    P = st->win_k.size(2);
+    kr = at::cat({st->win_k, k_rope}, 2);
+    vr = at::cat({st->win_v, vr}, 2);
+    pk = at::cat({st->win_phik, pk}, 1);
+    vv = at::cat({st->win_lin_v, v}, 1);
+    gg = at::cat({st->win_g, g}, 1);
+  }
+  const int64_t N = P + T;
+  // Full gated linear sums (numerator and denominator) over all tokens ≤ t.
+  ops::GlaOptions raw;
+  raw.chunk_size = o.chunk_size;
+  raw.normalize = false;
+  at::Tensor num_full, den_full;  // [B, T, H, d], [B, T, H, 1]
+  at::Tensor ones = at::ones({B, T, Hkv, 1}, v.options());
+  if (st) {
+    if (!st->S.defined()) {
+      st->S = at::zeros({B, H, F, d}, f32);
+      st->z = at::zeros({B, H, F}, f32);
+    }
+    // Denominators = the numerator of a value column of ones, whose state is z.
+    auto rn = ops::chunk_gla(phiq, phik, v, g, st->S, st->z, raw);
+    auto rd = ops::chunk_gla(phiq, phik, ones, g, st->z.unsqueeze(-1).contiguous(), st->z, raw);
+    num_full = rn.y;
+    den_full = rd.y;
+    st->S = rn.state.detach();
+    st->z = rn.normalizer.detach();
+  } else {
+    num_full = ops::chunk_gla(phiq, phik, v, g, std::nullopt, std::nullopt, raw).y;
+    den_full = ops::chunk_gla(phiq, phik, ones, g, std::nullopt, std::nullopt, raw).y;
+  }
+  num_full = num_full.to(at::kFloat);
+  den_full = den_full.to(at::kFloat);
+
+  // Cumulative log-gates over the N tokens in view, per query head: [B, N, H, F].
+  at::Tensor G = gg.cumsum(1).unsqueeze(3).expand({B, N, Hkv, grp, F}).reshape({B, N, H, F});
+  at::Tensor Gt = G.narrow(1, P, T);
+  at::Tensor pq = phiq.to(at::kFloat);
+  at::Tensor vq = vv.to(at::kFloat).unsqueeze(3).expand({B, N, Hkv, grp, d}).reshape({B, N, H, d});
+  // Softmax logits over the window: offsets j = 0..W-1 (s = t - j).
+  at::Tensor qf = q_rope.to(at::kFloat);                                   // [B, H, T, d]
+  at::Tensor kf = kr.to(at::kFloat).repeat_interleave(grp, 1);             // [B, H, N, d]
+  at::Tensor vf = vr.to(at::kFloat).repeat_interleave(grp, 1);             // [B, H, N, d]
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  std::vector<at::Tensor> logits, band_a;
+  at::Tensor band_num = at::zeros({B, T, H, d}, f32), band_den = at::zeros({B, T, H, 1}, f32);
+  for (int64_t j = 0; j < W; ++j) {
+    // s = t - j; rows with s < 0 are masked. Shift the sequences by j along time.
+    if (j >= N) break;
+    int64_t lo = std::max<int64_t>(0, j - P);  // first t (of T) with s >= 0
+    if (lo >= T) break;
+    int64_t cnt = T - lo;
+    int64_t s0 = P + lo - j;  // s of the first valid t
+    // linear band term A_ts v_s
+    at::Tensor decay = at::exp(Gt.narrow(1, lo, cnt) - G.narrow(1, s0, cnt));     // ≤ 1
+    at::Tensor a = (pq.narrow(1, lo, cnt) * pk.narrow(1, s0, cnt) * decay).sum(-1, true);  // [B, cnt, H, 1]
+    band_num.narrow(1, lo, cnt).add_(a * vq.narrow(1, s0, cnt));
+    band_den.narrow(1, lo, cnt).add_(a);
+    // softmax logit q_t · k_s / √d
+    at::Tensor l = at::full({B, H, T}, -INFINITY, f32);
+    l.narrow(2, lo, cnt).copy_((qf.narrow(2, lo, cnt) * kf.narrow(2, s0, cnt)).sum(-1) * scale);
+    logits.push_back(l);
+  }
+  at::Tensor L = at::stack(logits, -1);                                   // [B, H, T, J]
+  at::Tensor m = std::get<0>(L.max(-1, true));
+  at::Tensor e = at::exp(L - m);                                          // masked -> 0
+  at::Tensor sm_num = at::zeros({B, H, T, d}, f32);
+  for (int64_t j = 0; j < static_cast<int64_t>(logits.size()); ++j) {
+    int64_t lo = std::max<int64_t>(0, j - P);
+    int64_t cnt = T - lo;
+    int64_t s0 = P + lo - j;
+    sm_num.narrow(2, lo, cnt).add_(e.select(-1, j).narrow(2, lo, cnt).unsqueeze(-1) * vf.narrow(2, s0, cnt));
+  }
+  at::Tensor sm_den = e.sum(-1, true);                                    // [B, H, T, 1]
+  at::Tensor w = at::sigmoid(window_weight).view({1, H, 1, 1});
+  at::Tensor lin_num = (num_full - band_num).transpose(1, 2);             // [B, H, T, d]
+  at::Tensor lin_den = (den_full - band_den).transpose(1, 2);             // [B, H, T, 1]
+  at::Tensor y = (w * sm_num + (1 - w) * lin_num) / (w * sm_den + (1 - w) * lin_den + o.eps);
+
+  if (st) {  // keep the last W tokens of the view for the next step
+    int64_t keep = std::min<int64_t>(W, N);
+    st->win_k = kr.narrow(2, N - keep, keep).detach().contiguous();
+    st->win_v = vr.narrow(2, N - keep, keep).detach().contiguous();
+    st->win_phik = pk.narrow(1, N - keep, keep).detach().contiguous();
+    st->win_lin_v = vv.narrow(1, N - keep, keep).detach().contiguous();
+    // Gates of the kept tokens; the decay between them is all the band needs.
+    st->win_g = gg.narrow(1, N - keep, keep).detach().contiguous();
+  }
+  return y.transpose(1, 2).to(v.scalar_type());  // [B, T, H, d]
+}
+
+}  // namespace lawcat::model
