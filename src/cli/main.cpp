@@ -29,11 +29,35 @@ int main(int argc, char** argv) {
   CLI::App app{"lawcat: distill pre-trained transformers into LAWCAT linear attention"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "lawcat 0.1.0");
+  // "verb" registers a top-level command; "verb sub" (e.g. "bench prefill") nests
+  // under "verb". The deepest parsed command wins.
   cli::Runner chosen;
-  for (auto& spec : cli::command_registry()) {
-    CLI::App* sub = app.add_subcommand(spec.name, spec.help);
+  int chosen_depth = 0;
+  auto find_sub = [](CLI::App& parent, const std::string& name) -> CLI::App* {
+    for (CLI::App* c : parent.get_subcommands([](CLI::App*) { return true; }))
+      if (c->get_name() == name) return c;
+    return nullptr;
+  };
+  auto add = [&](CLI::App& parent, const std::string& name, const cli::CommandSpec& spec, int depth) {
+    CLI::App* sub = find_sub(parent, name);
+    if (!sub) sub = parent.add_subcommand(name, spec.help);
     auto runner = spec.setup(*sub);
-    sub->callback([&chosen, runner] { chosen = runner; });
+    sub->callback([&chosen, &chosen_depth, runner, depth] {
+      if (depth >= chosen_depth) {
+        chosen = runner;
+        chosen_depth = depth;
+      }
+    });
+  };
+  for (auto& spec : cli::command_registry())
+    if (spec.name.find(' ') == std::string::npos) add(app, spec.name, spec, 1);
+  for (auto& spec : cli::command_registry()) {
+    auto space = spec.name.find(' ');
+    if (space == std::string::npos) continue;
+    std::string parent = spec.name.substr(0, space);
+    CLI::App* p = find_sub(app, parent);
+    if (!p) p = app.add_subcommand(parent, parent + " commands");
+    add(*p, spec.name.substr(space + 1), spec, 2);
   }
   try {
     app.parse(argc, argv);
