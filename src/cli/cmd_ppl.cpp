@@ -1,4 +1,5 @@
 // `lawcat ppl`: mean NLL per token of a text file (documents on blank lines).
+#include <filesystem>
 #include <iomanip>
 #include <iostream>
 
@@ -6,6 +7,7 @@
 #include "eval/perplexity.h"
 #include "model/llama.h"
 #include "text/tokenizer.h"
+#include "util/error.h"
 
 namespace {
 struct PplArgs {
@@ -26,6 +28,9 @@ lawcat::cli::Runner setup_ppl(CLI::App& app) {
   app.add_option("--dtype", a->dtype, "auto, float32, bfloat16, float16")->capture_default_str();
   return [a] {
     using namespace lawcat;
+    // Fail on a missing text file before spending time on the model.
+    LAWCAT_CHECK(std::filesystem::is_regular_file(a->text), DataError,
+                 "text file " << a->text << " does not exist");
     auto model = model::load_llama(a->model, a->device, a->dtype);
     auto tokenizer = text::load_tokenizer(a->model);
     eval::PerplexityOptions opt;

@@ -75,7 +75,7 @@ at::Tensor LlamaForCausalLMImpl::embed(const at::Tensor& input_ids) {
   TORCH_CHECK(input_ids.dim() == 2 && input_ids.scalar_type() == at::kLong,
               "LlamaForCausalLM: input_ids must be int64 [B, T], got ", input_ids.scalar_type(), " ",
               input_ids.sizes());
-  if (input_ids.numel() > 0) {
+  if (input_ids.numel() > 0 && input_ids.is_cpu()) {  // (on a GPU this would cost a sync per call)
     const int64_t lo = input_ids.min().item<int64_t>(), hi = input_ids.max().item<int64_t>();
     TORCH_CHECK(lo >= 0 && hi < config_.vocab_size, "LlamaForCausalLM: token ids must be in [0, ",
                 config_.vocab_size, "), got [", lo, ", ", hi, "]");

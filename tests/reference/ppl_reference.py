@@ -162,8 +162,10 @@ def main():
     ap.add_argument("--max-docs", type=int, default=0, help="score only the first N documents")
     ap.add_argument("--generate", type=int, default=0, help="greedy-generate N tokens from BOS instead")
     ap.add_argument("--no-transformers", action="store_true", help="use the plain-torch model")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
+    torch.set_num_threads(args.threads)
     model, impl = load_model(args.model, args.no_transformers)
     tok = Llama2cTokenizer(args.tokenizer or f"{args.model}/tokenizer.bin")
 
