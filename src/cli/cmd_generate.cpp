@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "cli/command.h"
+#include "model/convert.h"
 #include "eval/generate.h"
 #include "model/llama.h"
 #include "text/tokenizer.h"
@@ -32,7 +33,7 @@ lawcat::cli::Runner setup_generate(CLI::App& app) {
       ->capture_default_str();
   return [a] {
     using namespace lawcat;
-    auto model = model::load_llama(a->model, a->device, a->dtype);
+    auto model = model::load_model(a->model, a->device, a->dtype);
     auto tokenizer = text::load_tokenizer(a->model);
     eval::GenerateOptions opt;
     opt.max_new_tokens = a->max_new_tokens;

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli/command.h"
+#include "model/convert.h"
 #include "eval/perplexity.h"
 #include "model/llama.h"
 #include "text/tokenizer.h"
@@ -31,7 +32,7 @@ lawcat::cli::Runner setup_ppl(CLI::App& app) {
     // Fail on a missing text file before spending time on the model.
     LAWCAT_CHECK(std::filesystem::is_regular_file(a->text), DataError,
                  "text file " << a->text << " does not exist");
-    auto model = model::load_llama(a->model, a->device, a->dtype);
+    auto model = model::load_model(a->model, a->device, a->dtype);
     auto tokenizer = text::load_tokenizer(a->model);
     eval::PerplexityOptions opt;
     opt.ctx = a->ctx;
