@@ -54,15 +54,52 @@ struct AttentionConfig {
   }
 };
 
+// A small softmax teacher trained from scratch (pretrain stage) when no weights
+// are on the machine. Shapes of a llama2.c-style model; the tokenizer is a BPE
+// learned from the training text unless `tokenizer` names a directory with one.
+struct ScratchModelConfig {
+  int64_t hidden_size = 64;
+  int64_t intermediate_size = 172;
+  int64_t num_layers = 4;
+  int64_t num_heads = 8;
+  int64_t num_kv_heads = 4;
+  int64_t max_position = 0;             // 0 = data.seq_len
+  double rope_theta = 10000.0;
+  double init_std = 0.02;               // N(0, init_std) for every matrix and the embedding
+  std::string tokenizer;                // tokenizer directory; empty = train a llama2.c BPE on data.train
+  int64_t vocab_size = 512;             // of the trained BPE
+  template <class V> void visit(V& v) {
+    v("hidden_size", hidden_size, check::positive);
+    v("intermediate_size", intermediate_size, check::positive);
+    v("num_layers", num_layers, check::positive);
+    v("num_heads", num_heads, check::positive);
+    v("num_kv_heads", num_kv_heads, check::positive);
+    v("max_position", max_position, check::non_negative);
+    v("rope_theta", rope_theta, check::positive);
+    v("init_std", init_std, check::positive);
+    v("tokenizer", tokenizer);
+    v("vocab_size", vocab_size, [](double x) { return x >= 260 ? "" : "must be >= 260 (3 special + 256 byte tokens + 1)"; });
+  }
+};
+
+// The teacher. Exactly one source: `path` (HF-layout directory), `llama2c` (a
+// llama2.c .bin converted on the fly into <output_dir>/teacher), or neither with
+// pretrain.enabled (a model built from `scratch` and trained first).
 struct ModelConfig {
   std::string path;                     // HF-layout checkpoint directory (teacher)
+  std::string llama2c;                  // llama2.c checkpoint (.bin)
+  std::string llama2c_tokenizer;        // its tokenizer.bin (llama2.c format)
   std::string dtype = "auto";           // frozen weights: auto (bf16 on GPU, fp32 on CPU), bf16, fp16, fp32
+  ScratchModelConfig scratch;
   template <class V> void visit(V& v) {
     v("path", path);
+    v("llama2c", llama2c);
+    v("llama2c_tokenizer", llama2c_tokenizer);
     v("dtype", dtype, [](const std::string& s) {
       return s == "auto" || s == "bf16" || s == "fp16" || s == "fp32" ? ""
                                                                        : "must be auto, bf16, fp16 or fp32";
     });
+    v("scratch", scratch);
   }
 };
 
@@ -71,6 +108,9 @@ struct DataConfig {
   std::vector<std::string> validation;  // optional; else a held-out split of train
   std::string format = "auto";          // auto, text, jsonl, alpaca
   std::string text_field = "text";      // JSONL field
+  std::string separator;                // text: "" = documents end at blank lines; else at lines equal to this (fortune: "%")
+  bool add_bos = true;                  // BOS before each document (when the tokenizer has one)
+  bool add_eos = true;                  // EOS after each document
   int64_t seq_len = 1024;
   double val_fraction = 0.02;
   int64_t max_tokens = 0;               // 0 = all
@@ -84,6 +124,9 @@ struct DataConfig {
                                                                           : "must be auto, text, jsonl or alpaca";
     });
     v("text_field", text_field);
+    v("separator", separator);
+    v("add_bos", add_bos);
+    v("add_eos", add_eos);
     v("seq_len", seq_len, check::positive);
     v("val_fraction", val_fraction, check::probability);
     v("max_tokens", max_tokens, check::non_negative);
@@ -160,6 +203,10 @@ struct RunConfig {
   StageConfig distill;                  // stage 1 defaults: lr 1e-2, accum 8, MSE × 1000
   StageConfig lora = [] { StageConfig s; s.lr = 1e-4; return s; }();
   std::string export_dir;               // empty = <output_dir>/export
+  std::string export_dtype = "auto";    // auto (the teacher's torch_dtype), fp32, bf16, fp16
+  // `key=value` overrides applied when the teacher named by model.path /
+  // model.llama2c is not on this machine (e.g. train a small teacher instead).
+  std::vector<std::string> fallback;
   template <class V> void visit(V& v) {
     v("output_dir", output_dir);
     v("seed", seed);
@@ -172,6 +219,10 @@ struct RunConfig {
     v("distill", distill);
     v("lora", lora);
     v("export_dir", export_dir);
+    v("export_dtype", export_dtype, [](const std::string& s) {
+      return s == "auto" || s == "bf16" || s == "fp16" || s == "fp32" ? "" : "must be auto, bf16, fp16 or fp32";
+    });
+    v("fallback", fallback);
   }
 };
 

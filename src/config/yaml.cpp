@@ -2,12 +2,14 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <regex>
 #include <set>
 #include <sstream>
 #include <type_traits>
 
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/log.h"
 
 namespace lawcat::config {
 namespace {
@@ -15,6 +17,7 @@ namespace {
 // Sections are the structs with a visit() template; listed explicitly.
 template <class T> constexpr bool section_v =
     std::is_same_v<T, AttentionConfig> || std::is_same_v<T, ModelConfig> ||
+    std::is_same_v<T, ScratchModelConfig> ||
     std::is_same_v<T, DataConfig> || std::is_same_v<T, SchedulerConfig> ||
     std::is_same_v<T, StageConfig> || std::is_same_v<T, RunConfig>;
 template <class T> struct is_vector : std::false_type {};
@@ -187,12 +190,18 @@ void apply_override(YAML::Node& root, const std::string& spec, std::vector<std::
   }
   std::string path = spec.substr(0, eq);
   YAML::Node value;
+  const std::string text = spec.substr(eq + 1);
   try {
-    value = YAML::Load(spec.substr(eq + 1));
+    value = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     errors.push_back("--set " + spec + ": cannot parse value: " + e.msg);
     return;
   }
+  // Text YAML reads as nothing (e.g. "%", a directive marker) is meant literally;
+  // an empty value or null / ~ resets the key to its default.
+  if ((!value.IsDefined() || value.IsNull()) && !text.empty() && text != "null" && text != "~" && text != "Null" &&
+      text != "NULL")
+    value = YAML::Node(text);
   std::vector<std::string> parts;
   std::stringstream ss(path);
   for (std::string p; std::getline(ss, p, '.');) parts.push_back(p);
@@ -215,8 +224,8 @@ void apply_override(YAML::Node& root, const std::string& spec, std::vector<std::
 
 }  // namespace
 
-RunConfig parse_run_config(const std::string& yaml_text, const std::string& where,
-                           const std::vector<std::string>& overrides) {
+namespace {
+RunConfig parse_once(const std::string& yaml_text, const std::string& where, const std::vector<std::string>& overrides) {
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);
@@ -238,6 +247,39 @@ RunConfig parse_run_config(const std::string& yaml_text, const std::string& wher
     std::string msg = std::to_string(errors.size()) + " problem(s) in config " + where + ":";
     for (auto& e : errors) msg += "\n  " + e;
     throw ConfigError(msg);
+  }
+  return cfg;
+}
+}  // namespace
+
+std::string missing_teacher(const RunConfig& c) {
+  std::error_code ec;
+  if (!c.model.path.empty()) {
+    const auto cfg = std::filesystem::path(c.model.path) / "config.json";
+    return std::filesystem::exists(cfg, ec) ? "" : cfg.string();
+  }
+  if (!c.model.llama2c.empty()) {
+    if (!std::filesystem::exists(c.model.llama2c, ec)) return c.model.llama2c;
+    if (!c.model.llama2c_tokenizer.empty() && !std::filesystem::exists(c.model.llama2c_tokenizer, ec))
+      return c.model.llama2c_tokenizer;
+  }
+  return "";
+}
+
+RunConfig parse_run_config(const std::string& yaml_text, const std::string& where,
+                           const std::vector<std::string>& overrides) {
+  RunConfig cfg = parse_once(yaml_text, where, overrides);
+  if (!cfg.fallback.empty()) {
+    const std::string missing = missing_teacher(cfg);
+    if (!missing.empty()) {
+      // The config's fallback first, the caller's overrides last (they win).
+      std::vector<std::string> all = cfg.fallback;
+      all.insert(all.end(), overrides.begin(), overrides.end());
+      std::string list;
+      for (const auto& f : cfg.fallback) list += (list.empty() ? "" : ", ") + f;
+      log::info("teacher not found (", missing, "): applying the config's fallback: ", list);
+      cfg = parse_once(yaml_text, where + " (with its fallback)", all);
+    }
   }
   validate(cfg, where);
   return cfg;
@@ -264,13 +306,36 @@ void validate(const RunConfig& c, const std::string& where) {
   for (auto l : a.layers)
     if (l < 0) errors.push_back("attention.layers: negative layer index " + std::to_string(l));
   if (c.data.seq_len < 2) errors.push_back("data.seq_len: must be >= 2");
-  for (const StageConfig* s : {&c.pretrain, &c.distill, &c.lora}) {
+  const std::pair<const char*, const StageConfig*> stages[] = {
+      {"pretrain", &c.pretrain}, {"distill", &c.distill}, {"lora", &c.lora}};
+  for (const auto& [name, s] : stages) {
     if (s->scheduler.min_lr > s->lr)
-      errors.push_back("scheduler.min_lr (" + std::to_string(s->scheduler.min_lr) + ") is above lr (" +
-                       std::to_string(s->lr) + ")");
+      errors.push_back(std::string(name) + ".scheduler.min_lr (" + std::to_string(s->scheduler.min_lr) +
+                       ") is above " + name + ".lr (" + std::to_string(s->lr) + ")");
   }
-  if ((c.distill.enabled || c.lora.enabled || c.pretrain.enabled) && c.data.train.empty())
+  if (c.lora.enabled && c.lora.lora_dropout != 0.0)
+    errors.push_back("lora.lora_dropout: only 0 is supported (the LoRA update is folded into the projection weights)");
+  const bool any_stage = c.distill.enabled || c.lora.enabled || c.pretrain.enabled;
+  if (any_stage && c.data.train.empty())
     errors.push_back("data.train: no training data given (list files or folders)");
+  if (any_stage && c.data.validation.empty() && c.data.val_fraction <= 0)
+    errors.push_back("data.val_fraction: 0 with no data.validation leaves no validation set "
+                     "(needed for the scheduler and the best checkpoint)");
+  const auto& m = c.model;
+  if (!m.path.empty() && !m.llama2c.empty())
+    errors.push_back("model: set either model.path or model.llama2c, not both");
+  if (!m.llama2c.empty() && m.llama2c_tokenizer.empty())
+    errors.push_back("model.llama2c_tokenizer: required with model.llama2c (the tokenizer.bin that goes with it)");
+  if (m.path.empty() && m.llama2c.empty() && !c.pretrain.enabled && (c.distill.enabled || c.lora.enabled))
+    errors.push_back("model: no teacher: set model.path (HF directory) or model.llama2c, or enable pretrain "
+                     "to train one from model.scratch");
+  const auto& sc = m.scratch;
+  if (sc.num_kv_heads > 0 && sc.num_heads % sc.num_kv_heads != 0)
+    errors.push_back("model.scratch.num_heads (" + std::to_string(sc.num_heads) +
+                     ") must be a multiple of num_kv_heads (" + std::to_string(sc.num_kv_heads) + ")");
+  if (sc.num_heads > 0 && (sc.hidden_size % sc.num_heads != 0 || (sc.hidden_size / sc.num_heads) % 2 != 0))
+    errors.push_back("model.scratch.hidden_size (" + std::to_string(sc.hidden_size) +
+                     ") must be num_heads x an even head dim");
   if (!errors.empty()) {
     std::string msg = std::to_string(errors.size()) + " problem(s) in config " + where + ":";
     for (auto& e : errors) msg += "\n  " + e;
@@ -296,6 +361,39 @@ nlohmann::json to_json(const RunConfig& config) {
 
 void save_run_config(const std::filesystem::path& file, const RunConfig& config) {
   fs::atomic_write_text(file, to_yaml(config));
+}
+
+std::vector<std::string> config_differences(const RunConfig& a, const RunConfig& b) {
+  const nlohmann::json fa = to_json(a).flatten(), fb = to_json(b).flatten();
+  std::map<std::string, std::pair<std::string, std::string>> diff;
+  for (auto it = fa.begin(); it != fa.end(); ++it) {
+    auto jt = fb.find(it.key());
+    if (jt == fb.end() || *jt != *it) diff[it.key()] = {it->dump(), jt == fb.end() ? "(absent)" : jt->dump()};
+  }
+  for (auto it = fb.begin(); it != fb.end(); ++it)
+    if (!fa.contains(it.key())) diff[it.key()] = {"(absent)", it->dump()};
+  // JSON pointers "/distill/lr" -> "distill.lr"; list elements "/data/train/0" -> "data.train".
+  std::map<std::string, std::pair<std::string, std::string>> by_key;
+  for (const auto& [ptr, v] : diff) {
+    std::string key;
+    std::stringstream ss(ptr);
+    for (std::string part; std::getline(ss, part, '/');) {
+      if (part.empty() || std::all_of(part.begin(), part.end(), ::isdigit)) continue;
+      key += (key.empty() ? "" : ".") + part;
+    }
+    by_key.emplace(key, v);
+  }
+  std::vector<std::string> out;
+  for (const auto& [key, v] : by_key) {
+    // Lists: report the whole list.
+    nlohmann::json ja = to_json(a), jb = to_json(b);
+    std::string pa, pb;
+    nlohmann::json::json_pointer p("/" + std::regex_replace(key, std::regex("\\."), "/"));
+    pa = ja.contains(p) ? ja[p].dump() : "(absent)";
+    pb = jb.contains(p) ? jb[p].dump() : "(absent)";
+    out.push_back(key + ": " + pa + " -> " + pb);
+  }
+  return out;
 }
 
 nlohmann::json attention_to_json(const AttentionConfig& a) {

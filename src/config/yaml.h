@@ -20,6 +20,12 @@ RunConfig load_run_config(const std::filesystem::path& file,
 RunConfig parse_run_config(const std::string& yaml_text, const std::string& where,
                            const std::vector<std::string>& overrides = {});
 
+// When the config lists `fallback` overrides and its teacher (model.path's
+// config.json, model.llama2c or its tokenizer) is missing, parse_run_config /
+// load_run_config apply the fallback and then `overrides` (which win).
+// The missing path, or "" when the teacher is there (or none is named).
+std::string missing_teacher(const RunConfig& config);
+
 // Cross-field checks; throws ConfigError listing all problems.
 void validate(const RunConfig& config, const std::string& where);
 
@@ -27,6 +33,10 @@ void validate(const RunConfig& config, const std::string& where);
 std::string to_yaml(const RunConfig& config);
 nlohmann::json to_json(const RunConfig& config);
 void save_run_config(const std::filesystem::path& file, const RunConfig& config);
+
+// Leaf settings that differ between two configs, as "key.path: <a> -> <b>",
+// sorted by key (used to refuse resuming a run with another config).
+std::vector<std::string> config_differences(const RunConfig& a, const RunConfig& b);
 
 // Attention settings alone (the "lawcat" section of an exported config.json).
 nlohmann::json attention_to_json(const AttentionConfig& a);

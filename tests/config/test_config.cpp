@@ -1,4 +1,6 @@
 // config: YAML reading, overrides, error collection with file:line:col, round-trip.
+#include <fstream>
+
 #include "common/catch.h"
 #include "config/yaml.h"
 #include "util/error.h"
@@ -15,7 +17,7 @@ std::string error_of(const std::string& yaml, const std::vector<std::string>& ov
   }
   return "";
 }
-const char* kMinimal = "data:\n  train: [a.txt]\n";
+const char* kMinimal = "model:\n  path: teacher\ndata:\n  train: [a.txt]\n";
 }  // namespace
 
 TEST_CASE("defaults are the paper's", "[config]") {
@@ -35,7 +37,7 @@ TEST_CASE("defaults are the paper's", "[config]") {
 
 TEST_CASE("values and overrides are read", "[config]") {
   RunConfig c = parse_run_config(
-      "output_dir: out/x\nattention:\n  gate_rank: 32\n  layers: [0, 2]\ndata:\n  train: [a.txt]\n",
+      "output_dir: out/x\nmodel: {path: t}\nattention:\n  gate_rank: 32\n  layers: [0, 2]\ndata:\n  train: [a.txt]\n",
       "run.yaml", {"attention.conv_width=2", "distill.lr=0.003", "attention.layers=[1]"});
   CHECK(c.output_dir == "out/x");
   CHECK(c.attention.gate_rank == 32);
@@ -46,7 +48,7 @@ TEST_CASE("values and overrides are read", "[config]") {
 
 TEST_CASE("unknown keys, wrong types and bad ranges are all reported with positions", "[config]") {
   std::string err = error_of(
-      "data:\n  train: [a.txt]\nattention:\n  gate_rnk: 32\n  conv_width: -1\ndistill:\n  lr: fast\n");
+      "data:\n  train: [a.txt]\nattention:\n  gate_rnk: 32\n  conv_width: -1\ndistill:\n  lr: fast\nmodel: {path: t}\n");
   CAPTURE(err);
   CHECK(err.find("3 problem(s)") != std::string::npos);
   CHECK(err.find("run.yaml:4:3: unknown key 'attention.gate_rnk'") != std::string::npos);
@@ -72,4 +74,54 @@ TEST_CASE("resolved config round-trips through YAML and JSON", "[config]") {
   nlohmann::json bad = attention_to_json(c.attention);
   bad["colour"] = "red";
   CHECK_THROWS_WITH(attention_from_json(bad, "config.json"), LAWCAT_CONTAINS("unknown key 'lawcat.colour'"));
+}
+
+TEST_CASE("teacher sources, scratch model and training settings are checked", "[config]") {
+  CHECK_THAT(error_of("data: {train: [a.txt]}\n"), LAWCAT_CONTAINS("model: no teacher"));
+  CHECK(error_of("data: {train: [a.txt]}\npretrain: {enabled: true}\n").empty());
+  CHECK_THAT(error_of("model: {path: a, llama2c: b.bin, llama2c_tokenizer: t.bin}\ndata: {train: [a.txt]}\n"),
+             LAWCAT_CONTAINS("either model.path or model.llama2c"));
+  CHECK_THAT(error_of("model: {llama2c: b.bin}\ndata: {train: [a.txt]}\n"),
+             LAWCAT_CONTAINS("model.llama2c_tokenizer: required"));
+  CHECK_THAT(error_of(kMinimal, {"lora.lora_dropout=0.1"}), LAWCAT_CONTAINS("lora.lora_dropout: only 0"));
+  CHECK_THAT(error_of(kMinimal, {"data.val_fraction=0"}), LAWCAT_CONTAINS("leaves no validation set"));
+  CHECK_THAT(error_of(kMinimal, {"distill.scheduler.min_lr=0.5"}),
+             LAWCAT_CONTAINS("distill.scheduler.min_lr (0.500000) is above distill.lr"));
+  CHECK_THAT(error_of(kMinimal, {"model.scratch.num_kv_heads=3"}), LAWCAT_CONTAINS("multiple of num_kv_heads"));
+  CHECK_THAT(error_of(kMinimal, {"model.scratch.vocab_size=100"}), LAWCAT_CONTAINS("must be >= 260"));
+  RunConfig c = parse_run_config(kMinimal, "run.yaml",
+                                 {"data.separator=%", "data.add_eos=false", "model.scratch.hidden_size=128"});
+  CHECK(c.data.separator == "%");
+  CHECK_FALSE(c.data.add_eos);
+  CHECK(c.model.scratch.hidden_size == 128);
+}
+
+TEST_CASE("fallback overrides apply only when the teacher is missing; CLI overrides win", "[config]") {
+  auto dir = lawcat::test::scratch_dir("fallback");
+  const std::string yaml =
+      "model:\n  path: " + (dir / "teacher").string() +
+      "\ndata: {train: [a.txt]}\nfallback:\n  - model.path=\n  - pretrain.enabled=true\n  - data.train=[b.txt]\n";
+  RunConfig c = parse_run_config(yaml, "run.yaml", {"pretrain.steps=7"});
+  CHECK(c.model.path.empty());
+  CHECK(c.pretrain.enabled);
+  CHECK(c.pretrain.steps == 7);
+  CHECK(c.data.train == std::vector<std::string>{"b.txt"});
+  RunConfig d = parse_run_config(yaml, "run.yaml", {"data.train=[c.txt]"});
+  CHECK(d.data.train == std::vector<std::string>{"c.txt"});
+  std::filesystem::create_directories(dir / "teacher");
+  std::ofstream(dir / "teacher" / "config.json") << "{}";
+  RunConfig e = parse_run_config(yaml, "run.yaml");
+  CHECK(e.model.path == (dir / "teacher").string());
+  CHECK_FALSE(e.pretrain.enabled);
+  CHECK(missing_teacher(e).empty());
+}
+
+TEST_CASE("config differences name the keys", "[config]") {
+  RunConfig a = parse_run_config(kMinimal, "run.yaml");
+  RunConfig b = parse_run_config(kMinimal, "run.yaml", {"distill.lr=0.001", "data.train=[a.txt, b.txt]"});
+  auto d = config_differences(a, b);
+  REQUIRE(d.size() == 2);
+  CHECK(d[0] == "data.train: [\"a.txt\"] -> [\"a.txt\",\"b.txt\"]");
+  CHECK(d[1] == "distill.lr: 0.01 -> 0.001");
+  CHECK(config_differences(a, a).empty());
 }
