@@ -139,4 +139,22 @@ struct GlaStepParams {
 };
 cudaError_t launch_gla_step(const GlaStepParams& p, cudaStream_t stream);
 
+// ---------------------------------------------------------------------------
+// LAWCAT prologue, forward only (prefill / inference): from the projections to the GLA
+// inputs in one pass per (64-token tile, query head):
+//   q~ = conv(q_h), k~ = conv(k_{h / g}) (per-head filters), phi(u) = [softmax(u W_h); softmax(-u W_h)]
+//   clamped at 1e-12, and for one head per group the gate g = logsigmoid(a W2^T + b) / tau.
+struct PrologueParams {
+  DType dtype = DType::kBF16;  // q, k, a, phi outputs
+  int batch = 0, seqlen = 0, H = 0, Hkv = 0, D = 0, width = 0, rank = 0;
+  float tau = 16.f;
+  const void *q = nullptr, *k = nullptr, *a = nullptr;  // [B, T, H, D], [B, T, Hkv, D], [B, T, R] contiguous
+  const float *conv_q = nullptr, *conv_k = nullptr;     // [H * D, W] fp32
+  const float* wphi = nullptr;                          // [H, D, D/2] fp32
+  const float *w2 = nullptr, *b2 = nullptr;             // [Hkv * D, R], [Hkv * D] fp32 (b2 nullable)
+  void *phi_q = nullptr, *phi_k = nullptr;              // [B, T, H, D] (dtype)
+  float* g = nullptr;                                   // [B, T, Hkv, D] fp32
+};
+cudaError_t launch_lawcat_prologue_fwd(const PrologueParams& p, cudaStream_t stream);
+
 }  // namespace lawcat::kernels

@@ -6,13 +6,18 @@
 #   sanitize  compute-sanitizer memcheck + racecheck on the small [sanitize] cases
 #   bench     lawcat bench attention (both shapes, T = 1K..64K) -> $OUT/bench.json
 #   quick     a short bench (T = 1K, 16K, fwd + f+b) -> $OUT/bench_quick.json
+#   segexp    GLA fwd/bwd at T = 16K for LAWCAT_GLA_CTAS_PER_SM = 1, 2, 4, 8 (segment plan)
+#   profile   Nsight Compute (full set, source counters) of the GLA / prologue kernels, 1B T = 16K
 # Each stage is time-limited (STAGE_TIMEOUT, seconds) so the call ends inside its lease.
 # Usage: scripts/gpu_run.sh build test sanitize bench
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-OUT="${OUT:-$ROOT/out}"
+FINAL_OUT="${OUT:-$ROOT/out}"
+OUT="$FINAL_OUT/run"   # everything lands here; packed into $FINAL_OUT/logs.tgz at exit (file-count limit)
 mkdir -p "$OUT"
+pack() { tar czf "$FINAL_OUT/logs.tgz" -C "$OUT" . 2>/dev/null; cp "$OUT"/*.json "$FINAL_OUT"/ 2>/dev/null; }
+trap pack EXIT
 BUILD=build-gpu
 T0=$(date +%s)
 stamp() { echo "[gpu_run +$(( $(date +%s) - T0 ))s] $*"; }
@@ -71,6 +76,27 @@ if has quick; then
   timeout "${BENCH_TIMEOUT:-200}" $BUILD/lawcat bench attention --seqlens 1024,16384 --breakdown \
     --json "$OUT/bench_quick.json" > "$OUT/bench_quick.log" 2>&1
   stamp "bench rc=$?"; cat "$OUT/bench_quick.log"
+fi
+if has segexp; then
+  for f in 1 2 4 8; do
+    stamp "segexp ctas/SM=$f"
+    LAWCAT_GLA_CTAS_PER_SM=$f timeout 120 $BUILD/lawcat bench attention --seqlens 16384 --no-sdpa --fwd-only \
+      --breakdown --reps 10 --warmup 2 > "$OUT/segexp_$f.log" 2>&1
+    grep -E "parts|^ +(1B|7B)" "$OUT/segexp_$f.log"
+  done
+fi
+if has profile; then
+  stamp "ncu"
+  timeout "${NCU_TIMEOUT:-200}" ncu --clock-control none -k regex:"gla_|prologue" --launch-count "${NCU_COUNT:-14}" \
+    --set full --import-source yes -f -o "$OUT/prof" \
+    $BUILD/lawcat bench attention --shapes "${NCU_SHAPE:-1B}" --seqlens 16384 --reps 1 --warmup 0 --no-sdpa \
+    > "$OUT/ncu_run.log" 2>&1
+  stamp "ncu rc=$?"
+  ncu -i "$OUT/prof.ncu-rep" --page details > "$OUT/ncu_details.txt" 2>&1
+  ncu -i "$OUT/prof.ncu-rep" --page source --csv --print-source cuda > "$OUT/ncu_source_cuda.csv" 2>&1 || true
+  rm -f "$OUT/prof.ncu-rep"
+  grep -E "^  [a-z_:<>, ]*(gla_|prologue)|Duration|Registers Per Thread|Achieved Occupancy|Compute \(SM\) Throughput|DRAM Throughput" \
+    "$OUT/ncu_details.txt" | head -120
 fi
 # failures at the end (the reply keeps the tail of the output)
 for f in test_cuda sanitize_memcheck sanitize_racecheck; do

@@ -60,17 +60,18 @@ __global__ void __launch_bounds__(kThreads) conv1d_bwd_kernel(Conv1dParams p) {
 #pragma unroll
     for (int i = 0; i < kVec; ++i) dw[j][i] = 0.f;
 #pragma unroll
+  // slot j + 1 holds x[t0 - (kMaxW - 1) + j]; slot 0 is shifted out at the first step
   for (int j = 0; j < kMaxW - 1; ++j) {
     const int tt = t0 - (kMaxW - 1) + j;
     if (tt >= 0) {
-      load_vec<T, kVec>(x + tt * p.x_row_stride, xwin[j]);
+      load_vec<T, kVec>(x + tt * p.x_row_stride, xwin[j + 1]);
     } else if (cache != nullptr && tt >= -(W - 1)) {
 #pragma unroll
       for (int i = 0; i < kVec; ++i)
-        xwin[j][i] = to_float(cache[((int64_t)b * cin_total + cin + i) * (W - 1) + (W - 1) + tt]);
+        xwin[j + 1][i] = to_float(cache[((int64_t)b * cin_total + cin + i) * (W - 1) + (W - 1) + tt]);
     } else {
 #pragma unroll
-      for (int i = 0; i < kVec; ++i) xwin[j][i] = 0.f;
+      for (int i = 0; i < kVec; ++i) xwin[j + 1][i] = 0.f;
     }
   }
 #pragma unroll

@@ -35,11 +35,13 @@ struct RevSmem {
   static constexpr size_t kGam = kZ + smem_align(sizeof(float) * D);
   static constexpr size_t kDen = kGam + smem_align(sizeof(float) * D);
   static constexpr size_t kDdn = kDen + smem_align(sizeof(float) * C);
-  static constexpr size_t kBytes = kDdn + smem_align(sizeof(float) * C);
+  static constexpr size_t kScan = kDdn + smem_align(sizeof(float) * C);
+  static constexpr size_t kZp = kScan + smem_align(sizeof(float) * Scan<Tr>::kScratch);
+  static constexpr size_t kBytes = kZp + smem_align(sizeof(float) * Scan<Tr>::kScratch);
 };
 
 template <class Tr, bool kStore>
-__global__ void __launch_bounds__(Tr::kThreads, 1) gla_rev_walk_kernel(const GlaParams p) {
+__global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) gla_rev_walk_kernel(const GlaParams p) {
   using T = typename Tr::T;
   using L = RevSmem<Tr>;
   constexpr int C = Tr::kC, D = Tr::kD, LdE = Tr::kLdE, LdF = Tr::kLdF;
@@ -52,6 +54,8 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) gla_rev_walk_kernel(const Gla
   float* sGam = reinterpret_cast<float*>(smem + L::kGam);
   float* sDen = reinterpret_cast<float*>(smem + L::kDen);
   float* sDdn = reinterpret_cast<float*>(smem + L::kDdn);
+  float* sScan = reinterpret_cast<float*>(smem + L::kScan);
+  float* sZp = reinterpret_cast<float*>(smem + L::kZp);
 
   const int seg_id = blockIdx.x, h = blockIdx.y, tid = threadIdx.x;
   const SegInfo seg = get_seg(p, seg_id);
@@ -90,7 +94,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) gla_rev_walk_kernel(const Gla
       for (int f = tid; f < D; f += Tr::kThreads) p.chunk_dz[(chunk * p.H + h) * D + f] = sZ[f];
     }
     __syncthreads();
-    column_scan<Tr, false>(sG, LdF);
+    column_scan<Tr, false>(sG, LdF, sScan);
     for (int f = tid; f < D; f += Tr::kThreads) sEC[f] = __expf(sG[(C - 1) * LdF + f]);
     for (int i = tid; i < C * D; i += Tr::kThreads) {
       const int r = i / D, f = i - r * D;
@@ -98,17 +102,15 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) gla_rev_walk_kernel(const Gla
       sDN[r * LdE + f] = from_float<T>(to_float(sDN[r * LdE + f]) / sDen[r]);
     }
     __syncthreads();
-    for (int f = tid; f < D; f += Tr::kThreads) {
-      float sum = 0.f;
-      for (int t = 0; t < C; ++t) sum = fmaf(to_float(sQ[t * LdE + f]), sDdn[t], sum);
-      sZ[f] = sEC[f] * sZ[f] + sum;
-      if (!kStore) sGam[f] *= sEC[f];
-    }
+    column_sum_parts<Tr>(sQ, LdE, sZp, [&](int r, int) { return sDdn[r]; });
+    if (!kStore)
+      for (int f = tid; f < D; f += Tr::kThreads) sGam[f] *= sEC[f];
     S.for_each([&](int f, int v, float& x) { x *= sEC[f]; });
     auto la = [&](int m, int k) { return make_float2(to_float(sQ[k * LdE + m]), to_float(sQ[(k + 1) * LdE + m])); };
     auto lb = [&](int k, int n) { return make_float2(to_float(sDN[k * LdE + n]), to_float(sDN[(k + 1) * LdE + n])); };
     tile_mma<T, Tr::kStateNT>(S.acc, S.m0(), S.n0(), 0, C, la, lb);
     __syncthreads();
+    for (int f = tid; f < D; f += Tr::kThreads) sZ[f] = sEC[f] * sZ[f] + z_sum_parts<Tr>(sZp, f);
   }
   if (kStore) {
     if (seg.c0 == 0 && p.ds0 != nullptr) {
@@ -243,11 +245,12 @@ struct ChunkBwdSmem {
   static constexpr size_t kDgk2 = kDgk + smem_align(sizeof(float) * D);
   static constexpr size_t kDen = kDgk2 + smem_align(sizeof(float) * D);
   static constexpr size_t kDdn = kDen + smem_align(sizeof(float) * C);
-  static constexpr size_t kBytes = kDdn + smem_align(sizeof(float) * C);
+  static constexpr size_t kScan = kDdn + smem_align(sizeof(float) * C);
+  static constexpr size_t kBytes = kScan + smem_align(sizeof(float) * Scan<Tr>::kScratch);
 };
 
 template <class Tr>
-__global__ void __launch_bounds__(Tr::kThreads, 1) gla_bwd_chunk_kernel(const GlaParams p) {
+__global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) gla_bwd_chunk_kernel(const GlaParams p) {
   using T = typename Tr::T;
   using L = ChunkBwdSmem<Tr>;
   constexpr int C = Tr::kC, D = Tr::kD, NS = Tr::kNSub;
@@ -271,6 +274,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) gla_bwd_chunk_kernel(const Gl
   float* sDgk2 = reinterpret_cast<float*>(smem + L::kDgk2);
   float* sDen = reinterpret_cast<float*>(smem + L::kDen);
   float* sDdn = reinterpret_cast<float*>(smem + L::kDdn);
+  float* sScan = reinterpret_cast<float*>(smem + L::kScan);
 
   const int h = blockIdx.y, tid = threadIdx.x, warp = tid / 32;
   int n, c;
@@ -315,7 +319,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) gla_bwd_chunk_kernel(const Gl
   }
   __syncthreads();
   // ---- 2. G, tables, dN, sum_v S0 dS ----
-  column_scan<Tr, false>(sG, LdF);
+  column_scan<Tr, false>(sG, LdF, sScan);
   for (int f = tid; f < D; f += Tr::kThreads) {
     const float gc = sG[(C - 1) * LdF + f];
     sEC[f] = __expf(gc);
@@ -457,7 +461,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) gla_bwd_chunk_kernel(const Gl
   }
   __syncthreads();
   // ---- 7. dg = suffix sums of (q dq - k dk) + the state terms ----
-  column_scan<Tr, true>(sAcc, LdF);
+  column_scan<Tr, true>(sAcc, LdF, sScan);
   float* dg = p.dg + (tok * p.Hkv + hk) * D;
   for (int i = tid; i < valid * D; i += Tr::kThreads) {
     const int r = i / D, f = i - r * D;

@@ -39,11 +39,13 @@ struct FwdSmem {
   static constexpr size_t kGam = kZ + smem_align(sizeof(float) * D);                 // f32 [D]
   static constexpr size_t kDen = kGam + smem_align(sizeof(float) * D);               // f32 [C]
   static constexpr size_t kDd = kDen + smem_align(sizeof(float) * C);                // f32 [C]
-  static constexpr size_t kBytes = kDd + smem_align(sizeof(float) * C);
+  static constexpr size_t kScan = kDd + smem_align(sizeof(float) * C);              // f32 [parts][D]
+  static constexpr size_t kZp = kScan + smem_align(sizeof(float) * Scan<Tr>::kScratch);  // f32 [parts][D]
+  static constexpr size_t kBytes = kZp + smem_align(sizeof(float) * Scan<Tr>::kScratch);
 };
 
 template <class Tr, bool kOutput, bool kStore>
-__global__ void __launch_bounds__(Tr::kThreads, 1) gla_fwd_walk_kernel(const GlaParams p) {
+__global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) gla_fwd_walk_kernel(const GlaParams p) {
   using T = typename Tr::T;
   using L = FwdSmem<Tr, kOutput>;
   constexpr int C = Tr::kC, D = Tr::kD, NS = Tr::kNSub;
@@ -64,6 +66,8 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) gla_fwd_walk_kernel(const Gla
   float* sGam = reinterpret_cast<float*>(smem + L::kGam);
   float* sDen = reinterpret_cast<float*>(smem + L::kDen);
   float* sDd = reinterpret_cast<float*>(smem + L::kDd);
+  float* sScan = reinterpret_cast<float*>(smem + L::kScan);
+  float* sZp = reinterpret_cast<float*>(smem + L::kZp);
 
   const int seg_id = blockIdx.x, h = blockIdx.y, tid = threadIdx.x;
   const SegInfo seg = get_seg(p, seg_id);
@@ -111,7 +115,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) gla_fwd_walk_kernel(const Gla
         sAl[r * LdF + f] = __expf(sG[r * LdF + f]);
       }
     __syncthreads();  // alpha reads raw g before the scan overwrites it
-    column_scan<Tr, false>(sG, LdF);
+    column_scan<Tr, false>(sG, LdF, sScan);
     // ---- 3. decay tables ----
     for (int f = tid; f < D; f += Tr::kThreads) {
       const float gc = sG[(C - 1) * LdF + f];
@@ -261,12 +265,10 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) gla_fwd_walk_kernel(const Gla
     }
     // ---- 9. state update: S <- e^{G_C} S + Kd^T v, z <- e^{G_C} z + sum_s Kd ----
     {
-      for (int f = tid; f < D; f += Tr::kThreads) {
-        float sum = 0.f;
-        for (int s2 = 0; s2 < C; ++s2) sum = fmaf(to_float(sK[s2 * LdE + f]), sEkd[(s2 / 16) * D + f], sum);
-        sZ[f] = sEC[f] * sZ[f] + sum;
-        if (!kOutput) sGam[f] *= sEC[f];
-      }
+      // z partial column sums of Kd (finished after the barrier below)
+      column_sum_parts<Tr>(sK, LdE, sZp, [&](int r, int f) { return sEkd[(r / 16) * D + f]; });
+      if (!kOutput)
+        for (int f = tid; f < D; f += Tr::kThreads) sGam[f] *= sEC[f];
       S.for_each([&](int f, int v, float& x) { x *= sEC[f]; });
       const int m0 = S.m0(), n0 = S.n0();
       auto la = [&](int m, int k) {  // A(f, s) = K[s][f] e^{G_C - e_{j(s)}}
@@ -278,6 +280,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) gla_fwd_walk_kernel(const Gla
       (void)m0;
     }
     __syncthreads();
+    for (int f = tid; f < D; f += Tr::kThreads) sZ[f] = sEC[f] * sZ[f] + z_sum_parts<Tr>(sZp, f);
     if (kOutput) S.for_each([&](int f, int v, float& x) { sSc[v * LdE + f] = from_float<T>(x); });
     // (the next chunk's first __syncthreads orders these writes before their reads)
   }

@@ -85,31 +85,64 @@ __device__ __forceinline__ void load_tile(E* dst, int ld, const E* src, int64_t 
 }
 
 // In-place inclusive scan down each column of a [kC, kD] fp32 tile (forward: cumsum over
-// rows; kReverse: suffix sums). Threads = (column, part); each part scans kC / parts rows,
-// then adds the totals of the parts before (after) it. Ends with __syncthreads().
+// rows; kReverse: suffix sums). Thread = (column f = tid % D, part = tid / D); each part
+// loads its kC / parts rows into registers, scans them, publishes its total in `scratch`
+// ([parts][D] floats), and adds the totals of the parts before (after) it.
+// Starts reading without a barrier (callers sync before); ends with __syncthreads().
+template <class Tr>
+struct Scan {
+  static constexpr int kParts = Tr::kThreads / Tr::kD;
+  static constexpr int kRows = Tr::kC / kParts;
+  static constexpr int kScratch = kParts * Tr::kD;  // floats
+};
 template <class Tr, bool kReverse>
-__device__ __forceinline__ void column_scan(float* buf, int ld) {
-  constexpr int kParts = Tr::kThreads / Tr::kD;
-  constexpr int kRows = Tr::kC / kParts;
+__device__ __forceinline__ void column_scan(float* buf, int ld, float* scratch) {
+  constexpr int kParts = Scan<Tr>::kParts, kRows = Scan<Tr>::kRows;
   const int f = threadIdx.x % Tr::kD, part = threadIdx.x / Tr::kD;
-  const int r0 = part * kRows;
-  float run = 0.f;
+  float* col = buf + (part * kRows) * ld + f;
+  float x[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) x[r] = col[r * ld];
   if (!kReverse) {
-    for (int r = 0; r < kRows; ++r) { run += buf[(r0 + r) * ld + f]; buf[(r0 + r) * ld + f] = run; }
+#pragma unroll
+    for (int r = 1; r < kRows; ++r) x[r] += x[r - 1];
+    scratch[part * Tr::kD + f] = x[kRows - 1];
   } else {
-    for (int r = kRows - 1; r >= 0; --r) { run += buf[(r0 + r) * ld + f]; buf[(r0 + r) * ld + f] = run; }
+#pragma unroll
+    for (int r = kRows - 2; r >= 0; --r) x[r] += x[r + 1];
+    scratch[part * Tr::kD + f] = x[0];
   }
   __syncthreads();
   float off = 0.f;
 #pragma unroll
-  for (int q = 0; q < kParts; ++q) {
-    if (!kReverse && q < part) off += buf[((q + 1) * kRows - 1) * ld + f];
-    if (kReverse && q > part) off += buf[(q * kRows) * ld + f];
+  for (int q = 0; q < kParts; ++q)
+    if (kReverse ? q > part : q < part) off += scratch[q * Tr::kD + f];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) col[r * ld] = x[r] + off;
+  __syncthreads();
+}
+
+// Column sums of a [kC, kD] tile of T (optionally weighted per row): thread (f, part) sums
+// its rows and writes the partial to scratch[part][f]; the caller adds the parts after a
+// barrier (z_sum_parts).
+template <class Tr, typename E, class RowWeight>
+__device__ __forceinline__ void column_sum_parts(const E* buf, int ld, float* scratch, RowWeight&& wt) {
+  constexpr int kRows = Scan<Tr>::kRows;
+  const int f = threadIdx.x % Tr::kD, part = threadIdx.x / Tr::kD;
+  float s = 0.f;
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const int row = part * kRows + r;
+    s = fmaf(to_float(buf[row * ld + f]), wt(row, f), s);
   }
-  __syncthreads();
-  if (off != 0.f)
-    for (int r = 0; r < kRows; ++r) buf[(r0 + r) * ld + f] += off;
-  __syncthreads();
+  scratch[part * Tr::kD + f] = s;
+}
+template <class Tr>
+__device__ __forceinline__ float z_sum_parts(const float* scratch, int f) {
+  float s = 0.f;
+#pragma unroll
+  for (int q = 0; q < Scan<Tr>::kParts; ++q) s += scratch[q * Tr::kD + f];
+  return s;
 }
 
 // State tiles: a warp owns m-tile (warp / kStateWPM) and kStateNT n-tiles of the

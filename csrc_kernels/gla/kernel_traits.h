@@ -19,7 +19,11 @@ struct Traits {
   static constexpr int kC = (!kTensorCores && kD == 128) ? 32 : 64;
   static constexpr int kSub = 16;
   static constexpr int kNSub = kC / kSub;
-  static constexpr int kWarps = 8;
+  // 16-bit D = 128: 16 warps (one CTA per SM fits in shared memory; more warps in flight,
+  // half the accumulator registers per thread). 16-bit D = 64: 8 warps, 2 CTAs per SM.
+  // fp32 (the exact test path): 8 warps, 1 CTA per SM.
+  static constexpr int kWarps = (kTensorCores && kD == 128) ? 16 : 8;
+  static constexpr int kMinBlocks = (kTensorCores && kD == 64) ? 2 : 1;
   static constexpr int kThreads = 32 * kWarps;
   // Shared-memory row strides (elements): 16 bytes of padding per row.
   static constexpr int kLdE = kD + 16 / int(sizeof(T));   // T rows of D

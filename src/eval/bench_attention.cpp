@@ -5,8 +5,10 @@
 //   φ(u) = [softmax(u W); softmax(-u W)] (W [H, d, d/2] shared by q and k), clamp 1e-12
 //   g = logsigmoid(a W2^T + b) / 16   [B, T, Hkv, d] fp32
 //   y = chunk_gla(φq, φk, v, g)       (normalized)
-// Conv and GLA run on the csrc_kernels kernels (own autograd Functions here, so the
-// benchmark depends only on the CUDA bindings); φ and the gate are ATen ops.
+// Forward (no grad, as in prefill): one fused prologue kernel (conv + φ + gate) then the
+// GLA forward. Forward + backward (training): conv and GLA on the csrc_kernels kernels
+// (own autograd Functions here, so the benchmark depends only on the CUDA bindings),
+// φ and the gate as ATen ops (their backward through autograd).
 #include "eval/bench_attention.h"
 
 #include <ATen/ATen.h>
@@ -100,6 +102,10 @@ at::Tensor gate(const at::Tensor& a, const Params& P, int64_t Hkv, int64_t d) {
 
 at::Tensor lawcat_core(const Inputs& in, const Params& P, const Shape& s) {
   const int64_t B = in.q.size(0), T = in.q.size(1);
+  if (!at::GradMode::is_enabled()) {  // prefill / inference: fused conv + feature map + gate, then GLA
+    auto [fq, fk, g] = ops::cuda::lawcat_prologue_fwd(in.q, in.k, in.a, P.conv_q, P.conv_k, P.wphi, P.w2, P.b2);
+    return std::get<0>(ops::cuda::chunk_gla_fwd(fq, fk, in.v, g, at::Tensor(), at::Tensor(), ops::GlaOptions{}));
+  }
   const at::Tensor qc = ConvFn::apply(in.q.reshape({B, T, s.H * s.d}), P.conv_q, 1, s.d).view({B, T, s.H, s.d});
   const at::Tensor kc =
       ConvFn::apply(in.k.reshape({B, T, s.Hkv * s.d}), P.conv_k, s.H / s.Hkv, s.d).view({B, T, s.H, s.d});
@@ -242,6 +248,9 @@ BenchAttentionResult bench_attention(const BenchAttentionOptions& opt) {
         const at::Tensor kc = ops::cuda::causal_conv1d_fwd(kf, P.conv_k, at::Tensor(), s.H / s.Hkv, s.d)
                                   .view({B, T, s.H, s.d});
         row.parts_ms["phi_q"] = tm([&] { feature_map(qc, P.wphi); });
+        row.parts_ms["prologue_fused"] = tm([&] {
+          ops::cuda::lawcat_prologue_fwd(in.q, in.k, in.a, P.conv_q, P.conv_k, P.wphi, P.w2, P.b2);
+        });
         row.parts_ms["gate"] = tm([&] { gate(in.a, P, s.Hkv, s.d); });
         const at::Tensor fq = feature_map(qc, P.wphi), fk = feature_map(kc, P.wphi), g = gate(in.a, P, s.Hkv, s.d);
         row.parts_ms["gla_fwd"] =

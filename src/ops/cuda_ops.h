@@ -60,5 +60,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> causal_conv1d_bwd(
     const at::Tensor& x, const at::Tensor& w, const at::Tensor& cache, const at::Tensor& dout,
     int64_t repeat, int64_t head_dim);
 
+// LAWCAT prologue, forward only (prefill / no-grad): q [B, T, H, D], k [B, T, Hkv, D], a [B, T, R]
+// (contiguous, one dtype), conv_q / conv_k [H*D, W], wphi [H, D, D/2], w2 [Hkv*D, R], b2 [Hkv*D]
+// (any float dtype; used in fp32). Returns (phi_q [B, T, H, D], phi_k [B, T, H, D] in q's dtype,
+// g [B, T, Hkv, D] fp32): conv, Hedgehog feature map (clamped at 1e-12), logsigmoid gate / tau.
+// D in {64, 128}; R a multiple of 16.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_prologue_fwd(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& a, const at::Tensor& conv_q,
+    const at::Tensor& conv_k, const at::Tensor& wphi, const at::Tensor& w2, const at::Tensor& b2,
+    double tau = 16.0);
+
 }  // namespace lawcat::ops::cuda
 #endif

@@ -9,6 +9,7 @@
 #include <c10/cuda/CUDAGuard.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <vector>
 
 #include "api.h"
@@ -104,10 +105,19 @@ int sm_count() {
   return n;
 }
 
+// CTAs (segments x heads) to aim for, per SM: $LAWCAT_GLA_CTAS_PER_SM (default 2).
+int64_t ctas_per_sm() {
+  static const int64_t n = [] {
+    const char* e = std::getenv("LAWCAT_GLA_CTAS_PER_SM");
+    return e != nullptr && std::atoi(e) > 0 ? int64_t(std::atoi(e)) : int64_t(2);
+  }();
+  return n;
+}
+
 Plan make_plan(const Inputs& in, const at::Tensor& cu_seqlens) {
   Plan pl;
   pl.C = k::gla_chunk_size(to_kdtype(in.dt), static_cast<int>(in.D));
-  const int64_t target_ctas = 2 * sm_count();
+  const int64_t target_ctas = ctas_per_sm() * sm_count();
   if (!cu_seqlens.defined()) {
     pl.N = in.B;
     const int64_t nc = ceil_div(in.T, pl.C);
@@ -390,6 +400,58 @@ at::Tensor gla_step(const at::Tensor& q, const at::Tensor& k, const at::Tensor& 
     normalizer.copy_(z);
   }
   return y.to(v.scalar_type());
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_prologue_fwd(const at::Tensor& q, const at::Tensor& k,
+                                                                   const at::Tensor& a, const at::Tensor& conv_q,
+                                                                   const at::Tensor& conv_k, const at::Tensor& wphi,
+                                                                   const at::Tensor& w2, const at::Tensor& b2,
+                                                                   double tau) {
+  const char* op = "lawcat_prologue_fwd";
+  const c10::cuda::CUDAGuard guard(q.device());
+  TORCH_CHECK(q.is_cuda() && q.dim() == 4 && k.dim() == 4 && a.dim() == 3, op,
+              ": q [B, T, H, D], k [B, T, Hkv, D], a [B, T, R] CUDA tensors expected, got ", q.sizes(), ", ",
+              k.sizes(), ", ", a.sizes());
+  const int64_t B = q.size(0), T = q.size(1), H = q.size(2), D = q.size(3), Hkv = k.size(2), R = a.size(2);
+  TORCH_CHECK(k.size(0) == B && k.size(1) == T && k.size(3) == D && Hkv >= 1 && H % Hkv == 0, op, ": k ", k.sizes(),
+              " does not fit q ", q.sizes());
+  TORCH_CHECK(a.size(0) == B && a.size(1) == T && R % 16 == 0 && R > 0, op, ": a must be [B, T, R], R % 16 == 0, got ",
+              a.sizes());
+  TORCH_CHECK(D == 64 || D == 128, op, ": head dim must be 64 or 128, got ", D);
+  TORCH_CHECK(conv_q.dim() == 2 && conv_q.size(0) == H * D && conv_k.sizes() == conv_q.sizes(), op,
+              ": conv_q / conv_k must be [H*D, W], got ", conv_q.sizes(), ", ", conv_k.sizes());
+  TORCH_CHECK(wphi.sizes() == at::IntArrayRef({H, D, D / 2}), op, ": wphi must be [H, D, D/2], got ", wphi.sizes());
+  TORCH_CHECK(w2.sizes() == at::IntArrayRef({Hkv * D, R}), op, ": w2 must be [Hkv*D, R], got ", w2.sizes());
+  TORCH_CHECK(!b2.defined() || b2.numel() == Hkv * D, op, ": b2 must have Hkv*D elements");
+  const auto dt = kernel_dtype(q.scalar_type());
+  const at::Tensor qc = q.to(dt).contiguous(), kc = k.to(dt).contiguous(), ac = a.to(dt).contiguous();
+  auto f32 = [](const at::Tensor& t) { return t.defined() ? t.to(at::kFloat).contiguous() : t; };
+  const at::Tensor cq = f32(conv_q), ck = f32(conv_k), wp = f32(wphi), w2f = f32(w2), b2f = f32(b2);
+  at::Tensor phi_q = at::empty({B, T, H, D}, qc.options()), phi_k = at::empty({B, T, H, D}, qc.options());
+  at::Tensor g = at::empty({B, T, Hkv, D}, qc.options().dtype(at::kFloat));
+  k::PrologueParams p;
+  p.dtype = to_kdtype(dt);
+  p.batch = static_cast<int>(B);
+  p.seqlen = static_cast<int>(T);
+  p.H = static_cast<int>(H);
+  p.Hkv = static_cast<int>(Hkv);
+  p.D = static_cast<int>(D);
+  p.width = static_cast<int>(conv_q.size(1));
+  p.rank = static_cast<int>(R);
+  p.tau = static_cast<float>(tau);
+  p.q = qc.data_ptr();
+  p.k = kc.data_ptr();
+  p.a = ac.data_ptr();
+  p.conv_q = cq.data_ptr<float>();
+  p.conv_k = ck.data_ptr<float>();
+  p.wphi = wp.data_ptr<float>();
+  p.w2 = w2f.data_ptr<float>();
+  p.b2 = b2f.defined() ? b2f.data_ptr<float>() : nullptr;
+  p.phi_q = phi_q.data_ptr();
+  p.phi_k = phi_k.data_ptr();
+  p.g = g.data_ptr<float>();
+  check_launch(k::launch_lawcat_prologue_fwd(p, at::cuda::getCurrentCUDAStream()), op);
+  return {phi_q, phi_k, g};
 }
 
 }  // namespace lawcat::ops::cuda

@@ -96,3 +96,34 @@ TEST_CASE("causal_conv1d CUDA decode step equals the full convolution", "[cuda]"
   if (W > 1) LAWCAT_CHECK_REL("cache", cache, x.narrow(1, T - (W - 1), W - 1).transpose(1, 2), 1e-6);
 #endif
 }
+
+TEST_CASE("lawcat_prologue_fwd CUDA (conv + feature map + gate) matches ATen in float64", "[cuda]") {
+  LAWCAT_REQUIRE_CUDA_OR_SKIP();
+#ifdef LAWCAT_HAVE_CUDA
+  const auto dt = GENERATE(at::kFloat, at::kBFloat16);
+  const int64_t D = GENERATE(64, 128);
+  CAPTURE(dt, D);
+  const int64_t B = 2, T = 150, H = 4, Hkv = 2, R = 16, W = 4;
+  auto o = at::TensorOptions().device(at::kCUDA);
+  const at::Tensor q = cuda_of(at::randn({B, T, H, D}), dt), k = cuda_of(at::randn({B, T, Hkv, D}), dt);
+  const at::Tensor a = cuda_of(at::randn({B, T, R}), dt);
+  const at::Tensor cq = at::randn({H * D, W}, o) * 0.5, ck = at::randn({H * D, W}, o) * 0.5;
+  const at::Tensor wphi = at::randn({H, D, D / 2}, o) * 0.2, w2 = at::randn({Hkv * D, R}, o) * 0.5;
+  const at::Tensor b2 = at::randn({Hkv * D}, o);
+  lawcat::test::poison_cuda_allocator();
+  auto [fq, fk, g] = lawcat::ops::cuda::lawcat_prologue_fwd(q, k, a, cq, ck, wphi, w2, b2, 16.0);
+  // oracle: conv (ref), repeat k to H heads, φ, gate in float64
+  const at::Tensor qt = lawcat::ops::ref::causal_conv1d_ref(f64(q).view({B, T, H * D}), f64(cq)).view({B, T, H, D});
+  const at::Tensor krep = f64(k).view({B, T, Hkv, 1, D}).expand({B, T, Hkv, H / Hkv, D}).reshape({B, T, H * D});
+  const at::Tensor kt = lawcat::ops::ref::causal_conv1d_ref(krep, f64(ck)).view({B, T, H, D});
+  auto phi = [&](const at::Tensor& u) {
+    const at::Tensor s = at::einsum("bthd,hdf->bthf", {u, f64(wphi)});
+    return at::cat({at::softmax(s, -1), at::softmax(-s, -1)}, -1).clamp_min(1e-12);
+  };
+  const at::Tensor gr = (at::log_sigmoid(at::linear(f64(a), f64(w2), f64(b2))) / 16.0).view({B, T, Hkv, D});
+  const double tol = dt == at::kFloat ? 1e-5 : 1e-2;
+  LAWCAT_CHECK_REL("phi_q", fq, phi(qt), tol);
+  LAWCAT_CHECK_REL("phi_k", fk, phi(kt), tol);
+  LAWCAT_CHECK_REL("g", g, gr, tol);
+#endif
+}

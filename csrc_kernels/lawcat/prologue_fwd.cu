@@ -1,0 +1,160 @@
+// LAWCAT prologue, forward (see api.h): conv -> Hedgehog feature map for q and k, and
+// the GLA gate, fused so that q~, k~ and the feature-map logits never touch HBM.
+// One CTA (256 threads) per (64-token tile, query head h):
+//   1. q~ [64, D] fp32 in shared memory (width-W causal conv read straight from global;
+//      rows before t = 0 are zero), logits s = q~ W_h [64, D/2] on the matrix units,
+//      row-wise softmax of s and of -s (4 threads per row) -> phi_q.
+//   2. the same for k~ (input head h / g, this head's filters) -> phi_k.
+//   3. heads h % g == 0: g = logsigmoid(a W2_hk^T + b) / tau for their kv head.
+#include "api.h"
+#include "common.cuh"
+#include "static_switch.h"
+
+namespace lawcat::kernels::prologue {
+
+constexpr int kThreads = 256, kRows = 64;
+
+template <typename T, int kD>
+struct Smem {
+  static constexpr int kLdU = kD + 4, kLdW = kD / 2 + 4, kLdS = kD / 2 + 4;
+  static constexpr size_t kU = 0;                                       // f32 [64][LdU]  conv output
+  static constexpr size_t kW = kU + sizeof(float) * kRows * kLdU;       // f32 [D][LdW]   W_h
+  static constexpr size_t kS = kW + sizeof(float) * kD * kLdW;          // f32 [64][LdS]  logits
+  static constexpr size_t kBytes = kS + sizeof(float) * kRows * kLdS;
+};
+
+template <typename T, int kD>
+__device__ void feature_map_tile(const PrologueParams& p, const T* x, int x_heads, int in_head, const float* conv,
+                                 T* out, int b, int t0, int h, float* sU, const float* sW, float* sS) {
+  using L = Smem<T, kD>;
+  constexpr int LdU = L::kLdU, LdW = L::kLdW, LdS = L::kLdS, kHalf = kD / 2;
+  const int tid = threadIdx.x, W = p.width;
+  // 1. causal conv into sU
+  for (int i = tid; i < kRows * kD; i += kThreads) {
+    const int r = i / kD, c = i - r * kD, t = t0 + r;
+    float acc = 0.f;
+    if (t < p.seqlen) {
+      const float* wc = conv + (size_t(h) * kD + c) * W;
+      for (int j = 0; j < W; ++j) {
+        const int tt = t - W + 1 + j;
+        if (tt >= 0) acc = fmaf(wc[j], to_float(x[((size_t(b) * p.seqlen + tt) * x_heads + in_head) * kD + c]), acc);
+      }
+    }
+    sU[r * LdU + c] = acc;
+  }
+  __syncthreads();
+  // 2. logits s = u W (M = 64, N = D/2, K = D); warp -> m-tile warp/2, kNT n-tiles
+  {
+    constexpr int kNT = kD / 32;
+    const int warp = tid / 32, m0 = warp / 2 * 16, n0 = warp % 2 * kNT * 8;
+    float acc[kNT][4] = {};
+    auto la = [&](int m, int k) { return make_float2(sU[m * LdU + k], sU[m * LdU + k + 1]); };
+    auto lb = [&](int k, int n) { return make_float2(sW[k * LdW + n], sW[(k + 1) * LdW + n]); };
+    tile_mma<T, kNT>(acc, m0, n0, 0, kD, la, lb);
+#pragma unroll
+    for (int j = 0; j < kNT; ++j) tile_for_each(acc[j], m0, n0 + 8 * j, [&](int r, int c, float& v) { sS[r * LdS + c] = v; });
+  }
+  __syncthreads();
+  // 3. softmax(s) and softmax(-s) per row: 4 threads per row, kHalf / 4 columns each
+  {
+    constexpr int kPer = kHalf / 4;
+    const int r = tid / 4, part = tid % 4, t = t0 + r;
+    const float* s = sS + r * LdS + part * kPer;
+    float mx = -INFINITY, mn = INFINITY;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) { mx = fmaxf(mx, s[j]); mn = fminf(mn, s[j]); }
+#pragma unroll
+    for (int o = 1; o < 4; o <<= 1) {
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+      mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, o));
+    }
+    float e1[kPer], e2[kPer], s1 = 0.f, s2 = 0.f;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+      e1[j] = __expf(s[j] - mx);
+      e2[j] = __expf(mn - s[j]);
+      s1 += e1[j];
+      s2 += e2[j];
+    }
+#pragma unroll
+    for (int o = 1; o < 4; o <<= 1) {
+      s1 += __shfl_xor_sync(0xffffffffu, s1, o);
+      s2 += __shfl_xor_sync(0xffffffffu, s2, o);
+    }
+    if (t < p.seqlen) {
+      T* o_row = out + ((size_t(b) * p.seqlen + t) * p.H + h) * kD;
+      const float i1 = 1.f / s1, i2 = 1.f / s2;
+#pragma unroll
+      for (int j = 0; j < kPer; ++j) {
+        o_row[part * kPer + j] = from_float<T>(fmaxf(e1[j] * i1, 1e-12f));
+        o_row[kHalf + part * kPer + j] = from_float<T>(fmaxf(e2[j] * i2, 1e-12f));
+      }
+    }
+  }
+  __syncthreads();
+}
+
+template <typename T, int kD>
+__global__ void __launch_bounds__(kThreads) prologue_fwd_kernel(const PrologueParams p) {
+  using L = Smem<T, kD>;
+  extern __shared__ __align__(16) unsigned char smem[];
+  float* sU = reinterpret_cast<float*>(smem + L::kU);
+  float* sW = reinterpret_cast<float*>(smem + L::kW);
+  float* sS = reinterpret_cast<float*>(smem + L::kS);
+  const int t0 = blockIdx.x * kRows, h = blockIdx.y, b = blockIdx.z, tid = threadIdx.x;
+  const int group = p.H / p.Hkv, hk = h / group;
+  for (int i = tid; i < kD * (kD / 2); i += kThreads) {
+    const int r = i / (kD / 2), c = i - r * (kD / 2);
+    sW[r * L::kLdW + c] = p.wphi[(size_t(h) * kD + r) * (kD / 2) + c];
+  }
+  feature_map_tile<T, kD>(p, static_cast<const T*>(p.q), p.H, h, p.conv_q, static_cast<T*>(p.phi_q), b, t0, h, sU, sW, sS);
+  feature_map_tile<T, kD>(p, static_cast<const T*>(p.k), p.Hkv, hk, p.conv_k, static_cast<T*>(p.phi_k), b, t0, h, sU, sW,
+                          sS);
+  if (h % group != 0) return;
+  // gate for kv head hk: M = 64 rows, N = D, K = R
+  constexpr int kNT = kD / 16;
+  const int warp = tid / 32, m0 = warp / 2 * 16, n0 = warp % 2 * kNT * 8;
+  const T* a = static_cast<const T*>(p.a);
+  const int R = p.rank;
+  float acc[kNT][4] = {};
+  auto la = [&](int m, int k) {
+    const int t = min(t0 + m, p.seqlen - 1);
+    const T* row = a + (size_t(b) * p.seqlen + t) * R;
+    return make_float2(to_float(row[k]), to_float(row[k + 1]));
+  };
+  auto lb = [&](int k, int n) {
+    const float* w = p.w2 + (size_t(hk) * kD + n) * R;
+    return make_float2(w[k], w[k + 1]);
+  };
+  tile_mma<T, kNT>(acc, m0, n0, 0, R, la, lb);
+#pragma unroll
+  for (int j = 0; j < kNT; ++j)
+    tile_for_each(acc[j], m0, n0 + 8 * j, [&](int r, int c, float& v) {
+      const int t = t0 + r;
+      if (t >= p.seqlen) return;
+      const float x = v + (p.b2 != nullptr ? p.b2[size_t(hk) * kD + c] : 0.f);
+      const float ls = fminf(x, 0.f) - log1pf(__expf(-fabsf(x)));
+      p.g[((size_t(b) * p.seqlen + t) * p.Hkv + hk) * kD + c] = ls / p.tau;
+    });
+}
+
+}  // namespace lawcat::kernels::prologue
+
+namespace lawcat::kernels {
+cudaError_t launch_lawcat_prologue_fwd(const PrologueParams& p, cudaStream_t stream) {
+  if (p.H <= 0 || p.Hkv <= 0 || p.H % p.Hkv != 0 || p.width < 1 || p.rank % 16 != 0 || p.rank <= 0)
+    return cudaErrorInvalidValue;
+  if (p.batch == 0 || p.seqlen == 0) return cudaSuccess;
+  return LAWCAT_DTYPE_SWITCH(p.dtype, T, [&] {
+    return LAWCAT_HEADDIM_SWITCH(p.D, kD, [&] {
+      using L = prologue::Smem<T, kD>;
+      auto kernel = prologue::prologue_fwd_kernel<T, kD>;
+      if (L::kBytes > 48 * 1024)
+        LAWCAT_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kBytes)));
+      dim3 grid((p.seqlen + prologue::kRows - 1) / prologue::kRows, p.H, p.batch);
+      kernel<<<grid, prologue::kThreads, L::kBytes, stream>>>(p);
+      return cudaGetLastError();
+    });
+  });
+}
+}  // namespace lawcat::kernels
