@@ -1,0 +1,59 @@
+// `lawcat bench prefill`: end-to-end prefill latency, decode tokens/s and peak
+// memory, LAWCAT vs the softmax teacher in one run (eval/bench_prefill.h).
+//
+//   lawcat bench prefill --config configs/llama3.2-1b.config.json --device cuda --json prefill.json
+//   lawcat bench prefill --model out/export --lengths 1024,4096,16384
+#include <iostream>
+
+#include "cli/command.h"
+#include "eval/bench_prefill.h"
+#include "util/fs.h"
+
+namespace {
+
+struct BenchPrefillArgs {
+  lawcat::eval::BenchPrefillOptions opt;
+  std::string json;
+  bool no_softmax = false, no_lawcat = false;
+};
+
+lawcat::cli::Runner setup_bench_prefill(CLI::App& app) {
+  auto a = std::make_shared<BenchPrefillArgs>();
+  auto& o = a->opt;
+  auto* model = app.add_option("--model", o.model_dir, "model directory (a teacher is swapped to LAWCAT)");
+  auto* config = app.add_option("--config", o.config_json, "config.json for a random-weight model");
+  model->excludes(config);
+  config->excludes(model);
+  app.add_option("--lengths", o.lengths, "context lengths T")->delimiter(',')->capture_default_str();
+  app.add_option("--device", o.device, "cuda, cuda:N or cpu")->capture_default_str();
+  app.add_option("--dtype", o.dtype, "auto (bf16 on CUDA, fp32 on CPU), bfloat16, float16, float32")
+      ->capture_default_str();
+  app.add_option("--warmup", o.warmup, "untimed prefills per (kind, T)")->capture_default_str();
+  app.add_option("--reps", o.reps, "timed prefills (median reported)")->capture_default_str()->check(
+      CLI::PositiveNumber);
+  app.add_option("--decode-tokens", o.decode_tokens, "timed decode steps after the prefill")->capture_default_str();
+  app.add_option("--gate-rank", o.attention.gate_rank, "LAWCAT gate rank for the swap")->capture_default_str();
+  app.add_option("--conv-width", o.attention.conv_width, "LAWCAT conv width for the swap")->capture_default_str();
+  app.add_option("--window", o.attention.window, "sliding softmax window of the hybrid (0 = off)")
+      ->capture_default_str();
+  app.add_option("--seed", o.seed, "seed for random weights and tokens")->capture_default_str();
+  app.add_flag("--no-softmax", a->no_softmax, "skip the softmax teacher");
+  app.add_flag("--no-lawcat", a->no_lawcat, "skip the LAWCAT student");
+  app.add_option("--json", a->json, "write every number to this JSON file");
+  return [a] {
+    auto o = a->opt;
+    o.softmax = !a->no_softmax;
+    o.lawcat = !a->no_lawcat;
+    const auto r = lawcat::eval::bench_prefill(o);
+    std::cout << lawcat::eval::format_bench_prefill(r);
+    if (!a->json.empty()) {
+      lawcat::fs::atomic_write_text(a->json, lawcat::eval::bench_prefill_json(r, o).dump(2) + "\n");
+      std::cout << "wrote " << a->json << "\n";
+    }
+    return 0;
+  };
+}
+LAWCAT_COMMAND("bench prefill",
+               "End-to-end prefill latency, decode tokens/s and peak memory: LAWCAT vs the softmax teacher",
+               setup_bench_prefill);
+}  // namespace

@@ -1,0 +1,315 @@
+#include "eval/bench_prefill.h"
+
+#include <c10/util/Exception.h>
+#include <torch/csrc/autograd/grad_mode.h>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <iomanip>
+#include <sstream>
+
+#ifdef LAWCAT_HAVE_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAEvent.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
+#include "config/yaml.h"
+#include "io/hf_config.h"
+#include "model/convert.h"
+#include "model/llama.h"
+#include "util/error.h"
+#include "util/log.h"
+
+namespace lawcat::eval {
+
+namespace {
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+// Wall time of fn() in ms: CUDA events on the current stream on the GPU.
+double time_ms(bool cuda, const std::function<void()>& fn) {
+#ifdef LAWCAT_HAVE_CUDA
+  if (cuda) {
+    auto stream = at::cuda::getCurrentCUDAStream();
+    at::cuda::CUDAEvent start(cudaEventDefault), stop(cudaEventDefault);
+    start.record(stream);
+    fn();
+    stop.record(stream);
+    stop.synchronize();
+    return start.elapsed_time(stop);
+  }
+#endif
+  const auto t0 = std::chrono::steady_clock::now();
+  fn();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void synchronize(bool cuda) {
+#ifdef LAWCAT_HAVE_CUDA
+  if (cuda) at::cuda::getCurrentCUDAStream().synchronize();
+#endif
+}
+
+// Allocated bytes on the device: {current, peak}; {-1, -1} without CUDA.
+std::pair<int64_t, int64_t> cuda_allocated(bool cuda, int device_index) {
+#ifdef LAWCAT_HAVE_CUDA
+  if (cuda) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(device_index));
+    const auto& a = stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)];
+    return {a.current, a.peak};
+  }
+#endif
+  return {-1, -1};
+}
+
+void reset_peak(bool cuda, int device_index) {
+#ifdef LAWCAT_HAVE_CUDA
+  if (cuda) c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<c10::DeviceIndex>(device_index));
+#endif
+}
+
+void empty_cache(bool cuda) {
+#ifdef LAWCAT_HAVE_CUDA
+  if (cuda) c10::cuda::CUDACachingAllocator::emptyCache();
+#endif
+}
+
+std::string device_description(const at::Device& d) {
+#ifdef LAWCAT_HAVE_CUDA
+  if (d.is_cuda()) {
+    const auto* p = at::cuda::getDeviceProperties(d.has_index() ? d.index() : at::cuda::current_device());
+    return std::string(p->name) + " (" + std::to_string(p->totalGlobalMem >> 20) + " MiB)";
+  }
+#endif
+  return d.str();
+}
+
+// A decode state of KV caches for every layer (the teacher mode of a swapped model).
+model::DecodeState kv_cache_state(model::LlamaForCausalLMImpl& m) {
+  model::DecodeState s;
+  s.batch = 1;
+  for (int64_t i = 0; i < m.num_layers(); ++i) s.layers.push_back(std::make_unique<model::KVCache>());
+  return s;
+}
+
+constexpr double kMiB = 1024.0 * 1024.0;
+
+}  // namespace
+
+BenchPrefillResult bench_prefill(const BenchPrefillOptions& o) {
+  LAWCAT_CHECK(o.model_dir.empty() != o.config_json.empty(), ConfigError,
+               "bench prefill: give exactly one of --model DIR or --config config.json");
+  LAWCAT_CHECK(!o.lengths.empty(), ConfigError, "bench prefill: --lengths is empty");
+  for (int64_t T : o.lengths) LAWCAT_CHECK(T > 0, ConfigError, "bench prefill: lengths must be positive, got " << T);
+  LAWCAT_CHECK(o.reps > 0 && o.warmup >= 0 && o.decode_tokens >= 0 && o.decode_warmup >= 0, ConfigError,
+               "bench prefill: reps must be positive, warm-up and decode counts non-negative");
+  LAWCAT_CHECK(o.softmax || o.lawcat, ConfigError, "bench prefill: nothing to time (both kinds disabled)");
+  torch::NoGradGuard no_grad;
+  const at::Device device = model::parse_device(o.device);
+  const bool cuda = device.is_cuda();
+  const int dev_index = cuda ? (device.has_index() ? device.index() : 0) : -1;
+#ifdef LAWCAT_HAVE_CUDA
+  if (cuda) c10::cuda::set_device(static_cast<c10::DeviceIndex>(dev_index));
+#else
+  LAWCAT_CHECK(!cuda, ConfigError, "bench prefill: lawcat was built without CUDA; use --device cpu");
+#endif
+
+  BenchPrefillResult result;
+  result.device = device_description(device);
+  at::manual_seed(o.seed);
+  model::LlamaForCausalLM m{nullptr};
+  io::LlamaConfig cfg;
+  if (!o.config_json.empty()) {
+    cfg = io::load_llama_config(o.config_json);
+    model::validate_llama_config(cfg, o.config_json);
+    const at::ScalarType dtype =
+        o.dtype == "auto" ? (cuda ? at::kBFloat16 : at::kFloat) : model::parse_dtype(o.dtype);
+    result.source = o.config_json + " (random weights)";
+    m = model::build_llama(cfg);
+    if (cfg.lawcat.is_null() || cfg.lawcat.empty()) {
+      model::swap_to_lawcat(*m, o.attention);
+    } else {
+      model::swap_to_lawcat(*m, config::attention_from_json(cfg.lawcat, o.config_json));
+    }
+    m->to(device, dtype);
+    for (auto& [n, t] : model::lawcat_parameters(*m)) t.set_data(t.to(device, at::kFloat));
+  } else {
+    cfg = io::load_llama_config(std::filesystem::path(o.model_dir) / "config.json");
+    result.source = o.model_dir;
+    m = model::load_model(o.model_dir, device, model::resolve_dtype(o.dtype, device, cfg));
+    if (model::lawcat_layers(*m).empty()) {
+      model::swap_to_lawcat(*m, o.attention);
+      for (auto& [n, t] : model::lawcat_parameters(*m)) t.set_data(t.to(device, at::kFloat));
+    }
+  }
+  m->eval();
+  result.dtype = model::dtype_name(m->dtype());
+  result.num_layers = m->num_layers();
+  result.lawcat_layers = static_cast<int64_t>(model::lawcat_layers(*m).size());
+  result.model_config = io::to_json(m->config());
+  int64_t bytes = 0;
+  for (const auto& p : m->parameters()) {
+    result.parameters += p.numel();
+    bytes += p.numel() * static_cast<int64_t>(p.element_size());
+  }
+  result.weights_mib = static_cast<double>(bytes) / kMiB;
+  log::info("bench prefill: ", result.source, ", ", result.num_layers, " layers (", result.lawcat_layers,
+            " LAWCAT), ", result.parameters, " parameters, ", result.dtype, " on ", result.device);
+
+  const auto ids_opts = at::TensorOptions().dtype(at::kLong).device(device);
+  std::vector<std::string> kinds;
+  if (o.softmax) kinds.push_back("softmax");
+  if (o.lawcat) kinds.push_back("lawcat");
+  for (int64_t T : o.lengths) {
+    const at::Tensor ids = at::randint(0, m->vocab_size(), {1, T}, ids_opts);  // [1, T]
+    for (const auto& kind : kinds) {
+      BenchPrefillRow row;
+      row.kind = kind;
+      row.T = T;
+      const bool teacher = kind == "softmax";
+      model::set_mixer_mode(*m, teacher ? model::MixerMode::kTeacher : model::MixerMode::kStudent);
+      auto fresh_state = [&] { return teacher ? kv_cache_state(*m) : m->new_decode_state(1); };
+      // Prefill: [1, T] -> logits of the last position [1, V].
+      auto prefill = [&](model::DecodeState& st) {
+        at::Tensor h = m->hidden_states(ids, &st);               // [1, T, D]
+        return m->logits(h.select(1, h.size(1) - 1));            // [1, V]
+      };
+      try {
+        for (int i = 0; i < o.warmup; ++i) {
+          model::DecodeState st = fresh_state();
+          prefill(st);
+        }
+        synchronize(cuda);
+        std::vector<double> times;
+        for (int i = 0; i < o.reps; ++i) {
+          model::DecodeState st = fresh_state();
+          times.push_back(time_ms(cuda, [&] { prefill(st); }));
+        }
+        row.prefill_ms = median(times);
+        row.prefill_min_ms = *std::min_element(times.begin(), times.end());
+        row.prefill_tokens_per_s = row.prefill_ms > 0 ? static_cast<double>(T) / (row.prefill_ms * 1e-3) : 0;
+        // One more prefill + decode with the peak memory tracked.
+        synchronize(cuda);
+        const int64_t base = cuda_allocated(cuda, dev_index).first;
+        reset_peak(cuda, dev_index);
+        model::DecodeState st = fresh_state();
+        at::Tensor logits = prefill(st);
+        at::Tensor next = logits.argmax(-1).view({1, 1});  // [1, 1], stays on the device
+        for (int64_t i = 0; i < o.decode_warmup; ++i) next = m->forward(next, st).select(1, 0).argmax(-1).view({1, 1});
+        synchronize(cuda);
+        if (o.decode_tokens > 0) {
+          const double ms = time_ms(cuda, [&] {
+            for (int64_t i = 0; i < o.decode_tokens; ++i)
+              next = m->forward(next, st).select(1, 0).argmax(-1).view({1, 1});
+          });
+          row.decode_ms_per_token = ms / static_cast<double>(o.decode_tokens);
+          row.decode_tokens_per_s = ms > 0 ? static_cast<double>(o.decode_tokens) / (ms * 1e-3) : 0;
+        }
+        synchronize(cuda);
+        const auto [cur, peak] = cuda_allocated(cuda, dev_index);
+        (void)cur;
+        if (peak >= 0) {
+          row.peak_mib = static_cast<double>(peak) / kMiB;
+          row.peak_above_base_mib = static_cast<double>(peak - base) / kMiB;
+        }
+        row.state_mib = static_cast<double>(st.memory_bytes()) / kMiB;
+      } catch (const c10::OutOfMemoryError&) {
+        row.error = "out of memory";
+        log::warn("bench prefill: ", kind, " T=", T, ": out of memory");
+      }
+      empty_cache(cuda);
+      log::info("bench prefill: ", kind, " T=", T, ": prefill ", row.prefill_ms, " ms, decode ",
+                row.decode_tokens_per_s, " tok/s", row.error.empty() ? "" : " (" + row.error + ")");
+      result.rows.push_back(row);
+    }
+  }
+  model::set_mixer_mode(*m, model::MixerMode::kStudent);
+  return result;
+}
+
+std::string format_bench_prefill(const BenchPrefillResult& r) {
+  auto fmt = [](double x, int prec) {
+    std::ostringstream s;
+    s << std::fixed << std::setprecision(prec) << x;
+    return s.str();
+  };
+  auto find = [&](const std::string& kind, int64_t T) -> const BenchPrefillRow* {
+    for (const auto& row : r.rows)
+      if (row.kind == kind && row.T == T) return &row;
+    return nullptr;
+  };
+  std::vector<int64_t> Ts;
+  for (const auto& row : r.rows)
+    if (std::find(Ts.begin(), Ts.end(), row.T) == Ts.end()) Ts.push_back(row.T);
+  std::ostringstream os;
+  os << "model: " << r.source << " | " << r.num_layers << " layers, " << r.parameters << " parameters ("
+     << fmt(r.weights_mib, 0) << " MiB), " << r.dtype << " | device: " << r.device << "\n";
+  os << "prefill = median ms of the full model over T tokens (last-position logits); decode = greedy tokens/s "
+        "after a prefill of T; peak = CUDA allocator peak over prefill + decode; state = decode state MiB\n";
+  os << std::setw(7) << "T" << " |" << std::setw(12) << "softmax ms" << std::setw(12) << "lawcat ms" << std::setw(9)
+     << "speedup" << " |" << std::setw(11) << "sm tok/s" << std::setw(11) << "lc tok/s" << " |" << std::setw(11)
+     << "sm peak" << std::setw(11) << "lc peak" << " |" << std::setw(10) << "sm state" << std::setw(10)
+     << "lc state" << "\n";
+  auto cell = [&](const BenchPrefillRow* row, const std::function<std::string(const BenchPrefillRow&)>& f) {
+    if (!row) return std::string("-");
+    if (!row->error.empty()) return std::string("OOM");
+    return f(*row);
+  };
+  for (int64_t T : Ts) {
+    const auto* s = find("softmax", T);
+    const auto* l = find("lawcat", T);
+    std::string speedup = "-";
+    if (s && l && s->error.empty() && l->error.empty() && l->prefill_ms > 0)
+      speedup = fmt(s->prefill_ms / l->prefill_ms, 2) + "x";
+    auto ms = [&](const BenchPrefillRow& x) { return fmt(x.prefill_ms, x.prefill_ms < 10 ? 2 : 1); };
+    auto tps = [&](const BenchPrefillRow& x) { return fmt(x.decode_tokens_per_s, 1); };
+    auto peak = [&](const BenchPrefillRow& x) { return x.peak_mib >= 0 ? fmt(x.peak_mib, 0) : std::string("n/a"); };
+    auto state = [&](const BenchPrefillRow& x) { return fmt(x.state_mib, x.state_mib < 10 ? 2 : 0); };
+    os << std::setw(7) << T << " |" << std::setw(12) << cell(s, ms) << std::setw(12) << cell(l, ms) << std::setw(9)
+       << speedup << " |" << std::setw(11) << cell(s, tps) << std::setw(11) << cell(l, tps) << " |" << std::setw(11)
+       << cell(s, peak) << std::setw(11) << cell(l, peak) << " |" << std::setw(10) << cell(s, state)
+       << std::setw(10) << cell(l, state) << "\n";
+  }
+  return os.str();
+}
+
+nlohmann::json bench_prefill_json(const BenchPrefillResult& r, const BenchPrefillOptions& o) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& row : r.rows) {
+    nlohmann::json j = {{"kind", row.kind},
+                        {"T", row.T},
+                        {"prefill_ms", row.prefill_ms},
+                        {"prefill_min_ms", row.prefill_min_ms},
+                        {"prefill_tokens_per_s", row.prefill_tokens_per_s},
+                        {"decode_ms_per_token", row.decode_ms_per_token},
+                        {"decode_tokens_per_s", row.decode_tokens_per_s},
+                        {"state_mib", row.state_mib}};
+    if (row.peak_mib >= 0) {
+      j["peak_mib"] = row.peak_mib;
+      j["peak_above_base_mib"] = row.peak_above_base_mib;
+    }
+    if (!row.error.empty()) j["error"] = row.error;
+    rows.push_back(std::move(j));
+  }
+  return {{"device", r.device},
+          {"dtype", r.dtype},
+          {"source", r.source},
+          {"num_layers", r.num_layers},
+          {"lawcat_layers", r.lawcat_layers},
+          {"parameters", r.parameters},
+          {"weights_mib", r.weights_mib},
+          {"warmup", o.warmup},
+          {"reps", o.reps},
+          {"decode_tokens", o.decode_tokens},
+          {"decode_warmup", o.decode_warmup},
+          {"model_config", r.model_config},
+          {"rows", rows}};
+}
+
+}  // namespace lawcat::eval

@@ -1,0 +1,71 @@
+// `lawcat bench prefill`: end-to-end model latency, LAWCAT vs the softmax teacher
+// in the same run, over context lengths T.
+//
+// One model is built (random weights from a config.json, or a checkpoint
+// directory) and, when it has no LAWCAT layers, swapped with
+// model::swap_to_lawcat. The softmax teacher is the same model in
+// MixerMode::kTeacher (bit-identical to the original attention) decoding
+// through a KV cache; the LAWCAT student decodes through its recurrent state.
+// For each T and each of the two:
+//   * prefill: a fresh decode state, hidden_states of T random tokens [1, T] and
+//     the logits of the last position only (what generation does); warm-up runs,
+//     then the median (and min) of `reps` timed runs (CUDA events on the GPU,
+//     steady_clock on the CPU);
+//   * decode: after a prefill, `decode_warmup` untimed steps, then
+//     `decode_tokens` greedy steps timed together -> tokens/s at context T;
+//   * memory: peak allocated bytes of the CUDA caching allocator over one
+//     prefill + decode (reset before), total and above what was allocated
+//     before it (weights); and the decode state's own bytes (KV cache vs
+//     constant LAWCAT state) on any device.
+// An out-of-memory at some T is reported in that row; the run goes on.
+#pragma once
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "config/schema.h"
+
+namespace lawcat::eval {
+
+struct BenchPrefillOptions {
+  std::string model_dir;    // a checkpoint (teacher or LAWCAT model), or
+  std::string config_json;  // a config.json for random weights
+  std::vector<int64_t> lengths = {1024, 2048, 4096, 8192, 16384, 32768, 65536};
+  std::string device = "cuda";
+  std::string dtype = "auto";  // auto: bfloat16 on CUDA, float32 on the CPU
+  int warmup = 2;
+  int reps = 5;
+  int64_t decode_tokens = 32;
+  int64_t decode_warmup = 4;
+  bool softmax = true;      // time the softmax teacher
+  bool lawcat = true;       // time the LAWCAT student
+  config::AttentionConfig attention;  // the swap, when the model has no LAWCAT layers
+  uint64_t seed = 0;
+};
+
+struct BenchPrefillRow {
+  std::string kind;            // "softmax" or "lawcat"
+  int64_t T = 0;
+  double prefill_ms = 0, prefill_min_ms = 0;
+  double prefill_tokens_per_s = 0;
+  double decode_ms_per_token = 0, decode_tokens_per_s = 0;
+  double peak_mib = -1;        // peak allocated (CUDA only; -1 otherwise)
+  double peak_above_base_mib = -1;
+  double state_mib = 0;        // decode state after prefill + decode
+  std::string error;           // e.g. "out of memory"
+};
+
+struct BenchPrefillResult {
+  std::string device, dtype, source;
+  int64_t num_layers = 0, lawcat_layers = 0, parameters = 0;
+  double weights_mib = 0;
+  nlohmann::json model_config;
+  std::vector<BenchPrefillRow> rows;
+};
+
+BenchPrefillResult bench_prefill(const BenchPrefillOptions& options);
+std::string format_bench_prefill(const BenchPrefillResult& result);
+nlohmann::json bench_prefill_json(const BenchPrefillResult& result, const BenchPrefillOptions& options);
+
+}  // namespace lawcat::eval
