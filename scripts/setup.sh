@@ -83,6 +83,9 @@ fi
 
 # ---- 3. configure + build ---------------------------------------------------
 export CCACHE_DIR="${CCACHE_DIR:-$CACHE/ccache}"
+# Paths relative to the checkout, so a fresh clone (CI) hits the cache of another clone.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$ROOT}"
+export CCACHE_NOHASHDIR=true
 export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-10G}"
 if [[ ! -f "$BUILD_DIR/build.ninja" ]] || [[ ${#CMAKE_EXTRA[@]} -gt 0 ]]; then
   log "configuring $BUILD_DIR"
