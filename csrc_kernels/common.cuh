@@ -130,6 +130,59 @@ __device__ __forceinline__ void tile_mma(float (&acc)[kNT][4], int m0, int n0, i
   }
 }
 
+// ---- shared-memory operands: ldmatrix fragments (16-bit) ---------------------------
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_u32(p)));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_u32(p)));
+}
+
+// acc[j] += A[m0:m0+16, k0:kEnd] * B[k0:kEnd, n0+8j : n0+8j+8] with both operands in shared
+// memory as T:
+//   A(m, k) at kATrans ? A[k * lda + m] : A[m * lda + k]
+//   B(k, n) at kBTrans ? B[k * ldb + n] : B[n * ldb + k]
+// 16-bit: ldmatrix (x4, .trans where the operand is stored the other way) feeding
+// mma.sync; rows must start 16-byte aligned (ld a multiple of 8 elements), kNT even.
+// fp32: FFMA on scalar loads, same accumulator layout.
+template <typename T, int kNT, bool kATrans, bool kBTrans>
+__device__ __forceinline__ void tile_mma_smem(float (&acc)[kNT][4], const T* A, int lda, const T* B, int ldb, int m0,
+                                              int n0, int k0, int kEnd) {
+  if constexpr (sizeof(T) == 2) {
+    static_assert(kNT % 2 == 0, "tile_mma_smem: even number of n-tiles");
+    const int lane = threadIdx.x & 31, i8 = lane >> 3, r8 = lane & 7;
+    for (int k = k0; k < kEnd; k += 16) {
+      uint32_t af[4];
+      if (!kATrans) ldsm_x4(af, A + (m0 + (lane & 15)) * lda + k + (lane >> 4) * 8);
+      else ldsm_x4_t(af, A + (k + r8 + 8 * (i8 >> 1)) * lda + m0 + 8 * (i8 & 1));
+#pragma unroll
+      for (int j = 0; j < kNT; j += 2) {
+        uint32_t bf[4];
+        if (!kBTrans) ldsm_x4(bf, B + (n0 + 8 * j + r8 + 8 * (i8 >> 1)) * ldb + k + 8 * (i8 & 1));
+        else ldsm_x4_t(bf, B + (k + r8 + 8 * (i8 & 1)) * ldb + n0 + 8 * j + 8 * (i8 >> 1));
+        const uint32_t b0[2] = {bf[0], bf[1]}, b1[2] = {bf[2], bf[3]};
+        mma_16816(acc[j], af, b0, (T*)nullptr);
+        mma_16816(acc[j + 1], af, b1, (T*)nullptr);
+      }
+    }
+  } else {
+    auto la = [&](int m, int k) {
+      return kATrans ? make_float2(A[k * lda + m], A[(k + 1) * lda + m]) : make_float2(A[m * lda + k], A[m * lda + k + 1]);
+    };
+    auto lb = [&](int k, int n) {
+      return kBTrans ? make_float2(B[k * ldb + n], B[(k + 1) * ldb + n]) : make_float2(B[n * ldb + k], B[n * ldb + k + 1]);
+    };
+    tile_mma<T, kNT>(acc, m0, n0, k0, kEnd, la, lb);
+  }
+}
+
 // Visit the four accumulator entries of tile (m0, n0): f(row, col, value&).
 template <class Fn>
 __device__ __forceinline__ void tile_for_each(float (&acc)[4], int m0, int n0, Fn&& f) {

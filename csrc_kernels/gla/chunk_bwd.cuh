@@ -35,8 +35,8 @@ struct RevSmem {
   static constexpr size_t kGam = kZ + smem_align(sizeof(float) * D);
   static constexpr size_t kDen = kGam + smem_align(sizeof(float) * D);
   static constexpr size_t kDdn = kDen + smem_align(sizeof(float) * C);
-  static constexpr size_t kScan = kDdn + smem_align(sizeof(float) * C);
-  static constexpr size_t kZp = kScan + smem_align(sizeof(float) * Scan<Tr>::kScratch);
+  static constexpr size_t kO = kDdn + smem_align(sizeof(float) * C);               // f32 [NS][D] log offsets
+  static constexpr size_t kZp = kO + smem_align(sizeof(float) * Tr::kNSub * D);
   static constexpr size_t kBytes = kZp + smem_align(sizeof(float) * Scan<Tr>::kScratch);
 };
 
@@ -54,7 +54,7 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) gla_rev_walk_ker
   float* sGam = reinterpret_cast<float*>(smem + L::kGam);
   float* sDen = reinterpret_cast<float*>(smem + L::kDen);
   float* sDdn = reinterpret_cast<float*>(smem + L::kDdn);
-  float* sScan = reinterpret_cast<float*>(smem + L::kScan);
+  float* sO = reinterpret_cast<float*>(smem + L::kO);
   float* sZp = reinterpret_cast<float*>(smem + L::kZp);
 
   const int seg_id = blockIdx.x, h = blockIdx.y, tid = threadIdx.x;
@@ -94,11 +94,12 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) gla_rev_walk_ker
       for (int f = tid; f < D; f += Tr::kThreads) p.chunk_dz[(chunk * p.H + h) * D + f] = sZ[f];
     }
     __syncthreads();
-    column_scan<Tr, false>(sG, LdF, sScan);
-    for (int f = tid; f < D; f += Tr::kThreads) sEC[f] = __expf(sG[(C - 1) * LdF + f]);
+    column_scan_local16<Tr>(sG, LdF);
+    for (int f = tid; f < D; f += Tr::kThreads) decay_tables<Tr>(sG, LdF, f, sEC, nullptr, nullptr, sO, nullptr);
+    __syncthreads();
     for (int i = tid; i < C * D; i += Tr::kThreads) {
       const int r = i / D, f = i - r * D;
-      sQ[r * LdE + f] = from_float<T>(to_float(sQ[r * LdE + f]) * __expf(sG[r * LdF + f]));
+      sQ[r * LdE + f] = from_float<T>(to_float(sQ[r * LdE + f]) * __expf(sG[r * LdF + f] + sO[(r / 16) * D + f]));
       sDN[r * LdE + f] = from_float<T>(to_float(sDN[r * LdE + f]) / sDen[r]);
     }
     __syncthreads();
@@ -106,9 +107,7 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) gla_rev_walk_ker
     if (!kStore)
       for (int f = tid; f < D; f += Tr::kThreads) sGam[f] *= sEC[f];
     S.for_each([&](int f, int v, float& x) { x *= sEC[f]; });
-    auto la = [&](int m, int k) { return make_float2(to_float(sQ[k * LdE + m]), to_float(sQ[(k + 1) * LdE + m])); };
-    auto lb = [&](int k, int n) { return make_float2(to_float(sDN[k * LdE + n]), to_float(sDN[(k + 1) * LdE + n])); };
-    tile_mma<T, Tr::kStateNT>(S.acc, S.m0(), S.n0(), 0, C, la, lb);
+    tile_mma_smem<T, Tr::kStateNT, true, true>(S.acc, sQ, LdE, sDN, LdE, S.m0(), S.n0(), 0, C);
     __syncthreads();
     for (int f = tid; f < D; f += Tr::kThreads) sZ[f] = sEC[f] * sZ[f] + z_sum_parts<Tr>(sZp, f);
   }
@@ -246,7 +245,8 @@ struct ChunkBwdSmem {
   static constexpr size_t kDen = kDgk2 + smem_align(sizeof(float) * D);
   static constexpr size_t kDdn = kDen + smem_align(sizeof(float) * C);
   static constexpr size_t kScan = kDdn + smem_align(sizeof(float) * C);
-  static constexpr size_t kBytes = kScan + smem_align(sizeof(float) * Scan<Tr>::kScratch);
+  static constexpr size_t kLogY = kScan + smem_align(sizeof(float) * Scan<Tr>::kScratch);  // f32 [NS][NS][D]
+  static constexpr size_t kBytes = kLogY + smem_align(sizeof(float) * NS * NS * D);
 };
 
 template <class Tr>
@@ -275,6 +275,7 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) gla_bwd_chunk_ke
   float* sDen = reinterpret_cast<float*>(smem + L::kDen);
   float* sDdn = reinterpret_cast<float*>(smem + L::kDdn);
   float* sScan = reinterpret_cast<float*>(smem + L::kScan);
+  float* sLogY = reinterpret_cast<float*>(smem + L::kLogY);
 
   const int h = blockIdx.y, tid = threadIdx.x, warp = tid / 32;
   int n, c;
@@ -319,16 +320,8 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) gla_bwd_chunk_ke
   }
   __syncthreads();
   // ---- 2. G, tables, dN, sum_v S0 dS ----
-  column_scan<Tr, false>(sG, LdF, sScan);
-  for (int f = tid; f < D; f += Tr::kThreads) {
-    const float gc = sG[(C - 1) * LdF + f];
-    sEC[f] = __expf(gc);
-#pragma unroll
-    for (int i = 0; i < NS; ++i) {
-      sEr[i * D + f] = __expf(sG[(16 * i) * LdF + f]);
-      sEkd[i * D + f] = __expf(gc - sG[(16 * i + 15) * LdF + f]);
-    }
-  }
+  column_scan_local16<Tr>(sG, LdF);  // sG = L: cumsum inside each 16-row sub-chunk
+  for (int f = tid; f < D; f += Tr::kThreads) decay_tables<Tr>(sG, LdF, f, sEC, sEkd, sEr, nullptr, sLogY);
   for (int i = tid; i < C * D; i += Tr::kThreads) {
     const int r = i / D, f = i - r * D;
     sDN[r * LdE + f] = from_float<T>(to_float(sDN[r * LdE + f]) / sDen[r]);
@@ -346,9 +339,7 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) gla_bwd_chunk_ke
     float acc[Tr::kSqNT][4];
 #pragma unroll
     for (int j = 0; j < Tr::kSqNT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
-    auto la = [&](int m, int k) { return make_float2(to_float(sDN[m * LdE + k]), to_float(sDN[m * LdE + k + 1])); };
-    auto lb = [&](int k, int nn) { return make_float2(to_float(sV[nn * LdE + k]), to_float(sV[nn * LdE + k + 1])); };
-    tile_mma<T, Tr::kSqNT>(acc, m0, n0, 0, D, la, lb);
+    tile_mma_smem<T, Tr::kSqNT, false, false>(acc, sDN, LdE, sV, LdE, m0, n0, 0, D);
 #pragma unroll
     for (int j = 0; j < Tr::kSqNT; ++j)
       tile_for_each(acc[j], m0, n0 + 8 * j, [&](int t, int s, float& x) { sDA[t * LdCF + s] = s <= t ? x + sDdn[t] : 0.f; });
@@ -390,11 +381,12 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) gla_bwd_chunk_ke
       }
     }
     if (blk + 1 < NS) {
-      const float* ej = sG + (16 * blk + 15) * LdF;
+      // B(t, f) = q_t e^{G_t - e_j} = q_t e^{L_t + sum_{j<i'<i} T}, i = t / 16
       auto la2 = [&](int m, int k) { return make_float2(sDA[k * LdCF + m], sDA[(k + 1) * LdCF + m]); };
       auto lb2 = [&](int k, int nn) {
-        return make_float2(to_float(sQ[k * LdE + nn]) * __expf(sG[k * LdF + nn] - ej[nn]),
-                           to_float(sQ[(k + 1) * LdE + nn]) * __expf(sG[(k + 1) * LdF + nn] - ej[nn]));
+        const float* ly = sLogY + ((k / 16) * NS + blk) * D;
+        return make_float2(to_float(sQ[k * LdE + nn]) * __expf(sG[k * LdF + nn] + ly[nn]),
+                           to_float(sQ[(k + 1) * LdE + nn]) * __expf(sG[(k + 1) * LdF + nn] + ly[nn]));
       };
       tile_mma<T, Tr::kRowNT>(acc, m0, n0, 16 * (blk + 1), C, la2, lb2);
     }
@@ -411,13 +403,13 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) gla_bwd_chunk_ke
   // ---- 5. dv = A^T dN + Kd dS ----
   {
     zero_acc();
-    auto la = [&](int m, int k) { return make_float2(to_float(sAM[k * LdCE + m]), to_float(sAM[(k + 1) * LdCE + m])); };
-    auto lb = [&](int k, int nn) { return make_float2(to_float(sDN[k * LdE + nn]), to_float(sDN[(k + 1) * LdE + nn])); };
-    tile_mma<T, Tr::kRowNT>(acc, m0, n0, 0, C, la, lb);
-    const float* gC = sG + (C - 1) * LdF;
+    tile_mma_smem<T, Tr::kRowNT, true, true>(acc, sAM, LdCE, sDN, LdE, m0, n0, 0, C);
+    // A(s, f) = k_s e^{G_C - G_s} = k_s e^{L[16j+15] - L_s} Ekd_j, j = s / 16
     auto la2 = [&](int m, int k) {
-      return make_float2(to_float(sK[m * LdE + k]) * __expf(gC[k] - sG[m * LdF + k]),
-                         to_float(sK[m * LdE + k + 1]) * __expf(gC[k + 1] - sG[m * LdF + k + 1]));
+      const float* e = sG + (16 * (m / 16) + 15) * LdF;
+      const float* ekd = sEkd + (m / 16) * D;
+      return make_float2(to_float(sK[m * LdE + k]) * __expf(e[k] - sG[m * LdF + k]) * ekd[k],
+                         to_float(sK[m * LdE + k + 1]) * __expf(e[k + 1] - sG[m * LdF + k + 1]) * ekd[k + 1]);
     };
     auto lb2 = [&](int k, int nn) { return make_float2(__ldg(dS + size_t(k) * D + nn), __ldg(dS + size_t(k + 1) * D + nn)); };
     tile_mma<T, Tr::kRowNT>(acc, m0, n0, 0, D, la2, lb2);
@@ -443,10 +435,14 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) gla_bwd_chunk_ke
       });
     const float* ri = sG + (16 * blk) * LdF;
     if (blk > 0) {
+      // B(s, f) = k_s e^{r_i - G_s} = k_s e^{L[16j+15] - L_s + L[16i] + sum_{j<i'<i} T}, j = s / 16
       auto la2 = [&](int m, int k) { return make_float2(sDA[m * LdCF + k], sDA[m * LdCF + k + 1]); };
       auto lb2 = [&](int k, int nn) {
-        return make_float2(to_float(sK[k * LdE + nn]) * __expf(ri[nn] - sG[k * LdF + nn]),
-                           to_float(sK[(k + 1) * LdE + nn]) * __expf(ri[nn] - sG[(k + 1) * LdF + nn]));
+        const int j = k / 16;
+        const float off = ri[nn] + sLogY[(blk * NS + j) * D + nn];
+        const float* e = sG + (16 * j + 15) * LdF;
+        return make_float2(to_float(sK[k * LdE + nn]) * __expf(e[nn] - sG[k * LdF + nn] + off),
+                           to_float(sK[(k + 1) * LdE + nn]) * __expf(e[nn] - sG[(k + 1) * LdF + nn] + off));
       };
       tile_mma<T, Tr::kRowNT>(acc, m0, n0, 0, 16 * blk, la2, lb2);
     }

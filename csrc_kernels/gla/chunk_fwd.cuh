@@ -27,11 +27,12 @@ struct FwdSmem {
   static constexpr size_t kQ = 0;                                                     // T [C][LdE]
   static constexpr size_t kK = kQ + (kOutput ? smem_align(sizeof(T) * C * Tr::kLdE) : 0);
   static constexpr size_t kV = kK + smem_align(sizeof(T) * C * Tr::kLdE);            // T [C][LdE]
-  static constexpr size_t kG = kV + smem_align(sizeof(T) * C * Tr::kLdE);            // f32 [C][LdF]
+  static constexpr size_t kG = kV + smem_align(sizeof(T) * C * Tr::kLdE);            // f32 [C][LdF] local cumsum
   static constexpr size_t kAl = kG + smem_align(sizeof(float) * C * Tr::kLdF);       // f32 [C][LdF] alpha
   static constexpr size_t kSc = kAl + (kOutput ? smem_align(sizeof(float) * C * Tr::kLdF) : 0);  // T [V][LdE]
   static constexpr size_t kAm = kSc + (kOutput ? smem_align(sizeof(T) * D * Tr::kLdE) : 0);      // f32 [C][LdCF]
-  static constexpr size_t kX = kAm + (kOutput ? smem_align(sizeof(float) * C * Tr::kLdCF) : 0);  // f32 [NS][NS][D]
+  static constexpr size_t kAb = kAm + (kOutput ? smem_align(sizeof(float) * C * Tr::kLdCF) : 0); // T [C][LdCE]
+  static constexpr size_t kX = kAb + (kOutput ? smem_align(sizeof(T) * C * Tr::kLdCE) : 0);      // f32 [NS][NS][D]
   static constexpr size_t kEr = kX + (kOutput ? smem_align(sizeof(float) * NS * NS * D) : 0);    // f32 [NS][D]
   static constexpr size_t kEkd = kEr + (kOutput ? smem_align(sizeof(float) * NS * D) : 0);       // f32 [NS][D]
   static constexpr size_t kEC = kEkd + smem_align(sizeof(float) * NS * D);           // f32 [D] e^{G_C}
@@ -39,17 +40,29 @@ struct FwdSmem {
   static constexpr size_t kGam = kZ + smem_align(sizeof(float) * D);                 // f32 [D]
   static constexpr size_t kDen = kGam + smem_align(sizeof(float) * D);               // f32 [C]
   static constexpr size_t kDd = kDen + smem_align(sizeof(float) * C);                // f32 [C]
-  static constexpr size_t kScan = kDd + smem_align(sizeof(float) * C);              // f32 [parts][D]
-  static constexpr size_t kZp = kScan + smem_align(sizeof(float) * Scan<Tr>::kScratch);  // f32 [parts][D]
+  static constexpr size_t kZp = kDd + smem_align(sizeof(float) * C);                 // f32 [parts][D]
   static constexpr size_t kBytes = kZp + smem_align(sizeof(float) * Scan<Tr>::kScratch);
 };
+
+// Loads kN consecutive elements of T (kN * sizeof(T) a multiple of 16 bytes) as floats.
+template <typename T, int kN>
+__device__ __forceinline__ void load_row(const T* src, float (&dst)[kN]) {
+  constexpr int kVec = 16 / sizeof(T);
+#pragma unroll
+  for (int v = 0; v < kN / kVec; ++v) {
+    const uint4 raw = *reinterpret_cast<const uint4*>(src + v * kVec);
+    const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+    for (int i = 0; i < kVec; ++i) dst[v * kVec + i] = to_float(e[i]);
+  }
+}
 
 template <class Tr, bool kOutput, bool kStore>
 __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) gla_fwd_walk_kernel(const GlaParams p) {
   using T = typename Tr::T;
   using L = FwdSmem<Tr, kOutput>;
   constexpr int C = Tr::kC, D = Tr::kD, NS = Tr::kNSub;
-  constexpr int LdE = Tr::kLdE, LdF = Tr::kLdF, LdCF = Tr::kLdCF;
+  constexpr int LdE = Tr::kLdE, LdF = Tr::kLdF, LdCF = Tr::kLdCF, LdCE = Tr::kLdCE;
   extern __shared__ __align__(16) unsigned char smem[];
   T* sQ = reinterpret_cast<T*>(smem + L::kQ);
   T* sK = reinterpret_cast<T*>(smem + L::kK);
@@ -58,6 +71,7 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) gla_fwd_walk_ker
   float* sAl = reinterpret_cast<float*>(smem + L::kAl);
   T* sSc = reinterpret_cast<T*>(smem + L::kSc);
   float* sAm = reinterpret_cast<float*>(smem + L::kAm);
+  T* sAb = reinterpret_cast<T*>(smem + L::kAb);
   float* sX = reinterpret_cast<float*>(smem + L::kX);
   float* sEr = reinterpret_cast<float*>(smem + L::kEr);
   float* sEkd = reinterpret_cast<float*>(smem + L::kEkd);
@@ -66,7 +80,6 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) gla_fwd_walk_ker
   float* sGam = reinterpret_cast<float*>(smem + L::kGam);
   float* sDen = reinterpret_cast<float*>(smem + L::kDen);
   float* sDd = reinterpret_cast<float*>(smem + L::kDd);
-  float* sScan = reinterpret_cast<float*>(smem + L::kScan);
   float* sZp = reinterpret_cast<float*>(smem + L::kZp);
 
   const int seg_id = blockIdx.x, h = blockIdx.y, tid = threadIdx.x;
@@ -83,14 +96,13 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) gla_fwd_walk_ker
   // ---- initial state ----
   StateTile<Tr> S;
   if (kOutput) {
-    const float* src = p.seg_S + (size_t(seg_id) * p.H + h) * state_elems;
-    S.load(src);
+    S.load(p.seg_S + (size_t(seg_id) * p.H + h) * state_elems);
     for (int f = tid; f < D; f += Tr::kThreads) sZ[f] = p.seg_z[(size_t(seg_id) * p.H + h) * D + f];
+    S.for_each([&](int f, int v, float& x) { sSc[v * LdE + f] = from_float<T>(x); });
   } else {
     S.zero();
     for (int f = tid; f < D; f += Tr::kThreads) { sZ[f] = 0.f; sGam[f] = 1.f; }
   }
-  if (kOutput) S.for_each([&](int f, int v, float& x) { sSc[v * LdE + f] = from_float<T>(x); });
   __syncthreads();
 
   for (int c = seg.c0; c < seg.c1; ++c) {
@@ -101,55 +113,60 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) gla_fwd_walk_ker
     load_tile<Tr>(sK, LdE, k_base + row0 * p.k_row_stride, p.k_row_stride, valid);
     load_tile<Tr>(sV, LdE, v_base + row0 * p.v_row_stride, p.v_row_stride, valid);
     load_tile<Tr>(sG, LdF, g_base + row0 * p.g_row_stride, p.g_row_stride, valid);
-    if (kStore) {
-      // state at this chunk's start -> slot (sq.slot0 + c)
-      float* dst = p.chunk_S + (size_t(sq.slot0 + c) * p.H + h) * state_elems;
-      S.store(dst);
+    if (kStore) {  // state at this chunk's start -> slot (sq.slot0 + c)
+      S.store(p.chunk_S + (size_t(sq.slot0 + c) * p.H + h) * state_elems);
       for (int f = tid; f < D; f += Tr::kThreads) p.chunk_z[(size_t(sq.slot0 + c) * p.H + h) * D + f] = sZ[f];
     }
     __syncthreads();
-    // ---- 2. alpha = e^g (diagonal blocks), G = cumsum(g) ----
-    if (kOutput)
+    // ---- 2. alpha = e^g (diagonal blocks); L = cumsum of g inside each 16-row sub-chunk ----
+    if (kOutput) {
       for (int i = tid; i < C * D; i += Tr::kThreads) {
         const int r = i / D, f = i - r * D;
         sAl[r * LdF + f] = __expf(sG[r * LdF + f]);
       }
-    __syncthreads();  // alpha reads raw g before the scan overwrites it
-    column_scan<Tr, false>(sG, LdF, sScan);
-    // ---- 3. decay tables ----
-    for (int f = tid; f < D; f += Tr::kThreads) {
-      const float gc = sG[(C - 1) * LdF + f];
-      sEC[f] = __expf(gc);
+      __syncthreads();  // alpha reads raw g before the scan overwrites it
+    }
+    column_scan_local16<Tr>(sG, LdF);
+    // ---- 3. decay tables (X[i][j] = e^{r_i - e_j} = e^{L[16i] + sum_{j<i'<i} T}) ----
+    for (int f = tid; f < D; f += Tr::kThreads)
+      decay_tables<Tr>(sG, LdF, f, sEC, sEkd, kOutput ? sEr : nullptr, nullptr, nullptr);
+    if (kOutput) {
+      for (int f = tid; f < D; f += Tr::kThreads) {
 #pragma unroll
-      for (int i = 0; i < NS; ++i) {
-        const float ri = sG[(16 * i) * LdF + f], ei = sG[(16 * i + 15) * LdF + f];
-        sEkd[i * D + f] = __expf(gc - ei);
-        if (kOutput) {
-          sEr[i * D + f] = __expf(ri);
+        for (int i = 1; i < NS; ++i) {
+          float mid = 0.f;
 #pragma unroll
-          for (int j = 0; j < i; ++j) sX[(i * NS + j) * D + f] = __expf(ri - sG[(16 * j + 15) * LdF + f]);
+          for (int j = i - 1; j >= 0; --j) {
+            sX[(i * NS + j) * D + f] = __expf(sG[(16 * i) * LdF + f] + mid);
+            mid += sG[(16 * j + 15) * LdF + f];
+          }
         }
       }
-    }
-    if (kOutput) {
       // ---- 4. diagonal 16 x 16 blocks of A (raw q, k; products of alphas) ----
       {
         constexpr int kFG = Tr::kFG, kFP = Tr::kFPerG;
-        const int s = tid / kFG, fg = tid % kFG, blk = s / 16;
+        const int s = tid / kFG, fg = tid % kFG, blk = s / 16, f0 = fg * kFP;
         float kr[kFP], w[kFP];
+        load_row<T, kFP>(sK + s * LdE + f0, kr);
 #pragma unroll
-        for (int ff = 0; ff < kFP; ++ff) { kr[ff] = to_float(sK[s * LdE + ff * kFG + fg]); w[ff] = 1.f; }
-#pragma unroll
+        for (int ff = 0; ff < kFP; ++ff) w[ff] = 1.f;
+#pragma unroll 1
         for (int tt = 0; tt < 16; ++tt) {
           const int t = blk * 16 + tt;
           float part = 0.f;
           if (t >= s) {
+            float qv[kFP];
+            load_row<T, kFP>(sQ + t * LdE + f0, qv);
+            if (t > s) {
+              const float4* al = reinterpret_cast<const float4*>(sAl + t * LdF + f0);
 #pragma unroll
-            for (int ff = 0; ff < kFP; ++ff) {
-              const int f = ff * kFG + fg;
-              if (t > s) w[ff] *= sAl[t * LdF + f];
-              part = fmaf(to_float(sQ[t * LdE + f]) * kr[ff], w[ff], part);
+              for (int v4 = 0; v4 < kFP / 4; ++v4) {
+                const float4 a = al[v4];
+                w[4 * v4] *= a.x; w[4 * v4 + 1] *= a.y; w[4 * v4 + 2] *= a.z; w[4 * v4 + 3] *= a.w;
+              }
             }
+#pragma unroll
+            for (int ff = 0; ff < kFP; ++ff) part = fmaf(qv[ff] * kr[ff], w[ff], part);
           }
 #pragma unroll
           for (int o = 1; o < kFG; o <<= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
@@ -162,7 +179,7 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) gla_fwd_walk_ker
         }
       }
       __syncthreads();
-      // ---- 5. scale in place: Q <- q e^{G - r_i}, K <- k e^{e_j - G} ----
+      // ---- 5. scale in place: Q <- q e^{L - L[16i]}, K <- k e^{L[16j+15] - L} ----
       for (int i = tid; i < C * D; i += Tr::kThreads) {
         const int r = i / D, f = i - r * D, b16 = r / 16;
         const float gr = sG[r * LdF + f];
@@ -185,7 +202,7 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) gla_fwd_walk_ker
         tile_for_each(acc[0], 16 * i, 8 * nt, [&](int r, int cc, float& x) { sAm[r * LdCF + cc] = x; });
       }
       __syncthreads();
-      // ---- 7. Q <- q e^{G} (= Q e^{r_i}); den = rowsum(A) + Q.z ----
+      // ---- 7. Q <- q e^{G} (= Q Er_i), K <- k e^{G_C - G} (= K Ekd_j); A as T; den ----
       {
         constexpr int kTPR = Tr::kThreads / C;  // threads per row
         const int r = tid / kTPR, part = tid % kTPR, b16 = r / 16;
@@ -193,9 +210,14 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) gla_fwd_walk_ker
         for (int f = part; f < D; f += kTPR) {
           const float qe = to_float(sQ[r * LdE + f]) * sEr[b16 * D + f];
           sQ[r * LdE + f] = from_float<T>(qe);
+          sK[r * LdE + f] = from_float<T>(to_float(sK[r * LdE + f]) * sEkd[b16 * D + f]);
           sum = fmaf(qe, sZ[f], sum);
         }
-        for (int s2 = part; s2 < C; s2 += kTPR) sum += sAm[r * LdCF + s2];
+        for (int s2 = part; s2 < C; s2 += kTPR) {
+          const float a = sAm[r * LdCF + s2];
+          sAb[r * LdCE + s2] = from_float<T>(a);
+          sum += a;
+        }
 #pragma unroll
         for (int o = 1; o < kTPR; o <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
         if (part == 0) {
@@ -210,12 +232,8 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) gla_fwd_walk_ker
         float acc[Tr::kRowNT][4];
 #pragma unroll
         for (int j = 0; j < Tr::kRowNT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
-        auto la1 = [&](int m, int k) { return make_float2(to_float(sQ[m * LdE + k]), to_float(sQ[m * LdE + k + 1])); };
-        auto lb1 = [&](int k, int n) { return make_float2(to_float(sSc[n * LdE + k]), to_float(sSc[n * LdE + k + 1])); };
-        tile_mma<T, Tr::kRowNT>(acc, m0, n0, 0, D, la1, lb1);
-        auto la2 = [&](int m, int k) { return make_float2(sAm[m * LdCF + k], sAm[m * LdCF + k + 1]); };
-        auto lb2 = [&](int k, int n) { return make_float2(to_float(sV[k * LdE + n]), to_float(sV[(k + 1) * LdE + n])); };
-        tile_mma<T, Tr::kRowNT>(acc, m0, n0, 0, C, la2, lb2);
+        tile_mma_smem<T, Tr::kRowNT, false, false>(acc, sQ, LdE, sSc, LdE, m0, n0, 0, D);
+        tile_mma_smem<T, Tr::kRowNT, false, true>(acc, sAb, LdCE, sV, LdE, m0, n0, 0, C);
         T* y = p.y == nullptr ? nullptr : static_cast<T*>(p.y) + (size_t(sq.tok0 + c * C) * p.H + h) * D;
         const T* dy = kStore ? static_cast<const T*>(p.dy) + (size_t(sq.tok0 + c * C) * p.H + h) * D : nullptr;
         float dd_lo = 0.f, dd_hi = 0.f;
@@ -246,18 +264,18 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) gla_fwd_walk_ker
       }
     } else {
       __syncthreads();
-      // segment-local pass: K <- k e^{e_j - G} (then x e^{G_C - e_j} in the update below)
+      // segment-local pass: K <- k e^{G_C - G} = k e^{L[16j+15] - L} Ekd_j
       for (int i = tid; i < C * D; i += Tr::kThreads) {
         const int r = i / D, f = i - r * D, b16 = r / 16;
         sK[r * LdE + f] = from_float<T>(to_float(sK[r * LdE + f]) *
-                                        __expf(sG[(16 * b16 + 15) * LdF + f] - sG[r * LdF + f]));
+                                        __expf(sG[(16 * b16 + 15) * LdF + f] - sG[r * LdF + f]) * sEkd[b16 * D + f]);
       }
     }
     __syncthreads();
     if (kStore) {
       const size_t chunk = size_t(sq.chunk0 + c);
       T* A = static_cast<T*>(p.chunk_A) + (chunk * p.H + h) * C * C;
-      for (int i = tid; i < C * C; i += Tr::kThreads) A[i] = from_float<T>(sAm[(i / C) * LdCF + (i % C)]);
+      for (int i = tid; i < C * C; i += Tr::kThreads) A[i] = sAb[(i / C) * LdCE + (i % C)];
       for (int r = tid; r < valid; r += Tr::kThreads) {
         p.den[size_t(sq.tok0 + c * C + r) * p.H + h] = sDen[r];
         p.dd[size_t(sq.tok0 + c * C + r) * p.H + h] = sDd[r];
@@ -265,19 +283,11 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) gla_fwd_walk_ker
     }
     // ---- 9. state update: S <- e^{G_C} S + Kd^T v, z <- e^{G_C} z + sum_s Kd ----
     {
-      // z partial column sums of Kd (finished after the barrier below)
-      column_sum_parts<Tr>(sK, LdE, sZp, [&](int r, int f) { return sEkd[(r / 16) * D + f]; });
+      column_sum_parts<Tr>(sK, LdE, sZp, [&](int, int) { return 1.f; });
       if (!kOutput)
         for (int f = tid; f < D; f += Tr::kThreads) sGam[f] *= sEC[f];
       S.for_each([&](int f, int v, float& x) { x *= sEC[f]; });
-      const int m0 = S.m0(), n0 = S.n0();
-      auto la = [&](int m, int k) {  // A(f, s) = K[s][f] e^{G_C - e_{j(s)}}
-        const float e = sEkd[(k / 16) * D + m];
-        return make_float2(to_float(sK[k * LdE + m]) * e, to_float(sK[(k + 1) * LdE + m]) * e);
-      };
-      auto lb = [&](int k, int n) { return make_float2(to_float(sV[k * LdE + n]), to_float(sV[(k + 1) * LdE + n])); };
-      tile_mma<T, Tr::kStateNT>(S.acc, m0, n0, 0, C, la, lb);
-      (void)m0;
+      tile_mma_smem<T, Tr::kStateNT, true, true>(S.acc, sK, LdE, sV, LdE, S.m0(), S.n0(), 0, C);
     }
     __syncthreads();
     for (int f = tid; f < D; f += Tr::kThreads) sZ[f] = sEC[f] * sZ[f] + z_sum_parts<Tr>(sZp, f);

