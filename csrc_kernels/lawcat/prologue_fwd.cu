@@ -133,6 +133,7 @@ __global__ void __launch_bounds__(kThreads) prologue_fwd_kernel(const ProloguePa
     sCq[c * kMaxW + j] = p.conv_q[(size_t(h) * kD + c) * W + j];
     sCk[c * kMaxW + j] = p.conv_k[(size_t(h) * kD + c) * W + j];
   }
+  __syncthreads();  // filters and W_h are read by other threads in feature_map_tile
   feature_map_tile<T, kD>(p, static_cast<const T*>(p.q), p.H, h, sCq, static_cast<T*>(p.phi_q), b, t0, h, sU, sW, sS);
   feature_map_tile<T, kD>(p, static_cast<const T*>(p.k), p.Hkv, hk, sCk, static_cast<T*>(p.phi_k), b, t0, h, sU, sW, sS);
   if (h % group != 0) return;

@@ -97,7 +97,7 @@ TEST_CASE("causal_conv1d CUDA decode step equals the full convolution", "[cuda]"
 #endif
 }
 
-TEST_CASE("lawcat_prologue_fwd CUDA (conv + feature map + gate) matches ATen in float64", "[cuda]") {
+TEST_CASE("lawcat_prologue_fwd CUDA (conv + feature map + gate) matches ATen in float64", "[cuda][sanitize]") {
   LAWCAT_REQUIRE_CUDA_OR_SKIP();
 #ifdef LAWCAT_HAVE_CUDA
   const auto dt = GENERATE(at::kFloat, at::kBFloat16);
