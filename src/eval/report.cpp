@@ -34,10 +34,12 @@ ResultStore::ResultStore(std::filesystem::path file) : file_(std::move(file)) {
     try {
       nlohmann::json j = nlohmann::json::parse(line);
       if (!j.is_object() || !j.contains("key") || !j["key"].is_string()) throw std::runtime_error("no key");
-      records_[j["key"].get<std::string>()] = std::move(j);
-    } catch (const std::exception&) {
+      std::string key = j["key"].get<std::string>();
+      records_[key] = std::move(j);
+    } catch (const std::exception& e) {
       ++malformed_;
-      log::warn(file_.string(), ":", lineno, ": unreadable result line (an interrupted write?); its sample runs again");
+      log::warn(file_.string(), ":", lineno, ": unreadable result line (", e.what(),
+                "; an interrupted write?); its sample runs again");
     }
   }
 }
