@@ -21,7 +21,7 @@ if [[ ! -f $BUILD/build.ninja ]]; then
     > "$OUT/configure.log" 2>&1 || { stamp "configure FAILED"; tail -30 "$OUT/configure.log"; exit 1; }
 fi
 stamp "build"
-timeout "${BUILD_TIMEOUT:-360}" cmake --build $BUILD -j16 > "$OUT/build.log" 2>&1 \
+timeout "${BUILD_TIMEOUT:-360}" cmake --build $BUILD -j16 -- -k 0 > "$OUT/build.log" 2>&1 \
   || { stamp "build FAILED"; grep -E "error|Error" "$OUT/build.log" | head -30; }
 stamp "ctest"
 (cd $BUILD && timeout "${TEST_TIMEOUT:-200}" ctest --no-tests=error -j4 --output-on-failure -E fuzz > "$OUT/ctest.log" 2>&1)
