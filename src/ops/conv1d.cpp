@@ -17,9 +17,11 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+#ifndef LAWCAT_HAVE_CUDA
 [[noreturn]] void no_cuda(const char* op) {
   TORCH_CHECK(false, op, ": CUDA tensor given but lawcat was built without CUDA kernels");
 }
+#endif
 
 void check_conv_args(const at::Tensor& x, const at::Tensor& w, const at::Tensor& cache) {
   TORCH_CHECK(x.dim() == 3, "causal_conv1d: x must be [B, T, C], got ", x.sizes());
@@ -33,12 +35,12 @@ void check_conv_args(const at::Tensor& x, const at::Tensor& w, const at::Tensor&
               x.device());
   if (cache.defined()) {
     const int64_t B = x.size(0), C = x.size(2), W = w.size(1);
-    TORCH_CHECK(cache.dim() == 3 && cache.size(0) == B && cache.size(1) == C &&
-                    cache.size(2) == W - 1,
-                "causal_conv1d: initial_cache must be [B, C, W-1] = [", B, ", ", C, ", ", W - 1,
-                "], got ", cache.sizes());
-    TORCH_CHECK(cache.device() == x.device(), "causal_conv1d: initial_cache on ",
-                cache.device(), " but x on ", x.device());
+    TORCH_CHECK(
+        cache.dim() == 3 && cache.size(0) == B && cache.size(1) == C && cache.size(2) == W - 1,
+        "causal_conv1d: initial_cache must be [B, C, W-1] = [", B, ", ", C, ", ", W - 1, "], got ",
+        cache.sizes());
+    TORCH_CHECK(cache.device() == x.device(), "causal_conv1d: initial_cache on ", cache.device(),
+                " but x on ", x.device());
     TORCH_CHECK(at::isFloatingType(cache.scalar_type()),
                 "causal_conv1d: initial_cache must be floating point, got ", cache.scalar_type());
   }
@@ -108,7 +110,7 @@ at::Tensor causal_conv1d_cache(const at::Tensor& x, int64_t width,
   } else {
     prefix = at::zeros({B, Wm1, C}, x.options());
   }
-  const at::Tensor xp = at::cat({prefix, x}, 1);  // [B, W-1+T, C]
+  const at::Tensor xp = at::cat({prefix, x}, 1);                            // [B, W-1+T, C]
   return xp.narrow(1, xp.size(1) - Wm1, Wm1).transpose(1, 2).contiguous();  // [B, C, W-1]
 }
 

@@ -16,7 +16,7 @@ namespace {
 
 at::ScalarType compute_dtype(const at::Tensor& x, const at::Tensor& w) {
   return x.scalar_type() == at::kDouble || w.scalar_type() == at::kDouble ? at::kDouble
-                                                                           : at::kFloat;
+                                                                          : at::kFloat;
 }
 
 // [B, W-1+T, C] in the compute dtype: the W-1 cached inputs (oldest first), then x.
@@ -41,14 +41,16 @@ at::Tensor causal_conv1d_fwd(const at::Tensor& x, const at::Tensor& w, const at:
   return out.to(x.scalar_type());
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> causal_conv1d_bwd(
-    const at::Tensor& x, const at::Tensor& w, const at::Tensor& cache, const at::Tensor& dout) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor> causal_conv1d_bwd(const at::Tensor& x,
+                                                                 const at::Tensor& w,
+                                                                 const at::Tensor& cache,
+                                                                 const at::Tensor& dout) {
   at::NoGradGuard no_grad;
   const int64_t B = x.size(0), T = x.size(1), C = x.size(2), W = w.size(1);
   const auto dt = compute_dtype(x, w);
   const at::Tensor xp = padded_input(x, W, cache, dt);  // [B, W-1+T, C]
   const at::Tensor wf = w.to(dt);
-  const at::Tensor d = dout.to(dt);                     // [B, T, C]
+  const at::Tensor d = dout.to(dt);  // [B, T, C]
   at::Tensor dxp = at::zeros({B, W - 1 + T, C}, x.options().dtype(dt));
   std::vector<at::Tensor> dw_taps;
   dw_taps.reserve(W);

@@ -15,8 +15,10 @@ namespace lawcat::ops::cpu {
 at::Tensor causal_conv1d_fwd(const at::Tensor& x, const at::Tensor& w, const at::Tensor& cache);
 
 // dout [B, T, C]. Returns (dx, dw, dcache); dcache undefined when cache was.
-std::tuple<at::Tensor, at::Tensor, at::Tensor> causal_conv1d_bwd(
-    const at::Tensor& x, const at::Tensor& w, const at::Tensor& cache, const at::Tensor& dout);
+std::tuple<at::Tensor, at::Tensor, at::Tensor> causal_conv1d_bwd(const at::Tensor& x,
+                                                                 const at::Tensor& w,
+                                                                 const at::Tensor& cache,
+                                                                 const at::Tensor& dout);
 
 // x_t [B, C]; cache [B, C, W-1] rolls in place (oldest first). Returns out [B, C].
 at::Tensor causal_conv1d_step(const at::Tensor& x_t, const at::Tensor& w, at::Tensor& cache);

@@ -16,9 +16,11 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+#ifndef LAWCAT_HAVE_CUDA
 [[noreturn]] void no_cuda(const char* op) {
   TORCH_CHECK(false, op, ": CUDA tensor given but lawcat was built without CUDA kernels");
 }
+#endif
 
 void check_options(const char* op, const GlaOptions& o) {
   TORCH_CHECK(o.chunk_size >= 1, op, ": chunk_size must be >= 1, got ", o.chunk_size);
@@ -26,8 +28,8 @@ void check_options(const char* op, const GlaOptions& o) {
 }
 
 void check_float(const char* op, const char* name, const at::Tensor& t) {
-  TORCH_CHECK(at::isFloatingType(t.scalar_type()), op, ": ", name,
-              " must be floating point, got ", t.scalar_type());
+  TORCH_CHECK(at::isFloatingType(t.scalar_type()), op, ": ", name, " must be floating point, got ",
+              t.scalar_type());
 }
 
 // q, k [B, T, H, F]; v [B, T, Hkv, V]; g [B, T, Hkv, F]; s0 [B, H, F, V]; z0 [B, H, F].
@@ -43,11 +45,11 @@ void check_gla_args(const at::Tensor& q, const at::Tensor& k, const at::Tensor& 
   TORCH_CHECK(g.dim() == 4, op, ": g must be [B, T, Hkv, F], got ", g.sizes());
   const int64_t B = q.size(0), T = q.size(1), H = q.size(2), F = q.size(3);
   const int64_t Hkv = v.size(2), V = v.size(3);
-  TORCH_CHECK(v.size(0) == B && v.size(1) == T, op, ": v ", v.sizes(),
-              " disagrees with q ", q.sizes(), " on B or T");
+  TORCH_CHECK(v.size(0) == B && v.size(1) == T, op, ": v ", v.sizes(), " disagrees with q ",
+              q.sizes(), " on B or T");
   TORCH_CHECK(Hkv >= 1 && H % Hkv == 0, op, ": query heads H = ", H,
-              " must be a multiple of kv heads Hkv = ", Hkv, " (q ", q.sizes(), ", v ",
-              v.sizes(), ")");
+              " must be a multiple of kv heads Hkv = ", Hkv, " (q ", q.sizes(), ", v ", v.sizes(),
+              ")");
   TORCH_CHECK(g.size(0) == B && g.size(1) == T && g.size(2) == Hkv && g.size(3) == F, op,
               ": g must be [B, T, Hkv, F] = [", B, ", ", T, ", ", Hkv, ", ", F, "], got ",
               g.sizes());
@@ -57,15 +59,15 @@ void check_gla_args(const at::Tensor& q, const at::Tensor& k, const at::Tensor& 
   check_float(op, "v", v);
   check_float(op, "g", g);
   for (const at::Tensor* t : {&k, &v, &g})
-    TORCH_CHECK(t->device() == q.device(), op, ": all inputs must be on q's device ",
-                q.device(), ", got ", t->device());
+    TORCH_CHECK(t->device() == q.device(), op, ": all inputs must be on q's device ", q.device(),
+                ", got ", t->device());
   TORCH_CHECK(s0.defined() == z0.defined(), op,
               ": give both initial_state and initial_normalizer or neither");
   if (s0.defined()) {
-    TORCH_CHECK(s0.dim() == 4 && s0.size(0) == B && s0.size(1) == H && s0.size(2) == F &&
-                    s0.size(3) == V,
-                op, ": initial_state must be [B, H, F, V] = [", B, ", ", H, ", ", F, ", ", V,
-                "], got ", s0.sizes());
+    TORCH_CHECK(
+        s0.dim() == 4 && s0.size(0) == B && s0.size(1) == H && s0.size(2) == F && s0.size(3) == V,
+        op, ": initial_state must be [B, H, F, V] = [", B, ", ", H, ", ", F, ", ", V, "], got ",
+        s0.sizes());
     TORCH_CHECK(z0.dim() == 3 && z0.size(0) == B && z0.size(1) == H && z0.size(2) == F, op,
                 ": initial_normalizer must be [B, H, F] = [", B, ", ", H, ", ", F, "], got ",
                 z0.sizes());
@@ -84,8 +86,7 @@ at::Tensor as_fp32_or_64(const at::Tensor& t) {
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> gla_fwd(const at::Tensor& q, const at::Tensor& k,
                                                        const at::Tensor& v, const at::Tensor& g,
-                                                       const at::Tensor& s0,
-                                                       const at::Tensor& z0,
+                                                       const at::Tensor& s0, const at::Tensor& z0,
                                                        const GlaOptions& o) {
   if (q.is_cuda()) {
 #ifdef LAWCAT_HAVE_CUDA
@@ -101,8 +102,7 @@ struct ChunkGlaFunction : public torch::autograd::Function<ChunkGlaFunction> {
   static variable_list forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k,
                                const at::Tensor& v, const at::Tensor& g,
                                const std::optional<at::Tensor>& s0_opt,
-                               const std::optional<at::Tensor>& z0_opt,
-                               const GlaOptions& options) {
+                               const std::optional<at::Tensor>& z0_opt, const GlaOptions& options) {
     const at::Tensor s0 = s0_opt.value_or(at::Tensor()), z0 = z0_opt.value_or(at::Tensor());
     ctx->save_for_backward({q, k, v, g, s0, z0});
     ctx->saved_data["chunk_size"] = options.chunk_size;
@@ -126,8 +126,7 @@ struct ChunkGlaFunction : public torch::autograd::Function<ChunkGlaFunction> {
     if (q.is_cuda()) {
 #ifdef LAWCAT_HAVE_CUDA
       const at::Tensor dy_full =
-          dy.defined() ? dy
-                       : at::zeros({q.size(0), q.size(1), q.size(2), v.size(3)}, v.options());
+          dy.defined() ? dy : at::zeros({q.size(0), q.size(1), q.size(2), v.size(3)}, v.options());
       r = cuda::chunk_gla_bwd(q, k, v, g, s0, z0, dy_full, dS_T, dz_T, o);
 #else
       no_cuda("chunk_gla backward");
@@ -166,8 +165,8 @@ at::Tensor gla_step(const at::Tensor& q, const at::Tensor& k, const at::Tensor& 
   check_options(op, options);
   TORCH_CHECK(q.dim() == 3, op, ": q must be [B, H, F], got ", q.sizes());
   TORCH_CHECK(k.sizes() == q.sizes(), op, ": k ", k.sizes(), " must match q ", q.sizes());
-  TORCH_CHECK(v.dim() == 3 && v.size(0) == q.size(0), op, ": v must be [B, Hkv, V] with B = ",
-              q.size(0), ", got ", v.sizes());
+  TORCH_CHECK(v.dim() == 3 && v.size(0) == q.size(0), op,
+              ": v must be [B, Hkv, V] with B = ", q.size(0), ", got ", v.sizes());
   const int64_t B = q.size(0), H = q.size(1), F = q.size(2), Hkv = v.size(1), V = v.size(2);
   TORCH_CHECK(Hkv >= 1 && H % Hkv == 0, op, ": H = ", H, " must be a multiple of Hkv = ", Hkv);
   TORCH_CHECK(g.dim() == 3 && g.size(0) == B && g.size(1) == Hkv && g.size(2) == F, op,
@@ -184,9 +183,10 @@ at::Tensor gla_step(const at::Tensor& q, const at::Tensor& k, const at::Tensor& 
               ": state must be fp32 (or fp64), got ", state.scalar_type());
   TORCH_CHECK(normalizer.scalar_type() == state.scalar_type(), op, ": normalizer dtype ",
               normalizer.scalar_type(), " must match state dtype ", state.scalar_type());
-  for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&k, &v, &g, &state, &normalizer})
-    TORCH_CHECK(t->device() == q.device(), op, ": all tensors must be on q's device ",
-                q.device(), ", got ", t->device());
+  for (const at::Tensor* t :
+       std::initializer_list<const at::Tensor*>{&k, &v, &g, &state, &normalizer})
+    TORCH_CHECK(t->device() == q.device(), op, ": all tensors must be on q's device ", q.device(),
+                ", got ", t->device());
   if (q.is_cuda()) {
 #ifdef LAWCAT_HAVE_CUDA
     return cuda::gla_step(q, k, v, g, state, normalizer, options);

@@ -10,10 +10,14 @@
 // checks); y in v's dtype; S_T, z_T in the compute dtype; gradients in their
 // input's dtype.
 //
-// Memory is O(T): per chunk of C tokens the [g, C, C, F] intra-chunk decay block
-// (g = H / Hkv query heads of a kv head), plus, in the backward, the C-spaced
-// chunk-start states [T / C, g, F, V] recomputed per (batch, kv head).
-// Threads: (batch x kv head) pairs are spread over at::parallel_for.
+// Memory is O(T): per chunk of C tokens, temporaries of [B, H, C, C, F] (the
+// element-wise intra-chunk decay block), plus, in the backward, the chunk-start
+// states [T / C, B, H, F, V] recomputed by one forward sweep.
+// Threads: one loop over chunks; every step is a batched ATen op over
+// (batch, kv head, query head in group, ...), which ATen spreads over the
+// intra-op threads (at::set_num_threads) when the tensors are large enough.
+// v and the gates are indexed per kv head and broadcast over the group, never
+// repeated to H heads.
 #pragma once
 #include <ATen/ATen.h>
 

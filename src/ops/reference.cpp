@@ -13,14 +13,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> gla_recurrent_ref(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
     const std::optional<at::Tensor>& s0, const std::optional<at::Tensor>& z0, bool normalize,
     double eps) {
-  TORCH_CHECK(q.dim() == 4 && k.sizes() == q.sizes(), "gla_recurrent_ref: q ", q.sizes(),
-              " and k ", k.sizes(), " must both be [B, T, H, F]");
+  TORCH_CHECK(q.dim() == 4 && k.sizes() == q.sizes(), "gla_recurrent_ref: q ", q.sizes(), " and k ",
+              k.sizes(), " must both be [B, T, H, F]");
   TORCH_CHECK(v.dim() == 4 && g.dim() == 4, "gla_recurrent_ref: v ", v.sizes(), " and g ",
               g.sizes(), " must be [B, T, Hkv, V] and [B, T, Hkv, F]");
   const int64_t B = q.size(0), T = q.size(1), H = q.size(2), F = q.size(3);
   const int64_t Hkv = v.size(2), V = v.size(3);
-  TORCH_CHECK(Hkv > 0 && H % Hkv == 0, "gla_recurrent_ref: H = ", H, " not a multiple of Hkv = ",
-              Hkv);
+  TORCH_CHECK(Hkv > 0 && H % Hkv == 0, "gla_recurrent_ref: H = ", H,
+              " not a multiple of Hkv = ", Hkv);
   TORCH_CHECK(g.size(0) == B && g.size(1) == T && g.size(2) == Hkv && g.size(3) == F,
               "gla_recurrent_ref: g ", g.sizes(), " expected [", B, ", ", T, ", ", Hkv, ", ", F,
               "]");
@@ -31,25 +31,28 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> gla_recurrent_ref(
   const at::Tensor ar = g.to(dt).exp().repeat_interleave(group, 2);
   const at::Tensor qd = q.to(dt), kd = k.to(dt);
 
-  at::Tensor S = s0.has_value() && s0->defined() ? s0->to(dt)
-                                                  : at::zeros({B, H, F, V}, q.options().dtype(dt));
-  at::Tensor z = z0.has_value() && z0->defined() ? z0->to(dt)
-                                                  : at::zeros({B, H, F}, q.options().dtype(dt));
-  std::vector<at::Tensor> ys;
-  ys.reserve(T);
+  at::Tensor S =
+      s0.has_value() && s0->defined() ? s0->to(dt) : at::zeros({B, H, F, V}, q.options().dtype(dt));
+  at::Tensor z =
+      z0.has_value() && z0->defined() ? z0->to(dt) : at::zeros({B, H, F}, q.options().dtype(dt));
+  // The recurrence, one token at a time; the readout is done for all t afterwards.
+  const at::Tensor kv = kd.unsqueeze(-1) * vr.unsqueeze(-2);  // k_t v_t^T [B, T, H, F, V]
+  std::vector<at::Tensor> Ss, zs;
+  Ss.reserve(T);
+  zs.reserve(T);
   for (int64_t t = 0; t < T; ++t) {
-    const at::Tensor q_t = qd.select(1, t), k_t = kd.select(1, t);  // [B, H, F]
-    const at::Tensor v_t = vr.select(1, t), a_t = ar.select(1, t);  // [B, H, V], [B, H, F]
-    S = S * a_t.unsqueeze(-1) + k_t.unsqueeze(-1) * v_t.unsqueeze(-2);  // [B, H, F, V]
-    z = z * a_t + k_t;                                                   // [B, H, F]
-    at::Tensor num = (q_t.unsqueeze(-1) * S).sum(-2);                    // [B, H, V]
-    if (normalize) {
-      const at::Tensor den = (q_t * z).sum(-1, /*keepdim=*/true) + eps;  // [B, H, 1]
-      num = num / den;
-    }
-    ys.push_back(num);
+    const at::Tensor a_t = ar.select(1, t);       // [B, H, F]
+    S = S * a_t.unsqueeze(-1) + kv.select(1, t);  // S_t [B, H, F, V]
+    z = z * a_t + kd.select(1, t);                // z_t [B, H, F]
+    Ss.push_back(S);
+    zs.push_back(z);
   }
-  at::Tensor y = T > 0 ? at::stack(ys, 1) : at::zeros({B, 0, H, V}, q.options().dtype(dt));
+  at::Tensor y = at::zeros({B, 0, H, V}, q.options().dtype(dt));
+  if (T > 0) {
+    const at::Tensor S_all = at::stack(Ss, 1), z_all = at::stack(zs, 1);  // [B,T,H,F,V], [B,T,H,F]
+    y = (qd.unsqueeze(-1) * S_all).sum(-2);                               // q_t^T S_t [B,T,H,V]
+    if (normalize) y = y / ((qd * z_all).sum(-1, /*keepdim=*/true) + eps);
+  }
   return {y, S, z};
 }
 
