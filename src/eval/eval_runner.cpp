@@ -338,7 +338,7 @@ EvalSummary run_eval(const EvalOptions& options) {
       };
       try {
         if (task == "ppl") {
-          rec["beyond_max_positions"] = warn_positions(w.length + 1);
+          rec["beyond_max_positions"] = warn_positions(w.length);  // BOS + ctx - 1 inputs
           PerplexityResult pr = long_ppl(*model, *ppl_streams, w.length, bos, false);
           rec["score"] = pr.perplexity();
           rec["nll"] = pr.mean_nll();

@@ -10,13 +10,21 @@
 #include <thread>
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
+#include <ftw.h>
 #include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
 
 #if defined(LAWCAT_HAVE_CUDA)
 #include <cuda_runtime_api.h>
 #endif
 
 namespace lawcat::test {
+static std::string scratch_root() {
+  const char* tmp = std::getenv("TMPDIR");
+  return std::string(tmp && *tmp ? tmp : "/tmp") + "/lawcat_test_" + std::to_string(::getpid());
+}
 std::filesystem::path shared_data() {
   if (const char* env = std::getenv("LAWCAT_SHARED_DATA")) {
     return std::filesystem::exists(env) ? std::filesystem::path(env) : std::filesystem::path();
@@ -25,8 +33,7 @@ std::filesystem::path shared_data() {
   return std::filesystem::exists(p) ? std::filesystem::canonical(p) : std::filesystem::path();
 }
 std::filesystem::path scratch_dir(const std::string& name) {
-  auto p = std::filesystem::temp_directory_path() /
-           ("lawcat_test_" + std::to_string(::getpid())) / name;
+  auto p = std::filesystem::path(scratch_root()) / name;
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
   return p;
@@ -46,8 +53,15 @@ int main(int argc, char** argv) {
   at::set_num_threads(static_cast<int>(n));
   at::manual_seed(1234);
   int rc = Catch::Session().run(argc, argv);
-  std::error_code ec;
-  std::filesystem::remove_all(std::filesystem::temp_directory_path() /
-                              ("lawcat_test_" + std::to_string(::getpid())), ec);
-  return rc;
+  // Scratch cleanup with nftw rather than std::filesystem::remove_all: the torch
+  // wheel's libtorch exports its own std::filesystem symbols (see CONTRIBUTING).
+  std::string scratch = lawcat::test::scratch_root();
+  ::nftw(scratch.c_str(), [](const char* path, const struct stat*, int, struct FTW*) { return ::remove(path); },
+         16, FTW_DEPTH | FTW_PHYS);
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  // Skip static destructors of the CUDA/LibTorch runtime at exit (a crash there on
+  // the GPU machine would turn a passing run into a failure).
+  std::_Exit(rc);
 }

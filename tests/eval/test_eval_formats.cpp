@@ -100,8 +100,8 @@ TEST_CASE("passkey prompt: the five LongLoRA parts, needle once at the depth, le
   auto tok = text::load_llama2c(tok_file);
   // A small instance, printed.
   {
-    const PromptSample s = make_passkey_sample(*tok, 160, 0.5, 123);
-    std::cout << "---- passkey, 160 tokens (tok512), depth 50 % ----\n" << s.prompt << "\n---- (" << s.ids.size()
+    const PromptSample s = make_passkey_sample(*tok, 256, 0.5, 123);
+    std::cout << "---- passkey, 256 tokens (tok512), depth 50 % ----\n" << s.prompt << "\n---- (" << s.ids.size()
               << " tokens, key " << s.references[0] << ")\n";
   }
   for (int64_t target : {256, 512, 1024}) {

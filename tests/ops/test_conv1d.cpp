@@ -151,3 +151,10 @@ TEST_CASE("causal_conv1d rejects bad shapes naming the tensor", "[ops][conv1d]")
   CHECK(test::contains(message([&] { ops::causal_conv1d_step(x.select(1, 0), w, cache); }),
                        "cache must be"));
 }
+
+TEST_CASE("causal_conv1d with T = 0 gives an empty output and keeps the cache", "[ops][conv1d]") {
+  const at::Tensor x = at::randn({2, 0, 4}), w = at::randn({4, 3});
+  const at::Tensor cache = at::randn({2, 4, 2});
+  CHECK(ops::causal_conv1d(x, w, cache).sizes() == at::IntArrayRef({2, 0, 4}));
+  CHECK(at::equal(ops::causal_conv1d_cache(x, 3, cache), cache));
+}

@@ -533,3 +533,15 @@ TEST_CASE("chunk_gla and gla_step reject bad shapes naming the tensor", "[ops][g
   CHECK(test::contains(message([&] { ops::gla_step(q1, q1, v1, g1, S_half, z); }), "fp32"));
   CHECK_NOTHROW(ops::gla_step(q1, q1, v1, g1, S, z));
 }
+
+TEST_CASE("chunk_gla with T = 0 passes the initial state through", "[ops][gla]") {
+  const at::Tensor q = at::rand({2, 0, 4, 8}), v = at::randn({2, 0, 2, 6});
+  const at::Tensor g = -at::rand({2, 0, 2, 8});
+  at::Tensor s0 = at::randn({2, 4, 8, 6}).requires_grad_(), z0 = at::rand({2, 4, 8});
+  auto r = ops::chunk_gla(q, q, v, g, s0, z0);
+  CHECK(r.y.sizes() == at::IntArrayRef({2, 0, 4, 6}));
+  CHECK(at::equal(r.state, s0));
+  CHECK(at::equal(r.normalizer, z0));
+  r.state.sum().backward();
+  CHECK(at::equal(s0.grad(), at::ones_like(s0)));
+}

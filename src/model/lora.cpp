@@ -1,0 +1,121 @@
+#include "model/lora.h"
+
+#include <set>
+
+#include "util/error.h"
+#include "util/log.h"
+
+namespace lawcat::model {
+
+bool is_lora_parameter_name(const std::string& name) {
+  return name.find(".lora_A.") != std::string::npos || name.find(".lora_B.") != std::string::npos;
+}
+
+LoraAdapters::LoraAdapters(std::vector<Adapter> adapters, LoraOptions options)
+    : adapters_(std::move(adapters)), options_(std::move(options)) {}
+
+LoraAdapters::~LoraAdapters() {
+  if (attached_) restore();
+}
+
+void LoraAdapters::refresh() {
+  const double s = options_.scale();
+  for (auto& a : adapters_) {
+    // [out, r] @ [r, in] in fp32, then W's dtype; W itself has no grad.
+    at::Tensor delta = at::mm(a.B->weight, a.A->weight).mul(s);
+    a.base->weight = a.frozen + delta.to(a.frozen.scalar_type());
+  }
+}
+
+void LoraAdapters::restore() {
+  for (auto& a : adapters_) a.base->weight = a.frozen;
+}
+
+void LoraAdapters::detach() {
+  if (!attached_) return;
+  restore();
+  for (auto& a : adapters_) {
+    a.base->unregister_module("lora_A");
+    a.base->unregister_module("lora_B");
+  }
+  attached_ = false;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> LoraAdapters::parameters() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& a : adapters_) {
+    out.emplace_back(a.name + ".lora_A.weight", a.A->weight);
+    out.emplace_back(a.name + ".lora_B.weight", a.B->weight);
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> LoraAdapters::merged_weights(at::ScalarType dtype) const {
+  at::NoGradGuard no_grad;
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  const double s = options_.scale();
+  for (const auto& a : adapters_) {
+    at::Tensor w = a.frozen.to(at::kFloat) + at::mm(a.B->weight, a.A->weight).mul(s);
+    out.emplace_back(a.name + ".weight", w.to(dtype));
+  }
+  return out;
+}
+
+std::shared_ptr<LoraAdapters> apply_lora(LlamaForCausalLMImpl& model, const LoraOptions& o) {
+  LAWCAT_CHECK(o.rank > 0, ConfigError, "lora.lora_rank: must be > 0 (got " << o.rank << ")");
+  LAWCAT_CHECK(o.alpha > 0, ConfigError, "lora.lora_alpha: must be > 0 (got " << o.alpha << ")");
+  LAWCAT_CHECK(o.dropout == 0.0, ConfigError,
+               "lora.lora_dropout: only 0 is supported (got " << o.dropout
+                                                              << "): the LoRA update is folded into the projection "
+                                                                 "weight, which leaves no place for input dropout");
+  LAWCAT_CHECK(!o.targets.empty(), ConfigError, "lora.lora_targets: empty (e.g. [q_proj, k_proj, v_proj, o_proj])");
+  std::set<std::string> wanted(o.targets.begin(), o.targets.end()), matched, available;
+  std::vector<LoraAdapters::Adapter> adapters;
+  std::set<const void*> seen;
+  for (auto& item : model.named_modules("", /*include_self=*/false)) {
+    const std::string& name = item.key();
+    auto pos = name.rfind(".self_attn.");
+    if (pos == std::string::npos) continue;
+    const std::string leaf = name.substr(pos + 11);
+    if (leaf.find('.') != std::string::npos) continue;  // deeper modules (gate_down, an earlier lora_A, ...)
+    auto linear = std::dynamic_pointer_cast<torch::nn::LinearImpl>(item.value());
+    if (!linear) continue;
+    available.insert(leaf);
+    if (!wanted.count(leaf)) continue;
+    LAWCAT_CHECK(!linear->named_children().contains("lora_A"), ConfigError,
+                 name << " already has a LoRA adapter");
+    if (!seen.insert(linear.get()).second) continue;
+    matched.insert(leaf);
+    const at::Tensor w = linear->weight;
+    const int64_t out = w.size(0), in = w.size(1);
+    LoraAdapters::Adapter a;
+    a.name = name;
+    a.base = linear;
+    a.frozen = w;
+    a.A = torch::nn::Linear(torch::nn::LinearOptions(in, o.rank).bias(false));  // kaiming-uniform(a=√5)
+    a.B = torch::nn::Linear(torch::nn::LinearOptions(o.rank, out).bias(false));
+    {
+      at::NoGradGuard no_grad;
+      a.B->weight.zero_();
+    }
+    a.A->to(w.device(), at::kFloat);
+    a.B->to(w.device(), at::kFloat);
+    linear->register_module("lora_A", a.A);
+    linear->register_module("lora_B", a.B);
+    adapters.push_back(std::move(a));
+  }
+  std::string missing;
+  for (const auto& t : wanted)
+    if (!matched.count(t)) missing += (missing.empty() ? "" : ", ") + t;
+  if (!missing.empty()) {
+    std::string avail;
+    for (const auto& t : available) avail += (avail.empty() ? "" : ", ") + t;
+    throw ConfigError("lora.lora_targets: no attention projection named " + missing + " (the model has: " + avail + ")");
+  }
+  int64_t n = 0;
+  for (const auto& a : adapters) n += a.A->weight.numel() + a.B->weight.numel();
+  log::info("LoRA: rank ", o.rank, ", alpha ", o.alpha, " on ", adapters.size(), " projections (", n, " parameters)");
+  return std::make_shared<LoraAdapters>(std::move(adapters), o);
+}
+
+}  // namespace lawcat::model

@@ -1,0 +1,55 @@
+// The whole run a config describes, in the paper's order (torchtune-style
+// recipe: setup from config sections, then each stage, then export):
+//
+//   teacher   model.path (HF dir) | model.llama2c (converted into <out>/teacher) |
+//             pretrain from model.scratch (tokenizer learned from the data)
+//   pretrain  full training, cross-entropy (optional; makes or fine-tunes the teacher)
+//   distill   stage 1, attention transfer, LAWCAT parameters only
+//   lora      stage 2, LoRA on q/k/v/o, cross-entropy
+//   export    LoRA merged, HF layout, loadable by model::load_model
+//
+// Output directory:
+//   config.yaml  resolved config (resume refuses a different one)   run.log
+//   teacher/     converted or pretrained teacher                     cache/  token cache
+//   <stage>/     metrics.jsonl, checkpoints/, best/, done.json, loss.png
+//   export/      the exported model                                  summary.md, summary.json
+#pragma once
+#include <filesystem>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "config/schema.h"
+#include "train/loop.h"
+
+namespace lawcat::train {
+
+struct RecipeOptions {
+  bool resume = false;
+  std::string stage = "all";      // pretrain, distill, lora, all
+  std::string config_source;      // the config file, for the summary
+  Communicator* comm = nullptr;   // data parallel (null: one process)
+  bool progress = true;
+};
+
+struct RecipeResult {
+  std::vector<StageResult> stages;
+  std::filesystem::path output_dir, teacher_dir, export_dir;
+  std::string teacher_note;       // where the teacher came from
+  std::string data_note;          // token counts
+  double teacher_val_ce = std::numeric_limits<double>::quiet_NaN();  // teacher on the LoRA validation batches
+  bool interrupted = false;
+  std::string device;
+  std::string summary() const;    // the human-readable summary (also written to summary.md)
+};
+
+// Runs the stages `options.stage` selects. Throws ConfigError when the output
+// directory holds another run (without resume) or the saved config differs in
+// anything but harmless keys (steps, keep_last, save_every, enabled, threads,
+// device, export_dir, export_dtype).
+RecipeResult run_recipe(const config::RunConfig& config, const RecipeOptions& options);
+
+// Keys whose change does not invalidate a run being resumed.
+bool harmless_config_key(const std::string& key);
+
+}  // namespace lawcat::train
