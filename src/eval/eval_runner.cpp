@@ -144,6 +144,7 @@ static model::LlamaForCausalLM load_eval_model(const std::string& spec, const st
     model::LlamaForCausalLM m = model::load_model(dir, device, dtype);
     LAWCAT_CHECK(model::lawcat_layers(*m).empty(), ConfigError,
                  "eval: " << spec << ": the model already has LAWCAT layers (drop the 'swap:' prefix)");
+    at::manual_seed(0);  // the new LAWCAT parameters' random init: the same on every load
     model::swap_to_lawcat(*m, config::AttentionConfig{});
     for (auto& [n, t] : model::lawcat_parameters(*m)) t.set_data(t.to(m->device(), at::kFloat));
     return m;

@@ -83,9 +83,12 @@ FitResult fit_units(const std::function<int64_t(int64_t)>& tokens_for, int64_t t
   }
   hint = std::clamp<int64_t>(hint, lo + 1, std::max<int64_t>(lo + 1, std::min(hi - 1, max_units)));
   if (hint > lo && hint < hi) {
-    // Gallop from the hint until the answer is bracketed.
-    int64_t step = std::max<int64_t>(1, hint / 256);
+    // Gallop from the hint until the answer is bracketed; the first step is the
+    // distance to the target at the hint's tokens-per-unit rate (plus a margin).
     const int64_t th = probe(hint);
+    const int64_t gap = th > target ? th - target : target - th;
+    int64_t step = std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(gap) * static_cast<double>(hint) /
+                                                             static_cast<double>(std::max<int64_t>(1, th))) + 2);
     if (th <= target) {
       lo = hint;
       lo_tokens = th;

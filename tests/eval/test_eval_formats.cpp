@@ -2,6 +2,7 @@
 // (../shared/spec/EVAL_FORMATS.md): template strings verbatim, the needle once
 // at the requested depth, the length within 2 % of the target in tokens.
 #include <algorithm>
+#include <chrono>
 #include <iostream>
 #include <regex>
 #include <set>
@@ -307,4 +308,18 @@ TEST_CASE("BABILong qa2/qa3: prompt template, facts in order once each, context 
   CHECK(std::string(babilong_prompt("qa3").post_prompt) ==
         "Always return your answer in the following format: Before the $location_1$ the $item$ was in the "
         "$location_2$. Do not write anything else after that.");
+}
+
+TEST_CASE("prompt fitting cost at 32K tokens (Llama-2 SentencePiece)", "[eval][.slow]") {
+  LAWCAT_SHARED_OR_SKIP(spm, "tokenizers/llama2/tokenizer.model");
+  auto tok = text::load_sentencepiece(spm);
+  int64_t hint = 0;
+  for (int s = 0; s < 3; ++s) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const PromptSample p = make_passkey_sample(*tok, 32768, 0.5, 900 + s, &hint);
+    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::cout << "passkey 32K fit: " << p.ids.size() << " tokens, " << p.meta["fit_probes"] << " probes, " << sec
+              << " s\n";
+    CHECK(within_tolerance(static_cast<int64_t>(p.ids.size()), 32768));
+  }
 }
