@@ -4,6 +4,7 @@
 #include "common/catch.h"
 #include "config/yaml.h"
 #include "util/error.h"
+#include "util/fs.h"
 
 using namespace lawcat;
 using namespace lawcat::config;
@@ -124,4 +125,26 @@ TEST_CASE("config differences name the keys", "[config]") {
   CHECK(d[0] == "data.train: [\"a.txt\"] -> [\"a.txt\",\"b.txt\"]");
   CHECK(d[1] == "distill.lr: 0.01 -> 0.001");
   CHECK(config_differences(a, a).empty());
+}
+
+TEST_CASE("every shipped run config parses and validates", "[config]") {
+  const auto dir = std::filesystem::path(LAWCAT_SOURCE_DIR) / "configs";
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const auto name = e.path().filename().string();
+    if (e.path().extension() != ".yaml" || name.rfind("sweep", 0) == 0) continue;
+    CAPTURE(name);
+    CHECK_NOTHROW(load_run_config(e.path()));
+    ++n;
+  }
+  CHECK(n >= 3);
+  // The quickstart's fallback (no stories260K) is a valid config too.
+  std::string text = lawcat::fs::read_text(dir / "quickstart.yaml");
+  const std::string from = "../shared/data/models/stories260K/stories260K.bin";
+  text.replace(text.find(from), from.size(), "/nonexistent/stories260K.bin");
+  RunConfig q = parse_run_config(text, "quickstart.yaml");
+  CHECK(q.pretrain.enabled);
+  CHECK(q.model.llama2c.empty());
+  CHECK(q.data.separator == "%");
+  CHECK(q.data.train.size() == 3);
 }

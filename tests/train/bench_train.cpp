@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 
 #include <chrono>
+#include <iomanip>
 #include <iostream>
 
 #include "common/catch.h"
@@ -90,5 +91,43 @@ TEST_CASE("probe: per-layer distillation error of a run", "[.probe]") {
       std::cout << " | pos " << p0 << "+: " << (s.narrow(1, p0, len) - t.narrow(1, p0, len)).pow(2).mean().item<double>() * 1000;
     }
     std::cout << "\n";
+  }
+}
+
+// Teacher attention statistics per head (PROBE_RUN=<output_dir>): how local / sharp.
+TEST_CASE("probe: teacher attention patterns", "[.attn]") {
+  const char* run = std::getenv("PROBE_RUN");
+  if (!run) LAWCAT_SKIP("set PROBE_RUN");
+  at::set_num_threads(1);
+  std::filesystem::path out(run);
+  auto net = model::load_llama(out / "teacher", at::kCPU, at::kFloat);
+  auto tok = text::load_tokenizer(out / "teacher");
+  auto text = fs::read_text(std::filesystem::path(LAWCAT_SOURCE_DIR) / "../shared/data/corpora/tinystories/tinystories_val_tail.txt");
+  auto ids = tok->encode(text.substr(0, 20000), true, false);
+  at::Tensor x = at::tensor(std::vector<int64_t>(ids.begin(), ids.begin() + 512)).view({1, 512});
+  at::NoGradGuard ng;
+  at::Tensor h = net->embed(x);
+  auto ctx = net->mixer_context(0, 512);
+  for (int64_t l = 0; l < net->num_layers(); ++l) {
+    auto& layer = net->layer(l);
+    auto att = layer->softmax_attention();
+    auto [q, k, v] = att->qkv(layer->input_layernorm(h), ctx);  // [1,H,T,D], [1,Hkv,T,D]
+    const int64_t H = q.size(1), g = H / k.size(1);
+    at::Tensor kk = k.repeat_interleave(g, 1);
+    at::Tensor s = at::matmul(q, kk.transpose(-1, -2)) / std::sqrt(double(q.size(-1)));
+    at::Tensor mask = at::ones({512, 512}, at::kBool).triu(1);
+    at::Tensor p = at::softmax(s.masked_fill(mask, -INFINITY), -1)[0];  // [H,T,T]
+    std::cout << "layer " << l << ":";
+    for (int64_t hh = 0; hh < H; ++hh) {
+      at::Tensor ph = p[hh].narrow(0, 64, 448);  // rows t >= 64
+      at::Tensor ent = -(ph * at::log(ph + 1e-12)).sum(-1).mean();
+      double self = at::diagonal(p[hh], 0).narrow(0, 64, 448).mean().item<double>();
+      double prev = at::diagonal(p[hh], -1).narrow(0, 63, 448).mean().item<double>();
+      double first = p[hh].narrow(0, 64, 448).select(1, 0).mean().item<double>();
+      std::cout << " h" << hh << "[H=" << std::setprecision(2) << ent.item<double>() << " self " << self << " prev " << prev
+                << " bos0 " << first << "]";
+    }
+    std::cout << "\n";
+    h = layer->forward(h, ctx);
   }
 }
