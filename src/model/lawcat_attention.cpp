@@ -101,7 +101,7 @@ LawcatAttentionImpl::LawcatAttentionImpl(const LawcatOptions& options,
     if (o.conv_on_v) conv_v = register_parameter("conv_v", conv_init(Hkv * d, o.conv_width).to(device));
   }
   // Wφ = eye(d, f) per head.
-  feature_map = register_parameter("feature_map", at::eye(d, f, at::kFloat).unsqueeze(0).repeat({H, 1, 1}).contiguous());
+  feature_map = register_parameter("feature_map", at::eye(d, f, f32).unsqueeze(0).repeat({H, 1, 1}).contiguous());
   if (o.gate) {
     gate_down = register_module("gate_down", torch::nn::Linear(torch::nn::LinearOptions(o.hidden_size, o.gate_rank).bias(false)));
     gate_up = register_module("gate_up", torch::nn::Linear(torch::nn::LinearOptions(o.gate_rank, Hkv * F).bias(true)));
