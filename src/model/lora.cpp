@@ -74,10 +74,14 @@ std::shared_ptr<LoraAdapters> apply_lora(LlamaForCausalLMImpl& model, const Lora
   std::set<const void*> seen;
   for (auto& item : model.named_modules("", /*include_self=*/false)) {
     const std::string& name = item.key();
-    auto pos = name.rfind(".self_attn.");
-    if (pos == std::string::npos) continue;
-    const std::string leaf = name.substr(pos + 11);
-    if (leaf.find('.') != std::string::npos) continue;  // deeper modules (gate_down, an earlier lora_A, ...)
+    // Projections of the decoder layers: model.layers.N.self_attn.<leaf> or model.layers.N.mlp.<leaf>
+    // (deeper modules such as the LAWCAT gate or an earlier lora_A are not targets).
+    if (name.rfind("model.layers.", 0) != 0) continue;
+    const auto attn = name.rfind(".self_attn."), mlp = name.rfind(".mlp.");
+    const size_t start = attn != std::string::npos ? attn + 11 : mlp != std::string::npos ? mlp + 5 : std::string::npos;
+    if (start == std::string::npos) continue;
+    const std::string leaf = name.substr(start);
+    if (leaf.find('.') != std::string::npos) continue;
     auto linear = std::dynamic_pointer_cast<torch::nn::LinearImpl>(item.value());
     if (!linear) continue;
     available.insert(leaf);
@@ -110,7 +114,7 @@ std::shared_ptr<LoraAdapters> apply_lora(LlamaForCausalLMImpl& model, const Lora
   if (!missing.empty()) {
     std::string avail;
     for (const auto& t : available) avail += (avail.empty() ? "" : ", ") + t;
-    throw ConfigError("lora.lora_targets: no attention projection named " + missing + " (the model has: " + avail + ")");
+    throw ConfigError("lora.lora_targets: no projection named " + missing + " in the decoder layers (the model has: " + avail + ")");
   }
   int64_t n = 0;
   for (const auto& a : adapters) n += a.A->weight.numel() + a.B->weight.numel();

@@ -1,4 +1,5 @@
-// LoRA (Hu et al. 2021) on the attention projections of a (LAWCAT) Llama:
+// LoRA (Hu et al. 2021) on the projections of a (LAWCAT) Llama (the recipe: q, k, v, o;
+// the MLP's gate/up/down may be added through lora_targets):
 //
 //   W' = W + (alpha / r) · B A        A [r, in] (kaiming-uniform, as PEFT), B [out, r] (zeros)
 //
@@ -70,7 +71,8 @@ class LoraAdapters {
   bool attached_ = true;
 };
 
-// Adds adapters to every Linear whose module name ends in ".self_attn.<target>".
+// Adds adapters to every Linear of the decoder layers named ".self_attn.<target>" or
+// ".mlp.<target>" (q_proj, k_proj, v_proj, o_proj; gate_proj, up_proj, down_proj).
 // ConfigError when a target matches nothing (naming it and what exists) or the
 // options are out of range.
 std::shared_ptr<LoraAdapters> apply_lora(LlamaForCausalLMImpl& model, const LoraOptions& options);

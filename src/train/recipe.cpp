@@ -344,6 +344,8 @@ RecipeResult run_recipe(const config::RunConfig& c, const RecipeOptions& opt) {
       }
       Data data = load_data(c, tok_dir, cache_dir);
       model::LlamaForCausalLM net{nullptr};
+      at::manual_seed(static_cast<uint64_t>(c.seed) * 16 + 1);  // per-stage seeds: a fresh start is
+                                                                 // reproducible whatever ran before
       if (teacher_dir.empty()) {
         auto tok = text::load_tokenizer(tok_dir);
         io::LlamaConfig lc = scratch_llama_config(m.scratch, tok->vocab_size(), c.data.seq_len);
@@ -358,6 +360,7 @@ RecipeResult run_recipe(const config::RunConfig& c, const RecipeOptions& opt) {
         R.teacher_note = "fine-tuned from " + teacher_dir.string() + " into " + (out / "teacher").string();
       }
       lo.dir = sdir;
+      if (opt.after_step) lo.after_step = [&](int64_t s) { opt.after_step("pretrain", s); };
       StageSpec spec = make_pretrain_stage(*net, c.pretrain);
       StageResult r = run_stage(spec, data.splits, lo);
       R.stages.push_back(r);
@@ -396,6 +399,7 @@ RecipeResult run_recipe(const config::RunConfig& c, const RecipeOptions& opt) {
   model::LlamaForCausalLM net = with_context("while loading the teacher " + teacher_dir.string(),
                                              [&] { return model::load_llama(teacher_dir, device, frozen_dtype); });
   const bool lawcat = c.attention.kind == "lawcat";
+  at::manual_seed(static_cast<uint64_t>(c.seed) * 16 + 2);  // LAWCAT init
   if (lawcat) {
     auto swapped = model::swap_to_lawcat(*net, c.attention);
     log::info("swapped ", swapped.size(), " of ", net->num_layers(), " layers to LAWCAT attention (",
@@ -418,6 +422,7 @@ RecipeResult run_recipe(const config::RunConfig& c, const RecipeOptions& opt) {
       R.stages.push_back(StageResult::from_json(*done));
     } else {
       lo.dir = ddir;
+      if (opt.after_step) lo.after_step = [&](int64_t s) { opt.after_step("distill", s); };
       StageSpec spec = make_distill_stage(*net, c.distill);
       StageResult r = run_stage(spec, data.splits, lo);
       R.stages.push_back(r);
@@ -454,6 +459,7 @@ RecipeResult run_recipe(const config::RunConfig& c, const RecipeOptions& opt) {
     }
     if (stdfs::exists(ldir / "teacher_val.json"))
       R.teacher_val_ce = nlohmann::json::parse(fs::read_text(ldir / "teacher_val.json")).at("teacher_val_ce").get<double>();
+    at::manual_seed(static_cast<uint64_t>(c.seed) * 16 + 3);  // LoRA init
     StageSpec spec = make_lora_stage(*net, c.lora, lora);
     if (auto done = read_done(ldir); done && opt.resume) {
       log::info("lora: finished earlier; loading its best checkpoint");
@@ -461,6 +467,7 @@ RecipeResult run_recipe(const config::RunConfig& c, const RecipeOptions& opt) {
       R.stages.push_back(StageResult::from_json(*done));
     } else {
       lo.dir = ldir;
+      if (opt.after_step) lo.after_step = [&](int64_t s) { opt.after_step("lora", s); };
       StageResult r = run_stage(spec, data.splits, lo);
       R.stages.push_back(r);
       if (r.interrupted) {

@@ -15,6 +15,7 @@
 //   export/      the exported model                                  summary.md, summary.json
 #pragma once
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <string>
 #include <vector>
@@ -30,6 +31,8 @@ struct RecipeOptions {
   std::string config_source;      // the config file, for the summary
   Communicator* comm = nullptr;   // data parallel (null: one process)
   bool progress = true;
+  // Tests: called after each optimizer step of each stage.
+  std::function<void(const std::string& stage, int64_t step)> after_step;
 };
 
 struct RecipeResult {

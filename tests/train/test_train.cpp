@@ -7,6 +7,7 @@
 #include <ATen/Parallel.h>
 
 #include <fstream>
+#include <regex>
 
 #include "common/catch.h"
 #include "config/yaml.h"
@@ -333,6 +334,18 @@ TEST_CASE("LoRA: refreshed weights equal the unmerged form; export reloads with 
   at::NoGradGuard ng;
   CHECK(model::lawcat_layers(*back).size() == 2);
   CHECK(at::allclose(back->forward(ids), logits, 1e-5, 1e-5));
+  // MLP targets and unknown targets.
+  {
+    auto other = tiny_teacher();
+    model::LoraOptions mo;
+    mo.targets = {"q_proj", "gate_proj", "down_proj"};
+    auto ml = model::apply_lora(*other, mo);
+    CHECK(ml->parameters().size() == 2 * 3 * 2);
+    CHECK(ml->parameters()[2].first == "model.layers.0.mlp.gate_proj.lora_A.weight");
+    auto again = tiny_teacher();
+    mo.targets = {"q_proj", "qkv_proj"};
+    CHECK_THAT(error_of([&] { model::apply_lora(*again, mo); }), LAWCAT_CONTAINS("no projection named qkv_proj"));
+  }
   // Re-export over an existing directory replaces it.
   model::export_model(*net, nullptr, dir, eo);
   auto plain = model::load_model(dir);
@@ -387,5 +400,28 @@ TEST_CASE("recipe: resume refuses a different config and an occupied output dir"
   CHECK(r2.stages.size() == 2);
   CHECK(r2.stages[0].best_val == r.stages[0].best_val);
   CHECK(train::harmless_config_key("distill.steps"));
+
+  // Interrupted in stage 2 (SIGINT), resumed: the same stage-2 curve and export as the uninterrupted run.
+  const std::string yaml2 = std::regex_replace(yaml, std::regex("/run\n"), "/run2\n");
+  auto cfg2 = config::parse_run_config(yaml2, "run.yaml");
+  train::RecipeOptions cut;
+  cut.progress = false;
+  cut.after_step = [](const std::string& stage, int64_t step) {
+    if (stage == "lora" && step == 1) ::raise(SIGINT);
+  };
+  train::install_signal_handlers();
+  auto part = train::run_recipe(cfg2, cut);
+  train::stop_flag() = false;
+  CHECK(part.interrupted);
+  CHECK_THAT(part.summary(), LAWCAT_CONTAINS("continue with --resume"));
+  train::RecipeOptions cont;
+  cont.progress = false;
+  cont.resume = true;
+  auto rest = train::run_recipe(cfg2, cont);
+  CHECK_FALSE(rest.interrupted);
+  CHECK(read_curve(root / "run2" / "lora" / "metrics.jsonl") == read_curve(root / "run" / "lora" / "metrics.jsonl"));
+  CHECK(read_curve(root / "run2" / "distill" / "metrics.jsonl") == read_curve(root / "run" / "distill" / "metrics.jsonl"));
+  io::SafetensorsFile e1(root / "run" / "export" / "model.safetensors"), e2(root / "run2" / "export" / "model.safetensors");
+  for (auto& [n, info] : e1.tensors()) CHECK(at::equal(e1.load(n), e2.load(n)));
   CHECK_FALSE(train::harmless_config_key("distill.lr"));
 }
