@@ -41,8 +41,9 @@ std::string where_of(const std::string& file, const YAML::Node& n) {
 // Visitor that fills a section from a YAML map and records every problem.
 class Reader {
  public:
-  Reader(YAML::Node node, std::string prefix, const std::string& file, std::vector<std::string>& errors)
-      : node_(std::move(node)), prefix_(std::move(prefix)), file_(file), errors_(errors) {}
+  Reader(YAML::Node node, std::string prefix, const std::string& file, std::vector<std::string>& errors,
+         const std::map<std::string, std::string>* overridden = nullptr)
+      : node_(std::move(node)), prefix_(std::move(prefix)), file_(file), errors_(errors), overridden_(overridden) {}
 
   template <class T, class Check = std::nullptr_t>
   void operator()(const char* key, T& field, Check check = nullptr) {
@@ -53,10 +54,10 @@ class Reader {
     std::string path = prefix_ + key;
     if constexpr (section_v<T>) {
       if (!child.IsMap()) {
-        errors_.push_back(where_of(file_, child) + ": key '" + path + "': expected a mapping (section)");
+        errors_.push_back(where(path, child) + ": key '" + path + "': expected a mapping (section)");
         return;
       }
-      Reader sub(child, path + ".", file_, errors_);
+      Reader sub(child, path + ".", file_, errors_, overridden_);
       field.visit(sub);
       sub.finish();
     } else {
@@ -64,14 +65,14 @@ class Reader {
       if (!convert(child, value)) {
         std::ostringstream got;
         got << (child.IsScalar() ? "'" + child.Scalar() + "'" : child.IsSequence() ? "a list" : "a mapping");
-        errors_.push_back(where_of(file_, child) + ": key '" + path + "': expected " + type_name<T>() +
+        errors_.push_back(where(path, child) + ": key '" + path + "': expected " + type_name<T>() +
                           ", got " + got.str());
         return;
       }
       if constexpr (!std::is_same_v<Check, std::nullptr_t>) {
         std::string problem = run_check(check, value);
         if (!problem.empty()) {
-          errors_.push_back(where_of(file_, child) + ": key '" + path + "': " + problem + describe(value));
+          errors_.push_back(where(path, child) + ": key '" + path + "': " + problem + describe(value));
           return;
         }
       }
@@ -87,7 +88,7 @@ class Reader {
       if (!seen_.count(k)) {
         std::string known;
         for (auto& s : seen_) known += (known.empty() ? "" : ", ") + s;
-        errors_.push_back(where_of(file_, it->first) + ": unknown key '" + prefix_ + k + "' (known: " + known + ")");
+        errors_.push_back(where(prefix_ + k, it->first) + ": unknown key '" + prefix_ + k + "' (known: " + known + ")");
       }
     }
   }
@@ -127,10 +128,20 @@ class Reader {
     return os.str();
   }
 
+  // file:line:col, or "--set key=value" for a value that came from an override.
+  std::string where(const std::string& path, const YAML::Node& n) const {
+    if (overridden_) {
+      auto it = overridden_->find(path);
+      if (it != overridden_->end()) return "--set " + it->second;
+    }
+    return where_of(file_, n);
+  }
+
   YAML::Node node_;
   std::string prefix_;
   const std::string& file_;
   std::vector<std::string>& errors_;
+  const std::map<std::string, std::string>* overridden_;
   std::set<std::string> seen_;
 };
 
@@ -238,9 +249,13 @@ RunConfig parse_once(const std::string& yaml_text, const std::string& where, con
   if (!root.IsMap()) {
     throw ConfigError(where + ": expected a mapping at the top level");
   }
-  for (const auto& o : overrides) apply_override(root, o, errors);
+  std::map<std::string, std::string> overridden;
+  for (const auto& o : overrides) {
+    apply_override(root, o, errors);
+    overridden[o.substr(0, o.find('='))] = o;
+  }
   RunConfig cfg;
-  Reader reader(root, "", where, errors);
+  Reader reader(root, "", where, errors, &overridden);
   cfg.visit(reader);
   reader.finish();
   if (!errors.empty()) {

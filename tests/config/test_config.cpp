@@ -58,7 +58,8 @@ TEST_CASE("unknown keys, wrong types and bad ranges are all reported with positi
 }
 
 TEST_CASE("bad overrides and cross-field problems are errors", "[config]") {
-  CHECK(error_of(kMinimal, {"attention.nope=1"}).find("unknown key 'attention.nope'") != std::string::npos);
+  CHECK(error_of(kMinimal, {"attention.nope=1"}).find("--set attention.nope=1: unknown key 'attention.nope'") != std::string::npos);
+  CHECK(error_of(kMinimal, {"distill.lr=-1"}).find("--set distill.lr=-1: key 'distill.lr': must be > 0") != std::string::npos);
   CHECK(error_of(kMinimal, {"novalue"}).find("expected key.path=value") != std::string::npos);
   CHECK(error_of(kMinimal, {"attention.conv_width=64"}).find("above the supported maximum") != std::string::npos);
   CHECK(error_of("attention:\n  gate_rank: 0\n").find("attention.gate_rank': must be > 0") != std::string::npos);
