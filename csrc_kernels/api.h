@@ -157,4 +157,27 @@ struct PrologueParams {
 };
 cudaError_t launch_lawcat_prologue_fwd(const PrologueParams& p, cudaStream_t stream);
 
+// ---------------------------------------------------------------------------
+// The whole LAWCAT attention core, forward only (prefill / no-grad), 16-bit inputs,
+// D in {64, 128}, feature dim f = D / 2, conv width 1..8: from the projections
+//   q [tok, H, D], k, v [tok, Hkv, D] (gla.q / gla.k / gla.v with gla's strides) and the
+// gate's low-rank activations a [tok, R] to y [tok, H, D] in one kernel per pass:
+// causal conv (per query head filters; k read from its kv head), Hedgehog feature map,
+// gate logsigmoid(a W2^T + b) / tau, normalized GLA. Sequences, segments, initial /
+// final state and the seg_* workspace are those of GlaParams (launch_gla_fwd).
+struct LawcatFwdParams {
+  GlaParams gla;
+  const void* a = nullptr;                  // [.., R]: row r at a + b * a_batch_stride + r * a_row_stride
+  int64_t a_batch_stride = 0, a_row_stride = 0;
+  int width = 4, rank = 16;                 // conv width W (1..8), gate rank R (multiple of 16, <= 128)
+  float tau = 16.f;
+  const float *conv_q = nullptr, *conv_k = nullptr;  // [H * D, W] fp32 (per query head)
+  const float* wphi = nullptr;                       // [H, D, D / 2] fp32
+  const float *w2 = nullptr, *b2 = nullptr;          // [Hkv * D, R], [Hkv * D] fp32 (b2 nullable)
+  int* fallback_chunks = nullptr;  // optional device counter: chunks that took the exact path
+};
+// True when launch_lawcat_fwd handles this dtype / head dim / width / rank.
+bool lawcat_fwd_supported(DType dtype, int D, int width, int rank);
+cudaError_t launch_lawcat_fwd(const LawcatFwdParams& p, cudaStream_t stream);
+
 }  // namespace lawcat::kernels

@@ -5,8 +5,9 @@
 //   φ(u) = [softmax(u W); softmax(-u W)] (W [H, d, d/2] shared by q and k), clamp 1e-12
 //   g = logsigmoid(a W2^T + b) / 16   [B, T, Hkv, d] fp32
 //   y = chunk_gla(φq, φk, v, g)       (normalized)
-// Forward (no grad, as in prefill): one fused prologue kernel (conv + φ + gate) then the
-// GLA forward. Forward + backward (training): conv and GLA on the csrc_kernels kernels
+// Forward (no grad, as in prefill): one fused kernel for the whole core (conv, φ, gate and
+// GLA: ops::cuda::lawcat_core_fwd); shapes it does not support take the fused prologue
+// kernel (conv + φ + gate) then the GLA forward. Forward + backward (training): conv and GLA on the csrc_kernels kernels
 // (own autograd Functions here, so the benchmark depends only on the CUDA bindings),
 // φ and the gate as ATen ops (their backward through autograd).
 #include "eval/bench_attention.h"
@@ -102,7 +103,10 @@ at::Tensor gate(const at::Tensor& a, const Params& P, int64_t Hkv, int64_t d) {
 
 at::Tensor lawcat_core(const Inputs& in, const Params& P, const Shape& s) {
   const int64_t B = in.q.size(0), T = in.q.size(1);
-  if (!at::GradMode::is_enabled()) {  // prefill / inference: fused conv + feature map + gate, then GLA
+  if (!at::GradMode::is_enabled()) {  // prefill / inference: one fused kernel (conv, φ, gate, GLA)
+    if (ops::cuda::lawcat_core_fwd_supported(in.q, P.conv_q.size(1), in.a.size(2)))
+      return std::get<0>(
+          ops::cuda::lawcat_core_fwd(in.q, in.k, in.v, in.a, P.conv_q, P.conv_k, P.wphi, P.w2, P.b2));
     auto [fq, fk, g] = ops::cuda::lawcat_prologue_fwd(in.q, in.k, in.a, P.conv_q, P.conv_k, P.wphi, P.w2, P.b2);
     return std::get<0>(ops::cuda::chunk_gla_fwd(fq, fk, in.v, g, at::Tensor(), at::Tensor(), ops::GlaOptions{}));
   }

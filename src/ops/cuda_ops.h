@@ -70,5 +70,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_prologue_fwd(
     const at::Tensor& conv_k, const at::Tensor& wphi, const at::Tensor& w2, const at::Tensor& b2,
     double tau = 16.0);
 
+// The whole LAWCAT attention core forward in one fused kernel (prefill / no-grad): causal conv,
+// Hedgehog feature map, gate and normalized GLA from the projections. q [B, T, H, D], k, v
+// [B, T, Hkv, D], a [B, T, R] (bf16 or fp16, one dtype; last dim contiguous), conv_q / conv_k
+// [H*D, W], wphi [H, D, D/2], w2 [Hkv*D, R], b2 [Hkv*D] (any float dtype; used in fp32).
+// Returns (y [B, T, H, D] in q's dtype, S_T [B, H, D, D], z_T [B, H, D] fp32).
+// lawcat_core_fwd_supported says whether these shapes / dtypes take the fused kernel
+// (D in {64, 128}, W <= 8, R a multiple of 16 up to 128, 16-bit inputs).
+bool lawcat_core_fwd_supported(const at::Tensor& q, int64_t width, int64_t rank);
+std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_core_fwd(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& a, const at::Tensor& conv_q,
+    const at::Tensor& conv_k, const at::Tensor& wphi, const at::Tensor& w2, const at::Tensor& b2, double tau = 16.0,
+    double eps = 1e-10, bool normalize = true);
+
 }  // namespace lawcat::ops::cuda
 #endif

@@ -192,11 +192,12 @@ k::GlaParams base_params(const Inputs& in, const Plan& pl, const GlaOptions& o) 
   p.q = in.q.data_ptr();
   p.k = in.k.data_ptr();
   p.v = in.v.data_ptr();
-  p.g = in.g.data_ptr<float>();
+  p.g = in.g.defined() ? in.g.data_ptr<float>() : nullptr;  // undefined for the fused LAWCAT forward
   p.q_batch_stride = in.q.stride(0), p.q_row_stride = in.q.stride(1), p.q_head_stride = in.q.stride(2);
   p.k_batch_stride = in.k.stride(0), p.k_row_stride = in.k.stride(1), p.k_head_stride = in.k.stride(2);
   p.v_batch_stride = in.v.stride(0), p.v_row_stride = in.v.stride(1), p.v_head_stride = in.v.stride(2);
-  p.g_batch_stride = in.g.stride(0), p.g_row_stride = in.g.stride(1), p.g_head_stride = in.g.stride(2);
+  if (in.g.defined())
+    p.g_batch_stride = in.g.stride(0), p.g_row_stride = in.g.stride(1), p.g_head_stride = in.g.stride(2);
   p.cu_seqlens = pl.cu;
   p.chunk_offsets = pl.chunk_off;
   p.seq_seg_offsets = pl.seq_seg_off;
@@ -452,6 +453,81 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_prologue_fwd(const at::Ten
   p.g = g.data_ptr<float>();
   check_launch(k::launch_lawcat_prologue_fwd(p, at::cuda::getCurrentCUDAStream()), op);
   return {phi_q, phi_k, g};
+}
+
+bool lawcat_core_fwd_supported(const at::Tensor& q, int64_t width, int64_t rank) {
+  return q.is_cuda() && q.dim() == 4 && k::lawcat_fwd_supported(to_kdtype(q.scalar_type()), static_cast<int>(q.size(3)),
+                                                               static_cast<int>(width), static_cast<int>(rank)) &&
+         (q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_core_fwd(const at::Tensor& q, const at::Tensor& k,
+                                                               const at::Tensor& v, const at::Tensor& a,
+                                                               const at::Tensor& conv_q, const at::Tensor& conv_k,
+                                                               const at::Tensor& wphi, const at::Tensor& w2,
+                                                               const at::Tensor& b2, double tau, double eps,
+                                                               bool normalize) {
+  const char* op = "lawcat_core_fwd";
+  const c10::cuda::CUDAGuard guard(q.device());
+  TORCH_CHECK(q.is_cuda() && q.dim() == 4 && k.dim() == 4 && v.dim() == 4 && a.dim() == 3, op,
+              ": q [B, T, H, D], k, v [B, T, Hkv, D], a [B, T, R] CUDA tensors expected, got ", q.sizes(), ", ",
+              k.sizes(), ", ", v.sizes(), ", ", a.sizes());
+  const int64_t B = q.size(0), T = q.size(1), H = q.size(2), D = q.size(3), Hkv = k.size(2), R = a.size(2);
+  const int64_t W = conv_q.dim() == 2 ? conv_q.size(1) : -1;
+  TORCH_CHECK(lawcat_core_fwd_supported(q, W, R), op, ": unsupported configuration (dtype ", q.scalar_type(), ", D ", D,
+              ", conv width ", W, ", gate rank ", R, "); use the unfused ops");
+  TORCH_CHECK(k.sizes() == v.sizes() && k.size(0) == B && k.size(1) == T && k.size(3) == D && H % Hkv == 0, op, ": k ",
+              k.sizes(), " / v ", v.sizes(), " do not fit q ", q.sizes());
+  TORCH_CHECK(a.size(0) == B && a.size(1) == T, op, ": a must be [B, T, R], got ", a.sizes());
+  TORCH_CHECK(k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type() &&
+                  a.scalar_type() == q.scalar_type(),
+              op, ": q, k, v, a must share one dtype");
+  TORCH_CHECK(conv_q.size(0) == H * D && conv_k.sizes() == conv_q.sizes(), op, ": conv_q / conv_k must be [H*D, W], got ",
+              conv_q.sizes(), ", ", conv_k.sizes());
+  TORCH_CHECK(wphi.sizes() == at::IntArrayRef({H, D, D / 2}), op, ": wphi must be [H, D, D/2], got ", wphi.sizes());
+  TORCH_CHECK(w2.sizes() == at::IntArrayRef({Hkv * D, R}), op, ": w2 must be [Hkv*D, R], got ", w2.sizes());
+  TORCH_CHECK(!b2.defined() || b2.numel() == Hkv * D, op, ": b2 must have Hkv*D elements");
+  // Rows may be strided (e.g. views of one fused projection); the last dim must be contiguous.
+  Inputs in;
+  in.B = B, in.T = T, in.H = H, in.Hkv = Hkv, in.F = D, in.V = D, in.D = D, in.dt = q.scalar_type();
+  in.q = kernel_ready(q);
+  in.k = kernel_ready(k);
+  in.v = kernel_ready(v);
+  const at::Tensor ac = kernel_ready(a);
+  auto f32 = [](const at::Tensor& t) { return t.defined() ? t.to(at::kFloat).contiguous() : t; };
+  const at::Tensor cq = f32(conv_q), ck = f32(conv_k), wp = f32(wphi), w2f = f32(w2), b2f = f32(b2);
+  Plan pl = make_plan(in, at::Tensor());
+  const auto f32o = q.options().dtype(at::kFloat);
+  at::Tensor y = at::empty({B, T, H, D}, q.options());
+  at::Tensor sT = at::empty({B, H, D, D}, f32o), zT = at::empty({B, H, D}, f32o);
+  at::Tensor seg_S = at::empty({std::max<int64_t>(pl.num_segs, 1), H, D, D}, f32o);
+  at::Tensor seg_z = at::empty({std::max<int64_t>(pl.num_segs, 1), H, D}, f32o);
+  at::Tensor seg_gamma = at::empty_like(seg_z);
+  GlaOptions o;
+  o.eps = eps;
+  o.normalize = normalize;
+  k::LawcatFwdParams p;
+  p.gla = base_params(in, pl, o);
+  p.gla.y = y.data_ptr();
+  p.gla.sT = sT.data_ptr<float>();
+  p.gla.zT = zT.data_ptr<float>();
+  p.gla.seg_S = seg_S.data_ptr<float>();
+  p.gla.seg_z = seg_z.data_ptr<float>();
+  p.gla.seg_gamma = seg_gamma.data_ptr<float>();
+  p.a = ac.data_ptr();
+  p.a_batch_stride = ac.stride(0);
+  p.a_row_stride = ac.stride(1);
+  p.width = static_cast<int>(W);
+  p.rank = static_cast<int>(R);
+  p.tau = static_cast<float>(tau);
+  p.conv_q = cq.data_ptr<float>();
+  p.conv_k = ck.data_ptr<float>();
+  p.wphi = wp.data_ptr<float>();
+  p.w2 = w2f.data_ptr<float>();
+  p.b2 = b2f.defined() ? b2f.data_ptr<float>() : nullptr;
+  if (B * T > 0) check_launch(k::launch_lawcat_fwd(p, at::cuda::getCurrentCUDAStream()), op);
+  else { sT.zero_(); zT.zero_(); }
+  return {y, sT, zT};
 }
 
 }  // namespace lawcat::ops::cuda

@@ -1,0 +1,30 @@
+// Fused LAWCAT forward entry point: checks and dtype / head-dim dispatch.
+#include "api.h"
+#include "lawcat/fused_launch.h"
+#include "static_switch.h"
+
+namespace lawcat::kernels::fused {
+LAWCAT_FUSED_EXTERN(__nv_bfloat16, 64)
+LAWCAT_FUSED_EXTERN(__nv_bfloat16, 128)
+LAWCAT_FUSED_EXTERN(__half, 64)
+LAWCAT_FUSED_EXTERN(__half, 128)
+}  // namespace lawcat::kernels::fused
+
+namespace lawcat::kernels {
+
+bool lawcat_fwd_supported(DType dtype, int D, int width, int rank) {
+  return dtype != DType::kF32 && (D == 64 || D == 128) && width >= 1 && width <= 8 && rank >= 16 && rank <= 128 &&
+         rank % 16 == 0;
+}
+
+cudaError_t launch_lawcat_fwd(const LawcatFwdParams& p, cudaStream_t stream) {
+  const GlaParams& g = p.gla;
+  if (!lawcat_fwd_supported(g.dtype, g.D, p.width, p.rank) || g.H <= 0 || g.Hkv <= 0 || g.H % g.Hkv != 0 ||
+      g.chunk_size != 64)
+    return cudaErrorInvalidValue;
+  if (g.dtype == DType::kBF16)
+    return LAWCAT_HEADDIM_SWITCH(g.D, kD, [&] { return fused::run_lawcat_fwd<__nv_bfloat16, kD>(p, stream); });
+  return LAWCAT_HEADDIM_SWITCH(g.D, kD, [&] { return fused::run_lawcat_fwd<__half, kD>(p, stream); });
+}
+
+}  // namespace lawcat::kernels

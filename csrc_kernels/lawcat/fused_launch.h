@@ -1,0 +1,44 @@
+// Launch sequence of the fused LAWCAT forward for one (dtype, head dim): segment-local
+// state pass (only when a sequence has several segments) -> combine (gla's) -> output
+// pass. Instantiated per head dim in fused_fwd_hdim*.cu so the variants compile in parallel.
+#pragma once
+#include "gla/chunk_bwd.cuh"  // gla_combine_kernel
+#include "lawcat/fused_fwd.cuh"
+
+namespace lawcat::kernels::fused {
+
+template <class Kernel>
+inline cudaError_t launch_kernel(Kernel kernel, dim3 grid, int threads, size_t smem, cudaStream_t stream,
+                                 const LawcatFwdParams& p) {
+  if (smem > 48 * 1024) LAWCAT_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  kernel<<<grid, threads, smem, stream>>>(p);
+  return cudaGetLastError();
+}
+
+template <typename T, int kD, int kWp>
+cudaError_t run_lawcat_fwd_w(const LawcatFwdParams& p, cudaStream_t stream) {
+  using Tr = FTraits<T, kD>;
+  const size_t smem = Layout<Tr, kWp>(p.rank).total;
+  const GlaParams& g = p.gla;
+  const dim3 grid(g.num_segs, g.H);
+  if (g.num_segs > 0 && g.segs_per_seq > 1)
+    LAWCAT_CUDA_TRY(launch_kernel(lawcat_fwd_kernel<Tr, kWp, false>, grid, Tr::kThreads, smem, stream, p));
+  if (g.num_seqs > 0) {
+    const dim3 cgrid(g.num_seqs * g.H, (g.D * g.D + g.D + 255) / 256);
+    gla::gla_combine_kernel<false><<<cgrid, 256, 0, stream>>>(g);
+    LAWCAT_LAUNCH_CHECK();
+  }
+  if (g.num_segs > 0)
+    LAWCAT_CUDA_TRY(launch_kernel(lawcat_fwd_kernel<Tr, kWp, true>, grid, Tr::kThreads, smem, stream, p));
+  return cudaSuccess;
+}
+
+// Conv widths 1..4 run with 4 taps (zero-padded filters), 5..8 with 8.
+template <typename T, int kD>
+cudaError_t run_lawcat_fwd(const LawcatFwdParams& p, cudaStream_t stream) {
+  return p.width <= 4 ? run_lawcat_fwd_w<T, kD, 4>(p, stream) : run_lawcat_fwd_w<T, kD, 8>(p, stream);
+}
+
+#define LAWCAT_FUSED_EXTERN(T, D) extern template cudaError_t run_lawcat_fwd<T, D>(const LawcatFwdParams&, cudaStream_t);
+
+}  // namespace lawcat::kernels::fused
