@@ -40,11 +40,18 @@ lawcat::cli::Runner setup_bench_prefill(CLI::App& app) {
   app.add_flag("--no-softmax", a->no_softmax, "skip the softmax teacher");
   app.add_flag("--no-lawcat", a->no_lawcat, "skip the LAWCAT student");
   app.add_option("--json", a->json, "write every number to this JSON file");
+  app.add_option("--profile", o.profile_lengths,
+                 "also print a kernel profile of one prefill and of --profile-decode steps at these lengths")
+      ->delimiter(',');
+  app.add_option("--profile-decode", o.profile_decode, "decode steps in each decode profile")->capture_default_str();
+  app.add_option("--profile-traces", o.profile_trace_dir, "write Chrome traces of the profiles into this folder");
   return [a] {
     auto o = a->opt;
     o.softmax = !a->no_softmax;
     o.lawcat = !a->no_lawcat;
     const auto r = lawcat::eval::bench_prefill(o);
+    for (const auto& row : r.rows)
+      if (!row.profile.empty()) std::cout << row.profile;
     std::cout << lawcat::eval::format_bench_prefill(r);
     if (!a->json.empty()) {
       lawcat::fs::atomic_write_text(a->json, lawcat::eval::bench_prefill_json(r, o).dump(2) + "\n");

@@ -7,7 +7,11 @@
 //   lora          stage 2: LoRA (r 8) on q/k/v/o of the LAWCAT model, CE, AdamW step
 // Each step is fwd + bwd + optimizer over B × T tokens; the step ends with a
 // host read of the loss (a device sync). Warm-up steps, then the median of
-// --steps timed steps; fresh random tokens every step.
+// --steps timed steps; fresh random tokens every step. Frozen weights are in
+// --dtype (bf16 by default; `full` trains them in that dtype too, as the HF
+// anchor does), LAWCAT and LoRA parameters and their AdamW state in fp32.
+// The reference column is ../shared/spec/ANCHORS.md (same H100, same shape).
+// --profile prints a kernel profile (eval/profile.h) of one more step per mode.
 #include <ATen/ATen.h>
 #include <torch/optim/adamw.h>
 
@@ -19,6 +23,7 @@
 
 #include "cli/command.h"
 #include "config/schema.h"
+#include "eval/profile.h"
 #include "io/hf_config.h"
 #include "model/convert.h"
 #include "model/llama.h"
@@ -34,7 +39,18 @@ using namespace lawcat;
 struct Args {
   std::string config, device = "cuda", dtype = "bf16", modes = "teacher-fwd,full,distill,lora", json;
   int64_t batch = 8, seq = 1024, steps = 10, warmup = 3;
+  bool profile = false;
+  std::string profile_traces;
 };
+
+// ANCHORS.md: Llama-3.2-1B shape, B 8 x T 1024, bf16, H100 (tokens/s), and the targets.
+const char* reference_of(const std::string& mode) {
+  if (mode == "teacher-fwd") return "HF fwd 168K";
+  if (mode == "full") return "HF fwd+bwd 50K";
+  if (mode == "distill") return "Python 50K; target >= 100K";
+  if (mode == "lora") return "target >= 45K";
+  return "";
+}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -52,6 +68,8 @@ lawcat::cli::Runner setup_bench_train(CLI::App& app) {
   app.add_option("--steps", a->steps, "timed steps (median reported)")->capture_default_str();
   app.add_option("--warmup", a->warmup, "untimed steps first")->capture_default_str();
   app.add_option("--json", a->json, "write the numbers to this file");
+  app.add_flag("--profile", a->profile, "print a kernel profile of one more step per mode");
+  app.add_option("--profile-traces", a->profile_traces, "write Chrome traces of the profiled steps into this folder");
   return [a] {
     io::LlamaConfig cfg = io::load_llama_config(a->config);
     at::Device device = model::parse_device(a->device);
@@ -59,7 +77,10 @@ lawcat::cli::Runner setup_bench_train(CLI::App& app) {
     nlohmann::json out = {{"config", a->config}, {"device", a->device}, {"dtype", a->dtype},
                           {"batch", a->batch}, {"seq", a->seq}, {"results", nlohmann::json::array()}};
     std::stringstream ms(a->modes);
-    std::printf("%-12s %12s %12s\n", "mode", "step ms", "tokens/s");
+    std::printf("model %s, B %lld x T %lld, %s on %s\n", a->config.c_str(), static_cast<long long>(a->batch),
+                static_cast<long long>(a->seq), a->dtype.c_str(), a->device.c_str());
+    std::printf("%-12s %12s %12s  %s\n", "mode", "step ms", "tokens/s", "reference (tokens/s)");
+    std::string profiles;
     for (std::string mode; std::getline(ms, mode, ',');) {
       LAWCAT_CHECK(mode == "teacher-fwd" || mode == "full" || mode == "distill" || mode == "lora", ConfigError,
                    "--modes: unknown mode '" << mode << "'");
@@ -73,7 +94,6 @@ lawcat::cli::Runner setup_bench_train(CLI::App& app) {
       std::vector<at::Tensor> trainable;
       std::shared_ptr<model::LoraAdapters> lora;
       if (mode == "full") {
-        net->to(device, at::kFloat);  // full training keeps fp32 master weights
         for (auto& p : net->parameters()) trainable.push_back(p);
       } else if (mode == "distill" || mode == "lora") {
         model::swap_to_lawcat(*net, config::AttentionConfig{});
@@ -124,11 +144,17 @@ lawcat::cli::Runner setup_bench_train(CLI::App& app) {
       }
       double m = median(ms_per);
       double tps = a->batch * a->seq / (m / 1000.0);
-      std::printf("%-12s %12.2f %12.0f\n", mode.c_str(), m, tps);
+      std::printf("%-12s %12.2f %12.0f  %s\n", mode.c_str(), m, tps, reference_of(mode));
+      if (a->profile) {
+        eval::ProfileOptions po;
+        if (!a->profile_traces.empty()) po.trace_path = a->profile_traces + "/train_" + mode + ".json";
+        profiles += "profile " + mode + ": one step\n" + eval::profile_region([&] { step(); }, po);
+      }
       out["results"].push_back({{"mode", mode}, {"step_ms_median", m}, {"tokens_per_s", tps},
                                 {"trainable_params", [&] { int64_t n = 0; for (auto& t : trainable) n += t.numel(); return n; }()}});
       std::fflush(stdout);
     }
+    std::printf("%s", profiles.c_str());
     if (!a->json.empty()) {
       std::ofstream f(a->json);
       f << out.dump(2) << "\n";

@@ -16,6 +16,7 @@
 #endif
 
 #include "config/yaml.h"
+#include "eval/profile.h"
 #include "io/hf_config.h"
 #include "model/convert.h"
 #include "model/llama.h"
@@ -219,6 +220,22 @@ BenchPrefillResult bench_prefill(const BenchPrefillOptions& o) {
           row.peak_above_base_mib = static_cast<double>(peak - base) / kMiB;
         }
         row.state_mib = static_cast<double>(st.memory_bytes()) / kMiB;
+        if (std::find(o.profile_lengths.begin(), o.profile_lengths.end(), T) != o.profile_lengths.end()) {
+          ProfileOptions po;
+          const std::string tag = kind + "_T" + std::to_string(T);
+          if (!o.profile_trace_dir.empty()) po.trace_path = o.profile_trace_dir + "/prefill_" + tag + ".json";
+          model::DecodeState pst = fresh_state();
+          at::Tensor last;
+          row.profile = "profile " + kind + " T=" + std::to_string(T) + ": one prefill\n" +
+                        profile_region([&] { last = prefill(pst); }, po);
+          at::Tensor tok = last.argmax(-1).view({1, 1});
+          if (!o.profile_trace_dir.empty()) po.trace_path = o.profile_trace_dir + "/decode_" + tag + ".json";
+          row.profile += "profile " + kind + " T=" + std::to_string(T) + ": " + std::to_string(o.profile_decode) +
+                         " decode steps\n" + profile_region([&] {
+                           for (int64_t i = 0; i < o.profile_decode; ++i)
+                             tok = m->forward(tok, pst).select(1, 0).argmax(-1).view({1, 1});
+                         }, po);
+        }
       } catch (const c10::OutOfMemoryError&) {
         row.error = "out of memory";
         log::warn("bench prefill: ", kind, " T=", T, ": out of memory");

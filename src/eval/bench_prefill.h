@@ -42,6 +42,11 @@ struct BenchPrefillOptions {
   bool lawcat = true;       // time the LAWCAT student
   config::AttentionConfig attention;  // the swap, when the model has no LAWCAT layers
   uint64_t seed = 0;
+  // Kernel profiles (eval/profile.h) of one prefill and of `profile_decode` decode
+  // steps, for each kind at these lengths (after their timings; not in the numbers).
+  std::vector<int64_t> profile_lengths;
+  int64_t profile_decode = 8;
+  std::string profile_trace_dir;  // Chrome traces there when set
 };
 
 struct BenchPrefillRow {
@@ -54,6 +59,7 @@ struct BenchPrefillRow {
   double peak_above_base_mib = -1;
   double state_mib = 0;        // decode state after prefill + decode
   std::string error;           // e.g. "out of memory"
+  std::string profile;         // profile summaries (profile_lengths), text
 };
 
 struct BenchPrefillResult {

@@ -1,5 +1,9 @@
 #include "model/attention.h"
 
+#include <ATen/core/grad_mode.h>
+
+#include <cmath>
+
 #include "model/rope.h"
 #include "util/error.h"
 
@@ -18,33 +22,50 @@ LlamaAttentionImpl::LlamaAttentionImpl(const LlamaAttentionOptions& o) : options
   o_proj = register_module("o_proj", torch::nn::Linear(LinearOptions(q_dim, D).bias(false)));
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> LlamaAttentionImpl::qkv(const at::Tensor& hidden,
-                                                                      const MixerContext& ctx) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor> LlamaAttentionImpl::projections(const at::Tensor& hidden) {
   TORCH_CHECK(hidden.dim() == 3 && hidden.size(2) == options_.hidden_size(),
               "LlamaAttention: hidden must be [B, T, ", options_.hidden_size(), "], got ", hidden.sizes());
-  const int64_t B = hidden.size(0), T = hidden.size(1), H = options_.num_heads(),
-                Hkv = options_.num_kv_heads(), Dh = options_.head_dim();
-  at::Tensor q = q_proj(hidden).view({B, T, H, Dh}).transpose(1, 2);    // [B, H, T, D]
-  at::Tensor k = k_proj(hidden).view({B, T, Hkv, Dh}).transpose(1, 2);  // [B, Hkv, T, D]
-  at::Tensor v = v_proj(hidden).view({B, T, Hkv, Dh}).transpose(1, 2);  // [B, Hkv, T, D]
+  return {q_proj(hidden), k_proj(hidden), v_proj(hidden)};  // [B, T, H*D], [B, T, Hkv*D] x2
+}
+
+namespace {
+// q [B, T, H*D], k, v [B, T, Hkv*D] -> q [B, H, T, D], k, v [B, Hkv, T, D] with RoPE on q, k.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> heads_with_rope(const LlamaAttentionOptions& o, const at::Tensor& q_in,
+                                                               const at::Tensor& k_in, const at::Tensor& v_in,
+                                                               const MixerContext& ctx) {
+  const int64_t B = q_in.size(0), T = q_in.size(1), H = o.num_heads(), Hkv = o.num_kv_heads(), Dh = o.head_dim();
+  at::Tensor q = q_in.view({B, T, H, Dh}).transpose(1, 2);    // [B, H, T, D]
+  at::Tensor k = k_in.view({B, T, Hkv, Dh}).transpose(1, 2);  // [B, Hkv, T, D]
+  at::Tensor v = v_in.view({B, T, Hkv, Dh}).transpose(1, 2);  // [B, Hkv, T, D]
   TORCH_CHECK(ctx.cos.defined() && ctx.cos.size(0) == T,
               "LlamaAttention: MixerContext.cos must be [T=", T, ", D], got ",
               ctx.cos.defined() ? ctx.cos.sizes() : at::IntArrayRef{});
-  q = apply_rope(q, ctx.cos, ctx.sin);
-  k = apply_rope(k, ctx.cos, ctx.sin);
-  return {q, k, v};
+  return {apply_rope_fast(q, ctx.cos, ctx.sin), apply_rope_fast(k, ctx.cos, ctx.sin), v};
+}
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> LlamaAttentionImpl::qkv(const at::Tensor& hidden,
+                                                                      const MixerContext& ctx) {
+  auto [q, k, v] = projections(hidden);
+  return heads_with_rope(options_, q, k, v, ctx);
 }
 
-at::Tensor LlamaAttentionImpl::attention_output(const at::Tensor& hidden, const MixerContext& ctx) {
-  auto [q, k, v] = qkv(hidden, ctx);
+at::Tensor LlamaAttentionImpl::attention_from_projections(const at::Tensor& q_in, const at::Tensor& k_in,
+                                                          const at::Tensor& v_in, const MixerContext& ctx) {
+  auto [q, k, v] = heads_with_rope(options_, q_in, k_in, v_in, ctx);
   if (ctx.state) {
     auto* cache = dynamic_cast<KVCache*>(ctx.state);
     TORCH_CHECK(cache, "LlamaAttention: decode state of this layer is not a KVCache");
     std::tie(k, v) = cache->append(k, v);  // [B, Hkv, S, D]
   }
   at::Tensor y = causal_softmax_attention(q, k, v);  // [B, H, T, D]
-  const int64_t B = hidden.size(0), T = hidden.size(1);
+  const int64_t B = q_in.size(0), T = q_in.size(1);
   return y.transpose(1, 2).reshape({B, T, options_.num_heads() * options_.head_dim()});
+}
+
+at::Tensor LlamaAttentionImpl::attention_output(const at::Tensor& hidden, const MixerContext& ctx) {
+  auto [q, k, v] = projections(hidden);
+  return attention_from_projections(q, k, v, ctx);
 }
 
 at::Tensor LlamaAttentionImpl::forward(const at::Tensor& hidden, const MixerContext& ctx) {
@@ -66,13 +87,42 @@ at::Tensor causal_softmax_attention(const at::Tensor& q, const at::Tensor& k, co
     return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, std::nullopt, gqa);
   }
   if (T == 1) {
-    return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/false, std::nullopt, gqa);
+    // One query per head (decoding): q [B, H, 1, D] -> [B*Hkv, g, D], the g query heads
+    // of a kv head as rows; k, v [B, Hkv, S, D] -> [B*Hkv, S, D] (views of the cache).
+    const int64_t B = q.size(0), D = q.size(3), g = H / Hkv;
+    const at::Tensor qg = q.reshape({B * Hkv, g, D});
+    const at::Tensor kb = k.reshape({B * Hkv, S, D}), vb = v.reshape({B * Hkv, S, D});
+    at::Tensor scores;  // [B*Hkv, g, S] fp32
+    const bool half = q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf;
+    const bool grad = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad());
+    if (half && q.is_cuda() && !grad) {
+      scores = at::bmm(qg, kb.transpose(1, 2), at::kFloat);  // 16-bit in, fp32 accumulate and out
+    } else if (half) {
+      scores = at::bmm(qg.to(at::kFloat), kb.transpose(1, 2).to(at::kFloat));
+    } else {
+      scores = at::bmm(qg, kb.transpose(1, 2));
+    }
+    scores.mul_(1.0 / std::sqrt(static_cast<double>(D)));
+    const at::Tensor p = at::softmax(scores, -1).to(v.scalar_type());
+    return at::bmm(p, vb).view({B, H, 1, D});
   }
   // Query i sits at position past + i and sees keys j <= past + i.
   const int64_t past = S - T;
   auto lopts = at::TensorOptions().dtype(at::kLong).device(q.device());
   at::Tensor mask = at::arange(S, lopts).unsqueeze(0) <= (at::arange(T, lopts) + past).unsqueeze(1);  // [T, S]
   return at::scaled_dot_product_attention(q, k, v, mask, 0.0, /*is_causal=*/false, std::nullopt, gqa);
+}
+
+at::Tensor apply_rope_fast(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  if (at::GradMode::is_enabled() && x.requires_grad()) return apply_rope(x, cos, sin);
+  const int64_t D = x.size(-1), h = D / 2;
+  TORCH_CHECK(cos.size(-1) == D && sin.size(-1) == D && cos.size(0) == x.size(-2),
+              "apply_rope_fast: x ", x.sizes(), " vs cos ", cos.sizes(), " sin ", sin.sizes());
+  // rope(x) = [x1 cos1 - x2 sin1 | x2 cos2 + x1 sin2]  (cos/sin halves are equal tables)
+  at::Tensor out = at::mul(x, cos);  // laid out like x
+  out.narrow(-1, 0, h).addcmul_(x.narrow(-1, h, h), sin.narrow(-1, 0, h), -1);
+  out.narrow(-1, h, h).addcmul_(x.narrow(-1, 0, h), sin.narrow(-1, h, h), 1);
+  return out;
 }
 
 }  // namespace lawcat::model

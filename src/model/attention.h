@@ -43,6 +43,12 @@ class LlamaAttentionImpl : public TokenMixer {
   // Projections with RoPE applied: q [B, H, T, D], k, v [B, Hkv, T, D].
   std::tuple<at::Tensor, at::Tensor, at::Tensor> qkv(const at::Tensor& hidden,
                                                     const MixerContext& ctx);
+  // The raw projections, no RoPE: q [B, T, H*D], k, v [B, T, Hkv*D].
+  std::tuple<at::Tensor, at::Tensor, at::Tensor> projections(const at::Tensor& hidden);
+  // attention_output from projections already computed (shared with LAWCAT in
+  // distillation): q [B, T, H*D], k, v [B, T, Hkv*D] -> [B, T, H*D].
+  at::Tensor attention_from_projections(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                        const MixerContext& ctx);
 
   std::unique_ptr<LayerState> make_state(int64_t batch) const override;
   std::string kind() const override { return "softmax"; }
@@ -57,8 +63,20 @@ using LlamaAttention = std::shared_ptr<LlamaAttentionImpl>;
 
 // Causal softmax attention where the T queries are the last T of S = past + T
 // positions: q [B, H, T, D], k, v [B, Hkv, S, D] (H a multiple of Hkv) -> [B, H, T, D].
-// at::scaled_dot_product_attention with is_causal when past == 0, no mask when
-// T == 1, and an explicit bottom-right causal mask otherwise.
+// at::scaled_dot_product_attention with is_causal when past == 0 (the flash /
+// cuDNN kernels), an explicit bottom-right causal mask when 1 < T < S, and for one
+// query (decoding, T == 1) two batched products with the kv heads indexed, not
+// repeated: scores in fp32, softmax in fp32, probabilities in the values' dtype
+// (as HF's eager attention, without its 16-bit rounding of the scores). SDPA with
+// one query cost 50-78 ms per token for a 1B model on the H100 at any S
+// (docs/eval.md): a fixed per-call overhead, not attention work.
 at::Tensor causal_softmax_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+
+// RoPE for inference: the same rotation as apply_rope in three passes instead of
+// six (x * cos, then each half += the other half * ±sin). x [B, h, T, D] (any
+// strides), cos/sin [T, D] -> a new tensor laid out like x. Differentiable inputs
+// (grad mode on and x requiring grad) go through apply_rope.
+at::Tensor apply_rope_fast(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+
 
 }  // namespace lawcat::model

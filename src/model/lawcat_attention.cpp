@@ -1,12 +1,16 @@
 #include "model/lawcat_attention.h"
 
 #include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
 #include <torch/nn/init.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
 #include "model/rope.h"
 #include "ops/conv1d.h"
+#include "ops/cuda_ops.h"
 #include "ops/gla.h"
 #include "util/error.h"
 
@@ -176,13 +180,21 @@ at::Tensor LawcatAttentionImpl::forward(const at::Tensor& hidden, const MixerCon
       return teacher_->forward(hidden, ctx);
     case MixerMode::kDistill: {
       TORCH_CHECK(ctx.state == nullptr, "LawcatAttention: distillation mode runs without a decode state");
-      at::Tensor y_teacher;
+      // The teacher and the student read the same q/k/v projections of the same hidden
+      // states: computed once, without a graph when the projections are frozen (stage 1),
+      // so gradients reach only the LAWCAT parameters.
+      const bool proj_trainable = q_proj->weight.requires_grad() || k_proj->weight.requires_grad() ||
+                                  v_proj->weight.requires_grad();
+      at::Tensor q, k, v, y_teacher;
       {
         at::NoGradGuard no_grad;
-        y_teacher = teacher_->attention_output(hidden, ctx);
+        std::tie(q, k, v) = teacher_->projections(hidden);
+        y_teacher = teacher_->attention_from_projections(q, k, v, ctx);
       }
       last_teacher_ = y_teacher;
-      last_student_ = lawcat_output(hidden.detach(), ctx);
+      const at::Tensor x = hidden.detach();
+      if (proj_trainable) std::tie(q, k, v) = teacher_->projections(x);
+      last_student_ = lawcat_core(x, q, k, v, ctx, nullptr);
       return o_proj->forward(y_teacher);
     }
     case MixerMode::kStudent:
@@ -191,9 +203,96 @@ at::Tensor LawcatAttentionImpl::forward(const at::Tensor& hidden, const MixerCon
   }
 }
 
-at::Tensor LawcatAttentionImpl::lawcat_output(const at::Tensor& x, const MixerContext& ctx) {
+namespace {
+
+#ifdef LAWCAT_HAVE_CUDA
+// Causal conv of k [B, T, Hkv*d] with per-query-head filters w [H*d, W], the kv head
+// indexed by the kernel rather than k repeated to H heads first (training, no cache).
+struct RepeatConvFunction : public torch::autograd::Function<RepeatConvFunction> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w,
+                            int64_t repeat, int64_t head_dim) {
+    ctx->save_for_backward({x, w});
+    ctx->saved_data["repeat"] = repeat;
+    ctx->saved_data["head_dim"] = head_dim;
+    return ops::cuda::causal_conv1d_fwd(x, w, at::Tensor(), repeat, head_dim);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto s = ctx->get_saved_variables();
+    auto [dx, dw, dcache] = ops::cuda::causal_conv1d_bwd(s[0], s[1], at::Tensor(), grads[0].contiguous(),
+                                                         ctx->saved_data["repeat"].toInt(),
+                                                         ctx->saved_data["head_dim"].toInt());
+    (void)dcache;
+    return {dx, dw.to(s[1].scalar_type()), at::Tensor(), at::Tensor()};
+  }
+};
+#endif
+
+// LAWCAT_NO_FUSED_PREFILL=1 turns the fused prefill off (A/B timing, debugging).
+bool fused_prefill_disabled() {
+  static const bool off = [] {
+    const char* e = std::getenv("LAWCAT_NO_FUSED_PREFILL");
+    return e && *e && std::string(e) != "0";
+  }();
+  return off;
+}
+
+// The conv cache after a sequence, from its last W-1 inputs only: x [B, T, C] -> [B, C, W-1].
+at::Tensor tail_cache(const at::Tensor& x, int64_t width) {
+  const int64_t T = x.size(1), m = std::min<int64_t>(T, width - 1);
+  return ops::causal_conv1d_cache(x.narrow(1, T - m, m), width);
+}
+
+}  // namespace
+
+at::Tensor LawcatAttentionImpl::fused_prefill(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k,
+                                              const at::Tensor& v, LawcatState* st) {
+#ifdef LAWCAT_HAVE_CUDA
   const auto& o = options_;
   const int64_t B = x.size(0), T = x.size(1), H = o.num_heads, Hkv = o.num_kv_heads, d = o.head_dim;
+  const bool fits = x.is_cuda() && !at::GradMode::is_enabled() && !fused_prefill_disabled() && o.conv_width >= 1 &&
+                    o.conv_width <= 8 && o.gate && o.gate_rank % 16 == 0 && o.phi_dim() == d &&
+                    (d == 64 || d == 128) && !o.rope && o.window == 0 && !o.conv_on_v &&
+                    (st == nullptr || st->seen == 0) && T > 1 &&
+                    (q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf);
+  if (!fits) return at::Tensor();
+  // a = W1 x, the gate's low-rank activations [B, T, R], in the activations' dtype.
+  const at::Tensor a = at::linear(x, gate_down->weight.to(x.scalar_type()));
+  ops::GlaResult r;
+  if (ops::cuda::lawcat_core_fwd_supported(q.view({B, T, H, d}), o.conv_width, o.gate_rank)) {
+    // one fused kernel: conv, feature map, gate and normalized GLA
+    std::tie(r.y, r.state, r.normalizer) = ops::cuda::lawcat_core_fwd(
+        q.view({B, T, H, d}), k.view({B, T, Hkv, d}), v.view({B, T, Hkv, d}), a, conv_q, conv_k, feature_map,
+        gate_up->weight, gate_up->bias, o.gate_tau, o.eps, o.normalize);
+  } else {
+    auto [phiq, phik, g] = ops::cuda::lawcat_prologue_fwd(q.view({B, T, H, d}), k.view({B, T, Hkv, d}), a, conv_q,
+                                                          conv_k, feature_map, gate_up->weight, gate_up->bias,
+                                                          o.gate_tau);
+    ops::GlaOptions gopt;
+    gopt.chunk_size = o.chunk_size;
+    gopt.normalize = o.normalize;
+    gopt.eps = o.eps;
+    r = ops::chunk_gla(phiq, phik, v.view({B, T, Hkv, d}), g, std::nullopt, std::nullopt, gopt);
+  }
+  if (st) {
+    st->S = r.state;
+    st->z = r.normalizer;
+    st->conv_q_cache = tail_cache(q, o.conv_width);
+    const int64_t m = std::min<int64_t>(T, o.conv_width - 1);
+    const at::Tensor k_tail = k.narrow(1, T - m, m).view({B, m, Hkv, 1, d}).expand({B, m, Hkv, o.group(), d});
+    st->conv_k_cache = tail_cache(k_tail.reshape({B, m, H * d}), o.conv_width);
+    st->seen += T;
+  }
+  return r.y;  // [B, T, H, d]
+#else
+  (void)x, (void)q, (void)k, (void)v, (void)st;
+  return at::Tensor();
+#endif
+}
+
+at::Tensor LawcatAttentionImpl::lawcat_output(const at::Tensor& x, const MixerContext& ctx) {
+  const auto& o = options_;
+  const int64_t T = x.size(1);
   LawcatState* st = nullptr;
   if (ctx.state) {
     st = dynamic_cast<LawcatState*>(ctx.state);
@@ -214,17 +313,46 @@ at::Tensor LawcatAttentionImpl::lawcat_output(const at::Tensor& x, const MixerCo
     }
     return at::cat(outs, 1);
   }
+  return lawcat_core(x, q_proj->forward(x), k_proj->forward(x), v_proj->forward(x), ctx, st);
+}
 
-  at::Tensor q = q_proj->forward(x);                  // [B, T, H*d]
-  at::Tensor k = k_proj->forward(x);                  // [B, T, Hkv*d]
-  at::Tensor v = v_proj->forward(x);                  // [B, T, Hkv*d]
-  // GQA: repeat k to H heads before the conv, so every query head has its own k filter.
-  at::Tensor k_rep = k.view({B, T, Hkv, 1, d}).expand({B, T, Hkv, o.group(), d}).reshape({B, T, H * d});
-  at::Tensor q_conv = q, k_conv = k_rep, v_lin = v;
+at::Tensor LawcatAttentionImpl::lawcat_core(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k,
+                                            const at::Tensor& v, const MixerContext& ctx, LawcatState* st) {
+  // q [B, T, H*d], k, v [B, T, Hkv*d]
+  const auto& o = options_;
+  const int64_t B = x.size(0), T = x.size(1), H = o.num_heads, Hkv = o.num_kv_heads, d = o.head_dim;
+  if (at::Tensor y = fused_prefill(x, q, k, v, st); y.defined()) return y.reshape({B, T, H * d}).to(x.scalar_type());
+
+  const bool step = st && T == 1 && !at::GradMode::is_enabled();  // one decoding step
+  at::Tensor q_conv = q, k_conv, v_lin = v;
+  // GQA: every query head has its own k filter, so k is repeated to H heads before the
+  // conv (on CUDA in training the conv kernel indexes the kv head instead).
+  auto k_rep = [&] { return k.view({B, T, Hkv, 1, d}).expand({B, T, Hkv, o.group(), d}).reshape({B, T, H * d}); };
   if (o.conv_width > 0) {
-    q_conv = conv(q, conv_q, st ? &st->conv_q_cache : nullptr);
-    k_conv = conv(k_rep, conv_k, st ? &st->conv_k_cache : nullptr);
-    if (o.conv_on_v) v_lin = conv(v, conv_v, st ? &st->conv_v_cache : nullptr);
+    if (step) {
+      // Roll the caches in place: one kernel per conv instead of a conv plus a new cache.
+      auto step_conv = [&](const at::Tensor& u, const at::Tensor& w, at::Tensor& cache) {
+        if (!cache.defined()) cache = at::zeros({B, u.size(2), o.conv_width - 1}, u.options());
+        return ops::causal_conv1d_step(u.select(1, 0), w, cache).unsqueeze(1);
+      };
+      q_conv = step_conv(q, conv_q, st->conv_q_cache);
+      k_conv = step_conv(k_rep(), conv_k, st->conv_k_cache);
+      if (o.conv_on_v) v_lin = step_conv(v, conv_v, st->conv_v_cache);
+    } else {
+#ifdef LAWCAT_HAVE_CUDA
+      const bool indexed = !st && x.is_cuda() && o.group() > 1;
+#else
+      const bool indexed = false;
+#endif
+      q_conv = conv(q, conv_q, st ? &st->conv_q_cache : nullptr);
+#ifdef LAWCAT_HAVE_CUDA
+      if (indexed) k_conv = RepeatConvFunction::apply(k.contiguous(), conv_k, o.group(), d);
+#endif
+      if (!indexed) k_conv = conv(k_rep(), conv_k, st ? &st->conv_k_cache : nullptr);
+      if (o.conv_on_v) v_lin = conv(v, conv_v, st ? &st->conv_v_cache : nullptr);
+    }
+  } else {
+    k_conv = k_rep();
   }
   at::Tensor q4 = q_conv.view({B, T, H, d});
   at::Tensor k4 = k_conv.view({B, T, H, d});

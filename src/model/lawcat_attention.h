@@ -85,6 +85,14 @@ class LawcatAttentionImpl : public TokenMixer {
   // log α [B, T, Hkv, F] fp32 from x [B, T, hidden]
   at::Tensor log_gate(const at::Tensor& x) const;
   at::Tensor conv(const at::Tensor& x, const at::Tensor& w, at::Tensor* cache) const;
+  // lawcat_output from the projections q [B, T, H*d], k, v [B, T, Hkv*d] of x.
+  at::Tensor lawcat_core(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                         const MixerContext& ctx, LawcatState* st);
+  // Prefill without autograd on CUDA through the fused prologue kernel (conv + φ + gate
+  // in one pass) then the GLA kernel; undefined when the settings or inputs do not
+  // fit it (then the ATen path runs). y [B, T, H, d].
+  at::Tensor fused_prefill(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                           LawcatState* st);
   at::Tensor window_hybrid(const at::Tensor& q_rope, const at::Tensor& k_rope, const at::Tensor& v,
                            const at::Tensor& phiq, const at::Tensor& phik, const at::Tensor& g,
                            LawcatState* st);

@@ -84,7 +84,20 @@ at::Tensor LlamaForCausalLMImpl::embed(const at::Tensor& input_ids) {
 }
 
 std::pair<at::Tensor, at::Tensor> LlamaForCausalLMImpl::rope_cos_sin(int64_t offset, int64_t T) {
-  return rope_.cos_sin(offset, T, device(), dtype());
+  // Views of cached tables: the values are those of rope_.cos_sin(offset, T, ...)
+  // (each row is computed from its own position alone), without rebuilding them
+  // and copying inv_freq to the device on every call (one sync per decode step).
+  const at::Device dev = device();
+  const at::ScalarType dt = dtype();
+  const int64_t need = offset + T;
+  if (!rope_cos_.defined() || rope_cos_.device() != dev || rope_cos_.scalar_type() != dt ||
+      rope_cos_.size(0) < need) {
+    int64_t n = std::max<int64_t>(4096, rope_cos_.defined() ? rope_cos_.size(0) : 0);
+    while (n < need) n *= 2;
+    at::NoGradGuard no_grad;
+    std::tie(rope_cos_, rope_sin_) = rope_.cos_sin(0, n, dev, dt);
+  }
+  return {rope_cos_.narrow(0, offset, T), rope_sin_.narrow(0, offset, T)};
 }
 
 MixerContext LlamaForCausalLMImpl::mixer_context(int64_t offset, int64_t T) {

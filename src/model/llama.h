@@ -108,6 +108,9 @@ class LlamaForCausalLMImpl : public torch::nn::Module {
  private:
   io::LlamaConfig config_;
   RotaryEmbedding rope_;
+  // RoPE tables for positions 0..N-1 on the model's device and dtype, built once
+  // and grown by doubling (no host-to-device copy, hence no sync, per forward).
+  at::Tensor rope_cos_, rope_sin_;  // [N, head_dim]
 };
 TORCH_MODULE(LlamaForCausalLM);
 

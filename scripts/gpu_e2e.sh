@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Model-level GPU throughput in one device call: build (lawcat + the named test
+# binaries), GPU tests of the inference paths, `bench prefill` (Llama-3.2-1B shape,
+# random weights) with kernel profiles, `bench train` (B 8 x T 1024) with profiles.
+# Logs to $OUT. Stages by argument: build, crash (backtraces of test_io / test_train
+# under cuda-gdb), tests, prefill, prefill-ab (LAWCAT with the fused prefill off),
+# train. Needs .devdeps/include/CLI (CLI11) and .devdata (shared data) carried.
+# Untracked in-progress kernels (csrc_kernels/lawcat/fused_*) are set aside unless
+# E2E_KEEP_FUSED=1: these measurements are of the committed kernels.
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+OUT="${OUT:-$ROOT/out}"
+mkdir -p "$OUT"
+BUILD=build-gpu
+T0=$(date +%s)
+stamp() { echo "[gpu_e2e +$(( $(date +%s) - T0 ))s] $*"; }
+has() { [[ " $STAGES " == *" $1 "* ]]; }
+STAGES="${*:-build tests prefill train}"
+export LAWCAT_SHARED_DATA="$ROOT/.devdata" TORCH_CUDA_ARCH_LIST=9.0
+nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader
+if [[ "${E2E_KEEP_FUSED:-0}" != 1 ]]; then
+  mkdir -p /tmp/aside && for f in csrc_kernels/lawcat/fused_*; do
+    [[ -e $f ]] && ! git ls-files --error-unmatch "$f" >/dev/null 2>&1 && mv "$f" /tmp/aside/ && echo "set aside $f"
+  done
+fi
+if has build; then
+  stamp "configure + build"
+  cmake -S . -B $BUILD -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_PREFIX_PATH="$(python3 -c 'import torch.utils;print(torch.utils.cmake_prefix_path)')" \
+    > "$OUT/configure.log" 2>&1 || { stamp "configure FAILED"; tail -30 "$OUT/configure.log"; exit 1; }
+  timeout "${BUILD_TIMEOUT:-330}" cmake --build $BUILD -j16 --target lawcat ${E2E_TESTS:-test_eval test_io test_train} \
+    -- -k 0 > "$OUT/build.log" 2>&1 || { stamp "build FAILED"; grep -E "error|Error" "$OUT/build.log" | head -30; }
+  stamp "built"
+fi
+if has crash; then
+  for spec in "test_io|truncated files and bad header lengths" "test_train|${E2E_TRAIN_CASE:-*}"; do
+    bin=${spec%%|*} tc=${spec#*|}
+    [[ -x $BUILD/tests/$bin ]] || continue
+    stamp "cuda-gdb $bin \"$tc\""
+    timeout 150 cuda-gdb -q -batch -ex "set pagination off" -ex run -ex bt -ex "info sharedlibrary" \
+      --args $BUILD/tests/$bin "$tc" > "$OUT/gdb_$bin.log" 2>&1
+    grep -E "^#|SIG|signal|passed|failed" "$OUT/gdb_$bin.log" | head -40
+  done
+fi
+if has tests && [[ -x $BUILD/tests/test_eval ]]; then
+  stamp "test_eval [cuda]"
+  timeout 120 $BUILD/tests/test_eval "[cuda]" > "$OUT/test_eval_cuda.log" 2>&1; stamp "rc=$?"
+  tail -4 "$OUT/test_eval_cuda.log"
+fi
+B=$BUILD/lawcat
+if has prefill; then
+  stamp "bench prefill"
+  timeout "${PREFILL_TIMEOUT:-200}" $B bench prefill --config configs/llama3.2-1b.config.json --device cuda \
+    --profile "${PROFILE_LENGTHS:-4096,65536}" --json "$OUT/bench_prefill.json" > "$OUT/bench_prefill.log" 2>&1
+  stamp "rc=$?"; tail -12 "$OUT/bench_prefill.log"
+fi
+if has prefill-ab; then
+  stamp "bench prefill, LAWCAT only, fused prefill off"
+  LAWCAT_NO_FUSED_PREFILL=1 timeout 120 $B bench prefill --config configs/llama3.2-1b.config.json --device cuda \
+    --no-softmax --lengths 4096,16384,65536 --decode-tokens 8 > "$OUT/bench_prefill_ab.log" 2>&1
+  stamp "rc=$?"; tail -6 "$OUT/bench_prefill_ab.log"
+fi
+if has train; then
+  stamp "bench train"
+  timeout "${TRAIN_TIMEOUT:-200}" $B bench train --config configs/llama3.2-1b.config.json --device cuda \
+    --profile --json "$OUT/bench_train.json" > "$OUT/bench_train.log" 2>&1
+  stamp "rc=$?"; grep -A6 "^mode" "$OUT/bench_train.log"
+fi
+stamp "done"
