@@ -33,15 +33,20 @@ if has build; then
     -- -k 0 > "$OUT/build.log" 2>&1 || { stamp "build FAILED"; grep -E "error|Error" "$OUT/build.log" | head -30; }
   stamp "built"
 fi
-if has crash; then
-  for spec in "test_io|truncated files and bad header lengths" "test_train|${E2E_TRAIN_CASE:-*}"; do
+crash_bt() {  # backtraces under cuda-gdb (no gdb on the device), on cores 12-15
+  for spec in "test_io|truncated files and bad header lengths" "test_train|${E2E_TRAIN_CASE:-}"; do
     bin=${spec%%|*} tc=${spec#*|}
     [[ -x $BUILD/tests/$bin ]] || continue
-    stamp "cuda-gdb $bin \"$tc\""
-    timeout 150 cuda-gdb -q -batch -ex "set pagination off" -ex run -ex bt -ex "info sharedlibrary" \
-      --args $BUILD/tests/$bin "$tc" > "$OUT/gdb_$bin.log" 2>&1
-    grep -E "^#|SIG|signal|passed|failed" "$OUT/gdb_$bin.log" | head -40
+    echo "== cuda-gdb $bin '$tc'"
+    timeout "${GDB_TIMEOUT:-170}" taskset -c 12-15 cuda-gdb -q -batch -ex "set pagination off" -ex run -ex bt \
+      -ex "info sharedlibrary" --args $BUILD/tests/$bin $tc > "$OUT/gdb_$bin.log" 2>&1
+    echo "rc=$?"; grep -E "^#|SIG|signal|passed|failed|test cases" "$OUT/gdb_$bin.log" | head -30
   done
+}
+if has crash; then
+  stamp "backtraces in the background"
+  crash_bt > "$OUT/crash.log" 2>&1 &
+  CRASH_PID=$!
 fi
 if has tests && [[ -x $BUILD/tests/test_eval ]]; then
   stamp "test_eval [cuda]"
@@ -67,4 +72,5 @@ if has train; then
     --profile --json "$OUT/bench_train.json" > "$OUT/bench_train.log" 2>&1
   stamp "rc=$?"; grep -A6 "^mode" "$OUT/bench_train.log"
 fi
+if [[ -n "${CRASH_PID:-}" ]]; then wait "$CRASH_PID"; stamp "backtraces"; cat "$OUT/crash.log"; fi
 stamp "done"

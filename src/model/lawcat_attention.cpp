@@ -258,21 +258,20 @@ at::Tensor LawcatAttentionImpl::fused_prefill(const at::Tensor& x, const at::Ten
   if (!fits) return at::Tensor();
   // a = W1 x, the gate's low-rank activations [B, T, R], in the activations' dtype.
   const at::Tensor a = at::linear(x, gate_down->weight.to(x.scalar_type()));
+  const at::Tensor q4 = q.view({B, T, H, d}), k4 = k.view({B, T, Hkv, d}), v4 = v.view({B, T, Hkv, d});
   ops::GlaResult r;
-  if (ops::cuda::lawcat_core_fwd_supported(q.view({B, T, H, d}), o.conv_width, o.gate_rank)) {
-    // one fused kernel: conv, feature map, gate and normalized GLA
+  if (ops::cuda::lawcat_core_fwd_supported(q4, o.conv_width, o.gate_rank)) {
+    // One fused kernel per pass: conv + φ + gate + normalized GLA, no intermediates in memory.
     std::tie(r.y, r.state, r.normalizer) = ops::cuda::lawcat_core_fwd(
-        q.view({B, T, H, d}), k.view({B, T, Hkv, d}), v.view({B, T, Hkv, d}), a, conv_q, conv_k, feature_map,
-        gate_up->weight, gate_up->bias, o.gate_tau, o.eps, o.normalize);
+        q4, k4, v4, a, conv_q, conv_k, feature_map, gate_up->weight, gate_up->bias, o.gate_tau, o.eps, o.normalize);
   } else {
-    auto [phiq, phik, g] = ops::cuda::lawcat_prologue_fwd(q.view({B, T, H, d}), k.view({B, T, Hkv, d}), a, conv_q,
-                                                          conv_k, feature_map, gate_up->weight, gate_up->bias,
-                                                          o.gate_tau);
+    auto [phiq, phik, g] =
+        ops::cuda::lawcat_prologue_fwd(q4, k4, a, conv_q, conv_k, feature_map, gate_up->weight, gate_up->bias, o.gate_tau);
     ops::GlaOptions gopt;
     gopt.chunk_size = o.chunk_size;
     gopt.normalize = o.normalize;
     gopt.eps = o.eps;
-    r = ops::chunk_gla(phiq, phik, v.view({B, T, Hkv, d}), g, std::nullopt, std::nullopt, gopt);
+    r = ops::chunk_gla(phiq, phik, v4, g, std::nullopt, std::nullopt, gopt);
   }
   if (st) {
     st->S = r.state;

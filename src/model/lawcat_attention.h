@@ -88,9 +88,10 @@ class LawcatAttentionImpl : public TokenMixer {
   // lawcat_output from the projections q [B, T, H*d], k, v [B, T, Hkv*d] of x.
   at::Tensor lawcat_core(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                          const MixerContext& ctx, LawcatState* st);
-  // Prefill without autograd on CUDA through the fused prologue kernel (conv + φ + gate
-  // in one pass) then the GLA kernel; undefined when the settings or inputs do not
-  // fit it (then the ATen path runs). y [B, T, H, d].
+  // Prefill without autograd on CUDA through the fused LAWCAT forward kernel (conv + φ +
+  // gate + normalized GLA; or the fused prologue, then the GLA kernel, for shapes it does
+  // not take); undefined when the settings or inputs fit neither (then the ATen path
+  // runs). y [B, T, H, d].
   at::Tensor fused_prefill(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                            LawcatState* st);
   at::Tensor window_hybrid(const at::Tensor& q_rope, const at::Tensor& k_rope, const at::Tensor& v,
