@@ -20,7 +20,7 @@ bool lawcat_fwd_supported(DType dtype, int D, int width, int rank) {
 cudaError_t launch_lawcat_fwd(const LawcatFwdParams& p, cudaStream_t stream) {
   const GlaParams& g = p.gla;
   if (!lawcat_fwd_supported(g.dtype, g.D, p.width, p.rank) || g.H <= 0 || g.Hkv <= 0 || g.H % g.Hkv != 0 ||
-      g.chunk_size != 64)
+      g.chunk_size != 64 || p.gate_cumsum == nullptr)
     return cudaErrorInvalidValue;
   if (g.dtype == DType::kBF16)
     return LAWCAT_HEADDIM_SWITCH(g.D, kD, [&] { return fused::run_lawcat_fwd<__nv_bfloat16, kD>(p, stream); });

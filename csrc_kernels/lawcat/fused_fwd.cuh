@@ -50,17 +50,13 @@ template <class Tr, int kWp>
 struct Layout {
   static constexpr int C = Tr::kC, D = Tr::kD;
   using T = typename Tr::T;
-  size_t xq, xk, v, act, w2, b2, wphi, fq, fk, g, q, k, A, S, vec, den, scratch, total;
-  __host__ __device__ Layout(int R) {
-    const int ldr = R + 8;
+  size_t xq, xk, v, wphi, fq, fk, g, q, k, A, S, vec, den, total;
+  __host__ __device__ Layout() {
     size_t o = 0;
     auto take = [&](size_t bytes) { const size_t at = o; o += (bytes + 15) / 16 * 16; return at; };
     xq = take(sizeof(T) * (C + 8) * Tr::kLdX);
     xk = take(sizeof(T) * (C + 8) * Tr::kLdX);
     v = take(sizeof(T) * C * Tr::kLdX);
-    act = take(sizeof(T) * C * ldr);
-    w2 = take(sizeof(T) * D * ldr);
-    b2 = take(sizeof(float) * D);
     wphi = take(sizeof(T) * D * Tr::kLdW);
     fq = take(sizeof(float) * D * kWp);
     fk = take(sizeof(float) * D * kWp);
@@ -71,6 +67,23 @@ struct Layout {
     S = take(sizeof(T) * D * Tr::kLdX);
     vec = take(sizeof(float) * 8 * D);
     den = take(sizeof(float) * C);
+    total = o;
+  }
+};
+
+// Shared memory of the gate kernel: a [C][R + 8], W2 slice [D][R + 8] (T), bias [D], G [C][LdG].
+template <class Tr>
+struct GateLayout {
+  size_t act, w2, b2, g, scratch, total;
+  __host__ __device__ GateLayout(int R) {
+    using T = typename Tr::T;
+    const int ldr = R + 8;
+    size_t o = 0;
+    auto take = [&](size_t bytes) { const size_t at = o; o += (bytes + 15) / 16 * 16; return at; };
+    act = take(sizeof(T) * Tr::kC * ldr);
+    w2 = take(sizeof(T) * Tr::kD * ldr);
+    b2 = take(sizeof(float) * Tr::kD);
+    g = take(sizeof(float) * Tr::kC * Tr::kLdG);
     scratch = take(sizeof(float) * gla::Scan<Tr>::kScratch);
     total = o;
   }
@@ -96,21 +109,75 @@ __device__ __forceinline__ void st2(T* p, float x, float y) {
   *reinterpret_cast<uint32_t*>(p) = pack2(make_float2(x, y), (T*)nullptr);
 }
 
+// Gate, once per (chunk, kv head): G = chunk-local inclusive cumsum of
+// logsigmoid(a W2^T + b) / tau, written for the valid rows of the chunk.
+template <class Tr>
+__global__ void __launch_bounds__(Tr::kThreads) lawcat_gate_kernel(const LawcatFwdParams P) {
+  using T = typename Tr::T;
+  constexpr int C = Tr::kC, D = Tr::kD, Dh = Tr::kHalf, LdG = Tr::kLdG, kVec = 8;
+  const GlaParams& p = P.gla;
+  const int R = P.rank, LdR = R + 8, hk = blockIdx.y, tid = threadIdx.x, warp = tid / 32;
+  const GateLayout<Tr> L(R);
+  extern __shared__ __align__(16) unsigned char smem[];
+  T* sAct = reinterpret_cast<T*>(smem + L.act);
+  T* sW2 = reinterpret_cast<T*>(smem + L.w2);
+  float* sB2 = reinterpret_cast<float*>(smem + L.b2);
+  float* sG = reinterpret_cast<float*>(smem + L.g);
+  float* sScr = reinterpret_cast<float*>(smem + L.scratch);
+  int n, c;
+  gla::chunk_of(p, blockIdx.x, n, c);
+  const gla::SeqInfo sq = gla::get_seq<C>(p, n);
+  const int t0 = c * C, valid = min(C, sq.len - t0);
+  const T* a_base = static_cast<const T*>(P.a) + sq.b * P.a_batch_stride;
+  const int aper = R / kVec;
+  for (int i = tid; i < C * aper; i += Tr::kThreads) {
+    const int r = i / aper, cv = (i - r * aper) * kVec;
+    const bool ok = r < valid;
+    cp_async16(sAct + r * LdR + cv, a_base + (sq.row0 + (ok ? t0 + r : 0)) * P.a_row_stride + cv, ok);
+  }
+  for (int i = tid; i < D * R; i += Tr::kThreads) {
+    const int nn = i / R, cc = i - nn * R;
+    sW2[nn * LdR + cc] = from_float<T>(P.w2[(size_t(hk) * D + nn) * R + cc]);
+  }
+  for (int f = tid; f < D; f += Tr::kThreads) sB2[f] = P.b2 != nullptr ? P.b2[size_t(hk) * D + f] : 0.f;
+  cp_async_wait_all();
+  __syncthreads();
+  {
+    constexpr int kNT = D / 16;
+    const int m0 = (warp >> 1) * 16, n0 = (warp & 1) * Dh;
+    float acc[kNT][4] = {};
+    tile_mma_smem<T, kNT, false, false>(acc, sAct, LdR, sW2, LdR, m0, n0, 0, R);
+#pragma unroll
+    for (int j = 0; j < kNT; ++j)
+      tile_for_each(acc[j], m0, n0 + 8 * j, [&](int r, int cc, float& x0) {
+        const float x = x0 + sB2[cc];
+        // logsigmoid(x) = min(x, 0) - log(1 + e^{-|x|}); the fast log loses only terms
+        // below e^{-17}, far under the bf16 resolution of the gate.
+        const float ls = fminf(x, 0.f) - __logf(1.f + __expf(-fabsf(x)));
+        sG[r * LdG + cc] = r < valid ? ls / P.tau : 0.f;
+      });
+  }
+  __syncthreads();
+  gla::column_scan<Tr, false>(sG, LdG, sScr);
+  float* out = P.gate_cumsum + size_t(sq.tok0 + t0) * p.Hkv * D + hk * D;
+  for (int i = tid; i < valid * (D / 4); i += Tr::kThreads) {
+    const int r = i / (D / 4), cv = (i - r * (D / 4)) * 4;
+    *reinterpret_cast<float4*>(out + size_t(r) * p.Hkv * D + cv) = *reinterpret_cast<const float4*>(sG + r * LdG + cv);
+  }
+}
+
 template <class Tr, int kWp, bool kOutput>
 __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_fwd_kernel(const LawcatFwdParams P) {
   using T = typename Tr::T;
   constexpr int C = Tr::kC, D = Tr::kD, Dh = Tr::kHalf, LdX = Tr::kLdX, LdA = Tr::kLdA, LdG = Tr::kLdG,
                 LdW = Tr::kLdW, kHalo = kWp - 1, kVec = 8;
   const GlaParams& p = P.gla;
-  const int R = P.rank, LdR = R + 8, W = P.width;
-  const Layout<Tr, kWp> L(R);
+  const int W = P.width;
+  const Layout<Tr, kWp> L;
   extern __shared__ __align__(16) unsigned char smem[];
   T* sXq = reinterpret_cast<T*>(smem + L.xq);
   T* sXk = reinterpret_cast<T*>(smem + L.xk);
   T* sV = reinterpret_cast<T*>(smem + L.v);
-  T* sAct = reinterpret_cast<T*>(smem + L.act);
-  T* sW2 = reinterpret_cast<T*>(smem + L.w2);
-  float* sB2 = reinterpret_cast<float*>(smem + L.b2);
   T* sWphi = reinterpret_cast<T*>(smem + L.wphi);
   float* sFq = reinterpret_cast<float*>(smem + L.fq);
   float* sFk = reinterpret_cast<float*>(smem + L.fk);
@@ -121,7 +188,6 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_fwd_kerne
   T* sS = reinterpret_cast<T*>(smem + L.S);
   float* sVec = reinterpret_cast<float*>(smem + L.vec);
   float* sDen = reinterpret_cast<float*>(smem + L.den);
-  float* sScr = reinterpret_cast<float*>(smem + L.scratch);
   auto vec = [&](Vec which) { return sVec + int(which) * D; };
 
   const int seg_id = blockIdx.x, h = blockIdx.y, tid = threadIdx.x, warp = tid / 32;
@@ -132,7 +198,7 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_fwd_kerne
   const T* q_base = static_cast<const T*>(p.q) + sq.b * p.q_batch_stride + h * p.q_head_stride;
   const T* k_base = static_cast<const T*>(p.k) + sq.b * p.k_batch_stride + hk * p.k_head_stride;
   const T* v_base = static_cast<const T*>(p.v) + sq.b * p.v_batch_stride + hk * p.v_head_stride;
-  const T* a_base = static_cast<const T*>(P.a) + sq.b * P.a_batch_stride;
+  const float* g_base = P.gate_cumsum + hk * D;  // row r at g_base + r * Hkv * D
   const Lane ln;
 
   // ---- per-CTA constants: filters (right-aligned to kWp taps), W_phi, W2 slice, bias ----
@@ -145,12 +211,6 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_fwd_kerne
     const int r = i / Dh, c = i - r * Dh;
     sWphi[r * LdW + c] = from_float<T>(P.wphi[(size_t(h) * D + r) * Dh + c]);
   }
-  for (int i = tid; i < D * R; i += Tr::kThreads) {
-    const int n = i / R, c = i - n * R;
-    sW2[n * LdR + c] = from_float<T>(P.w2[(size_t(hk) * D + n) * R + c]);
-  }
-  for (int f = tid; f < D; f += Tr::kThreads) sB2[f] = P.b2 != nullptr ? P.b2[size_t(hk) * D + f] : 0.f;
-
   // ---- initial state ----
   gla::StateTile<Tr> S;
   if (kOutput) {
@@ -179,39 +239,21 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_fwd_kerne
         const bool ok = r < valid;
         cp_async16(sV + r * LdX + cv, v_base + (sq.row0 + (ok ? t0 + r : 0)) * p.v_row_stride + cv, ok);
       }
-      const int aper = R / kVec;
-      for (int i = tid; i < C * aper; i += Tr::kThreads) {
-        const int r = i / aper, cv = (i - r * aper) * kVec;
+      constexpr int kGPerRow = D / 4;  // fp32 G rows (rows past the end read as 0; see step 3)
+      for (int i = tid; i < C * kGPerRow; i += Tr::kThreads) {
+        const int r = i / kGPerRow, cv = (i - r * kGPerRow) * 4;
         const bool ok = r < valid;
-        cp_async16(sAct + r * LdR + cv, a_base + (sq.row0 + (ok ? t0 + r : 0)) * P.a_row_stride + cv, ok);
+        cp_async16(sG + r * LdG + cv, g_base + size_t(sq.tok0 + (ok ? t0 + r : 0)) * p.Hkv * D + cv, ok);
       }
       cp_async_wait_all();
     }
     __syncthreads();
-    // ---- 2. gate: log alpha = logsigmoid(a W2^T + b) / tau (0 on padded rows) ----
-    {
-      constexpr int kNT = D / 16;
-      const int m0 = (warp >> 1) * 16, n0 = (warp & 1) * Dh;
-      float acc[kNT][4] = {};
-      tile_mma_smem<T, kNT, false, false>(acc, sAct, LdR, sW2, LdR, m0, n0, 0, R);
-#pragma unroll
-      for (int j = 0; j < kNT; ++j)
-        tile_for_each(acc[j], m0, n0 + 8 * j, [&](int r, int cc, float& x0) {
-          const float x = x0 + sB2[cc];
-          // logsigmoid(x) = min(x, 0) - log(1 + e^{-|x|}); the fast log loses only terms
-          // below e^{-17}, far under the bf16 resolution of the gate.
-          const float ls = fminf(x, 0.f) - __logf(1.f + __expf(-fabsf(x)));
-          sG[r * LdG + cc] = r < valid ? ls / P.tau : 0.f;
-        });
-    }
-    __syncthreads();
-    gla::column_scan<Tr, false>(sG, LdG, sScr);  // G = inclusive cumsum (ends with a barrier)
     // ---- 3. reference point, scales, exact-path decision ----
     bool exact = false;
     {
       const int f = tid;
       float G0 = 0.f, GC = 0.f;
-      if (f < D) { G0 = sG[f]; GC = sG[(C - 1) * LdG + f]; }
+      if (f < D) { G0 = sG[f]; GC = sG[(valid - 1) * LdG + f]; }
       if (kOutput) exact = __syncthreads_or(f < D && G0 - GC > Tr::kMaxDrop);
       if (f < D) {
         float ref, eq, pre, post;
@@ -396,7 +438,7 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_fwd_kerne
         for (int e = tid; e < C * C; e += Tr::kThreads) {
           const int t = e / C, s = e - t * C;
           float a = 0.f;
-          if (s <= t)
+          if (s <= t && t < valid)
             for (int f = 0; f < D; ++f)
               a = fmaf(to_float(sQ[t * LdX + f]) * to_float(sK[s * LdX + f]), __expf(sG[t * LdG + f] - sG[s * LdG + f]), a);
           sA[t * LdA + s] = from_float<T>(a);

@@ -1,5 +1,5 @@
-// Launch sequence of the fused LAWCAT forward for one (dtype, head dim): segment-local
-// state pass (only when a sequence has several segments) -> combine (gla's) -> output
+// Launch sequence of the fused LAWCAT forward for one (dtype, head dim): gate cumsums (once
+// per chunk and kv head) -> segment-local state pass (only when a sequence has several segments) -> combine (gla's) -> output
 // pass. Instantiated per head dim in fused_fwd_hdim*.cu so the variants compile in parallel.
 #pragma once
 #include "gla/chunk_bwd.cuh"  // gla_combine_kernel
@@ -18,9 +18,12 @@ inline cudaError_t launch_kernel(Kernel kernel, dim3 grid, int threads, size_t s
 template <typename T, int kD, int kWp>
 cudaError_t run_lawcat_fwd_w(const LawcatFwdParams& p, cudaStream_t stream) {
   using Tr = FTraits<T, kD>;
-  const size_t smem = Layout<Tr, kWp>(p.rank).total;
+  const size_t smem = Layout<Tr, kWp>().total;
   const GlaParams& g = p.gla;
   const dim3 grid(g.num_segs, g.H);
+  if (g.num_chunks > 0)
+    LAWCAT_CUDA_TRY(launch_kernel(lawcat_gate_kernel<Tr>, dim3(g.num_chunks, g.Hkv), Tr::kThreads,
+                                  GateLayout<Tr>(p.rank).total, stream, p));
   if (g.num_segs > 0 && g.segs_per_seq > 1)
     LAWCAT_CUDA_TRY(launch_kernel(lawcat_fwd_kernel<Tr, kWp, false>, grid, Tr::kThreads, smem, stream, p));
   if (g.num_seqs > 0) {

@@ -503,6 +503,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_core_fwd(const at::Tensor&
   at::Tensor seg_S = at::empty({std::max<int64_t>(pl.num_segs, 1), H, D, D}, f32o);
   at::Tensor seg_z = at::empty({std::max<int64_t>(pl.num_segs, 1), H, D}, f32o);
   at::Tensor seg_gamma = at::empty_like(seg_z);
+  at::Tensor gate_cumsum = at::empty({B * T, Hkv, D}, f32o);
   GlaOptions o;
   o.eps = eps;
   o.normalize = normalize;
@@ -525,6 +526,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_core_fwd(const at::Tensor&
   p.wphi = wp.data_ptr<float>();
   p.w2 = w2f.data_ptr<float>();
   p.b2 = b2f.defined() ? b2f.data_ptr<float>() : nullptr;
+  p.gate_cumsum = gate_cumsum.data_ptr<float>();
   if (B * T > 0) check_launch(k::launch_lawcat_fwd(p, at::cuda::getCurrentCUDAStream()), op);
   else { sT.zero_(); zT.zero_(); }
   return {y, sT, zT};

@@ -236,7 +236,7 @@ static void reference(const Problem& P, std::vector<double>& y, std::vector<doub
 
 // Device copies + params (segment plan as src/ops/gla_cuda.cpp's make_plan).
 struct Run {
-  Dev q, k, v, a, cq, ck, wphi, w2, b2, s0, z0, y, sT, zT, segS, segz, segg, tables, fb;
+  Dev q, k, v, a, cq, ck, wphi, w2, b2, s0, z0, y, sT, zT, segS, segz, segg, tables, fb, gcs;
   k::LawcatFwdParams p;
   void setup(const Problem& P, int seg_chunks_override, int sms, int ctas_per_sm) {
     const Case& c = P.c;
@@ -327,6 +327,8 @@ struct Run {
     p.conv_q = static_cast<float*>(cq.p); p.conv_k = static_cast<float*>(ck.p);
     p.wphi = static_cast<float*>(wphi.p); p.w2 = static_cast<float*>(w2.p); p.b2 = static_cast<float*>(b2.p);
     p.fallback_chunks = static_cast<int*>(fb.p);
+    gcs.alloc(size_t(P.Ttot) * c.Hkv * D * 4);
+    p.gate_cumsum = static_cast<float*>(gcs.p);
   }
 };
 
