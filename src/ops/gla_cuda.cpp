@@ -114,10 +114,11 @@ int64_t ctas_per_sm() {
   return n;
 }
 
-Plan make_plan(const Inputs& in, const at::Tensor& cu_seqlens) {
+// per_sm: CTAs that fit on one SM (0 = $LAWCAT_GLA_CTAS_PER_SM / 2, the GLA kernels' value).
+Plan make_plan(const Inputs& in, const at::Tensor& cu_seqlens, int64_t per_sm = 0) {
   Plan pl;
   pl.C = k::gla_chunk_size(to_kdtype(in.dt), static_cast<int>(in.D));
-  const int64_t target_ctas = ctas_per_sm() * sm_count();
+  const int64_t target_ctas = (per_sm > 0 ? per_sm : ctas_per_sm()) * sm_count();
   if (!cu_seqlens.defined()) {
     pl.N = in.B;
     const int64_t nc = ceil_div(in.T, pl.C);
@@ -496,7 +497,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_core_fwd(const at::Tensor&
   const at::Tensor ac = kernel_ready(a);
   auto f32 = [](const at::Tensor& t) { return t.defined() ? t.to(at::kFloat).contiguous() : t; };
   const at::Tensor cq = f32(conv_q), ck = f32(conv_k), wp = f32(wphi), w2f = f32(w2), b2f = f32(b2);
-  Plan pl = make_plan(in, at::Tensor());
+  // One wave of the fused kernel: 2 CTAs per SM at D = 64 (101 KB of shared memory), 1 at D = 128.
+  Plan pl = make_plan(in, at::Tensor(), D == 64 ? 2 : 1);
   const auto f32o = q.options().dtype(at::kFloat);
   at::Tensor y = at::empty({B, T, H, D}, q.options());
   at::Tensor sT = at::empty({B, H, D, D}, f32o), zT = at::empty({B, H, D}, f32o);
