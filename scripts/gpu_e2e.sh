@@ -5,32 +5,26 @@
 # Logs to $OUT. Stages by argument: build, crash (backtraces of test_io / test_train
 # under cuda-gdb), tests, prefill, prefill-ab (LAWCAT with the fused prefill off),
 # train. Needs .devdeps/include/CLI (CLI11) and .devdata (shared data) carried.
-# Untracked in-progress kernels (csrc_kernels/lawcat/fused_*) are set aside unless
-# E2E_KEEP_FUSED=1: these measurements are of the committed kernels.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 OUT="${OUT:-$ROOT/out}"
-mkdir -p "$OUT"
+L=/tmp/gpu_e2e  # all logs; the few files worth fetching are copied to $OUT at the end (<= 8 files)
+mkdir -p "$OUT" "$L"
 BUILD=build-gpu
 T0=$(date +%s)
-stamp() { echo "[gpu_e2e +$(( $(date +%s) - T0 ))s] $*"; }
+stamp() { echo "[gpu_e2e +$(( $(date +%s) - T0 ))s] $*" | tee -a "$L/stamps"; }
 has() { [[ " $STAGES " == *" $1 "* ]]; }
 STAGES="${*:-build tests prefill train}"
 export LAWCAT_SHARED_DATA="$ROOT/.devdata" TORCH_CUDA_ARCH_LIST=9.0
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader
-if [[ "${E2E_KEEP_FUSED:-0}" != 1 ]]; then
-  mkdir -p /tmp/aside && for f in csrc_kernels/lawcat/fused_*; do
-    [[ -e $f ]] && ! git ls-files --error-unmatch "$f" >/dev/null 2>&1 && mv "$f" /tmp/aside/ && echo "set aside $f"
-  done
-fi
 if has build; then
   stamp "configure + build"
   cmake -S . -B $BUILD -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_PREFIX_PATH="$(python3 -c 'import torch.utils;print(torch.utils.cmake_prefix_path)')" \
-    > "$OUT/configure.log" 2>&1 || { stamp "configure FAILED"; tail -30 "$OUT/configure.log"; exit 1; }
+    > "$L/configure.log" 2>&1 || { stamp "configure FAILED"; tail -30 "$L/configure.log"; exit 1; }
   timeout "${BUILD_TIMEOUT:-330}" cmake --build $BUILD -j16 --target lawcat ${E2E_TESTS:-test_eval test_io test_train} \
-    -- -k 0 > "$OUT/build.log" 2>&1 || { stamp "build FAILED"; grep -E "error|Error" "$OUT/build.log" | head -30; }
+    -- -k 0 > "$L/build.log" 2>&1 || { stamp "build FAILED"; grep -E "error|Error" "$L/build.log" | head -30; }
   stamp "built"
 fi
 crash_bt() {  # backtraces under cuda-gdb (no gdb on the device), on cores 12-15
@@ -38,39 +32,47 @@ crash_bt() {  # backtraces under cuda-gdb (no gdb on the device), on cores 12-15
     bin=${spec%%|*} tc=${spec#*|}
     [[ -x $BUILD/tests/$bin ]] || continue
     echo "== cuda-gdb $bin '$tc'"
+    local args=("$BUILD/tests/$bin")
+    [[ -n "$tc" ]] && args+=("$tc")
     timeout "${GDB_TIMEOUT:-170}" taskset -c 12-15 cuda-gdb -q -batch -ex "set pagination off" -ex run -ex bt \
-      -ex "info sharedlibrary" --args $BUILD/tests/$bin $tc > "$OUT/gdb_$bin.log" 2>&1
-    echo "rc=$?"; grep -E "^#|SIG|signal|passed|failed|test cases" "$OUT/gdb_$bin.log" | head -30
+      -ex "info sharedlibrary" --args "${args[@]}" > "$L/gdb_$bin.log" 2>&1
+    echo "rc=$?"; grep -E "^#|SIG|signal|passed|failed|test cases" "$L/gdb_$bin.log" | head -30
   done
 }
 if has crash; then
   stamp "backtraces in the background"
-  crash_bt > "$OUT/crash.log" 2>&1 &
+  crash_bt > "$L/crash.log" 2>&1 &
   CRASH_PID=$!
 fi
 if has tests && [[ -x $BUILD/tests/test_eval ]]; then
   stamp "test_eval [cuda]"
-  timeout 120 $BUILD/tests/test_eval "[cuda]" > "$OUT/test_eval_cuda.log" 2>&1; stamp "rc=$?"
-  tail -4 "$OUT/test_eval_cuda.log"
+  timeout 120 $BUILD/tests/test_eval "[cuda]" > "$L/test_eval_cuda.log" 2>&1; stamp "rc=$?"
+  tail -4 "$L/test_eval_cuda.log"
 fi
 B=$BUILD/lawcat
 if has prefill; then
   stamp "bench prefill"
   timeout "${PREFILL_TIMEOUT:-200}" $B bench prefill --config configs/llama3.2-1b.config.json --device cuda \
-    --profile "${PROFILE_LENGTHS:-4096,65536}" --json "$OUT/bench_prefill.json" > "$OUT/bench_prefill.log" 2>&1
-  stamp "rc=$?"; tail -12 "$OUT/bench_prefill.log"
+    --profile "${PROFILE_LENGTHS:-4096,65536}" --json "$L/bench_prefill.json" > "$L/bench_prefill.log" 2>&1
+  stamp "rc=$?"; tail -12 "$L/bench_prefill.log"
 fi
 if has prefill-ab; then
   stamp "bench prefill, LAWCAT only, fused prefill off"
   LAWCAT_NO_FUSED_PREFILL=1 timeout 120 $B bench prefill --config configs/llama3.2-1b.config.json --device cuda \
-    --no-softmax --lengths 4096,16384,65536 --decode-tokens 8 > "$OUT/bench_prefill_ab.log" 2>&1
-  stamp "rc=$?"; tail -6 "$OUT/bench_prefill_ab.log"
+    --no-softmax --lengths 4096,16384,65536 --decode-tokens 8 > "$L/bench_prefill_ab.log" 2>&1
+  stamp "rc=$?"; tail -6 "$L/bench_prefill_ab.log"
 fi
 if has train; then
   stamp "bench train"
   timeout "${TRAIN_TIMEOUT:-200}" $B bench train --config configs/llama3.2-1b.config.json --device cuda \
-    --profile --json "$OUT/bench_train.json" > "$OUT/bench_train.log" 2>&1
-  stamp "rc=$?"; grep -A6 "^mode" "$OUT/bench_train.log"
+    --profile --json "$L/bench_train.json" > "$L/bench_train.log" 2>&1
+  stamp "rc=$?"; grep -A6 "^mode" "$L/bench_train.log"
 fi
-if [[ -n "${CRASH_PID:-}" ]]; then wait "$CRASH_PID"; stamp "backtraces"; cat "$OUT/crash.log"; fi
+if [[ -n "${CRASH_PID:-}" ]]; then wait "$CRASH_PID"; stamp "backtraces"; cat "$L/crash.log"; fi
+for f in bench_prefill.log bench_prefill.json bench_train.log bench_train.json crash.log; do
+  [[ -f $L/$f ]] && cp "$L/$f" "$OUT/"
+done
+cat "$L"/gdb_*.log > "$OUT/gdb.log" 2>/dev/null
+cat "$L"/configure.log "$L"/test_eval_cuda.log "$L"/bench_prefill_ab.log > "$OUT/misc.log" 2>/dev/null
+grep -q "build FAILED" "$L/stamps" 2>/dev/null && cp "$L/build.log" "$OUT/"
 stamp "done"

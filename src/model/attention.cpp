@@ -6,6 +6,7 @@
 
 #include "model/rope.h"
 #include "util/error.h"
+#include "util/log.h"
 
 namespace lawcat::model {
 
@@ -95,12 +96,18 @@ at::Tensor causal_softmax_attention(const at::Tensor& q, const at::Tensor& k, co
     at::Tensor scores;  // [B*Hkv, g, S] fp32
     const bool half = q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf;
     const bool grad = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad());
-    if (half && q.is_cuda() && !grad) {
-      scores = at::bmm(qg, kb.transpose(1, 2), at::kFloat);  // 16-bit in, fp32 accumulate and out
-    } else if (half) {
-      scores = at::bmm(qg.to(at::kFloat), kb.transpose(1, 2).to(at::kFloat));
-    } else {
-      scores = at::bmm(qg, kb.transpose(1, 2));
+    static bool bmm_fp32_out = true;  // cleared if this torch build lacks bmm(.., out_dtype)
+    if (half && q.is_cuda() && !grad && bmm_fp32_out) {
+      try {
+        scores = at::bmm(qg, kb.transpose(1, 2), at::kFloat);  // 16-bit in, fp32 accumulate and out
+      } catch (const c10::Error& e) {
+        bmm_fp32_out = false;
+        log::warn("softmax decode: bmm with fp32 output unavailable (", e.what_without_backtrace(),
+                  "); upcasting q and k instead");
+      }
+    }
+    if (!scores.defined()) {
+      scores = half ? at::bmm(qg.to(at::kFloat), kb.transpose(1, 2).to(at::kFloat)) : at::bmm(qg, kb.transpose(1, 2));
     }
     scores.mul_(1.0 / std::sqrt(static_cast<double>(D)));
     const at::Tensor p = at::softmax(scores, -1).to(v.scalar_type());

@@ -13,6 +13,7 @@
 #include "ops/cuda_ops.h"
 #include "ops/gla.h"
 #include "util/error.h"
+#include "util/log.h"
 
 namespace lawcat::model {
 
@@ -320,7 +321,16 @@ at::Tensor LawcatAttentionImpl::lawcat_core(const at::Tensor& x, const at::Tenso
   // q [B, T, H*d], k, v [B, T, Hkv*d]
   const auto& o = options_;
   const int64_t B = x.size(0), T = x.size(1), H = o.num_heads, Hkv = o.num_kv_heads, d = o.head_dim;
-  if (at::Tensor y = fused_prefill(x, q, k, v, st); y.defined()) return y.reshape({B, T, H * d}).to(x.scalar_type());
+  static bool fused_ok = true;  // a kernel error turns the fused prefill off for the process (logged)
+  if (fused_ok) {
+    try {
+      if (at::Tensor y = fused_prefill(x, q, k, v, st); y.defined()) return y.reshape({B, T, H * d}).to(x.scalar_type());
+    } catch (const c10::Error& e) {
+      fused_ok = false;
+      log::warn("LAWCAT fused prefill failed, using the ATen path from now on: ", e.what_without_backtrace());
+      if (st) *st = LawcatState();
+    }
+  }
 
   const bool step = st && T == 1 && !at::GradMode::is_enabled();  // one decoding step
   at::Tensor q_conv = q, k_conv, v_lin = v;
