@@ -3,9 +3,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cerrno>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iomanip>
 #include <sstream>
@@ -51,10 +53,20 @@ std::string human(double v) {
 class MetricsFile {
  public:
   explicit MetricsFile(const stdfs::path& p) : path_(p) {}
+  // A failed write (a full disk) is an error, not a silently missing line: the
+  // curve must stay complete (the caller's checkpoints are still intact).
   void append(const nlohmann::json& j) {
     if (!out_.is_open()) out_.open(path_, std::ios::app);
+    errno = 0;
     out_ << j.dump() << "\n";
     out_.flush();
+    if (!out_) {
+      const int err = errno;
+      out_.close();
+      out_.clear();
+      throw Error("could not append to " + path_.string() + ": " + (err ? std::strerror(err) : "write failed") +
+                  " (disk full?); the checkpoints written so far are intact");
+    }
   }
   // Keeps the lines of steps <= step (resume: drop what came after the checkpoint).
   void truncate_after(int64_t step) {

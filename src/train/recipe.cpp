@@ -79,7 +79,9 @@ struct Data {
 };
 
 Data load_data(const config::RunConfig& c, const stdfs::path& tokenizer_dir, const stdfs::path& cache_dir) {
-  return with_context("while preparing the data (data.train)", [&] {
+  return with_context(c.data.validation.empty() ? "while preparing the data (data.train)"
+                                                 : "while preparing the data (data.train, data.validation)",
+                      [&] {
     auto tok = text::load_tokenizer(tokenizer_dir);
     dataset::TokenizeOptions o;
     o.corpus.format = c.data.format;

@@ -162,6 +162,23 @@ TEST_CASE("tokenized cache: hit, invalidation on data / settings change", "[data
   CHECK(c5.tokens == c4.tokens);
 }
 
+TEST_CASE("empty corpora are errors naming the file", "[dataset]") {
+  auto dir = test::scratch_dir("empty_corpus");
+  write_file(dir / "empty.txt", "");
+  write_file(dir / "blank.txt", "\n\n   \n\n");
+  write_file(dir / "empty.jsonl", "");
+  ByteTokenizer tok;
+  TokenizeOptions o;
+  o.cache_dir = dir / "cache";
+  for (const char* f : {"empty.txt", "blank.txt", "empty.jsonl"}) {
+    CAPTURE(f);
+    std::string e = error_of([&] { tokenize_corpus({(dir / f).string()}, tok, "key", o); });
+    CHECK_THAT(e, LAWCAT_CONTAINS(std::string("no documents in ") + (dir / f).string()));
+  }
+  // Nothing was cached for them.
+  CHECK((!stdfs::exists(dir / "cache") || stdfs::is_empty(dir / "cache")));
+}
+
 TEST_CASE("packing cuts seq_len + 1 windows with stride seq_len", "[dataset]") {
   PackedDataset p(iota_stream(14), 4);
   REQUIRE(p.size() == 3);  // (14 - 1) / 4

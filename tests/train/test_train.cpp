@@ -292,6 +292,64 @@ TEST_CASE("a full disk while saving leaves the previous checkpoint intact", "[tr
   CHECK(entries == 0);
 }
 
+TEST_CASE("a full disk during training stops with a clear error; resume after freeing space gives the same curve",
+          "[train]") {
+  OneThread one_thread;
+  config::AttentionConfig a;
+  a.gate_rank = 4;
+  auto data = tiny_data();
+  auto make = [&](model::LlamaForCausalLM& net) {
+    net = tiny_teacher();
+    at::manual_seed(99);
+    model::swap_to_lawcat(*net, a);
+    return train::make_distill_stage(*net, small_stage(8));
+  };
+  train::LoopOptions lo;
+  lo.tokens_per_example = 16;
+  lo.progress = false;
+  lo.seed = 5;
+  model::LlamaForCausalLM n1{nullptr};
+  auto s1 = make(n1);
+  lo.dir = test::scratch_dir("diskfull_run_full");
+  train::run_stage(s1, data, lo);
+  const Curve full = read_curve(lo.dir / "metrics.jsonl");
+
+  // After step 3 the "disk" holds only a few more bytes of metrics.jsonl (RLIMIT_FSIZE:
+  // writes past it fail with EFBIG as a full disk fails them with ENOSPC; the line is torn).
+  model::LlamaForCausalLM n2{nullptr};
+  auto s2 = make(n2);
+  lo.dir = test::scratch_dir("diskfull_run_cut");
+  struct rlimit old {};
+  getrlimit(RLIMIT_FSIZE, &old);
+  auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  train::LoopOptions cut = lo;
+  cut.after_step = [&](int64_t step) {
+    if (step != 3) return;
+    struct rlimit lim = old;
+    lim.rlim_cur = stdfs::file_size(lo.dir / "metrics.jsonl") + 10;
+    setrlimit(RLIMIT_FSIZE, &lim);
+  };
+  std::string e = error_of([&] { train::run_stage(s2, data, cut); });
+  setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, old_handler);
+  CHECK_THAT(e, LAWCAT_CONTAINS("could not append to " + (lo.dir / "metrics.jsonl").string()));
+  CHECK_THAT(e, LAWCAT_CONTAINS("intact"));
+  auto cks = train::list_checkpoints(lo.dir / "checkpoints");
+  REQUIRE_FALSE(cks.empty());
+  CHECK(cks.back().filename() == "step-00000002");
+  CHECK(train::load_checkpoint_dir(cks.back()).state["step"] == 2);
+
+  // Space is back: a fresh process resumes and produces the uninterrupted curve.
+  model::LlamaForCausalLM n3{nullptr};
+  auto s3 = make(n3);
+  train::LoopOptions again = lo;
+  again.resume = true;
+  CHECK(train::run_stage(s3, data, again).steps == 8);
+  const Curve resumed = read_curve(lo.dir / "metrics.jsonl");
+  CHECK(resumed.train == full.train);
+  CHECK(resumed.val == full.val);
+}
+
 TEST_CASE("LoRA: refreshed weights equal the unmerged form; export reloads with identical logits", "[train]") {
   OneThread one_thread;
   auto net = tiny_teacher();
