@@ -176,7 +176,7 @@ struct LawcatFwdParams {
   const float *w2 = nullptr, *b2 = nullptr;          // [Hkv * D, R], [Hkv * D] fp32 (b2 nullable)
   int* fallback_chunks = nullptr;  // optional device counter: chunks that took the exact path
   // Workspace [rows, Hkv, D] fp32 (rows = B * T, or the packed rows): the chunk-local
-  // cumulative log-gates, computed once per kv head by the first kernel of the launch.
+  // cumulative log-gates (log2 units), computed once per kv head by the first kernel of the launch.
   float* gate_cumsum = nullptr;
 };
 // True when launch_lawcat_fwd handles this dtype / head dim / width / rank.

@@ -1,25 +1,27 @@
-// The LAWCAT attention core forward in one kernel per pass (see api.h, LawcatFwdParams).
+// The LAWCAT attention core forward, fused (see api.h, LawcatFwdParams). Four launches:
+//   gate   : per (chunk, kv head): G = chunk-local cumsum of logsigmoid(a W2^T + b) / tau,
+//            in log2 units, to a small fp32 workspace (shared by the g query heads)
+//   state  : per (segment, query head): the segment's local end state (segments give the
+//            GPU enough CTAs; the last segment of each sequence skips it)
+//   combine: gla_combine_kernel turns local states into each segment's start state
+//   output : per (segment, query head): y
+// Every chunk is computed from the raw projections: causal conv, Hedgehog feature map and
+// the products all run on chip, on the matrix units, with ONE reference point per chunk:
 //
-// Same walker structure as gla/chunk_fwd.cuh (segment-local state pass -> combine ->
-// output pass, state in registers), but every chunk is computed from the raw
-// projections: causal conv, Hedgehog feature map and gate are produced on chip, and all
-// products run on the matrix units with ONE reference point per chunk:
-//
-//   G_t = inclusive cumsum of log alpha inside the chunk (fp32), r = (G_0 + G_{C-1}) / 2,
-//   Q'_t = phi(q_t) e^{G_t - r},  K'_s = phi(k_s) e^{r - G_s}   (|exponent| <= drop / 2)
-//   A = mask(Q' K'^T)             (= phi q_t . phi k_s e^{G_t - G_s} for s <= t)
+//   r = (G_0 + G_{C-1}) / 2,  Q'_t = φ(q_t) e^{G_t - r},  K'_s = φ(k_s) e^{r - G_s}
+//   A = mask(Q' K'^T)             (= φq_t . φk_s e^{G_t - G_s} for s <= t)
 //   N = Q' (e^r S) + A v,  den = Q' . (e^r z) + rowsum(A) + eps,  y = N / den
 //   S <- e^{G_C - r} (e^r S + K'^T v),  z likewise with the column sums of K'
 //
 // drop = max_f (G_0 - G_{C-1}) bounds every scale by e^{drop/2}. A chunk whose gates decay
 // more than kMaxDrop (extreme gates: a trained gate essentially never does this) takes an
-// exact element-wise path instead (fp32 exponents e^{G_t - G_s} <= 1 per pair), so the
-// kernel is correct for any input. The state pass uses K' = phi(k) e^{G_C - G} (<= phi k),
-// which needs no guard.
+// exact element-wise path instead (exponents e^{G_t - G_s} <= 1 per pair), so the kernel is
+// correct for any input. The state pass uses K' = φ(k) e^{G_C - G} (<= φ k): no guard.
 //
-// Warps (8, 256 threads): gate logits and outputs = (16-row band, column half); feature
-// map = warps 0-3 q bands, 4-7 k bands (a warp owns whole rows, so the row softmax is a
-// quad shuffle); the conv is evaluated straight into the mma A fragments.
+// Warps (8, 256 threads): outputs = (16-row band, column half) per warp; feature maps =
+// warps 0-3 q bands, 4-7 k bands (state pass: 0-3 and 4-7 take one chunk each); a warp
+// owns whole rows, so the row softmax is a quad shuffle; the conv is evaluated straight
+// into the mma A fragments.
 #pragma once
 #include <type_traits>
 
@@ -42,7 +44,8 @@ struct FTraits {
   static constexpr int kStateWPM = kWarps / (kD / 16);
   static constexpr int kStateNT = (kD / 8) / kStateWPM;
   // bf16 keeps fp32's exponent range; fp16 operands overflow past ~e^11.
-  static constexpr float kMaxDrop = std::is_same<T, __half>::value ? 16.f : 80.f;
+  // (in log2 units: the gates are kept as log2 of the decay)
+  static constexpr float kMaxDrop = (std::is_same<T, __half>::value ? 16.f : 80.f) * 1.4426950408889634f;
 };
 
 // Shared-memory layout (bytes), runtime because the gate rank is.
@@ -90,7 +93,7 @@ struct GateLayout {
 };
 
 // Per-feature vectors in the `vec` block.
-enum Vec { kRef = 0, kEq, kPre, kPost, kZ, kZq, kZk, kGam };
+enum Vec { kRef = 0, kEq, kPre, kPost, kZ, kZq, kZk };
 
 __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src), "r"(valid ? 16 : 0));
@@ -98,6 +101,15 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool vali
 __device__ __forceinline__ void cp_async_wait_all() {
   asm volatile("cp.async.commit_group;\ncp.async.wait_group 0;\n" ::: "memory");
 }
+
+// 2^x on the special-function unit (gates and φ logits are kept in log2 units, so every
+// exponential is one MUFU op without the multiply by log2(e) that __expf adds).
+__device__ __forceinline__ float ex2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+constexpr float kLog2e = 1.4426950408889634f;
 
 template <typename T>
 __device__ __forceinline__ float2 ld2(const T* p) {
@@ -154,7 +166,7 @@ __global__ void __launch_bounds__(Tr::kThreads) lawcat_gate_kernel(const LawcatF
         // logsigmoid(x) = min(x, 0) - log(1 + e^{-|x|}); the fast log loses only terms
         // below e^{-17}, far under the bf16 resolution of the gate.
         const float ls = fminf(x, 0.f) - __logf(1.f + __expf(-fabsf(x)));
-        sG[r * LdG + cc] = r < valid ? ls / P.tau : 0.f;
+        sG[r * LdG + cc] = r < valid ? ls * (kLog2e / P.tau) : 0.f;  // log2 units
       });
   }
   __syncthreads();
@@ -166,7 +178,131 @@ __global__ void __launch_bounds__(Tr::kThreads) lawcat_gate_kernel(const LawcatF
   }
 }
 
-template <class Tr, int kWp, bool kOutput>
+// One warp: feature maps of the 16 rows m0 .. m0 + 15 of a chunk, written as T rows of D.
+//   X: raw inputs, chunk row r's conv tap j at X + (r + j) * LdX; F: filters [D][kWp];
+//   G: chunk-local cumsums (row r at G + r * LdG); ref: reference per feature;
+//   q (is_k false): Q' = φ e^{G - ref}, den[r] = Q' . zq;  k: K' = φ e^{ref - G}, zero rows
+//   >= valid, column sums atomically added to colsum. scale = false writes the raw φ.
+template <class Tr, int kWp>
+__device__ __forceinline__ void feature_map_band(const typename Tr::T* X, const float* F, const typename Tr::T* sWphi,
+                                                 const float* G, const float* ref, const float* zq,
+                                                 typename Tr::T* dst, int m0, int valid, bool is_k, bool scale,
+                                                 float* colsum, float* den) {
+  using T = typename Tr::T;
+  constexpr int D = Tr::kD, Dh = Tr::kHalf, LdX = Tr::kLdX, LdG = Tr::kLdG, LdW = Tr::kLdW;
+  const Lane ln;
+  constexpr int kNT = Dh / 8;
+  float acc[kNT][4] = {};
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    uint32_t af[4];
+#pragma unroll
+    for (int s = 0; s < 4; ++s) {
+      const int row = m0 + ln.gr + (s & 1) * 8, col = kk * 16 + 2 * ln.gc + (s >> 1) * 8;
+      float2 u = make_float2(0.f, 0.f);
+#pragma unroll
+      for (int j = 0; j < kWp; ++j) {
+        const float2 x = ld2(X + (row + j) * LdX + col);
+        u.x = fmaf(F[col * kWp + j], x.x, u.x);
+        u.y = fmaf(F[(col + 1) * kWp + j], x.y, u.y);
+      }
+      af[s] = pack2(u, (T*)nullptr);
+    }
+    const int lane = threadIdx.x & 31, i8 = lane >> 3, r8 = lane & 7;
+#pragma unroll
+    for (int j = 0; j < kNT; j += 2) {
+      uint32_t bf[4];
+      ldsm_x4_t(bf, sWphi + (kk * 16 + r8 + 8 * (i8 & 1)) * LdW + 8 * j + 8 * (i8 >> 1));
+      const uint32_t b0[2] = {bf[0], bf[1]}, b1[2] = {bf[2], bf[3]};
+      mma_16816(acc[j], af, b0, (T*)nullptr);
+      mma_16816(acc[j + 1], af, b1, (T*)nullptr);
+    }
+  }
+  // row softmax of s and -s (rows gr: acc[.][0..1], gr + 8: acc[.][2..3]); a quad holds a row
+  float mx[2] = {-INFINITY, -INFINITY}, mn[2] = {INFINITY, INFINITY};
+#pragma unroll
+  for (int j = 0; j < kNT; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) { mx[e >> 1] = fmaxf(mx[e >> 1], acc[j][e]); mn[e >> 1] = fminf(mn[e >> 1], acc[j][e]); }
+#pragma unroll
+  for (int hr = 0; hr < 2; ++hr)
+#pragma unroll
+    for (int o = 1; o < 4; o <<= 1) {
+      mx[hr] = fmaxf(mx[hr], __shfl_xor_sync(0xffffffffu, mx[hr], o));
+      mn[hr] = fminf(mn[hr], __shfl_xor_sync(0xffffffffu, mn[hr], o));
+    }
+  float ep[kNT][4], em[kNT][4], sp[2] = {0.f, 0.f}, sm[2] = {0.f, 0.f};
+#pragma unroll
+  for (int j = 0; j < kNT; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      ep[j][e] = ex2(acc[j][e] - mx[e >> 1]);
+      em[j][e] = ex2(mn[e >> 1] - acc[j][e]);
+      sp[e >> 1] += ep[j][e];
+      sm[e >> 1] += em[j][e];
+    }
+#pragma unroll
+  for (int hr = 0; hr < 2; ++hr) {
+#pragma unroll
+    for (int o = 1; o < 4; o <<= 1) {
+      sp[hr] += __shfl_xor_sync(0xffffffffu, sp[hr], o);
+      sm[hr] += __shfl_xor_sync(0xffffffffu, sm[hr], o);
+    }
+    sp[hr] = 1.f / sp[hr];
+    sm[hr] = 1.f / sm[hr];
+  }
+    float dpart[2] = {0.f, 0.f}, colp[kNT][4];
+#pragma unroll
+  for (int j = 0; j < kNT; ++j) {
+#pragma unroll
+    for (int hr = 0; hr < 2; ++hr) {
+      const int t = m0 + ln.gr + 8 * hr, f = 8 * j + 2 * ln.gc;
+      const bool zero_row = is_k && t >= valid;
+      float v[4];  // (f, f+1) of softmax(s), then of softmax(-s) -> features f, f+1, Dh+f, Dh+f+1
+      v[0] = fmaxf(ep[j][2 * hr] * sp[hr], 1e-12f);
+      v[1] = fmaxf(ep[j][2 * hr + 1] * sp[hr], 1e-12f);
+      v[2] = fmaxf(em[j][2 * hr] * sm[hr], 1e-12f);
+      v[3] = fmaxf(em[j][2 * hr + 1] * sm[hr], 1e-12f);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int fe = (e < 2 ? f : Dh + f) + (e & 1);
+        if (scale) {
+          const float gx = G[t * LdG + fe] - ref[fe];
+          v[e] *= ex2(is_k ? -gx : gx);
+        }
+        if (zero_row) v[e] = 0.f;
+        if (!is_k) dpart[hr] = fmaf(v[e], zq[fe], dpart[hr]);
+      }
+      st2(dst + t * LdX + f, v[0], v[1]);
+      st2(dst + t * LdX + Dh + f, v[2], v[3]);
+      if (hr == 0) { colp[j][0] = v[0]; colp[j][1] = v[1]; colp[j][2] = v[2]; colp[j][3] = v[3]; }
+      else { colp[j][0] += v[0]; colp[j][1] += v[1]; colp[j][2] += v[2]; colp[j][3] += v[3]; }
+    }
+  }
+  if (is_k && scale) {  // column sums of K' for z: reduce over the 8 row groups of the warp
+#pragma unroll
+    for (int j = 0; j < kNT; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float x = colp[j][e];
+        x += __shfl_xor_sync(0xffffffffu, x, 4);
+        x += __shfl_xor_sync(0xffffffffu, x, 8);
+        x += __shfl_xor_sync(0xffffffffu, x, 16);
+        if (ln.gr == 0) atomicAdd(&colsum[(e < 2 ? 8 * j : Dh + 8 * j) + 2 * ln.gc + (e & 1)], x);
+      }
+  }
+  if (!is_k && scale) {
+#pragma unroll
+    for (int hr = 0; hr < 2; ++hr) {
+      dpart[hr] += __shfl_xor_sync(0xffffffffu, dpart[hr], 1);
+      dpart[hr] += __shfl_xor_sync(0xffffffffu, dpart[hr], 2);
+    }
+    if (ln.gc == 0) { den[m0 + ln.gr] = dpart[0]; den[m0 + ln.gr + 8] = dpart[1]; }
+  }
+}
+
+// ---- output pass ---------------------------------------------------------------------
+template <class Tr, int kWp>
 __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_fwd_kernel(const LawcatFwdParams P) {
   using T = typename Tr::T;
   constexpr int C = Tr::kC, D = Tr::kD, Dh = Tr::kHalf, LdX = Tr::kLdX, LdA = Tr::kLdA, LdG = Tr::kLdG,
@@ -193,7 +329,6 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_fwd_kerne
   const int seg_id = blockIdx.x, h = blockIdx.y, tid = threadIdx.x, warp = tid / 32;
   const gla::SegInfo seg = gla::get_seg(p, seg_id);
   const gla::SeqInfo sq = gla::get_seq<C>(p, seg.n);
-  if (!kOutput && seg.c1 == sq.nc) return;  // the last segment's local state is never needed
   const int hk = h / (p.H / p.Hkv);
   const T* q_base = static_cast<const T*>(p.q) + sq.b * p.q_batch_stride + h * p.q_head_stride;
   const T* k_base = static_cast<const T*>(p.k) + sq.b * p.k_batch_stride + hk * p.k_head_stride;
@@ -209,17 +344,12 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_fwd_kerne
   }
   for (int i = tid; i < D * Dh; i += Tr::kThreads) {
     const int r = i / Dh, c = i - r * Dh;
-    sWphi[r * LdW + c] = from_float<T>(P.wphi[(size_t(h) * D + r) * Dh + c]);
+    sWphi[r * LdW + c] = from_float<T>(P.wphi[(size_t(h) * D + r) * Dh + c] * kLog2e);  // log2 units
   }
   // ---- initial state ----
   gla::StateTile<Tr> S;
-  if (kOutput) {
-    S.load(p.seg_S + (size_t(seg_id) * p.H + h) * D * D);
-    for (int f = tid; f < D; f += Tr::kThreads) vec(kZ)[f] = p.seg_z[(size_t(seg_id) * p.H + h) * D + f];
-  } else {
-    S.zero();
-    for (int f = tid; f < D; f += Tr::kThreads) { vec(kZ)[f] = 0.f; vec(kGam)[f] = 1.f; }
-  }
+  S.load(p.seg_S + (size_t(seg_id) * p.H + h) * D * D);
+  for (int f = tid; f < D; f += Tr::kThreads) vec(kZ)[f] = p.seg_z[(size_t(seg_id) * p.H + h) * D + f];
 
   for (int c = seg.c0; c < seg.c1; ++c) {
     const int t0 = c * C, valid = min(C, sq.len - t0);
@@ -232,7 +362,7 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_fwd_kerne
         const bool ok = tau >= 0 && tau < sq.len;
         const int64_t row = sq.row0 + (ok ? tau : 0);
         cp_async16(sXk + r * LdX + cv, k_base + row * p.k_row_stride + cv, ok);
-        if (kOutput) cp_async16(sXq + r * LdX + cv, q_base + row * p.q_row_stride + cv, ok);
+        cp_async16(sXq + r * LdX + cv, q_base + row * p.q_row_stride + cv, ok);
       }
       for (int i = tid; i < C * kPerRow; i += Tr::kThreads) {
         const int r = i / kPerRow, cv = (i - r * kPerRow) * kVec;
@@ -254,20 +384,19 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_fwd_kerne
       const int f = tid;
       float G0 = 0.f, GC = 0.f;
       if (f < D) { G0 = sG[f]; GC = sG[(valid - 1) * LdG + f]; }
-      if (kOutput) exact = __syncthreads_or(f < D && G0 - GC > Tr::kMaxDrop);
+      exact = __syncthreads_or(f < D && G0 - GC > Tr::kMaxDrop);
       if (f < D) {
         float ref, eq, pre, post;
-        if (!kOutput || exact) {  // Q' = phi q e^{G}, K' = phi k e^{G_C - G}
-          ref = GC; eq = 1.f; pre = __expf(GC); post = 1.f;
+        if (exact) {  // Q' = phi q e^{G}, K' = phi k e^{G_C - G}
+          ref = GC; eq = 1.f; pre = ex2(GC); post = 1.f;
         } else {
-          ref = 0.5f * (G0 + GC); eq = __expf(ref); pre = eq; post = __expf(GC - ref);
+          ref = 0.5f * (G0 + GC); eq = ex2(ref); pre = eq; post = ex2(GC - ref);
         }
         const float z = vec(kZ)[f];
         vec(kRef)[f] = ref; vec(kEq)[f] = eq; vec(kPre)[f] = pre; vec(kPost)[f] = post;
         vec(kZq)[f] = z * eq;
         vec(kZ)[f] = z * pre;
         vec(kZk)[f] = 0.f;
-        if (!kOutput) vec(kGam)[f] *= pre;
       }
       if (tid < C) sDen[tid] = 0.f;
     }
@@ -280,206 +409,89 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_fwd_kerne
       for (int j = 0; j < Tr::kStateNT; ++j) {
         float(&a)[4] = S.acc[j];
         const int f0 = S.m0() + ln.gr, v0 = S.n0() + 8 * j + 2 * ln.gc;
-        if (kOutput) {
-          st2(sS + f0 * LdX + v0, a[0] * eq[f0], a[1] * eq[f0]);
-          st2(sS + (f0 + 8) * LdX + v0, a[2] * eq[f0 + 8], a[3] * eq[f0 + 8]);
-        }
+        st2(sS + f0 * LdX + v0, a[0] * eq[f0], a[1] * eq[f0]);
+        st2(sS + (f0 + 8) * LdX + v0, a[2] * eq[f0 + 8], a[3] * eq[f0 + 8]);
         a[0] *= pre[f0]; a[1] *= pre[f0]; a[2] *= pre[f0 + 8]; a[3] *= pre[f0 + 8];
       }
     }
-    if (kOutput || warp < 4) {
-      const bool is_k = !kOutput || warp >= 4;
-      const T* X = is_k ? sXk : sXq;
-      const float* F = is_k ? sFk : sFq;
-      T* dst = is_k ? sK : sQ;
-      const int m0 = (warp & 3) * 16;
-      constexpr int kNT = Dh / 8;
-      float acc[kNT][4] = {};
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        uint32_t af[4];
-#pragma unroll
-        for (int s = 0; s < 4; ++s) {
-          const int row = m0 + ln.gr + (s & 1) * 8, col = kk * 16 + 2 * ln.gc + (s >> 1) * 8;
-          float2 u = make_float2(0.f, 0.f);
-#pragma unroll
-          for (int j = 0; j < kWp; ++j) {
-            const float2 x = ld2(X + (row + j) * LdX + col);
-            u.x = fmaf(F[col * kWp + j], x.x, u.x);
-            u.y = fmaf(F[(col + 1) * kWp + j], x.y, u.y);
-          }
-          af[s] = pack2(u, (T*)nullptr);
-        }
-        const int lane = tid & 31, i8 = lane >> 3, r8 = lane & 7;
-#pragma unroll
-        for (int j = 0; j < kNT; j += 2) {
-          uint32_t bf[4];
-          ldsm_x4_t(bf, sWphi + (kk * 16 + r8 + 8 * (i8 & 1)) * LdW + 8 * j + 8 * (i8 >> 1));
-          const uint32_t b0[2] = {bf[0], bf[1]}, b1[2] = {bf[2], bf[3]};
-          mma_16816(acc[j], af, b0, (T*)nullptr);
-          mma_16816(acc[j + 1], af, b1, (T*)nullptr);
-        }
-      }
-      // row softmax of s and -s (rows gr: acc[.][0..1], gr + 8: acc[.][2..3]); a quad holds a row
-      float mx[2] = {-INFINITY, -INFINITY}, mn[2] = {INFINITY, INFINITY};
-#pragma unroll
-      for (int j = 0; j < kNT; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) { mx[e >> 1] = fmaxf(mx[e >> 1], acc[j][e]); mn[e >> 1] = fminf(mn[e >> 1], acc[j][e]); }
-#pragma unroll
-      for (int hr = 0; hr < 2; ++hr)
-#pragma unroll
-        for (int o = 1; o < 4; o <<= 1) {
-          mx[hr] = fmaxf(mx[hr], __shfl_xor_sync(0xffffffffu, mx[hr], o));
-          mn[hr] = fminf(mn[hr], __shfl_xor_sync(0xffffffffu, mn[hr], o));
-        }
-      float ep[kNT][4], em[kNT][4], sp[2] = {0.f, 0.f}, sm[2] = {0.f, 0.f};
-#pragma unroll
-      for (int j = 0; j < kNT; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          ep[j][e] = __expf(acc[j][e] - mx[e >> 1]);
-          em[j][e] = __expf(mn[e >> 1] - acc[j][e]);
-          sp[e >> 1] += ep[j][e];
-          sm[e >> 1] += em[j][e];
-        }
-#pragma unroll
-      for (int hr = 0; hr < 2; ++hr) {
-#pragma unroll
-        for (int o = 1; o < 4; o <<= 1) {
-          sp[hr] += __shfl_xor_sync(0xffffffffu, sp[hr], o);
-          sm[hr] += __shfl_xor_sync(0xffffffffu, sm[hr], o);
-        }
-        sp[hr] = 1.f / sp[hr];
-        sm[hr] = 1.f / sm[hr];
-      }
-      const bool scale = !(kOutput && exact);  // the exact path scales after computing A
-      const float* ref = vec(kRef);
-      const float* zq = vec(kZq);
-      float dpart[2] = {0.f, 0.f}, colp[kNT][4];
-#pragma unroll
-      for (int j = 0; j < kNT; ++j) {
-#pragma unroll
-        for (int hr = 0; hr < 2; ++hr) {
-          const int t = m0 + ln.gr + 8 * hr, f = 8 * j + 2 * ln.gc;
-          const bool zero_row = is_k && t >= valid;
-          float v[4];  // (f, f+1) of softmax(s), then of softmax(-s) -> features f, f+1, Dh+f, Dh+f+1
-          v[0] = fmaxf(ep[j][2 * hr] * sp[hr], 1e-12f);
-          v[1] = fmaxf(ep[j][2 * hr + 1] * sp[hr], 1e-12f);
-          v[2] = fmaxf(em[j][2 * hr] * sm[hr], 1e-12f);
-          v[3] = fmaxf(em[j][2 * hr + 1] * sm[hr], 1e-12f);
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int fe = (e < 2 ? f : Dh + f) + (e & 1);
-            if (scale) {
-              const float gx = sG[t * LdG + fe] - ref[fe];
-              v[e] *= __expf(is_k ? -gx : gx);
-            }
-            if (zero_row) v[e] = 0.f;
-            if (!is_k) dpart[hr] = fmaf(v[e], zq[fe], dpart[hr]);
-          }
-          st2(dst + t * LdX + f, v[0], v[1]);
-          st2(dst + t * LdX + Dh + f, v[2], v[3]);
-          if (hr == 0) { colp[j][0] = v[0]; colp[j][1] = v[1]; colp[j][2] = v[2]; colp[j][3] = v[3]; }
-          else { colp[j][0] += v[0]; colp[j][1] += v[1]; colp[j][2] += v[2]; colp[j][3] += v[3]; }
-        }
-      }
-      if (is_k && scale) {  // column sums of K' for z: reduce over the 8 row groups of the warp
-#pragma unroll
-        for (int j = 0; j < kNT; ++j)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            float x = colp[j][e];
-            x += __shfl_xor_sync(0xffffffffu, x, 4);
-            x += __shfl_xor_sync(0xffffffffu, x, 8);
-            x += __shfl_xor_sync(0xffffffffu, x, 16);
-            if (ln.gr == 0) atomicAdd(&vec(kZk)[(e < 2 ? 8 * j : Dh + 8 * j) + 2 * ln.gc + (e & 1)], x);
-          }
-      }
-      if (!is_k && scale) {
-#pragma unroll
-        for (int hr = 0; hr < 2; ++hr) {
-          dpart[hr] += __shfl_xor_sync(0xffffffffu, dpart[hr], 1);
-          dpart[hr] += __shfl_xor_sync(0xffffffffu, dpart[hr], 2);
-        }
-        if (ln.gc == 0) { sDen[m0 + ln.gr] = dpart[0]; sDen[m0 + ln.gr + 8] = dpart[1]; }
-      }
+    {
+      const bool is_k = warp >= 4;  // warps 0-3: q bands, 4-7: k bands
+      feature_map_band<Tr, kWp>(is_k ? sXk : sXq, is_k ? sFk : sFq, sWphi, sG, vec(kRef), vec(kZq), is_k ? sK : sQ,
+                                (warp & 3) * 16, valid, is_k, !exact, vec(kZk), sDen);
     }
     __syncthreads();
-    if (kOutput) {
-      if (!exact) {
-        // ---- 5. A = mask(Q' K'^T) (T), rowsum(A) -> den ----
-        const int i = warp >> 1, n0 = (warp & 1) * 32;
-        if (n0 <= 16 * i + 15) {
-          float acc[4][4] = {};
-          tile_mma_smem<T, 4, false, false>(acc, sQ, LdX, sK, LdX, 16 * i, n0, 0, D);
-          float rs[2] = {0.f, 0.f};
+    if (!exact) {
+      // ---- 5. A = mask(Q' K'^T) (T), rowsum(A) -> den ----
+      const int i = warp >> 1, n0 = (warp & 1) * 32;
+      if (n0 <= 16 * i + 15) {
+        float acc[4][4] = {};
+        tile_mma_smem<T, 4, false, false>(acc, sQ, LdX, sK, LdX, 16 * i, n0, 0, D);
+        float rs[2] = {0.f, 0.f};
 #pragma unroll
-          for (int j = 0; j < 4; ++j) {
-            tile_for_each(acc[j], 16 * i, n0 + 8 * j, [&](int r, int cc, float& x) {
-              if (cc > r) x = 0.f;
-              rs[r == 16 * i + ln.gr ? 0 : 1] += x;
-            });
-            st2(sA + (16 * i + ln.gr) * LdA + n0 + 8 * j + 2 * ln.gc, acc[j][0], acc[j][1]);
-            st2(sA + (16 * i + ln.gr + 8) * LdA + n0 + 8 * j + 2 * ln.gc, acc[j][2], acc[j][3]);
-          }
-#pragma unroll
-          for (int hr = 0; hr < 2; ++hr) {
-            rs[hr] += __shfl_xor_sync(0xffffffffu, rs[hr], 1);
-            rs[hr] += __shfl_xor_sync(0xffffffffu, rs[hr], 2);
-          }
-          if (ln.gc == 0) {
-            atomicAdd(&sDen[16 * i + ln.gr], rs[0]);
-            atomicAdd(&sDen[16 * i + ln.gr + 8], rs[1]);
-          }
+        for (int j = 0; j < 4; ++j) {
+          tile_for_each(acc[j], 16 * i, n0 + 8 * j, [&](int r, int cc, float& x) {
+            if (cc > r) x = 0.f;
+            rs[r == 16 * i + ln.gr ? 0 : 1] += x;
+          });
+          st2(sA + (16 * i + ln.gr) * LdA + n0 + 8 * j + 2 * ln.gc, acc[j][0], acc[j][1]);
+          st2(sA + (16 * i + ln.gr + 8) * LdA + n0 + 8 * j + 2 * ln.gc, acc[j][2], acc[j][3]);
         }
-      } else {
-        // ---- 5'. exact path: A from the raw feature maps with per-pair exponents <= 0 ----
-        for (int e = tid; e < C * C; e += Tr::kThreads) {
-          const int t = e / C, s = e - t * C;
-          float a = 0.f;
-          if (s <= t && t < valid)
-            for (int f = 0; f < D; ++f)
-              a = fmaf(to_float(sQ[t * LdX + f]) * to_float(sK[s * LdX + f]), __expf(sG[t * LdG + f] - sG[s * LdG + f]), a);
-          sA[t * LdA + s] = from_float<T>(a);
-          if (a != 0.f) atomicAdd(&sDen[t], a);
-        }
-        __syncthreads();
-        const float* ref = vec(kRef);  // = G_C here
-        for (int e = tid; e < C * D; e += Tr::kThreads) {
-          const int t = e / D, f = e - t * D;
-          const float g = sG[t * LdG + f];
-          const float qv = to_float(sQ[t * LdX + f]) * __expf(g);
-          sQ[t * LdX + f] = from_float<T>(qv);
-          sK[t * LdX + f] = from_float<T>(t < valid ? to_float(sK[t * LdX + f]) * __expf(ref[f] - g) : 0.f);
-          atomicAdd(&sDen[t], qv * vec(kZq)[f]);
-        }
-        __syncthreads();
-        for (int f = tid; f < D; f += Tr::kThreads) {
-          float s = 0.f;
-          for (int t = 0; t < C; ++t) s += to_float(sK[t * LdX + f]);
-          vec(kZk)[f] = s;
-        }
-        if (tid == 0 && P.fallback_chunks != nullptr) atomicAdd(P.fallback_chunks, 1);
-      }
-      __syncthreads();
-      // ---- 6. outputs N = Q' (e^r S) + A v, y = N / den ----
-      {
-        constexpr int kNT = D / 16;
-        const int m0 = (warp >> 1) * 16, n0 = (warp & 1) * Dh;
-        float acc[kNT][4] = {};
-        tile_mma_smem<T, kNT, false, true>(acc, sQ, LdX, sS, LdX, m0, n0, 0, D);
-        tile_mma_smem<T, kNT, false, true>(acc, sA, LdA, sV, LdX, m0, n0, 0, m0 + 16);
-        T* y = static_cast<T*>(p.y) + (size_t(sq.tok0 + t0) * p.H + h) * D;
 #pragma unroll
         for (int hr = 0; hr < 2; ++hr) {
-          const int r = m0 + ln.gr + 8 * hr;
-          if (r >= valid) continue;
-          const float inv = p.normalize ? 1.f / (sDen[r] + p.eps) : 1.f;
-#pragma unroll
-          for (int j = 0; j < kNT; ++j)
-            st2(y + size_t(r) * p.H * D + n0 + 8 * j + 2 * ln.gc, acc[j][2 * hr] * inv, acc[j][2 * hr + 1] * inv);
+          rs[hr] += __shfl_xor_sync(0xffffffffu, rs[hr], 1);
+          rs[hr] += __shfl_xor_sync(0xffffffffu, rs[hr], 2);
         }
+        if (ln.gc == 0) {
+          atomicAdd(&sDen[16 * i + ln.gr], rs[0]);
+          atomicAdd(&sDen[16 * i + ln.gr + 8], rs[1]);
+        }
+      }
+    } else {
+      // ---- 5'. exact path: A from the raw feature maps with per-pair exponents <= 0 ----
+      for (int e = tid; e < C * C; e += Tr::kThreads) {
+        const int t = e / C, s = e - t * C;
+        float a = 0.f;
+        if (s <= t && t < valid)
+          for (int f = 0; f < D; ++f)
+            a = fmaf(to_float(sQ[t * LdX + f]) * to_float(sK[s * LdX + f]), ex2(sG[t * LdG + f] - sG[s * LdG + f]), a);
+        sA[t * LdA + s] = from_float<T>(a);
+        if (a != 0.f) atomicAdd(&sDen[t], a);
+      }
+      __syncthreads();
+      const float* ref = vec(kRef);  // = G_C here
+      for (int e = tid; e < C * D; e += Tr::kThreads) {
+        const int t = e / D, f = e - t * D;
+        const float g = sG[t * LdG + f];
+        const float qv = to_float(sQ[t * LdX + f]) * ex2(g);
+        sQ[t * LdX + f] = from_float<T>(qv);
+        sK[t * LdX + f] = from_float<T>(t < valid ? to_float(sK[t * LdX + f]) * ex2(ref[f] - g) : 0.f);
+        atomicAdd(&sDen[t], qv * vec(kZq)[f]);
+      }
+      __syncthreads();
+      for (int f = tid; f < D; f += Tr::kThreads) {
+        float s = 0.f;
+        for (int t = 0; t < C; ++t) s += to_float(sK[t * LdX + f]);
+        vec(kZk)[f] = s;
+      }
+      if (tid == 0 && P.fallback_chunks != nullptr) atomicAdd(P.fallback_chunks, 1);
+    }
+    __syncthreads();
+    // ---- 6. outputs N = Q' (e^r S) + A v, y = N / den ----
+    {
+      constexpr int kNT = D / 16;
+      const int m0 = (warp >> 1) * 16, n0 = (warp & 1) * Dh;
+      float acc[kNT][4] = {};
+      tile_mma_smem<T, kNT, false, true>(acc, sQ, LdX, sS, LdX, m0, n0, 0, D);
+      tile_mma_smem<T, kNT, false, true>(acc, sA, LdA, sV, LdX, m0, n0, 0, m0 + 16);
+      T* y = static_cast<T*>(p.y) + (size_t(sq.tok0 + t0) * p.H + h) * D;
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr) {
+        const int r = m0 + ln.gr + 8 * hr;
+        if (r >= valid) continue;
+        const float inv = p.normalize ? 1.f / (sDen[r] + p.eps) : 1.f;
+#pragma unroll
+        for (int j = 0; j < kNT; ++j)
+          st2(y + size_t(r) * p.H * D + n0 + 8 * j + 2 * ln.gc, acc[j][2 * hr] * inv, acc[j][2 * hr + 1] * inv);
       }
     }
     // ---- 7. state: S <- post (S + K'^T v), z <- post (z + colsum K') ----
@@ -496,18 +508,139 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_fwd_kerne
   }
   __syncthreads();
 
-  // ---- end of segment ----
-  if (kOutput) {
-    if (seg.c1 == sq.nc && p.sT != nullptr) {
-      S.store(p.sT + (size_t(seg.n) * p.H + h) * D * D);
-      for (int f = tid; f < D; f += Tr::kThreads) p.zT[(size_t(seg.n) * p.H + h) * D + f] = vec(kZ)[f];
+  // ---- end of the sequence: final state ----
+  if (seg.c1 == sq.nc && p.sT != nullptr) {
+    S.store(p.sT + (size_t(seg.n) * p.H + h) * D * D);
+    for (int f = tid; f < D; f += Tr::kThreads) p.zT[(size_t(seg.n) * p.H + h) * D + f] = vec(kZ)[f];
+  }
+}
+
+// ---- segment-local state pass ------------------------------------------------------
+// Two chunks per iteration: warps 0-3 build K' = φk e^{G_C - G} (<= φk, no guard needed)
+// of the first chunk, warps 4-7 of the second, so every warp works in the feature-map
+// phase; then S <- e^{G_C} S + K'^T v per chunk, in order. Writes the segment's end
+// state and total decay for the combine pass; the last segment of a sequence skips it.
+template <class Tr, int kWp>
+struct StateLayout {
+  static constexpr int C = Tr::kC, D = Tr::kD;
+  using T = typename Tr::T;
+  size_t x, v, g, k, wphi, fk, vec, total;
+  __host__ __device__ StateLayout() {
+    size_t o = 0;
+    auto take = [&](size_t bytes) { const size_t at = o; o += (bytes + 15) / 16 * 16; return at; };
+    x = take(sizeof(T) * (2 * C + 8) * Tr::kLdX);  // raw k rows of both chunks + halo
+    v = take(sizeof(T) * 2 * C * Tr::kLdX);
+    g = take(sizeof(float) * 2 * C * Tr::kLdG);
+    k = take(sizeof(T) * 2 * C * Tr::kLdX);
+    wphi = take(sizeof(T) * D * Tr::kLdW);
+    fk = take(sizeof(float) * D * kWp);
+    vec = take(sizeof(float) * 8 * D);
+    total = o;
+  }
+};
+
+template <class Tr, int kWp>
+__global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_state_kernel(const LawcatFwdParams P) {
+  using T = typename Tr::T;
+  constexpr int C = Tr::kC, D = Tr::kD, Dh = Tr::kHalf, LdX = Tr::kLdX, LdG = Tr::kLdG, LdW = Tr::kLdW,
+                kHalo = kWp - 1, kVec = 8;
+  const GlaParams& p = P.gla;
+  const StateLayout<Tr, kWp> L;
+  extern __shared__ __align__(16) unsigned char smem[];
+  T* sX = reinterpret_cast<T*>(smem + L.x);
+  T* sV = reinterpret_cast<T*>(smem + L.v);
+  float* sG = reinterpret_cast<float*>(smem + L.g);
+  T* sK = reinterpret_cast<T*>(smem + L.k);
+  T* sWphi = reinterpret_cast<T*>(smem + L.wphi);
+  float* sFk = reinterpret_cast<float*>(smem + L.fk);
+  float* sZ = reinterpret_cast<float*>(smem + L.vec);  // [8][D]: z, gamma, ref[2], pre[2], colsum[2]
+  float* sGam = sZ + D;
+  float* sRef = sZ + 2 * D;
+  float* sPre = sZ + 4 * D;
+  float* sCol = sZ + 6 * D;
+
+  const int seg_id = blockIdx.x, h = blockIdx.y, tid = threadIdx.x, warp = tid / 32;
+  const gla::SegInfo seg = gla::get_seg(p, seg_id);
+  const gla::SeqInfo sq = gla::get_seq<C>(p, seg.n);
+  if (seg.c1 == sq.nc) return;  // the last segment's local state is never needed
+  const int hk = h / (p.H / p.Hkv), W = P.width;
+  const T* k_base = static_cast<const T*>(p.k) + sq.b * p.k_batch_stride + hk * p.k_head_stride;
+  const T* v_base = static_cast<const T*>(p.v) + sq.b * p.v_batch_stride + hk * p.v_head_stride;
+  const float* g_base = P.gate_cumsum + hk * D;
+  for (int i = tid; i < D * kWp; i += Tr::kThreads) {
+    const int c = i / kWp, j = i - c * kWp - (kWp - W);
+    sFk[i] = j >= 0 ? P.conv_k[(size_t(h) * D + c) * W + j] : 0.f;
+  }
+  for (int i = tid; i < D * Dh; i += Tr::kThreads) {
+    const int r = i / Dh, c = i - r * Dh;
+    sWphi[r * LdW + c] = from_float<T>(P.wphi[(size_t(h) * D + r) * Dh + c] * kLog2e);  // log2 units
+  }
+  for (int f = tid; f < D; f += Tr::kThreads) { sZ[f] = 0.f; sGam[f] = 1.f; }
+  gla::StateTile<Tr> S;
+  S.zero();
+
+  for (int c = seg.c0; c < seg.c1; c += 2) {
+    const int nch = min(2, seg.c1 - c), t0 = c * C, rows = min(nch * C, sq.len - t0);
+    __syncthreads();
+    {
+      constexpr int kPerRow = D / kVec, kGPerRow = D / 4;
+      for (int i = tid; i < (nch * C + kHalo) * kPerRow; i += Tr::kThreads) {
+        const int r = i / kPerRow, cv = (i - r * kPerRow) * kVec, tau = t0 + r - kHalo;
+        const bool ok = tau >= 0 && tau < sq.len;
+        cp_async16(sX + r * LdX + cv, k_base + (sq.row0 + (ok ? tau : 0)) * p.k_row_stride + cv, ok);
+      }
+      for (int i = tid; i < nch * C * kPerRow; i += Tr::kThreads) {
+        const int r = i / kPerRow, cv = (i - r * kPerRow) * kVec;
+        const bool ok = r < rows;
+        cp_async16(sV + r * LdX + cv, v_base + (sq.row0 + (ok ? t0 + r : 0)) * p.v_row_stride + cv, ok);
+      }
+      for (int i = tid; i < nch * C * kGPerRow; i += Tr::kThreads) {
+        const int r = i / kGPerRow, cv = (i - r * kGPerRow) * 4;
+        const bool ok = r < rows;
+        cp_async16(sG + r * LdG + cv, g_base + size_t(sq.tok0 + (ok ? t0 + r : 0)) * p.Hkv * D + cv, ok);
+      }
+      cp_async_wait_all();
     }
-  } else {
-    S.store(p.seg_S + (size_t(seg_id) * p.H + h) * D * D);
-    for (int f = tid; f < D; f += Tr::kThreads) {
-      p.seg_z[(size_t(seg_id) * p.H + h) * D + f] = vec(kZ)[f];
-      p.seg_gamma[(size_t(seg_id) * p.H + h) * D + f] = vec(kGam)[f];
+    __syncthreads();
+    for (int f = tid; f < D; f += Tr::kThreads)
+      for (int j = 0; j < nch; ++j) {
+        const int valid = min(C, rows - j * C);
+        const float GC = sG[(j * C + valid - 1) * LdG + f];
+        sRef[j * D + f] = GC;
+        sPre[j * D + f] = ex2(GC);
+        sCol[j * D + f] = 0.f;
+      }
+    __syncthreads();
+    {
+      const int j = warp >> 2;
+      if (j < nch)
+        feature_map_band<Tr, kWp>(sX + j * C * LdX, sFk, sWphi, sG + j * C * LdG, sRef + j * D, nullptr,
+                                  sK + j * C * LdX, (warp & 3) * 16, min(C, rows - j * C), true, true, sCol + j * D,
+                                  nullptr);
     }
+    __syncthreads();
+    const Lane ln;
+    for (int j = 0; j < nch; ++j) {
+      const float* pre = sPre + j * D;
+#pragma unroll
+      for (int n = 0; n < Tr::kStateNT; ++n) {
+        const int f0 = S.m0() + ln.gr;
+        S.acc[n][0] *= pre[f0]; S.acc[n][1] *= pre[f0]; S.acc[n][2] *= pre[f0 + 8]; S.acc[n][3] *= pre[f0 + 8];
+      }
+      tile_mma_smem<T, Tr::kStateNT, true, true>(S.acc, sK + j * C * LdX, LdX, sV + j * C * LdX, LdX, S.m0(), S.n0(),
+                                                 0, C);
+    }
+    for (int f = tid; f < D; f += Tr::kThreads)
+      for (int j = 0; j < nch; ++j) {
+        sZ[f] = sZ[f] * sPre[j * D + f] + sCol[j * D + f];
+        sGam[f] *= sPre[j * D + f];
+      }
+  }
+  __syncthreads();
+  S.store(p.seg_S + (size_t(seg_id) * p.H + h) * D * D);
+  for (int f = tid; f < D; f += Tr::kThreads) {
+    p.seg_z[(size_t(seg_id) * p.H + h) * D + f] = sZ[f];
+    p.seg_gamma[(size_t(seg_id) * p.H + h) * D + f] = sGam[f];
   }
 }
 

@@ -25,14 +25,15 @@ cudaError_t run_lawcat_fwd_w(const LawcatFwdParams& p, cudaStream_t stream) {
     LAWCAT_CUDA_TRY(launch_kernel(lawcat_gate_kernel<Tr>, dim3(g.num_chunks, g.Hkv), Tr::kThreads,
                                   GateLayout<Tr>(p.rank).total, stream, p));
   if (g.num_segs > 0 && g.segs_per_seq > 1)
-    LAWCAT_CUDA_TRY(launch_kernel(lawcat_fwd_kernel<Tr, kWp, false>, grid, Tr::kThreads, smem, stream, p));
+    LAWCAT_CUDA_TRY(launch_kernel(lawcat_state_kernel<Tr, kWp>, grid, Tr::kThreads, StateLayout<Tr, kWp>().total,
+                                  stream, p));
   if (g.num_seqs > 0) {
     const dim3 cgrid(g.num_seqs * g.H, (g.D * g.D + g.D + 255) / 256);
     gla::gla_combine_kernel<false><<<cgrid, 256, 0, stream>>>(g);
     LAWCAT_LAUNCH_CHECK();
   }
   if (g.num_segs > 0)
-    LAWCAT_CUDA_TRY(launch_kernel(lawcat_fwd_kernel<Tr, kWp, true>, grid, Tr::kThreads, smem, stream, p));
+    LAWCAT_CUDA_TRY(launch_kernel(lawcat_fwd_kernel<Tr, kWp>, grid, Tr::kThreads, smem, stream, p));
   return cudaSuccess;
 }
 
