@@ -28,7 +28,7 @@ if has build; then
   stamp "built"
 fi
 crash_bt() {  # backtraces under cuda-gdb (no gdb on the device), on cores 12-15
-  for spec in "test_io|truncated files and bad header lengths" "test_train|${E2E_TRAIN_CASE:-}"; do
+  for spec in "test_io|${E2E_IO_CASE:-}" "test_train|${E2E_TRAIN_CASE:-}"; do
     bin=${spec%%|*} tc=${spec#*|}
     [[ -x $BUILD/tests/$bin ]] || continue
     echo "== cuda-gdb $bin '$tc'"

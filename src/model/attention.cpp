@@ -1,12 +1,12 @@
 #include "model/attention.h"
 
+#include <ATen/Context.h>
 #include <ATen/core/grad_mode.h>
 
 #include <cmath>
 
 #include "model/rope.h"
 #include "util/error.h"
-#include "util/log.h"
 
 namespace lawcat::model {
 
@@ -88,27 +88,33 @@ at::Tensor causal_softmax_attention(const at::Tensor& q, const at::Tensor& k, co
     return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, std::nullopt, gqa);
   }
   if (T == 1) {
-    // One query per head (decoding): q [B, H, 1, D] -> [B*Hkv, g, D], the g query heads
-    // of a kv head as rows; k, v [B, Hkv, S, D] -> [B*Hkv, S, D] (views of the cache).
+    const bool half = q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf;
+    const bool grad = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad());
+    if (q.is_cuda() && half && !grad) {
+      // SDPA with its cuDNN backend off: cuDNN (torch's first choice on the H100) builds
+      // a plan for every new key length, a fixed cost of milliseconds per call that made
+      // softmax decoding 13-20 tok/s. The flash kernel splits the keys over the SMs.
+      auto& context = at::globalContext();
+      const bool cudnn = context.userEnabledCuDNNSDP();
+      context.setSDPUseCuDNN(false);
+      at::Tensor y;
+      try {
+        y = at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/false, std::nullopt, gqa);
+      } catch (...) {
+        context.setSDPUseCuDNN(cudnn);
+        throw;
+      }
+      context.setSDPUseCuDNN(cudnn);
+      return y;
+    }
+    // Elsewhere (CPU, fp32, autograd): q [B, H, 1, D] -> [B*Hkv, g, D], the g query heads
+    // of a kv head as rows; k, v [B, Hkv, S, D] -> [B*Hkv, S, D] (views of the cache);
+    // scores and softmax in fp32, probabilities in the values' dtype.
     const int64_t B = q.size(0), D = q.size(3), g = H / Hkv;
     const at::Tensor qg = q.reshape({B * Hkv, g, D});
     const at::Tensor kb = k.reshape({B * Hkv, S, D}), vb = v.reshape({B * Hkv, S, D});
-    at::Tensor scores;  // [B*Hkv, g, S] fp32
-    const bool half = q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf;
-    const bool grad = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad());
-    static bool bmm_fp32_out = true;  // cleared if this torch build lacks bmm(.., out_dtype)
-    if (half && q.is_cuda() && !grad && bmm_fp32_out) {
-      try {
-        scores = at::bmm(qg, kb.transpose(1, 2), at::kFloat);  // 16-bit in, fp32 accumulate and out
-      } catch (const c10::Error& e) {
-        bmm_fp32_out = false;
-        log::warn("softmax decode: bmm with fp32 output unavailable (", e.what_without_backtrace(),
-                  "); upcasting q and k instead");
-      }
-    }
-    if (!scores.defined()) {
-      scores = half ? at::bmm(qg.to(at::kFloat), kb.transpose(1, 2).to(at::kFloat)) : at::bmm(qg, kb.transpose(1, 2));
-    }
+    at::Tensor scores =  // [B*Hkv, g, S] fp32
+        half ? at::bmm(qg.to(at::kFloat), kb.transpose(1, 2).to(at::kFloat)) : at::bmm(qg, kb.transpose(1, 2));
     scores.mul_(1.0 / std::sqrt(static_cast<double>(D)));
     const at::Tensor p = at::softmax(scores, -1).to(v.scalar_type());
     return at::bmm(p, vb).view({B, H, 1, D});

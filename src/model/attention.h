@@ -63,13 +63,10 @@ using LlamaAttention = std::shared_ptr<LlamaAttentionImpl>;
 
 // Causal softmax attention where the T queries are the last T of S = past + T
 // positions: q [B, H, T, D], k, v [B, Hkv, S, D] (H a multiple of Hkv) -> [B, H, T, D].
-// at::scaled_dot_product_attention with is_causal when past == 0 (the flash /
-// cuDNN kernels), an explicit bottom-right causal mask when 1 < T < S, and for one
-// query (decoding, T == 1) two batched products with the kv heads indexed, not
-// repeated: scores in fp32, softmax in fp32, probabilities in the values' dtype
-// (as HF's eager attention, without its 16-bit rounding of the scores). SDPA with
-// one query cost 50-78 ms per token for a 1B model on the H100 at any S
-// (docs/eval.md): a fixed per-call overhead, not attention work.
+// at::scaled_dot_product_attention with is_causal when past == 0, an explicit
+// bottom-right causal mask when 1 < T < S, and for one query (decoding, T == 1) on
+// CUDA in 16 bits SDPA with the cuDNN backend off (see attention.cpp), elsewhere two
+// batched products with the kv heads indexed, not repeated (fp32 scores and softmax).
 at::Tensor causal_softmax_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
 
 // RoPE for inference: the same rotation as apply_rope in three passes instead of

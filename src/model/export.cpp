@@ -37,7 +37,7 @@ int64_t export_model(LlamaForCausalLMImpl& model, const LoraAdapters* lora, cons
   config.torch_dtype = dtype_name(o.dtype);
   const stdfs::path tmp = out_dir.parent_path() / (".tmp-" + out_dir.filename().string() + "-" + std::to_string(::getpid()));
   std::error_code ec;
-  stdfs::remove_all(tmp, ec);
+  fs::remove_tree(tmp, ec);
   try {
     stdfs::create_directories(tmp);
     io::save_weight_set(tmp, tensors, o.shards);
@@ -48,16 +48,16 @@ int64_t export_model(LlamaForCausalLMImpl& model, const LoraAdapters* lora, cons
     }
     fs::sync_dir(tmp);
   } catch (const std::exception& e) {
-    stdfs::remove_all(tmp, ec);
+    fs::remove_tree(tmp, ec);
     throw CheckpointError("could not export to " + out_dir.string() + ": " + describe_exception(e) +
                           " (an earlier export there is left as it was)");
   }
   if (stdfs::exists(out_dir)) {
     const stdfs::path old = out_dir.parent_path() / (".old-" + out_dir.filename().string() + "-" + std::to_string(::getpid()));
-    stdfs::remove_all(old, ec);
+    fs::remove_tree(old, ec);
     stdfs::rename(out_dir, old);
     stdfs::rename(tmp, out_dir);
-    stdfs::remove_all(old, ec);
+    fs::remove_tree(old, ec);
   } else {
     stdfs::rename(tmp, out_dir);
   }

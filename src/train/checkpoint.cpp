@@ -27,7 +27,7 @@ void save_checkpoint_dir(const stdfs::path& dir, const CheckpointFiles& files) {
   std::error_code ec;
   try {
     stdfs::create_directories(parent);
-    stdfs::remove_all(tmp, ec);
+    fs::remove_tree(tmp, ec);
     stdfs::create_directories(tmp);
     io::save_safetensors(tmp / "trainable.safetensors", files.trainable);
     io::save_safetensors(tmp / "optimizer.safetensors", files.optimizer);
@@ -35,7 +35,7 @@ void save_checkpoint_dir(const stdfs::path& dir, const CheckpointFiles& files) {
     fs::atomic_write_text(tmp / "state.json", files.state.dump(2) + "\n");  // last: marks it complete
     fs::sync_dir(tmp);
   } catch (const std::exception& e) {
-    stdfs::remove_all(tmp, ec);
+    fs::remove_tree(tmp, ec);
     throw CheckpointError("could not save checkpoint " + dir.string() + ": " + describe_exception(e) +
                           " (the previous checkpoints are intact)");
   }
@@ -44,15 +44,15 @@ void save_checkpoint_dir(const stdfs::path& dir, const CheckpointFiles& files) {
   if (stdfs::exists(dir)) {
     if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) == 0) {
       fs::sync_dir(parent);
-      stdfs::remove_all(tmp, ec);  // now holds the old one
+      fs::remove_tree(tmp, ec);  // now holds the old one
       return;
     }
     const stdfs::path old = parent / (".old-" + dir.filename().string() + "-" + std::to_string(::getpid()));
-    stdfs::remove_all(old, ec);
+    fs::remove_tree(old, ec);
     stdfs::rename(dir, old);
     stdfs::rename(tmp, dir);
     fs::sync_dir(parent);
-    stdfs::remove_all(old, ec);
+    fs::remove_tree(old, ec);
     return;
   }
   stdfs::rename(tmp, dir);
@@ -94,11 +94,11 @@ std::vector<stdfs::path> list_checkpoints(const stdfs::path& root) {
 void prune_checkpoints(const stdfs::path& root, int64_t keep) {
   auto all = list_checkpoints(root);
   std::error_code ec;
-  for (size_t i = 0; i + static_cast<size_t>(std::max<int64_t>(keep, 1)) < all.size(); ++i) stdfs::remove_all(all[i], ec);
+  for (size_t i = 0; i + static_cast<size_t>(std::max<int64_t>(keep, 1)) < all.size(); ++i) fs::remove_tree(all[i], ec);
   for (const auto& e : stdfs::directory_iterator(root, ec)) {
     const std::string n = e.path().filename().string();
     const bool ours = n.find("-" + std::to_string(::getpid())) != std::string::npos;
-    if ((n.rfind(".tmp-", 0) == 0 || n.rfind(".old-", 0) == 0) && !ours) stdfs::remove_all(e.path(), ec);
+    if ((n.rfind(".tmp-", 0) == 0 || n.rfind(".old-", 0) == 0) && !ours) fs::remove_tree(e.path(), ec);
   }
 }
 

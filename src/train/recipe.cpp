@@ -132,7 +132,7 @@ stdfs::path convert_llama2c_teacher(const config::ModelConfig& m, const stdfs::p
     }
   }
   with_context("while converting the llama2.c teacher " + m.llama2c, [&] {
-    stdfs::remove_all(dir, ec);
+    fs::remove_tree(dir, ec);
     io::convert_llama2c(m.llama2c, m.llama2c_tokenizer, dir);
   });
   fs::atomic_write_text(dir / "source.json",
@@ -372,7 +372,7 @@ RecipeResult run_recipe(const config::RunConfig& c, const RecipeOptions& opt) {
       }
       load_best(r.best_dir, spec.params);
       if (w) {
-        stdfs::remove_all(out / "teacher", ec);
+        fs::remove_tree(out / "teacher", ec);
         model::save_llama(*net, out / "teacher");
         model::copy_tokenizer_files(tok_dir, out / "teacher");
         write_done(sdir, r);

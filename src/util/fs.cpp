@@ -1,6 +1,7 @@
 #include "util/fs.h"
 
 #include <fcntl.h>
+#include <ftw.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <system_error>
 
 #include "util/error.h"
 
@@ -99,4 +101,42 @@ MappedFile::MappedFile(const std::filesystem::path& path) : path_(path) {
 MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
+std::uintmax_t remove_tree(const std::filesystem::path& path, std::error_code& ec) noexcept {
+  ec.clear();
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return 0;
+    ec = std::error_code(errno, std::generic_category());
+    return static_cast<std::uintmax_t>(-1);
+  }
+  static thread_local std::uintmax_t removed;
+  static thread_local int failure;
+  removed = 0;
+  failure = 0;
+  // Depth first (children before their folder), symbolic links removed, not followed.
+  const int rc = ::nftw(
+      path.c_str(),
+      [](const char* p, const struct stat*, int, struct FTW*) {
+        if (::remove(p) != 0) {
+          failure = errno;
+          return -1;
+        }
+        ++removed;
+        return 0;
+      },
+      16, FTW_DEPTH | FTW_PHYS);
+  if (rc != 0) {
+    ec = std::error_code(failure ? failure : errno, std::generic_category());
+    return static_cast<std::uintmax_t>(-1);
+  }
+  return removed;
+}
+
+std::uintmax_t remove_tree(const std::filesystem::path& path) {
+  std::error_code ec;
+  const std::uintmax_t n = remove_tree(path, ec);
+  if (ec) throw std::system_error(ec, "remove_tree " + path.string());
+  return n;
+}
+
 }  // namespace lawcat::fs

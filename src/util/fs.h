@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <system_error>
 #include <functional>
 #include <memory>
 #include <string>
@@ -40,5 +41,14 @@ class MappedFile {
 
 // fsync a directory so a rename inside it is durable.
 void sync_dir(const std::filesystem::path& dir);
+
+// std::filesystem::remove_all without std::filesystem's implementation (nftw + remove):
+// the torch wheel's libtorch.so exports its own copy of std::filesystem, and where the
+// toolchain links libstdc++ statically (the GPU machine's /opt/gcc g++) the executable's
+// calls bind to that copy, whose remove_all jumps to a null pointer (SIGSEGV in test_io
+// and test_train there). Returns the number of entries removed; a missing path is 0 and
+// no error. The second form throws std::system_error naming the path.
+std::uintmax_t remove_tree(const std::filesystem::path& path, std::error_code& ec) noexcept;
+std::uintmax_t remove_tree(const std::filesystem::path& path);
 
 }  // namespace lawcat::fs

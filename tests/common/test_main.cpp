@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 #endif
 #include "common/catch.h"
+#include "util/fs.h"
 #include <thread>
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
@@ -34,7 +35,7 @@ std::filesystem::path shared_data() {
 }
 std::filesystem::path scratch_dir(const std::string& name) {
   auto p = std::filesystem::path(scratch_root()) / name;
-  std::filesystem::remove_all(p);
+  lawcat::fs::remove_tree(p);  // not std::filesystem's: see util/fs.h
   std::filesystem::create_directories(p);
   return p;
 }
