@@ -30,12 +30,15 @@
 
 namespace lawcat::kernels::fused {
 
-template <typename T_, int kD_>
+// 8 warps (256 threads); D = 64 fits 2 CTAs per SM (101 KB of shared memory), D = 128 one.
+// (16 warps at D = 128 measured no faster: 1.48 vs 1.43 ms at 16K, with register spills.)
+template <typename T_, int kD_, int kWarps_ = 8>
 struct FTraits {
   using T = T_;
   static constexpr int kD = kD_, kC = 64, kHalf = kD_ / 2;
-  static constexpr int kWarps = 8, kThreads = 256;
+  static constexpr int kWarps = kWarps_, kThreads = 32 * kWarps_;
   static constexpr int kMinBlocks = kD_ == 64 ? 2 : 1;
+  static constexpr int kAW = kWarps / 4;  // warps per 16-row band in A and the outputs
   static constexpr int kLdX = kD + 8;      // T rows of D (raw inputs, Q', K', v, e^r S)
   static constexpr int kLdA = kC + 8;      // T rows of C (A)
   static constexpr int kLdG = kD + 4;      // fp32 rows of D (G)
@@ -251,18 +254,20 @@ __device__ __forceinline__ void feature_map_band(const typename Tr::T* X, const 
     sp[hr] = 1.f / sp[hr];
     sm[hr] = 1.f / sm[hr];
   }
-    float dpart[2] = {0.f, 0.f}, colp[kNT][4];
+  float dpart[2] = {0.f, 0.f};
 #pragma unroll
   for (int j = 0; j < kNT; ++j) {
+    float colp[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
     for (int hr = 0; hr < 2; ++hr) {
       const int t = m0 + ln.gr + 8 * hr, f = 8 * j + 2 * ln.gc;
       const bool zero_row = is_k && t >= valid;
       float v[4];  // (f, f+1) of softmax(s), then of softmax(-s) -> features f, f+1, Dh+f, Dh+f+1
-      v[0] = fmaxf(ep[j][2 * hr] * sp[hr], 1e-12f);
-      v[1] = fmaxf(ep[j][2 * hr + 1] * sp[hr], 1e-12f);
-      v[2] = fmaxf(em[j][2 * hr] * sm[hr], 1e-12f);
-      v[3] = fmaxf(em[j][2 * hr + 1] * sm[hr], 1e-12f);
+      v[0] = ep[j][2 * hr]; v[1] = ep[j][2 * hr + 1]; v[2] = em[j][2 * hr]; v[3] = em[j][2 * hr + 1];
+      v[0] = fmaxf(v[0] * sp[hr], 1e-12f);
+      v[1] = fmaxf(v[1] * sp[hr], 1e-12f);
+      v[2] = fmaxf(v[2] * sm[hr], 1e-12f);
+      v[3] = fmaxf(v[3] * sm[hr], 1e-12f);
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int fe = (e < 2 ? f : Dh + f) + (e & 1);
@@ -275,21 +280,19 @@ __device__ __forceinline__ void feature_map_band(const typename Tr::T* X, const 
       }
       st2(dst + t * LdX + f, v[0], v[1]);
       st2(dst + t * LdX + Dh + f, v[2], v[3]);
-      if (hr == 0) { colp[j][0] = v[0]; colp[j][1] = v[1]; colp[j][2] = v[2]; colp[j][3] = v[3]; }
-      else { colp[j][0] += v[0]; colp[j][1] += v[1]; colp[j][2] += v[2]; colp[j][3] += v[3]; }
-    }
-  }
-  if (is_k && scale) {  // column sums of K' for z: reduce over the 8 row groups of the warp
 #pragma unroll
-    for (int j = 0; j < kNT; ++j)
+      for (int e = 0; e < 4; ++e) colp[e] += v[e];
+    }
+    if (is_k && scale) {  // column sums of K' for z: reduce over the 8 row groups of the warp
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        float x = colp[j][e];
+        float x = colp[e];
         x += __shfl_xor_sync(0xffffffffu, x, 4);
         x += __shfl_xor_sync(0xffffffffu, x, 8);
         x += __shfl_xor_sync(0xffffffffu, x, 16);
         if (ln.gr == 0) atomicAdd(&colsum[(e < 2 ? 8 * j : Dh + 8 * j) + 2 * ln.gc + (e & 1)], x);
       }
+    }
   }
   if (!is_k && scale) {
 #pragma unroll
@@ -422,13 +425,14 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_fwd_kerne
     __syncthreads();
     if (!exact) {
       // ---- 5. A = mask(Q' K'^T) (T), rowsum(A) -> den ----
-      const int i = warp >> 1, n0 = (warp & 1) * 32;
+      constexpr int kNTA = 8 / Tr::kAW;  // n-tiles of A per warp
+      const int i = warp / Tr::kAW, n0 = (warp % Tr::kAW) * 8 * kNTA;
       if (n0 <= 16 * i + 15) {
-        float acc[4][4] = {};
-        tile_mma_smem<T, 4, false, false>(acc, sQ, LdX, sK, LdX, 16 * i, n0, 0, D);
+        float acc[kNTA][4] = {};
+        tile_mma_smem<T, kNTA, false, false>(acc, sQ, LdX, sK, LdX, 16 * i, n0, 0, D);
         float rs[2] = {0.f, 0.f};
 #pragma unroll
-        for (int j = 0; j < 4; ++j) {
+        for (int j = 0; j < kNTA; ++j) {
           tile_for_each(acc[j], 16 * i, n0 + 8 * j, [&](int r, int cc, float& x) {
             if (cc > r) x = 0.f;
             rs[r == 16 * i + ln.gr ? 0 : 1] += x;
@@ -478,8 +482,8 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_fwd_kerne
     __syncthreads();
     // ---- 6. outputs N = Q' (e^r S) + A v, y = N / den ----
     {
-      constexpr int kNT = D / 16;
-      const int m0 = (warp >> 1) * 16, n0 = (warp & 1) * Dh;
+      constexpr int kNT = D / 8 / Tr::kAW;
+      const int m0 = (warp / Tr::kAW) * 16, n0 = (warp % Tr::kAW) * (D / Tr::kAW);
       float acc[kNT][4] = {};
       tile_mma_smem<T, kNT, false, true>(acc, sQ, LdX, sS, LdX, m0, n0, 0, D);
       tile_mma_smem<T, kNT, false, true>(acc, sA, LdA, sV, LdX, m0, n0, 0, m0 + 16);

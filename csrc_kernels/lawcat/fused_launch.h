@@ -18,12 +18,13 @@ inline cudaError_t launch_kernel(Kernel kernel, dim3 grid, int threads, size_t s
 template <typename T, int kD, int kWp>
 cudaError_t run_lawcat_fwd_w(const LawcatFwdParams& p, cudaStream_t stream) {
   using Tr = FTraits<T, kD>;
+  using GTr = FTraits<T, kD, 8>;  // the gate kernel's tiling assumes 8 warps (as Tr today)
   const size_t smem = Layout<Tr, kWp>().total;
   const GlaParams& g = p.gla;
   const dim3 grid(g.num_segs, g.H);
   if (g.num_chunks > 0)
-    LAWCAT_CUDA_TRY(launch_kernel(lawcat_gate_kernel<Tr>, dim3(g.num_chunks, g.Hkv), Tr::kThreads,
-                                  GateLayout<Tr>(p.rank).total, stream, p));
+    LAWCAT_CUDA_TRY(launch_kernel(lawcat_gate_kernel<GTr>, dim3(g.num_chunks, g.Hkv), GTr::kThreads,
+                                  GateLayout<GTr>(p.rank).total, stream, p));
   if (g.num_segs > 0 && g.segs_per_seq > 1)
     LAWCAT_CUDA_TRY(launch_kernel(lawcat_state_kernel<Tr, kWp>, grid, Tr::kThreads, StateLayout<Tr, kWp>().total,
                                   stream, p));
