@@ -93,6 +93,13 @@ class MetricsFile {
   std::ofstream out_;
 };
 
+// What to do after a non-finite loss: a resume with the same config would
+// repeat the same step bit for bit, and lr is part of the run's identity.
+std::string nonfinite_hint(const std::string& stage) {
+  return "Resuming with the same config repeats this step (the run is deterministic); start again in another "
+         "output_dir with a lower " + stage + ".lr or " + stage + ".max_grad_norm > 0";
+}
+
 std::atomic<bool> g_stop{false};
 
 extern "C" void on_signal(int sig) {
@@ -339,7 +346,7 @@ StageResult run_stage(const StageSpec& spec, const dataset::DataSplits& data, co
       throw Error("stage '" + spec.name + "': " + (std::isfinite(loss) ? "gradient norm" : "loss") + " is " +
                   (std::isnan(std::isfinite(loss) ? gnorm : loss) ? "NaN" : "infinite") + " at step " +
                   std::to_string(step) + "; stopped without updating the weights. Last good checkpoint: " +
-                  last_good() + " (resume from it with --resume, e.g. after lowering " + spec.name + ".lr)");
+                  last_good() + ". " + nonfinite_hint(spec.name));
     }
     if (cfg.max_grad_norm > 0 && gnorm > cfg.max_grad_norm) {
       at::NoGradGuard no_grad;
@@ -375,7 +382,7 @@ StageResult run_stage(const StageSpec& spec, const dataset::DataSplits& data, co
       interval_steps = 0;
       LAWCAT_CHECK(std::isfinite(v), Error,
                    "stage '" << spec.name << "': validation loss is not finite at step " << step
-                             << "; stopped. Last good checkpoint: " << last_good());
+                             << "; stopped. Last good checkpoint: " << last_good() << ". " << nonfinite_hint(spec.name));
       const double before = sched.lr();
       if (sched.step(v)) log::info(spec.name, ": validation loss plateaued; lr ", fmt(before, 3), " -> ", fmt(sched.lr(), 3));
       const bool improved = !(v >= r.best_val);
