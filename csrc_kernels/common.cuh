@@ -26,6 +26,17 @@
 
 namespace lawcat::kernels {
 
+// Launch kernel<<<grid, threads, smem, stream>>>(params), first raising the kernel's dynamic
+// shared-memory limit when it needs more than the default 48 KB.
+template <class Kernel, class Params>
+inline cudaError_t launch_with_smem(Kernel kernel, dim3 grid, int threads, size_t smem, cudaStream_t stream,
+                                    const Params& params) {
+  if (smem > 48 * 1024)
+    LAWCAT_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  kernel<<<grid, threads, smem, stream>>>(params);
+  return cudaGetLastError();
+}
+
 // ---- element conversions ----------------------------------------------------
 __device__ __forceinline__ float to_float(float x) { return x; }
 __device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }

@@ -11,14 +11,6 @@
 
 namespace lawcat::kernels::gla {
 
-template <class Kernel>
-inline cudaError_t launch_with_smem(Kernel kernel, dim3 grid, int threads, size_t smem, cudaStream_t stream,
-                                    const GlaParams& p) {
-  if (smem > 48 * 1024) LAWCAT_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  kernel<<<grid, threads, smem, stream>>>(p);
-  return cudaGetLastError();
-}
-
 inline cudaError_t launch_combine(const GlaParams& p, bool reverse, cudaStream_t stream) {
   if (p.num_seqs == 0) return cudaSuccess;
   dim3 grid(p.num_seqs * p.H, (p.D * p.D + p.D + 255) / 256);

@@ -304,14 +304,30 @@ __device__ __forceinline__ void feature_map_band(const typename Tr::T* X, const 
   }
 }
 
+// Per-CTA constants of query head h: its conv filters, right-aligned to kWp taps (sFq may be
+// null: the state pass needs k's only), and W_φ scaled by log2(e) (logits in log2 units).
+template <class Tr, int kWp>
+__device__ __forceinline__ void stage_head_constants(const LawcatFwdParams& P, int h, float* sFq, float* sFk,
+                                                     typename Tr::T* sWphi) {
+  constexpr int D = Tr::kD, Dh = Tr::kHalf;
+  const int W = P.width;
+  for (int i = threadIdx.x; i < D * kWp; i += Tr::kThreads) {
+    const int c = i / kWp, j = i - c * kWp - (kWp - W);
+    if (sFq != nullptr) sFq[i] = j >= 0 ? P.conv_q[(size_t(h) * D + c) * W + j] : 0.f;
+    sFk[i] = j >= 0 ? P.conv_k[(size_t(h) * D + c) * W + j] : 0.f;
+  }
+  for (int i = threadIdx.x; i < D * Dh; i += Tr::kThreads) {
+    const int r = i / Dh, c = i - r * Dh;
+    sWphi[r * Tr::kLdW + c] = from_float<typename Tr::T>(P.wphi[(size_t(h) * D + r) * Dh + c] * kLog2e);
+  }
+}
+
 // ---- output pass ---------------------------------------------------------------------
 template <class Tr, int kWp>
 __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_fwd_kernel(const LawcatFwdParams P) {
   using T = typename Tr::T;
-  constexpr int C = Tr::kC, D = Tr::kD, Dh = Tr::kHalf, LdX = Tr::kLdX, LdA = Tr::kLdA, LdG = Tr::kLdG,
-                LdW = Tr::kLdW, kHalo = kWp - 1, kVec = 8;
+  constexpr int C = Tr::kC, D = Tr::kD, LdX = Tr::kLdX, LdA = Tr::kLdA, LdG = Tr::kLdG, kHalo = kWp - 1, kVec = 8;
   const GlaParams& p = P.gla;
-  const int W = P.width;
   const Layout<Tr, kWp> L;
   extern __shared__ __align__(16) unsigned char smem[];
   T* sXq = reinterpret_cast<T*>(smem + L.xq);
@@ -339,16 +355,8 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_fwd_kerne
   const float* g_base = P.gate_cumsum + hk * D;  // row r at g_base + r * Hkv * D
   const Lane ln;
 
-  // ---- per-CTA constants: filters (right-aligned to kWp taps), W_phi, W2 slice, bias ----
-  for (int i = tid; i < D * kWp; i += Tr::kThreads) {
-    const int c = i / kWp, j = i - c * kWp - (kWp - W);
-    sFq[i] = j >= 0 ? P.conv_q[(size_t(h) * D + c) * W + j] : 0.f;
-    sFk[i] = j >= 0 ? P.conv_k[(size_t(h) * D + c) * W + j] : 0.f;
-  }
-  for (int i = tid; i < D * Dh; i += Tr::kThreads) {
-    const int r = i / Dh, c = i - r * Dh;
-    sWphi[r * LdW + c] = from_float<T>(P.wphi[(size_t(h) * D + r) * Dh + c] * kLog2e);  // log2 units
-  }
+  stage_head_constants<Tr, kWp>(P, h, sFq, sFk, sWphi);
+
   // ---- initial state ----
   gla::StateTile<Tr> S;
   S.load(p.seg_S + (size_t(seg_id) * p.H + h) * D * D);
@@ -546,8 +554,7 @@ struct StateLayout {
 template <class Tr, int kWp>
 __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_state_kernel(const LawcatFwdParams P) {
   using T = typename Tr::T;
-  constexpr int C = Tr::kC, D = Tr::kD, Dh = Tr::kHalf, LdX = Tr::kLdX, LdG = Tr::kLdG, LdW = Tr::kLdW,
-                kHalo = kWp - 1, kVec = 8;
+  constexpr int C = Tr::kC, D = Tr::kD, LdX = Tr::kLdX, LdG = Tr::kLdG, kHalo = kWp - 1, kVec = 8;
   const GlaParams& p = P.gla;
   const StateLayout<Tr, kWp> L;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -567,18 +574,11 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_state_ker
   const gla::SegInfo seg = gla::get_seg(p, seg_id);
   const gla::SeqInfo sq = gla::get_seq<C>(p, seg.n);
   if (seg.c1 == sq.nc) return;  // the last segment's local state is never needed
-  const int hk = h / (p.H / p.Hkv), W = P.width;
+  const int hk = h / (p.H / p.Hkv);
   const T* k_base = static_cast<const T*>(p.k) + sq.b * p.k_batch_stride + hk * p.k_head_stride;
   const T* v_base = static_cast<const T*>(p.v) + sq.b * p.v_batch_stride + hk * p.v_head_stride;
   const float* g_base = P.gate_cumsum + hk * D;
-  for (int i = tid; i < D * kWp; i += Tr::kThreads) {
-    const int c = i / kWp, j = i - c * kWp - (kWp - W);
-    sFk[i] = j >= 0 ? P.conv_k[(size_t(h) * D + c) * W + j] : 0.f;
-  }
-  for (int i = tid; i < D * Dh; i += Tr::kThreads) {
-    const int r = i / Dh, c = i - r * Dh;
-    sWphi[r * LdW + c] = from_float<T>(P.wphi[(size_t(h) * D + r) * Dh + c] * kLog2e);  // log2 units
-  }
+  stage_head_constants<Tr, kWp>(P, h, nullptr, sFk, sWphi);
   for (int f = tid; f < D; f += Tr::kThreads) { sZ[f] = 0.f; sGam[f] = 1.f; }
   gla::StateTile<Tr> S;
   S.zero();

@@ -7,14 +7,6 @@
 
 namespace lawcat::kernels::fused {
 
-template <class Kernel>
-inline cudaError_t launch_kernel(Kernel kernel, dim3 grid, int threads, size_t smem, cudaStream_t stream,
-                                 const LawcatFwdParams& p) {
-  if (smem > 48 * 1024) LAWCAT_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  kernel<<<grid, threads, smem, stream>>>(p);
-  return cudaGetLastError();
-}
-
 template <typename T, int kD, int kWp>
 cudaError_t run_lawcat_fwd_w(const LawcatFwdParams& p, cudaStream_t stream) {
   using Tr = FTraits<T, kD>;
@@ -23,10 +15,10 @@ cudaError_t run_lawcat_fwd_w(const LawcatFwdParams& p, cudaStream_t stream) {
   const GlaParams& g = p.gla;
   const dim3 grid(g.num_segs, g.H);
   if (g.num_chunks > 0)
-    LAWCAT_CUDA_TRY(launch_kernel(lawcat_gate_kernel<GTr>, dim3(g.num_chunks, g.Hkv), GTr::kThreads,
+    LAWCAT_CUDA_TRY(launch_with_smem(lawcat_gate_kernel<GTr>, dim3(g.num_chunks, g.Hkv), GTr::kThreads,
                                   GateLayout<GTr>(p.rank).total, stream, p));
   if (g.num_segs > 0 && g.segs_per_seq > 1)
-    LAWCAT_CUDA_TRY(launch_kernel(lawcat_state_kernel<Tr, kWp>, grid, Tr::kThreads, StateLayout<Tr, kWp>().total,
+    LAWCAT_CUDA_TRY(launch_with_smem(lawcat_state_kernel<Tr, kWp>, grid, Tr::kThreads, StateLayout<Tr, kWp>().total,
                                   stream, p));
   if (g.num_seqs > 0) {
     const dim3 cgrid(g.num_seqs * g.H, (g.D * g.D + g.D + 255) / 256);
@@ -34,7 +26,7 @@ cudaError_t run_lawcat_fwd_w(const LawcatFwdParams& p, cudaStream_t stream) {
     LAWCAT_LAUNCH_CHECK();
   }
   if (g.num_segs > 0)
-    LAWCAT_CUDA_TRY(launch_kernel(lawcat_fwd_kernel<Tr, kWp>, grid, Tr::kThreads, smem, stream, p));
+    LAWCAT_CUDA_TRY(launch_with_smem(lawcat_fwd_kernel<Tr, kWp>, grid, Tr::kThreads, smem, stream, p));
   return cudaSuccess;
 }
 

@@ -20,6 +20,10 @@ inline double rel_err(const at::Tensor& a, const at::Tensor& b) {
 
 inline bool all_finite(const at::Tensor& t) { return at::isfinite(t.detach()).all().item<bool>(); }
 
+// A host tensor on the GPU in dtype dt; a (GPU) tensor as a float64 CPU oracle input.
+inline at::Tensor cuda_of(const at::Tensor& t, at::ScalarType dt) { return t.to(at::kCUDA, dt); }
+inline at::Tensor f64(const at::Tensor& t) { return t.detach().to(at::kCPU, at::kDouble); }
+
 // Fill the allocator's free memory with NaN: allocate a large NaN tensor and free it,
 // so the next allocations (carved from that block) start out as NaN.
 inline void poison_cuda_allocator(int64_t bytes = int64_t(512) << 20) {

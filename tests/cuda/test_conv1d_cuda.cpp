@@ -8,14 +8,9 @@
 #include "ops/cuda_ops.h"
 #include "ops/reference.h"
 
+using lawcat::test::cuda_of;
+using lawcat::test::f64;
 using lawcat::test::rel_err;
-
-#ifdef LAWCAT_HAVE_CUDA
-namespace {
-at::Tensor cuda_of(const at::Tensor& t, at::ScalarType dt) { return t.to(at::kCUDA, dt); }
-at::Tensor f64(const at::Tensor& t) { return t.detach().to(at::kCPU, at::kDouble); }
-}  // namespace
-#endif
 
 TEST_CASE("causal_conv1d CUDA forward/backward match the float64 oracle", "[cuda]") {
   LAWCAT_REQUIRE_CUDA_OR_SKIP();

@@ -7,12 +7,8 @@
 #include "ops/cuda_ops.h"
 #include "ops/reference.h"
 
-#ifdef LAWCAT_HAVE_CUDA
-namespace {
-at::Tensor cuda_of(const at::Tensor& t, at::ScalarType dt) { return t.to(at::kCUDA, dt); }
-at::Tensor f64(const at::Tensor& t) { return t.detach().to(at::kCPU, at::kDouble); }
-}  // namespace
-#endif
+using lawcat::test::cuda_of;
+using lawcat::test::f64;
 
 // Strong gates force the exact element-wise path in some chunks; T = 200 leaves a
 // partial last chunk; W = 6 takes the 8-tap variant.
