@@ -107,18 +107,10 @@ TEST_CASE("lawcat_prologue_fwd CUDA (conv + feature map + gate) matches ATen in 
   const at::Tensor b2 = at::randn({Hkv * D}, o);
   lawcat::test::poison_cuda_allocator();
   auto [fq, fk, g] = lawcat::ops::cuda::lawcat_prologue_fwd(q, k, a, cq, ck, wphi, w2, b2, 16.0);
-  // oracle: conv (ref), repeat k to H heads, φ, gate in float64
-  const at::Tensor qt = lawcat::ops::ref::causal_conv1d_ref(f64(q).view({B, T, H * D}), f64(cq)).view({B, T, H, D});
-  const at::Tensor krep = f64(k).view({B, T, Hkv, 1, D}).expand({B, T, Hkv, H / Hkv, D}).reshape({B, T, H * D});
-  const at::Tensor kt = lawcat::ops::ref::causal_conv1d_ref(krep, f64(ck)).view({B, T, H, D});
-  auto phi = [&](const at::Tensor& u) {
-    const at::Tensor s = at::einsum("bthd,hdf->bthf", {u, f64(wphi)});
-    return at::cat({at::softmax(s, -1), at::softmax(-s, -1)}, -1).clamp_min(1e-12);
-  };
-  const at::Tensor gr = (at::log_sigmoid(at::linear(f64(a), f64(w2), f64(b2))) / 16.0).view({B, T, Hkv, D});
+  auto [phiq_r, phik_r, gr] = lawcat::test::prologue_oracle(q, k, a, cq, ck, wphi, w2, b2);
   const double tol = dt == at::kFloat ? 1e-5 : 1e-2;
-  LAWCAT_CHECK_REL("phi_q", fq, phi(qt), tol);
-  LAWCAT_CHECK_REL("phi_k", fk, phi(kt), tol);
+  LAWCAT_CHECK_REL("phi_q", fq, phiq_r, tol);
+  LAWCAT_CHECK_REL("phi_k", fk, phik_r, tol);
   LAWCAT_CHECK_REL("g", g, gr, tol);
 #endif
 }

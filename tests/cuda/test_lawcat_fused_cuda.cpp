@@ -31,15 +31,8 @@ TEST_CASE("lawcat_core_fwd CUDA (fused conv + feature map + gate + GLA) matches 
   REQUIRE(lawcat::ops::cuda::lawcat_core_fwd_supported(q, W, R));
   lawcat::test::poison_cuda_allocator();
   auto [y, sT, zT] = lawcat::ops::cuda::lawcat_core_fwd(q, k, v, a, cq, ck, wphi, w2, b2, 16.0, 1e-10, true);
-  const at::Tensor qt = lawcat::ops::ref::causal_conv1d_ref(f64(q).view({B, T, H * D}), f64(cq)).view({B, T, H, D});
-  const at::Tensor krep = f64(k).view({B, T, Hkv, 1, D}).expand({B, T, Hkv, H / Hkv, D}).reshape({B, T, H * D});
-  const at::Tensor kt = lawcat::ops::ref::causal_conv1d_ref(krep, f64(ck)).view({B, T, H, D});
-  auto phi = [&](const at::Tensor& u) {
-    const at::Tensor s = at::einsum("bthd,hdf->bthf", {u, f64(wphi)});
-    return at::cat({at::softmax(s, -1), at::softmax(-s, -1)}, -1).clamp_min(1e-12);
-  };
-  const at::Tensor g = (at::log_sigmoid(at::linear(f64(a), f64(w2), f64(b2))) / 16.0).view({B, T, Hkv, D});
-  auto [yr, sr, zr] = lawcat::ops::ref::gla_recurrent_ref(phi(qt), phi(kt), f64(v), g);
+  auto [phiq, phik, g] = lawcat::test::prologue_oracle(q, k, a, cq, ck, wphi, w2, b2);
+  auto [yr, sr, zr] = lawcat::ops::ref::gla_recurrent_ref(phiq, phik, f64(v), g);
   CHECK(lawcat::test::all_finite(y));
   LAWCAT_CHECK_REL("y", y, yr, 1e-2);
   LAWCAT_CHECK_REL("S_T", sT, sr, 1e-2);
