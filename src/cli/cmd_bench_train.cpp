@@ -30,7 +30,7 @@
 #include "model/lora.h"
 #include "train/distill.h"
 #include "train/finetune.h"
-#include "train/precision.h"
+#include "model/precision.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -74,7 +74,7 @@ lawcat::cli::Runner setup_bench_train(CLI::App& app) {
   return [a] {
     io::LlamaConfig cfg = io::load_llama_config(a->config);
     at::Device device = model::parse_device(a->device);
-    train::use_tf32_on_cuda(device);  // as `lawcat distill` does
+    model::use_tf32_on_cuda(device);  // as `lawcat distill` does
     at::ScalarType dtype = model::parse_dtype(a->dtype == "bf16" ? "bfloat16" : a->dtype == "fp16" ? "float16" : "float32");
     nlohmann::json out = {{"config", a->config}, {"device", a->device}, {"dtype", a->dtype},
                           {"batch", a->batch}, {"seq", a->seq}, {"results", nlohmann::json::array()}};

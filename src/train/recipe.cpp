@@ -21,7 +21,7 @@
 #include "train/checkpoint.h"
 #include "train/distill.h"
 #include "train/finetune.h"
-#include "train/precision.h"
+#include "model/precision.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -270,7 +270,7 @@ RecipeResult run_recipe(const config::RunConfig& c, const RecipeOptions& opt) {
     device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(lr ? std::atoi(lr) : opt.comm->rank()));
   }
   if (c.threads > 0) at::set_num_threads(static_cast<int>(c.threads));
-  use_tf32_on_cuda(device);
+  model::use_tf32_on_cuda(device);
   R.device = device.str() + (device.is_cpu() ? ", " + std::to_string(at::get_num_threads()) + " threads" : "");
   at::manual_seed(static_cast<uint64_t>(c.seed));
   const stdfs::path cache_dir = out / "cache";

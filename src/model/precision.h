@@ -1,8 +1,8 @@
-// Matmul precision of the training path.
+// Matmul precision of the training path (and of the benchmarks that mirror it).
 #pragma once
 #include <c10/core/Device.h>
 
-namespace lawcat::train {
+namespace lawcat::model {
 
 // On CUDA, fp32 matrix products (the LAWCAT feature map and gate with their fp32 weights, their
 // weight gradients, fp32 LoRA) run on TF32 tensor cores: 10-bit-mantissa products with fp32
@@ -11,4 +11,4 @@ namespace lawcat::train {
 // on the H100). CPU runs are unaffected.
 void use_tf32_on_cuda(const c10::Device& device);
 
-}  // namespace lawcat::train
+}  // namespace lawcat::model

@@ -1,10 +1,10 @@
-#include "train/precision.h"
+#include "model/precision.h"
 
 #include <ATen/Context.h>
 
 #include "util/log.h"
 
-namespace lawcat::train {
+namespace lawcat::model {
 
 void use_tf32_on_cuda(const c10::Device& device) {
   if (!device.is_cuda()) return;
@@ -12,4 +12,4 @@ void use_tf32_on_cuda(const c10::Device& device) {
   log::info("fp32 matmuls on TF32 tensor cores (", device.str(), ")");
 }
 
-}  // namespace lawcat::train
+}  // namespace lawcat::model
