@@ -62,7 +62,7 @@ struct Layout {
     auto take = [&](size_t bytes) { const size_t at = o; o += (bytes + 15) / 16 * 16; return at; };
     xq = take(sizeof(T) * (C + 8) * Tr::kLdX);
     xk = take(sizeof(T) * (C + 8) * Tr::kLdX);
-    v = take(sizeof(T) * C * Tr::kLdX);
+    v = take(sizeof(T) * 2 * C * Tr::kLdX);  // double-buffered: chunk c + 1 loads during chunk c
     wphi = take(sizeof(T) * D * Tr::kLdW);
     fq = take(sizeof(float) * D * kWp);
     fk = take(sizeof(float) * D * kWp);
@@ -101,6 +101,8 @@ enum Vec { kRef = 0, kEq, kPre, kPost, kZ, kZq, kZk };
 __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src), "r"(valid ? 16 : 0));
 }
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+// Commits what is pending, then waits for every group of this thread.
 __device__ __forceinline__ void cp_async_wait_all() {
   asm volatile("cp.async.commit_group;\ncp.async.wait_group 0;\n" ::: "memory");
 }
@@ -362,33 +364,39 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_fwd_kerne
   S.load(p.seg_S + (size_t(seg_id) * p.H + h) * D * D);
   for (int f = tid; f < D; f += Tr::kThreads) vec(kZ)[f] = p.seg_z[(size_t(seg_id) * p.H + h) * D + f];
 
+  // Loads of chunk c: raw q, k with kHalo rows before the chunk (zero outside the sequence),
+  // G (rows past the end read as 0; see step 3), v into buffer c & 1. Issued one chunk ahead,
+  // into buffers the current chunk no longer reads once its feature maps are built.
+  auto issue_loads = [&](int c) {
+    constexpr int kPerRow = D / kVec, kGPerRow = D / 4;
+    const int t0 = c * C, valid = min(C, sq.len - t0);
+    T* vbuf = sV + (c & 1) * C * LdX;
+    for (int i = tid; i < (C + kHalo) * kPerRow; i += Tr::kThreads) {
+      const int r = i / kPerRow, cv = (i - r * kPerRow) * kVec, tau = t0 + r - kHalo;
+      const bool ok = tau >= 0 && tau < sq.len;
+      const int64_t row = sq.row0 + (ok ? tau : 0);
+      cp_async16(sXk + r * LdX + cv, k_base + row * p.k_row_stride + cv, ok);
+      cp_async16(sXq + r * LdX + cv, q_base + row * p.q_row_stride + cv, ok);
+    }
+    for (int i = tid; i < C * kPerRow; i += Tr::kThreads) {
+      const int r = i / kPerRow, cv = (i - r * kPerRow) * kVec;
+      const bool ok = r < valid;
+      cp_async16(vbuf + r * LdX + cv, v_base + (sq.row0 + (ok ? t0 + r : 0)) * p.v_row_stride + cv, ok);
+    }
+    for (int i = tid; i < C * kGPerRow; i += Tr::kThreads) {
+      const int r = i / kGPerRow, cv = (i - r * kGPerRow) * 4;
+      const bool ok = r < valid;
+      cp_async16(sG + r * LdG + cv, g_base + size_t(sq.tok0 + (ok ? t0 + r : 0)) * p.Hkv * D + cv, ok);
+    }
+    cp_async_commit();
+  };
+  if (seg.c0 < seg.c1) issue_loads(seg.c0);
+
   for (int c = seg.c0; c < seg.c1; ++c) {
     const int t0 = c * C, valid = min(C, sq.len - t0);
-    __syncthreads();  // previous chunk's readers of every buffer are done
-    // ---- 1. loads: raw q, k with kHalo rows before the chunk (zero outside the sequence), v, a ----
-    {
-      constexpr int kPerRow = D / kVec;
-      for (int i = tid; i < (C + kHalo) * kPerRow; i += Tr::kThreads) {
-        const int r = i / kPerRow, cv = (i - r * kPerRow) * kVec, tau = t0 + r - kHalo;
-        const bool ok = tau >= 0 && tau < sq.len;
-        const int64_t row = sq.row0 + (ok ? tau : 0);
-        cp_async16(sXk + r * LdX + cv, k_base + row * p.k_row_stride + cv, ok);
-        cp_async16(sXq + r * LdX + cv, q_base + row * p.q_row_stride + cv, ok);
-      }
-      for (int i = tid; i < C * kPerRow; i += Tr::kThreads) {
-        const int r = i / kPerRow, cv = (i - r * kPerRow) * kVec;
-        const bool ok = r < valid;
-        cp_async16(sV + r * LdX + cv, v_base + (sq.row0 + (ok ? t0 + r : 0)) * p.v_row_stride + cv, ok);
-      }
-      constexpr int kGPerRow = D / 4;  // fp32 G rows (rows past the end read as 0; see step 3)
-      for (int i = tid; i < C * kGPerRow; i += Tr::kThreads) {
-        const int r = i / kGPerRow, cv = (i - r * kGPerRow) * 4;
-        const bool ok = r < valid;
-        cp_async16(sG + r * LdG + cv, g_base + size_t(sq.tok0 + (ok ? t0 + r : 0)) * p.Hkv * D + cv, ok);
-      }
-      cp_async_wait_all();
-    }
-    __syncthreads();
+    T* const sVc = sV + (c & 1) * C * LdX;
+    cp_async_wait_all();
+    __syncthreads();  // this chunk's loads landed; the previous chunk's readers are done
     // ---- 3. reference point, scales, exact-path decision ----
     bool exact = false;
     {
@@ -431,6 +439,8 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_fwd_kerne
                                 (warp & 3) * 16, valid, is_k, !exact, vec(kZk), sDen);
     }
     __syncthreads();
+    // raw q, k and G are dead from here on (the exact path still reads G): prefetch chunk c + 1
+    if (!exact && c + 1 < seg.c1) issue_loads(c + 1);
     if (!exact) {
       // ---- 5. A = mask(Q' K'^T) (T), rowsum(A) -> den ----
       constexpr int kNTA = 8 / Tr::kAW;  // n-tiles of A per warp
@@ -480,6 +490,7 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_fwd_kerne
         atomicAdd(&sDen[t], qv * vec(kZq)[f]);
       }
       __syncthreads();
+      if (c + 1 < seg.c1) issue_loads(c + 1);
       for (int f = tid; f < D; f += Tr::kThreads) {
         float s = 0.f;
         for (int t = 0; t < C; ++t) s += to_float(sK[t * LdX + f]);
@@ -494,7 +505,7 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_fwd_kerne
       const int m0 = (warp / Tr::kAW) * 16, n0 = (warp % Tr::kAW) * (D / Tr::kAW);
       float acc[kNT][4] = {};
       tile_mma_smem<T, kNT, false, true>(acc, sQ, LdX, sS, LdX, m0, n0, 0, D);
-      tile_mma_smem<T, kNT, false, true>(acc, sA, LdA, sV, LdX, m0, n0, 0, m0 + 16);
+      tile_mma_smem<T, kNT, false, true>(acc, sA, LdA, sVc, LdX, m0, n0, 0, m0 + 16);
       T* y = static_cast<T*>(p.y) + (size_t(sq.tok0 + t0) * p.H + h) * D;
 #pragma unroll
       for (int hr = 0; hr < 2; ++hr) {
@@ -507,7 +518,7 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_fwd_kerne
       }
     }
     // ---- 7. state: S <- post (S + K'^T v), z <- post (z + colsum K') ----
-    tile_mma_smem<T, Tr::kStateNT, true, true>(S.acc, sK, LdX, sV, LdX, S.m0(), S.n0(), 0, C);
+    tile_mma_smem<T, Tr::kStateNT, true, true>(S.acc, sK, LdX, sVc, LdX, S.m0(), S.n0(), 0, C);
     {
       const float* post = vec(kPost);
 #pragma unroll
