@@ -35,6 +35,9 @@ TEST_CASE("load_tokenizer: an empty directory names what it looked for", "[text]
 }
 
 TEST_CASE("load_tokenizer: tokenizer.json first, with tokenizer_config.json special tokens", "[text]") {
+#ifndef LAWCAT_HAVE_PCRE2
+  LAWCAT_SKIP("built without PCRE2 (libpcre2-dev): tokenizer.json support is off");
+#endif
   auto dir = test::scratch_dir("load_json");
   link(fixtures() / "bpe_llama3/tokenizer.json", dir / "tokenizer.json");
   auto tok = text::load_tokenizer(dir);
@@ -59,6 +62,9 @@ TEST_CASE("load_tokenizer: tokenizer.json first, with tokenizer_config.json spec
 }
 
 TEST_CASE("load_tokenizer: null bos_token in the config means no BOS (Qwen2)", "[text]") {
+#ifndef LAWCAT_HAVE_PCRE2
+  LAWCAT_SKIP("built without PCRE2 (libpcre2-dev): tokenizer.json support is off");
+#endif
   auto dir = test::scratch_dir("load_null_bos");
   link(fixtures() / "bpe_gpt2/tokenizer.json", dir / "tokenizer.json");
   fs::atomic_write_text(dir / "tokenizer_config.json", R"({"bos_token": null, "eos_token": "<|endoftext|>"})");
