@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <iomanip>
+#include <optional>
 #include <regex>
 #include <sstream>
 
@@ -298,6 +299,21 @@ RecipeResult run_recipe(const config::RunConfig& c, const RecipeOptions& opt) {
   auto plot = [&](const StageResult& r, const std::string& label) {
     if (w) plot_loss_curve(out / r.stage, r.stage + " (" + out.string() + ")", label);
   };
+  // Runs one stage into dir (the after-step hook named after it) and loads its best checkpoint.
+  // Empty when the stage was interrupted: R records it and the caller returns finish(R).
+  auto run_one = [&](const std::string& name, const stdfs::path& dir, const StageSpec& spec,
+                     const dataset::DataSplits& splits) -> std::optional<StageResult> {
+    lo.dir = dir;
+    if (opt.after_step) lo.after_step = [&opt, name](int64_t s) { opt.after_step(name, s); };
+    StageResult r = run_stage(spec, splits, lo);
+    R.stages.push_back(r);
+    if (r.interrupted) {
+      R.interrupted = true;
+      return std::nullopt;
+    }
+    load_best(r.best_dir, spec.params);
+    return r;
+  };
 
   // ---- teacher -------------------------------------------------------------------------------
   const auto& m = c.model;
@@ -363,22 +379,15 @@ RecipeResult run_recipe(const config::RunConfig& c, const RecipeOptions& opt) {
         net = model::load_llama(teacher_dir, device, at::kFloat);
         R.teacher_note = "fine-tuned from " + teacher_dir.string() + " into " + (out / "teacher").string();
       }
-      lo.dir = sdir;
-      if (opt.after_step) lo.after_step = [&](int64_t s) { opt.after_step("pretrain", s); };
       StageSpec spec = make_pretrain_stage(*net, c.pretrain);
-      StageResult r = run_stage(spec, data.splits, lo);
-      R.stages.push_back(r);
-      if (r.interrupted) {
-        R.interrupted = true;
-        return finish(R);
-      }
-      load_best(r.best_dir, spec.params);
+      const std::optional<StageResult> r = run_one("pretrain", sdir, spec, data.splits);
+      if (!r) return finish(R);
       if (w) {
         fs::remove_tree(out / "teacher", ec);
         model::save_llama(*net, out / "teacher");
         model::copy_tokenizer_files(tok_dir, out / "teacher");
-        write_done(sdir, r);
-        plot(r, spec.loss_label);
+        write_done(sdir, *r);
+        plot(*r, spec.loss_label);
       }
       barrier(opt);
     }
@@ -425,19 +434,12 @@ RecipeResult run_recipe(const config::RunConfig& c, const RecipeOptions& opt) {
       load_best(ddir / "best", params);
       R.stages.push_back(StageResult::from_json(*done));
     } else {
-      lo.dir = ddir;
-      if (opt.after_step) lo.after_step = [&](int64_t s) { opt.after_step("distill", s); };
       StageSpec spec = make_distill_stage(*net, c.distill);
-      StageResult r = run_stage(spec, data.splits, lo);
-      R.stages.push_back(r);
-      if (r.interrupted) {
-        R.interrupted = true;
-        return finish(R);
-      }
-      load_best(r.best_dir, spec.params);
+      const std::optional<StageResult> r = run_one("distill", ddir, spec, data.splits);
+      if (!r) return finish(R);
       if (w) {
-        write_done(ddir, r);
-        plot(r, spec.loss_label);
+        write_done(ddir, *r);
+        plot(*r, spec.loss_label);
       }
     }
     model::set_mixer_mode(*net, model::MixerMode::kStudent);
@@ -470,18 +472,11 @@ RecipeResult run_recipe(const config::RunConfig& c, const RecipeOptions& opt) {
       load_best(ldir / "best", spec.params);
       R.stages.push_back(StageResult::from_json(*done));
     } else {
-      lo.dir = ldir;
-      if (opt.after_step) lo.after_step = [&](int64_t s) { opt.after_step("lora", s); };
-      StageResult r = run_stage(spec, data.splits, lo);
-      R.stages.push_back(r);
-      if (r.interrupted) {
-        R.interrupted = true;
-        return finish(R);
-      }
-      load_best(r.best_dir, spec.params);
+      const std::optional<StageResult> r = run_one("lora", ldir, spec, data.splits);
+      if (!r) return finish(R);
       if (w) {
-        write_done(ldir, r, {{"teacher_val_ce", R.teacher_val_ce}});
-        plot(r, spec.loss_label);
+        write_done(ldir, *r, {{"teacher_val_ce", R.teacher_val_ce}});
+        plot(*r, spec.loss_label);
       }
     }
     lora->restore();
