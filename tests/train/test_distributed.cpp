@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/catch.h"
+#include "train/train_helpers.h"
 #include "io/safetensors.h"
 #include "model/convert.h"
 #include "model/llama.h"
@@ -23,21 +24,6 @@ using namespace lawcat;
 namespace stdfs = std::filesystem;
 
 namespace {
-io::LlamaConfig ddp_config() {
-  io::LlamaConfig c;
-  c.vocab_size = 64;
-  c.hidden_size = 32;
-  c.intermediate_size = 48;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 8;
-  c.rms_norm_eps = 1e-5;
-  c.max_position_embeddings = 64;
-  c.tie_word_embeddings = true;
-  return c;
-}
-
 dataset::DataSplits ddp_data() {
   dataset::TokenizedCorpus c;
   c.files = {"synthetic"};
@@ -56,7 +42,7 @@ dataset::DataSplits ddp_data() {
 train::NamedTensors train_tiny(train::Communicator* comm, const stdfs::path& dir) {
   at::set_num_threads(1);
   at::manual_seed(8);
-  auto net = model::build_llama(ddp_config());
+  auto net = model::build_llama(test::tiny_train_config());
   train::init_from_scratch(*net, 0.2);
   config::AttentionConfig a;
   a.gate_rank = 4;

@@ -10,6 +10,7 @@
 #include <regex>
 
 #include "common/catch.h"
+#include "train/train_helpers.h"
 #include "config/yaml.h"
 #include "dataset/bpe_trainer.h"
 #include "dataset/packing.h"
@@ -31,25 +32,10 @@ using namespace lawcat;
 namespace stdfs = std::filesystem;
 
 namespace {
-io::LlamaConfig tiny_config() {
-  io::LlamaConfig c;
-  c.vocab_size = 64;
-  c.hidden_size = 32;
-  c.intermediate_size = 48;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 8;
-  c.rms_norm_eps = 1e-5;
-  c.max_position_embeddings = 64;
-  c.tie_word_embeddings = true;
-  return c;
-}
-
 // A tiny random teacher, identical for the same seed.
 model::LlamaForCausalLM tiny_teacher(uint64_t seed = 11) {
   at::manual_seed(seed);
-  auto m = model::build_llama(tiny_config());
+  auto m = model::build_llama(test::tiny_train_config());
   train::init_from_scratch(*m, 0.2);
   for (auto& p : m->parameters()) p.set_requires_grad(false);
   return m;
@@ -79,6 +65,25 @@ config::StageConfig small_stage(int64_t steps) {
   s.val_batches = 2;
   s.keep_last = 2;
   return s;
+}
+
+// The stage-1 run the resume tests interrupt: the tiny teacher swapped to LAWCAT (gate
+// rank 4, LAWCAT init seeded by init_seed), 8 steps; net receives the model it trains.
+train::StageSpec tiny_distill_stage(model::LlamaForCausalLM& net, uint64_t init_seed = 99) {
+  config::AttentionConfig a;
+  a.gate_rank = 4;
+  net = tiny_teacher();
+  at::manual_seed(init_seed);
+  model::swap_to_lawcat(*net, a);
+  return train::make_distill_stage(*net, small_stage(8));
+}
+
+train::LoopOptions resume_loop_options() {
+  train::LoopOptions lo;
+  lo.tokens_per_example = 16;
+  lo.progress = false;
+  lo.seed = 5;
+  return lo;
 }
 
 struct Curve {
@@ -166,22 +171,11 @@ TEST_CASE("resume after an interruption reproduces the uninterrupted loss curve 
   const int64_t kill_at = GENERATE(3, 6);
   const bool by_signal = GENERATE(false, true);
   CAPTURE(kill_at, by_signal);
-  config::AttentionConfig a;
-  a.gate_rank = 4;
   auto data = tiny_data();
-  auto make = [&](model::LlamaForCausalLM& net) {
-    net = tiny_teacher();
-    at::manual_seed(99);
-    model::swap_to_lawcat(*net, a);
-    return train::make_distill_stage(*net, small_stage(8));
-  };
-  train::LoopOptions lo;
-  lo.tokens_per_example = 16;
-  lo.progress = false;
-  lo.seed = 5;
+  train::LoopOptions lo = resume_loop_options();
 
   model::LlamaForCausalLM n1{nullptr};
-  auto s1 = make(n1);
+  auto s1 = tiny_distill_stage(n1);
   lo.dir = test::scratch_dir("resume_full");
   train::run_stage(s1, data, lo);
   const Curve full = read_curve(lo.dir / "metrics.jsonl");
@@ -189,7 +183,7 @@ TEST_CASE("resume after an interruption reproduces the uninterrupted loss curve 
 
   // Interrupted run: a crash (exception) or SIGINT after step kill_at.
   model::LlamaForCausalLM n2{nullptr};
-  auto s2 = make(n2);
+  auto s2 = tiny_distill_stage(n2);
   lo.dir = test::scratch_dir("resume_cut");
   train::LoopOptions cut = lo;
   cut.after_step = [&](int64_t step) {
@@ -211,11 +205,7 @@ TEST_CASE("resume after an interruption reproduces the uninterrupted loss curve 
 
   // A fresh process: rebuild the model (different LAWCAT init on purpose) and resume.
   model::LlamaForCausalLM n3{nullptr};
-  at::manual_seed(12345);
-  n3 = tiny_teacher();
-  at::manual_seed(777);
-  model::swap_to_lawcat(*n3, a);
-  auto s3 = train::make_distill_stage(*n3, small_stage(8));
+  auto s3 = tiny_distill_stage(n3, 777);
   train::LoopOptions again = lo;
   again.resume = true;
   auto r3 = train::run_stage(s3, data, again);
@@ -295,21 +285,10 @@ TEST_CASE("a full disk while saving leaves the previous checkpoint intact", "[tr
 TEST_CASE("a full disk during training stops with a clear error; resume after freeing space gives the same curve",
           "[train]") {
   OneThread one_thread;
-  config::AttentionConfig a;
-  a.gate_rank = 4;
   auto data = tiny_data();
-  auto make = [&](model::LlamaForCausalLM& net) {
-    net = tiny_teacher();
-    at::manual_seed(99);
-    model::swap_to_lawcat(*net, a);
-    return train::make_distill_stage(*net, small_stage(8));
-  };
-  train::LoopOptions lo;
-  lo.tokens_per_example = 16;
-  lo.progress = false;
-  lo.seed = 5;
+  train::LoopOptions lo = resume_loop_options();
   model::LlamaForCausalLM n1{nullptr};
-  auto s1 = make(n1);
+  auto s1 = tiny_distill_stage(n1);
   lo.dir = test::scratch_dir("diskfull_run_full");
   train::run_stage(s1, data, lo);
   const Curve full = read_curve(lo.dir / "metrics.jsonl");
@@ -317,7 +296,7 @@ TEST_CASE("a full disk during training stops with a clear error; resume after fr
   // After step 3 the "disk" holds only a few more bytes of metrics.jsonl (RLIMIT_FSIZE:
   // writes past it fail with EFBIG as a full disk fails them with ENOSPC; the line is torn).
   model::LlamaForCausalLM n2{nullptr};
-  auto s2 = make(n2);
+  auto s2 = tiny_distill_stage(n2);
   lo.dir = test::scratch_dir("diskfull_run_cut");
   struct rlimit old {};
   getrlimit(RLIMIT_FSIZE, &old);
@@ -341,7 +320,7 @@ TEST_CASE("a full disk during training stops with a clear error; resume after fr
 
   // Space is back: a fresh process resumes and produces the uninterrupted curve.
   model::LlamaForCausalLM n3{nullptr};
-  auto s3 = make(n3);
+  auto s3 = tiny_distill_stage(n3);
   train::LoopOptions again = lo;
   again.resume = true;
   CHECK(train::run_stage(s3, data, again).steps == 8);
@@ -421,7 +400,7 @@ TEST_CASE("recipe: resume refuses a different config and an occupied output dir"
   dataset::BpeTrainOptions bo;
   bo.vocab_size = 300;
   dataset::train_llama2c_tokenizer({text}, root / "teacher" / "tokenizer.bin", bo);
-  io::LlamaConfig c = tiny_config();
+  io::LlamaConfig c = test::tiny_train_config();
   c.vocab_size = 300;
   at::manual_seed(4);
   auto t = model::build_llama(c);
