@@ -294,18 +294,22 @@ bool run_gnuplot(const std::filesystem::path& script, const std::filesystem::pat
   std::filesystem::remove(err);
   return true;
 }
+
+// The distinct values of one field over the cells, ascending (the plots' axes).
+std::vector<int64_t> sorted_distinct(const std::vector<Cell>& cells, int64_t Cell::*field) {
+  std::vector<int64_t> v;
+  for (const auto& c : cells) v.push_back(c.*field);
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
+}
 }  // namespace
 
 bool plot_heatmaps(const std::filesystem::path& png, const std::string& title, const std::vector<Cell>& cells,
                    const std::vector<std::string>& models) {
-  std::vector<int64_t> lengths, depths;
-  for (const auto& c : cells) {
-    if (std::find(lengths.begin(), lengths.end(), c.length) == lengths.end()) lengths.push_back(c.length);
-    if (std::find(depths.begin(), depths.end(), c.depth) == depths.end()) depths.push_back(c.depth);
-  }
+  const std::vector<int64_t> lengths = sorted_distinct(cells, &Cell::length);
+  const std::vector<int64_t> depths = sorted_distinct(cells, &Cell::depth);
   if (lengths.empty()) return false;
-  std::sort(lengths.begin(), lengths.end());
-  std::sort(depths.begin(), depths.end());
   std::filesystem::path dat = png, gp = png;
   dat.replace_extension(".dat");
   gp.replace_extension(".gp");
@@ -349,11 +353,8 @@ bool plot_heatmaps(const std::filesystem::path& png, const std::string& title, c
 
 bool plot_lines(const std::filesystem::path& png, const std::string& title, const std::string& ylabel,
                 const std::vector<Cell>& cells, const std::vector<std::string>& models, bool percent) {
-  std::vector<int64_t> lengths;
-  for (const auto& c : cells)
-    if (std::find(lengths.begin(), lengths.end(), c.length) == lengths.end()) lengths.push_back(c.length);
+  const std::vector<int64_t> lengths = sorted_distinct(cells, &Cell::length);
   if (lengths.empty()) return false;
-  std::sort(lengths.begin(), lengths.end());
   std::filesystem::path dat = png, gp = png;
   dat.replace_extension(".dat");
   gp.replace_extension(".gp");
