@@ -17,12 +17,6 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-#ifndef LAWCAT_HAVE_CUDA
-[[noreturn]] void no_cuda(const char* op) {
-  TORCH_CHECK(false, op, ": CUDA tensor given but lawcat was built without CUDA kernels");
-}
-#endif
-
 void check_conv_args(const at::Tensor& x, const at::Tensor& w, const at::Tensor& cache) {
   TORCH_CHECK(x.dim() == 3, "causal_conv1d: x must be [B, T, C], got ", x.sizes());
   TORCH_CHECK(w.dim() == 2 && w.size(0) == x.size(2) && w.size(1) >= 1,

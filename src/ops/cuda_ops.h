@@ -2,13 +2,22 @@
 // src/ops/conv1d.cpp). Thin bindings: check shapes/dtypes/devices (TORCH_CHECK
 // naming the tensor), fill the csrc_kernels params structs, launch on the current
 // stream, turn a cudaError_t into a TORCH_CHECK naming the op. Only declared
-// when the CUDA kernels are built (LAWCAT_HAVE_CUDA).
+// when the CUDA kernels are built (LAWCAT_HAVE_CUDA); otherwise the dispatch points
+// reject CUDA tensors through no_cuda.
 #pragma once
 #include <ATen/ATen.h>
 
 #include <tuple>
 
 #include "ops/gla.h"
+
+#ifndef LAWCAT_HAVE_CUDA
+namespace lawcat::ops {
+[[noreturn]] inline void no_cuda(const char* op) {
+  TORCH_CHECK(false, op, ": CUDA tensor given but lawcat was built without CUDA kernels");
+}
+}  // namespace lawcat::ops
+#endif
 
 #ifdef LAWCAT_HAVE_CUDA
 namespace lawcat::ops::cuda {

@@ -16,12 +16,6 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-#ifndef LAWCAT_HAVE_CUDA
-[[noreturn]] void no_cuda(const char* op) {
-  TORCH_CHECK(false, op, ": CUDA tensor given but lawcat was built without CUDA kernels");
-}
-#endif
-
 void check_options(const char* op, const GlaOptions& o) {
   TORCH_CHECK(o.chunk_size >= 1, op, ": chunk_size must be >= 1, got ", o.chunk_size);
   TORCH_CHECK(o.eps >= 0, op, ": eps must be >= 0, got ", o.eps);
