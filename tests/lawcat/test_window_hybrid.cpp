@@ -1,7 +1,7 @@
-// The LoLCATs window hybrid of the LAWCAT layer against a token-by-token float64
-// implementation written from LAWCAT.md / the LoLCATs formula (independent of the
-// layer's batched code): softmax over the last W tokens (raw projections, max-shifted)
-// plus the gated linear sum over older tokens, one shared normalizer.
+// The LAWCAT layer (W = 0) and its LoLCATs window hybrid against a token-by-token float64
+// implementation written from LAWCAT.md / the LoLCATs formula (independent of the layer's
+// chunked and batched code): softmax over the last W tokens (raw projections, max-shifted)
+// plus the normalized gated linear sum over older tokens, one shared normalizer.
 #include <ATen/ATen.h>
 
 #include <cmath>
@@ -13,10 +13,10 @@
 
 using namespace lawcat;
 
-TEST_CASE("window hybrid equals a token-by-token float64 implementation", "[lawcat][window]") {
+TEST_CASE("LAWCAT layer and window hybrid equal a token-by-token float64 implementation", "[lawcat][window]") {
   at::manual_seed(3);
   const int64_t D = 32, H = 4, Hkv = 2, d = 8, T = 45, c = 4, r = 4;
-  const int64_t W = GENERATE(1, 5, 8, 64);
+  const int64_t W = GENERATE(0, 1, 5, 8, 64);
   CAPTURE(W);
   model::LlamaAttention teacher =
       std::make_shared<model::LlamaAttentionImpl>(model::LlamaAttentionOptions(D, H, Hkv, d));
@@ -34,7 +34,7 @@ TEST_CASE("window hybrid equals a token-by-token float64 implementation", "[lawc
     m->gate_up->bias.normal_(0, 2);
     m->gate_up->weight.normal_(0, 0.5);
     m->gate_down->weight.normal_(0, 0.5);
-    m->window_weight.normal_(0, 1);
+    if (W > 0) m->window_weight.normal_(0, 1);
   }
   const at::Tensor x = at::randn({1, T, D});
   model::MixerContext ctx;  // no RoPE tables: the window part uses the raw projections
@@ -69,7 +69,7 @@ TEST_CASE("window hybrid equals a token-by-token float64 implementation", "[lawc
   at::Tensor ref = at::zeros({T, H, d}, at::kDouble);
   for (int64_t h = 0; h < H; ++h) {
     const int64_t hk = h / g;
-    const double sw = 1.0 / (1.0 + std::exp(-m->window_weight[h].item<double>()));
+    const double sw = W > 0 ? 1.0 / (1.0 + std::exp(-m->window_weight[h].item<double>())) : 0.0;
     for (int64_t t = 0; t < T; ++t) {
       const int64_t first = std::max<int64_t>(0, t - W + 1);
       double mx = -INFINITY;

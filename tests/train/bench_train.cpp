@@ -11,8 +11,6 @@
 #include "model/convert.h"
 #include "model/llama.h"
 #include "model/lora.h"
-#include "model/lawcat_attention.h"
-#include "model/attention.h"
 #include "train/distill.h"
 #include "train/finetune.h"
 #include "config/yaml.h"
@@ -132,68 +130,4 @@ TEST_CASE("probe: teacher attention patterns", "[.attn]") {
     std::cout << "\n";
     h = layer->forward(h, ctx);
   }
-}
-
-// LawcatAttention::lawcat_output vs a token-by-token implementation written from the spec.
-TEST_CASE("probe: LAWCAT layer equals a naive recurrence from the spec", "[.layer]") {
-  at::set_num_threads(1);
-  at::manual_seed(0);
-  const int64_t D = 32, H = 4, Hkv = 2, d = 8, T = 40, c = 4, r = 4;
-  model::LlamaAttention teacher = std::make_shared<model::LlamaAttentionImpl>(model::LlamaAttentionOptions(D, H, Hkv, d));
-  config::AttentionConfig a;
-  a.gate_rank = r;
-  auto opts = model::lawcat_options_from_config(a, D, H, Hkv, d);
-  auto m = std::make_shared<model::LawcatAttentionImpl>(opts, teacher);
-  {
-    at::NoGradGuard ng;
-    m->conv_q.normal_(0, 0.5);
-    m->conv_k.normal_(0, 0.5);
-    m->feature_map.normal_(0, 0.5);
-    m->gate_up->bias.normal_(0, 2);
-    m->gate_up->weight.normal_(0, 0.5);
-    m->gate_down->weight.normal_(0, 0.5);
-  }
-  at::Tensor x = at::randn({1, T, D});
-  model::MixerContext ctx;
-  at::NoGradGuard ng;
-  at::Tensor y = m->lawcat_output(x, ctx).view({T, H, d}).to(at::kDouble);
-  // naive
-  at::Tensor q = m->q_proj->forward(x)[0].to(at::kDouble).view({T, H, d});
-  at::Tensor k = m->k_proj->forward(x)[0].to(at::kDouble).view({T, Hkv, d});
-  at::Tensor v = m->v_proj->forward(x)[0].to(at::kDouble).view({T, Hkv, d});
-  const int64_t g = H / Hkv, f = d / 2;
-  at::Tensor krep = k.repeat_interleave(g, 1);  // [T, H, d]
-  at::Tensor wq = m->conv_q.to(at::kDouble).view({H, d, c}), wk = m->conv_k.to(at::kDouble).view({H, d, c});
-  auto conv = [&](const at::Tensor& u, const at::Tensor& w) {
-    at::Tensor out = at::zeros_like(u);
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t j = 0; j < c; ++j) {
-        int64_t s = t - c + 1 + j;
-        if (s >= 0) out[t] += w.select(2, j) * u[s];
-      }
-    return out;
-  };
-  at::Tensor qt = conv(q, wq), kt = conv(krep, wk);
-  at::Tensor Wphi = m->feature_map.to(at::kDouble);  // [H, d, f]
-  auto phi = [&](const at::Tensor& u, int64_t h) {
-    at::Tensor p = at::matmul(u, Wphi[h]);
-    return at::clamp_min(at::cat({at::softmax(p, -1), at::softmax(-p, -1)}), 1e-12);
-  };
-  at::Tensor logits = at::linear(at::linear(x[0].to(at::kDouble), m->gate_down->weight.to(at::kDouble)),
-                                 m->gate_up->weight.to(at::kDouble), m->gate_up->bias.to(at::kDouble));
-  at::Tensor loga = (at::log_sigmoid(logits) / 16.0).view({T, Hkv, 2 * f});
-  at::Tensor ref = at::zeros({T, H, d}, at::kDouble);
-  for (int64_t h = 0; h < H; ++h) {
-    at::Tensor S = at::zeros({2 * f, d}, at::kDouble), z = at::zeros({2 * f}, at::kDouble);
-    for (int64_t t = 0; t < T; ++t) {
-      at::Tensor alpha = at::exp(loga[t][h / g]);
-      at::Tensor pk = phi(kt[t][h], h), pq = phi(qt[t][h], h);
-      S = alpha.unsqueeze(1) * S + at::outer(pk, v[t][h / g]);
-      z = alpha * z + pk;
-      ref[t][h] = at::matmul(pq, S) / (at::dot(pq, z) + 1e-10);
-    }
-  }
-  double err = (y - ref).abs().max().item<double>();
-  std::cout << "max abs diff vs naive: " << err << " (|ref| max " << ref.abs().max().item<double>() << ")\n";
-  CHECK(err < 1e-4);
 }
