@@ -32,6 +32,19 @@ std::vector<std::string> read_word_list(const std::filesystem::path& file) {
   LAWCAT_CHECK(!words.empty(), DataError, file.string() << ": word list is empty (expected one word per line)");
   return words;
 }
+
+// Every occurrence of `from` in text replaced by `to` (left to right, no rescans).
+std::string replace_all(const std::string& text, const std::string& from, const std::string& to) {
+  std::string out;
+  size_t pos = 0;
+  for (size_t p = text.find(from); p != std::string::npos; p = text.find(from, pos)) {
+    out.append(text, pos, p - pos);
+    out += to;
+    pos = p + from.size();
+  }
+  out.append(text, pos, std::string::npos);
+  return out;
+}
 }  // namespace
 
 NiahData load_niah_data(const std::filesystem::path& ruler_dir, const NiahVariant& variant) {
@@ -56,18 +69,7 @@ NiahData load_niah_data(const std::filesystem::path& ruler_dir, const NiahVarian
 }
 
 std::string fill_template(std::string text, const std::vector<std::pair<std::string, std::string>>& values) {
-  for (const auto& [name, value] : values) {
-    const std::string pat = "{" + name + "}";
-    std::string out;
-    size_t pos = 0;
-    for (size_t p = text.find(pat); p != std::string::npos; p = text.find(pat, pos)) {
-      out.append(text, pos, p - pos);
-      out += value;
-      pos = p + pat.size();
-    }
-    out.append(text, pos, std::string::npos);
-    text = std::move(out);
-  }
+  for (const auto& [name, value] : values) text = replace_all(text, "{" + name + "}", value);
   return text;
 }
 
@@ -135,21 +137,9 @@ PromptSample make_niah_sample(const text::Tokenizer& tokenizer, const NiahData& 
   std::string tmpl = std::string(kNiahTemplate) + kNiahAnswerPrefix;
   std::string type_v = variant.value_type;
   if (singular) {  // RULER's rewrite for num_needle_q * num_needle_v == 1
-    auto replace_all = [&](const std::string& a, const std::string& b) {
-      std::string out;
-      size_t pos = 0;
-      for (size_t p = tmpl.find(a); p != std::string::npos; p = tmpl.find(a, pos)) {
-        out.append(tmpl, pos, p - pos);
-        out += b;
-        pos = p + a.size();
-      }
-      out.append(tmpl, pos, std::string::npos);
-      tmpl = std::move(out);
-    };
-    replace_all("Some", "A");
-    replace_all("are all", "is");
-    replace_all("are", "is");
-    replace_all("answers", "answer");
+    for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+             {"Some", "A"}, {"are all", "is"}, {"are", "is"}, {"answers", "answer"}})
+      tmpl = replace_all(tmpl, from, to);
     type_v.pop_back();
   }
   auto build = [&](int64_t words) {
