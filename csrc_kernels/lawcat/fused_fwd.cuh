@@ -30,6 +30,11 @@
 
 namespace lawcat::kernels::fused {
 
+constexpr float kLog2e = 1.4426950408889634f;
+
+// Per-feature vectors of the output pass, [kNumVec][D] floats of shared memory.
+enum Vec { kRef = 0, kEq, kPre, kPost, kZ, kZq, kZk, kNumVec };
+
 // 8 warps (256 threads); D = 64 fits 2 CTAs per SM (101 KB of shared memory), D = 128 one.
 // (16 warps at D = 128 measured no faster: 1.48 vs 1.43 ms at 16K, with register spills.)
 template <typename T_, int kD_, int kWarps_ = 8>
@@ -48,10 +53,10 @@ struct FTraits {
   static constexpr int kStateNT = (kD / 8) / kStateWPM;
   // bf16 keeps fp32's exponent range; fp16 operands overflow past ~e^11.
   // (in log2 units: the gates are kept as log2 of the decay)
-  static constexpr float kMaxDrop = (std::is_same<T, __half>::value ? 16.f : 80.f) * 1.4426950408889634f;
+  static constexpr float kMaxDrop = (std::is_same<T, __half>::value ? 16.f : 80.f) * kLog2e;
 };
 
-// Shared-memory layout (bytes), runtime because the gate rank is.
+// Shared-memory layout of the output pass (bytes).
 template <class Tr, int kWp>
 struct Layout {
   static constexpr int C = Tr::kC, D = Tr::kD;
@@ -71,7 +76,7 @@ struct Layout {
     k = take(sizeof(T) * C * Tr::kLdX);
     A = take(sizeof(T) * C * Tr::kLdA);
     S = take(sizeof(T) * D * Tr::kLdX);
-    vec = take(sizeof(float) * 8 * D);
+    vec = take(sizeof(float) * kNumVec * D);
     den = take(sizeof(float) * C);
     total = o;
   }
@@ -95,8 +100,6 @@ struct GateLayout {
   }
 };
 
-// Per-feature vectors in the `vec` block.
-enum Vec { kRef = 0, kEq, kPre, kPost, kZ, kZq, kZk };
 
 __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src), "r"(valid ? 16 : 0));
@@ -114,8 +117,6 @@ __device__ __forceinline__ float ex2(float x) {
   asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
   return y;
 }
-constexpr float kLog2e = 1.4426950408889634f;
-
 template <typename T>
 __device__ __forceinline__ float2 ld2(const T* p) {
   if constexpr (std::is_same<T, __nv_bfloat16>::value) return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(p));
