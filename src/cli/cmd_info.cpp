@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cli/command.h"
+#include "train/distributed.h"
 
 namespace {
 lawcat::cli::Runner setup_info(CLI::App& app) {
@@ -18,6 +19,8 @@ lawcat::cli::Runner setup_info(CLI::App& app) {
               << "cuda kernels: not built\n"
 #endif
               << "cuda device: " << (at::hasCUDA() ? "yes" : "no") << "\n"
+              << "nccl data parallel: " << (lawcat::train::have_nccl() ? "built" : "not built (store all-reduce only)")
+              << "\n"
               << "threads: " << at::get_num_threads() << "\n";
     return 0;
   };

@@ -21,6 +21,7 @@
 #include "text/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/distill.h"
+#include "train/distributed.h"
 #include "train/finetune.h"
 #include "model/precision.h"
 #include "util/error.h"
@@ -267,8 +268,7 @@ RecipeResult run_recipe(const config::RunConfig& c, const RecipeOptions& opt) {
   at::Device device = c.device == "auto" ? (at::hasCUDA() ? at::Device(at::kCUDA) : at::Device(at::kCPU))
                                          : model::parse_device(c.device);
   if (opt.comm && device.is_cuda() && !device.has_index()) {
-    const char* lr = std::getenv("LOCAL_RANK");
-    device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(lr ? std::atoi(lr) : opt.comm->rank()));
+    device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(local_rank_from_env(opt.comm->rank())));
   }
   if (c.threads > 0) at::set_num_threads(static_cast<int>(c.threads));
   model::use_tf32_on_cuda(device);
