@@ -178,7 +178,29 @@ struct LawcatFwdParams {
   // Workspace [rows, Hkv, D] fp32 (rows = B * T, or the packed rows): the chunk-local
   // cumulative log-gates (log2 units), computed once per kv head by the first kernel of the launch.
   float* gate_cumsum = nullptr;
+  // Training (optional, all or none): the state and normalizer before every chunk
+  // [chunks, H, D, D] / [chunks, H, D] and den + eps per token [rows, H] (fp32), for launch_lawcat_bwd.
+  float *state_chunks = nullptr, *z_chunks = nullptr, *den = nullptr;
 };
+// Backward of the fused core (launch_lawcat_bwd): fwd holds the forward's inputs, the
+// segment plan and its workspace (seg_S / seg_z / seg_gamma are reused for dL/dS, gate_cumsum
+// is recomputed), plus the forward's saved state_chunks, z_chunks and den. y and dy are
+// [rows, H, D] contiguous. Gradients are fp32 and ACCUMULATED (atomics; zero them first):
+// dq [rows, H, D], dk, dv [rows, Hkv, D], dlog_alpha [rows, Hkv, D] (w.r.t. log α, before
+// the logsigmoid / tau chain), dconv_q / dconv_k [H * D, W], dwphi [H, D, D / 2].
+struct LawcatBwdParams {
+  LawcatFwdParams fwd;
+  const void *y = nullptr, *dy = nullptr;
+  float *dq = nullptr, *dk = nullptr, *dv = nullptr, *dlog_alpha = nullptr;
+  float *dconv_q = nullptr, *dconv_k = nullptr, *dwphi = nullptr;
+  // Device counter: chunks whose gates decay more than the single-reference scheme takes
+  // (the caller must then use the unfused backward; the gradients are not valid).
+  int* extreme_chunks = nullptr;
+};
+// True when launch_lawcat_bwd handles this dtype / head dim / width / rank.
+bool lawcat_bwd_supported(DType dtype, int D, int width, int rank);
+cudaError_t launch_lawcat_bwd(const LawcatBwdParams& p, cudaStream_t stream);
+
 // True when launch_lawcat_fwd handles this dtype / head dim / width / rank.
 bool lawcat_fwd_supported(DType dtype, int D, int width, int rank);
 cudaError_t launch_lawcat_fwd(const LawcatFwdParams& p, cudaStream_t stream);

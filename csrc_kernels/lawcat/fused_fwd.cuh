@@ -189,11 +189,13 @@ __global__ void __launch_bounds__(Tr::kThreads) lawcat_gate_kernel(const LawcatF
 //   G: chunk-local cumsums (row r at G + r * LdG); ref: reference per feature;
 //   q (is_k false): Q' = φ e^{G - ref}, den[r] = Q' . zq;  k: K' = φ e^{ref - G}, zero rows
 //   >= valid, column sums atomically added to colsum. scale = false writes the raw φ.
-template <class Tr, int kWp>
+//   kSave (backward): also the conv output (conv_out) and the raw φ (raw), no den / colsum.
+template <class Tr, int kWp, bool kSave = false>
 __device__ __forceinline__ void feature_map_band(const typename Tr::T* X, const float* F, const typename Tr::T* sWphi,
                                                  const float* G, const float* ref, const float* zq,
                                                  typename Tr::T* dst, int m0, int valid, bool is_k, bool scale,
-                                                 float* colsum, float* den) {
+                                                 float* colsum, float* den, typename Tr::T* raw = nullptr,
+                                                 typename Tr::T* conv_out = nullptr) {
   using T = typename Tr::T;
   constexpr int D = Tr::kD, Dh = Tr::kHalf, LdX = Tr::kLdX, LdG = Tr::kLdG, LdW = Tr::kLdW;
   const Lane ln;
@@ -213,6 +215,7 @@ __device__ __forceinline__ void feature_map_band(const typename Tr::T* X, const 
         u.y = fmaf(F[(col + 1) * kWp + j], x.y, u.y);
       }
       af[s] = pack2(u, (T*)nullptr);
+      if constexpr (kSave) *reinterpret_cast<uint32_t*>(conv_out + row * LdX + col) = af[s];
     }
     const int lane = threadIdx.x & 31, i8 = lane >> 3, r8 = lane & 7;
 #pragma unroll
@@ -271,6 +274,10 @@ __device__ __forceinline__ void feature_map_band(const typename Tr::T* X, const 
       v[1] = fmaxf(v[1] * sp[hr], 1e-12f);
       v[2] = fmaxf(v[2] * sm[hr], 1e-12f);
       v[3] = fmaxf(v[3] * sm[hr], 1e-12f);
+      if constexpr (kSave) {
+        st2(raw + t * LdX + f, v[0], v[1]);
+        st2(raw + t * LdX + Dh + f, v[2], v[3]);
+      }
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int fe = (e < 2 ? f : Dh + f) + (e & 1);
@@ -279,14 +286,15 @@ __device__ __forceinline__ void feature_map_band(const typename Tr::T* X, const 
           v[e] *= ex2(is_k ? -gx : gx);
         }
         if (zero_row) v[e] = 0.f;
-        if (!is_k) dpart[hr] = fmaf(v[e], zq[fe], dpart[hr]);
+        if constexpr (!kSave)
+          if (!is_k) dpart[hr] = fmaf(v[e], zq[fe], dpart[hr]);
       }
       st2(dst + t * LdX + f, v[0], v[1]);
       st2(dst + t * LdX + Dh + f, v[2], v[3]);
 #pragma unroll
       for (int e = 0; e < 4; ++e) colp[e] += v[e];
     }
-    if (is_k && scale) {  // column sums of K' for z: reduce over the 8 row groups of the warp
+    if (!kSave && is_k && scale) {  // column sums of K' for z: reduce over the 8 row groups of the warp
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         float x = colp[e];
@@ -297,7 +305,7 @@ __device__ __forceinline__ void feature_map_band(const typename Tr::T* X, const 
       }
     }
   }
-  if (!is_k && scale) {
+  if (!kSave && !is_k && scale) {
 #pragma unroll
     for (int hr = 0; hr < 2; ++hr) {
       dpart[hr] += __shfl_xor_sync(0xffffffffu, dpart[hr], 1);
@@ -398,6 +406,11 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_fwd_kerne
     T* const sVc = sV + (c & 1) * C * LdX;
     cp_async_wait_all();
     __syncthreads();  // this chunk's loads landed; the previous chunk's readers are done
+    if (P.state_chunks != nullptr) {  // training: the state before this chunk, for the backward
+      const size_t at = size_t(sq.chunk0 + c) * p.H + h;
+      S.store(P.state_chunks + at * D * D);
+      for (int f = tid; f < D; f += Tr::kThreads) P.z_chunks[at * D + f] = vec(kZ)[f];
+    }
     // ---- 3. reference point, scales, exact-path decision ----
     bool exact = false;
     {
@@ -513,6 +526,7 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_fwd_kerne
         const int r = m0 + ln.gr + 8 * hr;
         if (r >= valid) continue;
         const float inv = p.normalize ? 1.f / (sDen[r] + p.eps) : 1.f;
+        if (P.den != nullptr && n0 == 0 && ln.gc == 0) P.den[size_t(sq.tok0 + t0 + r) * p.H + h] = 1.f / inv;
 #pragma unroll
         for (int j = 0; j < kNT; ++j)
           st2(y + size_t(r) * p.H * D + n0 + 8 * j + 2 * ln.gc, acc[j][2 * hr] * inv, acc[j][2 * hr + 1] * inv);

@@ -7,9 +7,10 @@
 //   y = chunk_gla(φq, φk, v, g)       (normalized)
 // Forward (no grad, as in prefill): one fused kernel for the whole core (conv, φ, gate and
 // GLA: ops::cuda::lawcat_core_fwd); shapes it does not support take the fused prologue
-// kernel (conv + φ + gate) then the GLA forward. Forward + backward (training): conv and GLA on the csrc_kernels kernels
-// (own autograd Functions here, so the benchmark depends only on the CUDA bindings),
-// φ and the gate as ATen ops (their backward through autograd).
+// kernel (conv + φ + gate) then the GLA forward. Forward + backward (training): the fused op
+// ops::lawcat_core (fused forward saving the chunk states, fused backward) where it applies
+// (head dim 64); otherwise conv and GLA on the csrc_kernels kernels (own autograd Functions
+// here), φ and the gate as ATen ops (their backward through autograd).
 #include "eval/bench_attention.h"
 
 #include <ATen/ATen.h>
@@ -26,6 +27,7 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 
 #include "ops/cuda_ops.h"
+#include "ops/lawcat_core.h"
 #endif
 
 namespace lawcat::eval {
@@ -110,6 +112,8 @@ at::Tensor lawcat_core(const Inputs& in, const Params& P, const Shape& s) {
     auto [fq, fk, g] = ops::cuda::lawcat_prologue_fwd(in.q, in.k, in.a, P.conv_q, P.conv_k, P.wphi, P.w2, P.b2);
     return std::get<0>(ops::cuda::chunk_gla_fwd(fq, fk, in.v, g, at::Tensor(), at::Tensor(), ops::GlaOptions{}));
   }
+  if (ops::lawcat_core_fused_supported(in.q, P.conv_q.size(1), in.a.size(2)))  // fused forward + backward
+    return ops::lawcat_core(in.q, in.k, in.v, in.a, P.conv_q, P.conv_k, P.wphi, P.w2, P.b2);
   const at::Tensor qc = ConvFn::apply(in.q.reshape({B, T, s.H * s.d}), P.conv_q, 1, s.d).view({B, T, s.H, s.d});
   const at::Tensor kc =
       ConvFn::apply(in.k.reshape({B, T, s.Hkv * s.d}), P.conv_k, s.H / s.Hkv, s.d).view({B, T, s.H, s.d});

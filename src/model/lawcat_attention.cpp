@@ -12,6 +12,7 @@
 #include "ops/conv1d.h"
 #include "ops/cuda_ops.h"
 #include "ops/gla.h"
+#include "ops/lawcat_core.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -149,18 +150,14 @@ std::unique_ptr<LayerState> LawcatAttentionImpl::make_state(int64_t batch) const
 }
 
 at::Tensor LawcatAttentionImpl::phi(const at::Tensor& u) const {
-  // u [B, T, H, d] -> u Wφ_h [B, T, H, f] -> [softmax ; softmax(-)] [B, T, H, 2f]
-  at::Tensor proj = at::einsum("bthd,hdf->bthf", {u.to(at::kFloat), feature_map});
-  at::Tensor out = at::cat({at::softmax(proj, -1), at::softmax(-proj, -1)}, -1);
-  return at::clamp_min(out, 1e-12);
+  // u [B, T, H, d] -> [softmax(u Wφ_h) ; softmax(-u Wφ_h)] [B, T, H, 2f]
+  return ops::hedgehog_feature_map(u, feature_map);
 }
 
 at::Tensor LawcatAttentionImpl::log_gate(const at::Tensor& x) const {
-  const int64_t B = x.size(0), T = x.size(1);
   // W1 then W2 (+ b), in fp32: F.linear without going through the (non-const) modules.
-  at::Tensor logits = at::linear(at::linear(x.to(at::kFloat), gate_down->weight), gate_up->weight, gate_up->bias);
-  return (at::log_sigmoid(logits) / options_.gate_tau)
-      .view({B, T, options_.num_kv_heads, options_.phi_dim()});
+  return ops::low_rank_log_gate(at::linear(x.to(at::kFloat), gate_down->weight), gate_up->weight, gate_up->bias,
+                                options_.gate_tau, options_.num_kv_heads);
 }
 
 at::Tensor LawcatAttentionImpl::conv(const at::Tensor& x, const at::Tensor& w, at::Tensor* cache) const {
@@ -329,6 +326,23 @@ at::Tensor LawcatAttentionImpl::lawcat_core(const at::Tensor& x, const at::Tenso
       fused_ok = false;
       log::warn("LAWCAT fused prefill failed, using the ATen path from now on: ", e.what_without_backtrace());
       if (st) *st = LawcatState();
+    }
+  }
+
+  // Training on CUDA: the whole core as one fused op (forward and backward kernels).
+  if (!st && at::GradMode::is_enabled() && x.is_cuda() && o.conv_width >= 1 && o.gate && o.phi_dim() == d &&
+      !o.rope && o.window == 0 && !o.conv_on_v && (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf)) {
+    const at::Tensor q4 = q.view({B, T, H, d});
+    if (ops::lawcat_core_fused_supported(q4, o.conv_width, o.gate_rank)) {
+      ops::LawcatCoreOptions co;
+      co.tau = o.gate_tau;
+      co.eps = o.eps;
+      co.normalize = o.normalize;
+      const at::Tensor a = at::linear(x, gate_down->weight.to(x.scalar_type()));
+      return ops::lawcat_core(q4, k.view({B, T, Hkv, d}), v.view({B, T, Hkv, d}), a, conv_q, conv_k, feature_map,
+                              gate_up->weight, gate_up->bias, co)
+          .reshape({B, T, H * d})
+          .to(x.scalar_type());
     }
   }
 

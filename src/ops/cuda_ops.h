@@ -86,11 +86,30 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_prologue_fwd(
 // Returns (y [B, T, H, D] in q's dtype, S_T [B, H, D, D], z_T [B, H, D] fp32).
 // lawcat_core_fwd_supported says whether these shapes / dtypes take the fused kernel
 // (D in {64, 128}, W <= 8, R a multiple of 16 up to 128, 16-bit inputs).
+// With `saved` (training) it also keeps what lawcat_core_bwd reads.
+struct LawcatCoreSaved {
+  at::Tensor state_chunks, z_chunks, den;  // state / normalizer before every chunk, den + eps per token (fp32)
+};
 bool lawcat_core_fwd_supported(const at::Tensor& q, int64_t width, int64_t rank);
 std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_core_fwd(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& a, const at::Tensor& conv_q,
     const at::Tensor& conv_k, const at::Tensor& wphi, const at::Tensor& w2, const at::Tensor& b2, double tau = 16.0,
-    double eps = 1e-10, bool normalize = true);
+    double eps = 1e-10, bool normalize = true, LawcatCoreSaved* saved = nullptr);
+
+// The fused backward of lawcat_core_fwd (same inputs, its output y, the incoming dy and the
+// saved tensors). Gradients are fp32; dlog_alpha is w.r.t. log α (the caller applies the
+// gate's logsigmoid / tau chain to reach a, w2, b2). extreme_chunks (device int) > 0 means
+// some chunk's gates decayed beyond the single-reference range: the gradients are then not
+// valid and the caller must use the unfused ops. Head dim 64 only (see
+// lawcat_core_bwd_supported).
+struct LawcatCoreGrads {
+  at::Tensor dq, dk, dv, dlog_alpha, dconv_q, dconv_k, dwphi, extreme_chunks;
+};
+bool lawcat_core_bwd_supported(const at::Tensor& q, int64_t width, int64_t rank);
+LawcatCoreGrads lawcat_core_bwd(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& a,
+                                const at::Tensor& conv_q, const at::Tensor& conv_k, const at::Tensor& wphi,
+                                const at::Tensor& w2, const at::Tensor& b2, double tau, double eps, bool normalize,
+                                const at::Tensor& y, const at::Tensor& dy, const LawcatCoreSaved& saved);
 
 }  // namespace lawcat::ops::cuda
 #endif

@@ -462,14 +462,19 @@ bool lawcat_core_fwd_supported(const at::Tensor& q, int64_t width, int64_t rank)
          (q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf);
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_core_fwd(const at::Tensor& q, const at::Tensor& k,
-                                                               const at::Tensor& v, const at::Tensor& a,
-                                                               const at::Tensor& conv_q, const at::Tensor& conv_k,
-                                                               const at::Tensor& wphi, const at::Tensor& w2,
-                                                               const at::Tensor& b2, double tau, double eps,
-                                                               bool normalize) {
-  const char* op = "lawcat_core_fwd";
-  const c10::cuda::CUDAGuard guard(q.device());
+namespace {
+// The fused core's inputs, plan and workspace for one call (forward or backward).
+struct FusedCore {
+  Inputs in;
+  Plan pl;
+  at::Tensor ac, cq, ck, wp, w2f, b2f, seg_S, seg_z, seg_gamma, gate_cumsum;
+  k::LawcatFwdParams p;
+};
+
+FusedCore prepare_fused(const char* op, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                        const at::Tensor& a, const at::Tensor& conv_q, const at::Tensor& conv_k, const at::Tensor& wphi,
+                        const at::Tensor& w2, const at::Tensor& b2, double tau, double eps, bool normalize,
+                        int64_t per_sm) {
   TORCH_CHECK(q.is_cuda() && q.dim() == 4 && k.dim() == 4 && v.dim() == 4 && a.dim() == 3, op,
               ": q [B, T, H, D], k, v [B, T, Hkv, D], a [B, T, R] CUDA tensors expected, got ", q.sizes(), ", ",
               k.sizes(), ", ", v.sizes(), ", ", a.sizes());
@@ -488,50 +493,127 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_core_fwd(const at::Tensor&
   TORCH_CHECK(wphi.sizes() == at::IntArrayRef({H, D, D / 2}), op, ": wphi must be [H, D, D/2], got ", wphi.sizes());
   TORCH_CHECK(w2.sizes() == at::IntArrayRef({Hkv * D, R}), op, ": w2 must be [Hkv*D, R], got ", w2.sizes());
   TORCH_CHECK(!b2.defined() || b2.numel() == Hkv * D, op, ": b2 must have Hkv*D elements");
+  FusedCore fc;
   // Rows may be strided (e.g. views of one fused projection); the last dim must be contiguous.
-  Inputs in;
+  Inputs& in = fc.in;
   in.B = B, in.T = T, in.H = H, in.Hkv = Hkv, in.F = D, in.V = D, in.D = D, in.dt = q.scalar_type();
   in.q = kernel_ready(q);
   in.k = kernel_ready(k);
   in.v = kernel_ready(v);
-  const at::Tensor ac = kernel_ready(a);
+  fc.ac = kernel_ready(a);
   auto f32 = [](const at::Tensor& t) { return t.defined() ? t.to(at::kFloat).contiguous() : t; };
-  const at::Tensor cq = f32(conv_q), ck = f32(conv_k), wp = f32(wphi), w2f = f32(w2), b2f = f32(b2);
-  // One wave of the fused kernel: 2 CTAs per SM at D = 64 (101 KB of shared memory), 1 at D = 128.
-  Plan pl = make_plan(in, at::Tensor(), D == 64 ? 2 : 1);
+  fc.cq = f32(conv_q), fc.ck = f32(conv_k), fc.wp = f32(wphi), fc.w2f = f32(w2), fc.b2f = f32(b2);
+  fc.pl = make_plan(in, at::Tensor(), per_sm);
   const auto f32o = q.options().dtype(at::kFloat);
-  at::Tensor y = at::empty({B, T, H, D}, q.options());
-  at::Tensor sT = at::empty({B, H, D, D}, f32o), zT = at::empty({B, H, D}, f32o);
-  at::Tensor seg_S = at::empty({std::max<int64_t>(pl.num_segs, 1), H, D, D}, f32o);
-  at::Tensor seg_z = at::empty({std::max<int64_t>(pl.num_segs, 1), H, D}, f32o);
-  at::Tensor seg_gamma = at::empty_like(seg_z);
-  at::Tensor gate_cumsum = at::empty({B * T, Hkv, D}, f32o);
+  fc.seg_S = at::empty({std::max<int64_t>(fc.pl.num_segs, 1), H, D, D}, f32o);
+  fc.seg_z = at::empty({std::max<int64_t>(fc.pl.num_segs, 1), H, D}, f32o);
+  fc.seg_gamma = at::empty_like(fc.seg_z);
+  fc.gate_cumsum = at::empty({B * T, Hkv, D}, f32o);
   GlaOptions o;
   o.eps = eps;
   o.normalize = normalize;
-  k::LawcatFwdParams p;
-  p.gla = base_params(in, pl, o);
-  p.gla.y = y.data_ptr();
-  p.gla.sT = sT.data_ptr<float>();
-  p.gla.zT = zT.data_ptr<float>();
-  p.gla.seg_S = seg_S.data_ptr<float>();
-  p.gla.seg_z = seg_z.data_ptr<float>();
-  p.gla.seg_gamma = seg_gamma.data_ptr<float>();
-  p.a = ac.data_ptr();
-  p.a_batch_stride = ac.stride(0);
-  p.a_row_stride = ac.stride(1);
+  k::LawcatFwdParams& p = fc.p;
+  p.gla = base_params(in, fc.pl, o);
+  p.gla.seg_S = fc.seg_S.data_ptr<float>();
+  p.gla.seg_z = fc.seg_z.data_ptr<float>();
+  p.gla.seg_gamma = fc.seg_gamma.data_ptr<float>();
+  p.a = fc.ac.data_ptr();
+  p.a_batch_stride = fc.ac.stride(0);
+  p.a_row_stride = fc.ac.stride(1);
   p.width = static_cast<int>(W);
   p.rank = static_cast<int>(R);
   p.tau = static_cast<float>(tau);
-  p.conv_q = cq.data_ptr<float>();
-  p.conv_k = ck.data_ptr<float>();
-  p.wphi = wp.data_ptr<float>();
-  p.w2 = w2f.data_ptr<float>();
-  p.b2 = b2f.defined() ? b2f.data_ptr<float>() : nullptr;
-  p.gate_cumsum = gate_cumsum.data_ptr<float>();
-  if (B * T > 0) check_launch(k::launch_lawcat_fwd(p, at::cuda::getCurrentCUDAStream()), op);
+  p.conv_q = fc.cq.data_ptr<float>();
+  p.conv_k = fc.ck.data_ptr<float>();
+  p.wphi = fc.wp.data_ptr<float>();
+  p.w2 = fc.w2f.data_ptr<float>();
+  p.b2 = fc.b2f.defined() ? fc.b2f.data_ptr<float>() : nullptr;
+  p.gate_cumsum = fc.gate_cumsum.data_ptr<float>();
+  return fc;
+}
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_core_fwd(const at::Tensor& q, const at::Tensor& k,
+                                                               const at::Tensor& v, const at::Tensor& a,
+                                                               const at::Tensor& conv_q, const at::Tensor& conv_k,
+                                                               const at::Tensor& wphi, const at::Tensor& w2,
+                                                               const at::Tensor& b2, double tau, double eps,
+                                                               bool normalize, LawcatCoreSaved* saved) {
+  const char* op = "lawcat_core_fwd";
+  const c10::cuda::CUDAGuard guard(q.device());
+  // One wave of the fused kernel: 2 CTAs per SM at D = 64 (101 KB of shared memory), 1 at D = 128.
+  FusedCore fc = prepare_fused(op, q, k, v, a, conv_q, conv_k, wphi, w2, b2, tau, eps, normalize, q.size(3) == 64 ? 2 : 1);
+  const int64_t B = q.size(0), T = q.size(1), H = q.size(2), D = q.size(3);
+  const auto f32o = q.options().dtype(at::kFloat);
+  at::Tensor y = at::empty({B, T, H, D}, q.options());
+  at::Tensor sT = at::empty({B, H, D, D}, f32o), zT = at::empty({B, H, D}, f32o);
+  fc.p.gla.y = y.data_ptr();
+  fc.p.gla.sT = sT.data_ptr<float>();
+  fc.p.gla.zT = zT.data_ptr<float>();
+  if (saved != nullptr) {  // training: what the fused backward reads
+    saved->state_chunks = at::empty({std::max<int64_t>(fc.pl.num_chunks, 1), H, D, D}, f32o);
+    saved->z_chunks = at::empty({std::max<int64_t>(fc.pl.num_chunks, 1), H, D}, f32o);
+    saved->den = at::empty({B * T, H}, f32o);
+    fc.p.state_chunks = saved->state_chunks.data_ptr<float>();
+    fc.p.z_chunks = saved->z_chunks.data_ptr<float>();
+    fc.p.den = saved->den.data_ptr<float>();
+  }
+  if (B * T > 0) check_launch(k::launch_lawcat_fwd(fc.p, at::cuda::getCurrentCUDAStream()), op);
   else { sT.zero_(); zT.zero_(); }
   return {y, sT, zT};
+}
+
+bool lawcat_core_bwd_supported(const at::Tensor& q, int64_t width, int64_t rank) {
+  return lawcat_core_fwd_supported(q, width, rank) &&
+         k::lawcat_bwd_supported(to_kdtype(q.scalar_type()), static_cast<int>(q.size(3)), static_cast<int>(width),
+                                 static_cast<int>(rank));
+}
+
+LawcatCoreGrads lawcat_core_bwd(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& a,
+                                const at::Tensor& conv_q, const at::Tensor& conv_k, const at::Tensor& wphi,
+                                const at::Tensor& w2, const at::Tensor& b2, double tau, double eps, bool normalize,
+                                const at::Tensor& y, const at::Tensor& dy, const LawcatCoreSaved& saved) {
+  const char* op = "lawcat_core_bwd";
+  const c10::cuda::CUDAGuard guard(q.device());
+  const int64_t W = conv_q.dim() == 2 ? conv_q.size(1) : -1;
+  TORCH_CHECK(lawcat_core_bwd_supported(q, W, a.size(-1)), op, ": unsupported configuration (dtype ",
+              q.scalar_type(), ", D ", q.size(-1), ", conv width ", W, "); use the unfused ops");
+  FusedCore fc = prepare_fused(op, q, k, v, a, conv_q, conv_k, wphi, w2, b2, tau, eps, normalize, 1);
+  const int64_t B = q.size(0), T = q.size(1), H = q.size(2), D = q.size(3), Hkv = k.size(2);
+  TORCH_CHECK(y.sizes() == q.sizes() && dy.sizes() == q.sizes(), op, ": y and dy must be ", q.sizes(), ", got ",
+              y.sizes(), " and ", dy.sizes());
+  TORCH_CHECK(saved.state_chunks.defined() && saved.state_chunks.size(0) == std::max<int64_t>(fc.pl.num_chunks, 1) &&
+                  saved.den.defined() && saved.den.numel() == B * T * H,
+              op, ": the saved forward tensors do not fit these inputs");
+  const at::Tensor yc = y.to(q.scalar_type()).contiguous(), dyc = dy.to(q.scalar_type()).contiguous();
+  const auto f32o = q.options().dtype(at::kFloat);
+  LawcatCoreGrads g;
+  g.dq = at::zeros({B, T, H, D}, f32o);
+  g.dk = at::zeros({B, T, Hkv, D}, f32o);
+  g.dv = at::zeros({B, T, Hkv, D}, f32o);
+  g.dlog_alpha = at::zeros({B, T, Hkv, D}, f32o);
+  g.dconv_q = at::zeros({H * D, W}, f32o);
+  g.dconv_k = at::zeros({H * D, W}, f32o);
+  g.dwphi = at::zeros({H, D, D / 2}, f32o);
+  at::Tensor extreme = at::zeros({1}, q.options().dtype(at::kInt));
+  k::LawcatBwdParams p;
+  p.fwd = fc.p;
+  p.fwd.state_chunks = saved.state_chunks.data_ptr<float>();
+  p.fwd.z_chunks = saved.z_chunks.data_ptr<float>();
+  p.fwd.den = saved.den.data_ptr<float>();
+  p.y = yc.data_ptr();
+  p.dy = dyc.data_ptr();
+  p.dq = g.dq.data_ptr<float>();
+  p.dk = g.dk.data_ptr<float>();
+  p.dv = g.dv.data_ptr<float>();
+  p.dlog_alpha = g.dlog_alpha.data_ptr<float>();
+  p.dconv_q = g.dconv_q.data_ptr<float>();
+  p.dconv_k = g.dconv_k.data_ptr<float>();
+  p.dwphi = g.dwphi.data_ptr<float>();
+  p.extreme_chunks = extreme.data_ptr<int>();
+  if (B * T > 0) check_launch(k::launch_lawcat_bwd(p, at::cuda::getCurrentCUDAStream()), op);
+  g.extreme_chunks = extreme;
+  return g;
 }
 
 }  // namespace lawcat::ops::cuda

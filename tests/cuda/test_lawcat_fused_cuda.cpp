@@ -5,6 +5,7 @@
 #include "common/catch.h"
 #include "cuda/cuda_check.h"
 #include "ops/cuda_ops.h"
+#include "ops/lawcat_core.h"
 #include "ops/reference.h"
 
 using lawcat::test::cuda_of;
@@ -39,5 +40,60 @@ TEST_CASE("lawcat_core_fwd CUDA (fused conv + feature map + gate + GLA) matches 
   LAWCAT_CHECK_REL("z_T", zT, zr, 1e-2);
   // an unsupported configuration is refused with a message naming it
   CHECK_FALSE(lawcat::ops::cuda::lawcat_core_fwd_supported(q.to(at::kFloat), W, R));
+#endif
+}
+
+// The fused training op (fused forward saving chunk states + fused backward) against autograd
+// through the float64 chain. T = 200 / 1000: a partial last chunk and several segments per
+// sequence (dstate pass + reverse combine); strong gates take the unfused fallback.
+TEST_CASE("lawcat_core fused backward matches float64 autograd", "[cuda]") {
+  LAWCAT_REQUIRE_CUDA_OR_SKIP();
+#ifdef LAWCAT_HAVE_CUDA
+  namespace ref = lawcat::ops::ref;
+  const auto dt = GENERATE(at::kBFloat16, at::kHalf);
+  const int64_t W = GENERATE(4, 6);
+  const int64_t T = GENERATE(200, 1000);
+  const double strong = GENERATE(0.0, -300.0);
+  const bool normalize = GENERATE(true, false);
+  // (the float64 reference is slow: the long and the unnormalized cases once per dtype)
+  if (T != 200 && (W != 4 || strong != 0.0 || !normalize)) return;
+  if (!normalize && (W != 4 || strong != 0.0)) return;
+  CAPTURE(dt, W, T, strong, normalize);
+  const int64_t B = 2, H = 4, Hkv = 2, D = 64, R = 16;
+  auto o = at::TensorOptions().device(at::kCUDA);
+  at::Tensor q = cuda_of(at::randn({B, T, H, D}), dt), k = cuda_of(at::randn({B, T, Hkv, D}), dt);
+  at::Tensor v = cuda_of(at::randn({B, T, Hkv, D}), dt), a = cuda_of(at::randn({B, T, R}), dt);
+  at::Tensor cq = at::randn({H * D, W}, o) * 0.5, ck = at::randn({H * D, W}, o) * 0.5;
+  at::Tensor wphi = at::randn({H, D, D / 2}, o) * 0.2, w2 = at::randn({Hkv * D, R}, o) * 0.3;
+  at::Tensor b2 = at::randn({Hkv * D}, o);
+  if (strong != 0.0) b2.view({Hkv, D}).narrow(1, 0, 4).fill_(strong);
+  const at::Tensor dy = cuda_of(at::randn({B, T, H, D}), dt);
+  std::vector<at::Tensor> leaves = {q, k, v, a, cq, ck, wphi, w2, b2};
+  for (auto& l : leaves) l.requires_grad_(true);
+  REQUIRE(lawcat::ops::lawcat_core_fused_supported(q, W, R));
+  lawcat::test::poison_cuda_allocator();
+  lawcat::ops::LawcatCoreOptions co;
+  co.normalize = normalize;
+  const at::Tensor y = lawcat::ops::lawcat_core(q, k, v, a, cq, ck, wphi, w2, b2, co);
+  y.backward(dy);
+
+  std::vector<at::Tensor> d;  // float64 CPU leaves
+  for (const auto& l : leaves) d.push_back(f64(l).requires_grad_(true));
+  const at::Tensor qt = ref::causal_conv1d_ref(d[0].view({B, T, H * D}), d[4]).view({B, T, H, D});
+  const at::Tensor krep = d[1].view({B, T, Hkv, 1, D}).expand({B, T, Hkv, H / Hkv, D}).reshape({B, T, H * D});
+  const at::Tensor kt = ref::causal_conv1d_ref(krep, d[5]).view({B, T, H, D});
+  auto phi = [&](const at::Tensor& u) {
+    const at::Tensor s = at::einsum("bthd,hdf->bthf", {u, d[6]});
+    return at::cat({at::softmax(s, -1), at::softmax(-s, -1)}, -1).clamp_min(1e-12);
+  };
+  const at::Tensor g = (at::log_sigmoid(at::linear(d[3], d[7], d[8])) / 16.0).view({B, T, Hkv, D});
+  const at::Tensor yr = std::get<0>(ref::gla_recurrent_ref(phi(qt), phi(kt), d[2], g, {}, {}, normalize));
+  yr.backward(f64(dy));
+  LAWCAT_CHECK_REL("y", y, yr, 1e-2);
+  const char* names[] = {"dq", "dk", "dv", "da", "dconv_q", "dconv_k", "dwphi", "dw2", "db2"};
+  for (size_t i = 0; i < leaves.size(); ++i) {
+    REQUIRE(leaves[i].grad().defined());
+    LAWCAT_CHECK_REL(names[i], leaves[i].grad(), d[i].grad(), 1e-2);
+  }
 #endif
 }

@@ -1,0 +1,628 @@
+// The LAWCAT attention core backward, fused (see api.h, LawcatBwdParams). Launches:
+//   gate    : G recomputed (fused_fwd.cuh's lawcat_gate_kernel)
+//   dstate  : per (segment, query head), chunks in reverse from dS = 0: the segment's local
+//             dL/dS at its start and its total decay (skipped for the first segment)
+//   combine : gla_combine_kernel<true> turns them into dL/dS at every segment END
+//   grad    : per (segment, query head), chunks in reverse with dS in registers: every
+//             gradient of the chunk, written with fp32 atomics
+// Same single reference point per chunk as the forward (r = (G_0 + G_{C-1}) / 2,
+// Q' = φq e^{G-r}, K' = φk e^{r-G}), S0 = the state before the chunk (saved by the forward),
+// dN = dy / den, dden = -(dy . y) / den, B = mask(dN v^T + dden), dS' = e^{G_C - r} dS:
+//
+//   X  = B K' + dN (e^r S0)^T + dden (e^r z0)      dφq = e^{G-r} X,  so φq dφq = Q' X
+//   Y  = B^T Q' + v dS'^T + e^{G_C-r} dz           dφk = e^{r-G} Y,  so φk dφk = K' Y
+//   dv = A^T dN + K' dS'
+//   d log α_t = sum_{s >= t in chunk} (Q' X - K' Y)_s + carry,
+//       carry = e^{G_C - r} (sum_v (e^r S0) dS + e^r z0 dz) + sum_s K'_s (v_s dS'^T + e^{G_C-r} dz)
+//             (= sum_v S_end dS + z_end dz: the decay's effect on everything after the chunk)
+//   dS <- e^r (e^{G_C - r} dS + Q'^T dN),  dz <- e^r (e^{G_C - r} dz + Q'^T dden)
+// then the feature map (softmax backward: p dp = the products above), dq~ = du W_φ^T,
+// dW_φ += q~^T du, and the causal conv backward (dq, dk, conv weights). dv, dk, d log α are
+// per kv head: the query heads of a group add into them (fp32 atomics).
+//
+// A chunk whose decay exceeds kMaxDrop (the forward's exact path) is counted in
+// extreme_chunks; the caller then recomputes with the unfused ops.
+#pragma once
+#include "lawcat/fused_fwd.cuh"
+
+namespace lawcat::kernels::fused {
+
+constexpr float kLn2 = 0.6931471805599453f;
+
+enum BVec { bRef = 0, bEq, bPost, bPre, bEz, bDz, bDzp, bCarry, bGam, bZero, bNumVec };
+
+// Shared memory of the gradient pass. dq~ / dk~ (fp32 [C][LdG] each) reuse A .. dS, which
+// are dead by then.
+template <class Tr, int kWp>
+struct BwdLayout {
+  static constexpr int C = Tr::kC, D = Tr::kD;
+  using T = typename Tr::T;
+  size_t xq, xk, v, dn, y, wphi, fq, fk, g, q, k, pq, pk, qt, kt, A, B, S, dS, dqt, dkt, vec, inv, dden, scr, total;
+  __host__ __device__ BwdLayout() {
+    size_t o = 0;
+    auto take = [&](size_t bytes) { const size_t at = o; o += (bytes + 15) / 16 * 16; return at; };
+    xq = take(sizeof(T) * (C + 8) * Tr::kLdX);
+    xk = take(sizeof(T) * (C + 8) * Tr::kLdX);
+    v = take(sizeof(T) * C * Tr::kLdX);
+    dn = take(sizeof(T) * C * Tr::kLdX);
+    y = take(sizeof(T) * C * Tr::kLdX);
+    wphi = take(sizeof(T) * D * Tr::kLdW);
+    fq = take(sizeof(float) * D * kWp);
+    fk = take(sizeof(float) * D * kWp);
+    g = take(sizeof(float) * C * Tr::kLdG);
+    q = take(sizeof(T) * C * Tr::kLdX);
+    k = take(sizeof(T) * C * Tr::kLdX);
+    pq = take(sizeof(T) * C * Tr::kLdX);
+    pk = take(sizeof(T) * C * Tr::kLdX);
+    qt = take(sizeof(T) * C * Tr::kLdX);
+    kt = take(sizeof(T) * C * Tr::kLdX);
+    A = take(sizeof(T) * C * Tr::kLdA);
+    B = take(sizeof(T) * C * Tr::kLdA);
+    S = take(sizeof(T) * D * Tr::kLdX);
+    dS = take(sizeof(T) * D * Tr::kLdX);
+    const size_t end = o;
+    dqt = A;
+    dkt = A + (sizeof(float) * C * Tr::kLdG + 15) / 16 * 16;
+    o = end > dkt + sizeof(float) * C * Tr::kLdG ? end : dkt + (sizeof(float) * C * Tr::kLdG + 15) / 16 * 16;
+    vec = take(sizeof(float) * bNumVec * D);
+    inv = take(sizeof(float) * C);
+    dden = take(sizeof(float) * C);
+    scr = take(sizeof(float) * gla::Scan<Tr>::kScratch);
+    total = o;
+  }
+};
+
+// Shared memory of the dstate pass.
+template <class Tr, int kWp>
+struct DStateLayout {
+  static constexpr int C = Tr::kC, D = Tr::kD;
+  using T = typename Tr::T;
+  size_t xq, dn, y, g, q, wphi, fq, vec, inv, dden, scr, total;
+  __host__ __device__ DStateLayout() {
+    size_t o = 0;
+    auto take = [&](size_t bytes) { const size_t at = o; o += (bytes + 15) / 16 * 16; return at; };
+    xq = take(sizeof(T) * (C + 8) * Tr::kLdX);
+    dn = take(sizeof(T) * C * Tr::kLdX);
+    y = take(sizeof(T) * C * Tr::kLdX);
+    g = take(sizeof(float) * C * Tr::kLdG);
+    q = take(sizeof(T) * C * Tr::kLdX);
+    wphi = take(sizeof(T) * D * Tr::kLdW);
+    fq = take(sizeof(float) * D * kWp);
+    vec = take(sizeof(float) * bNumVec * D);
+    inv = take(sizeof(float) * C);
+    dden = take(sizeof(float) * C);
+    scr = take(sizeof(float) * C);
+    total = o;
+  }
+};
+
+// Rows [r0, r0 + nrows) of the chunk, one warp: dy (in dn) -> dN = dy / den in place,
+// dden = -(dy . y) / den (0 without normalization). inv[r] = 1 / den (0 past the end).
+template <class Tr>
+__device__ __forceinline__ void dn_rows(typename Tr::T* dn, const typename Tr::T* y, const float* inv, float* dden,
+                                        int r0, int nrows, bool normalize) {
+  constexpr int D = Tr::kD, LdX = Tr::kLdX, kPer = D / 32;  // 2 or 4 columns per lane
+  const int lane = threadIdx.x & 31;
+  for (int r = r0; r < r0 + nrows; ++r) {
+    float dd = 0.f;
+    const float iv = inv[r];
+#pragma unroll
+    for (int e = 0; e < kPer; e += 2) {
+      const int col = lane * kPer + e;
+      const float2 a = ld2(dn + r * LdX + col), b = ld2(y + r * LdX + col);
+      dd = fmaf(a.x, b.x, fmaf(a.y, b.y, dd));
+      st2(dn + r * LdX + col, a.x * iv, a.y * iv);
+    }
+    dd = warp_sum(dd);
+    if (lane == 0) dden[r] = normalize ? -dd * iv : 0.f;
+  }
+}
+
+// Loads shared by both backward passes: raw q (+ halo rows, zero outside the sequence),
+// dy (into dn), y, G; inv[r] = 1 / den straight from global.
+template <class Tr, int kWp>
+struct ChunkSrc {
+  const typename Tr::T *q, *k, *v, *y, *dy;
+  const float* g;
+  const float* den;
+  int H, Hkv, h;
+};
+
+// ---- dstate pass: local dL/dS of a segment (reverse), for the combine ----------------
+template <class Tr, int kWp>
+__global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_dstate_kernel(const LawcatBwdParams P) {
+  using T = typename Tr::T;
+  constexpr int C = Tr::kC, D = Tr::kD, LdX = Tr::kLdX, LdG = Tr::kLdG, kHalo = kWp - 1, kVec = 8;
+  const LawcatFwdParams& F = P.fwd;
+  const GlaParams& p = F.gla;
+  const DStateLayout<Tr, kWp> L;
+  extern __shared__ __align__(16) unsigned char smem[];
+  T* sXq = reinterpret_cast<T*>(smem + L.xq);
+  T* sDN = reinterpret_cast<T*>(smem + L.dn);
+  T* sY = reinterpret_cast<T*>(smem + L.y);
+  float* sG = reinterpret_cast<float*>(smem + L.g);
+  T* sQ = reinterpret_cast<T*>(smem + L.q);
+  T* sWphi = reinterpret_cast<T*>(smem + L.wphi);
+  float* sFq = reinterpret_cast<float*>(smem + L.fq);
+  float* sVec = reinterpret_cast<float*>(smem + L.vec);
+  float* sInv = reinterpret_cast<float*>(smem + L.inv);
+  float* sDden = reinterpret_cast<float*>(smem + L.dden);
+  float* sScr = reinterpret_cast<float*>(smem + L.scr);
+  auto vec = [&](BVec which) { return sVec + int(which) * D; };
+
+  const int seg_id = blockIdx.x, h = blockIdx.y, tid = threadIdx.x, warp = tid / 32;
+  const gla::SegInfo seg = gla::get_seg(p, seg_id);
+  const gla::SeqInfo sq = gla::get_seq<C>(p, seg.n);
+  if (seg.c0 == 0) return;  // the first segment's local dL/dS is never needed
+  const int hk = h / (p.H / p.Hkv);
+  const T* q_base = static_cast<const T*>(p.q) + sq.b * p.q_batch_stride + h * p.q_head_stride;
+  const T* y_base = static_cast<const T*>(P.y) + h * D;
+  const T* dy_base = static_cast<const T*>(P.dy) + h * D;
+  const float* g_base = F.gate_cumsum + hk * D;
+  for (int i = tid; i < D * kWp; i += Tr::kThreads) {
+    const int c = i / kWp, j = i - c * kWp - (kWp - F.width);
+    sFq[i] = j >= 0 ? F.conv_q[(size_t(h) * D + c) * F.width + j] : 0.f;
+  }
+  for (int i = tid; i < D * Tr::kHalf; i += Tr::kThreads) {
+    const int r = i / Tr::kHalf, c = i - r * Tr::kHalf;
+    sWphi[r * Tr::kLdW + c] = from_float<T>(F.wphi[(size_t(h) * D + r) * Tr::kHalf + c] * kLog2e);
+  }
+  for (int f = tid; f < D; f += Tr::kThreads) { vec(bDz)[f] = 0.f; vec(bGam)[f] = 1.f; vec(bZero)[f] = 0.f; }
+  gla::StateTile<Tr> dS;
+  dS.zero();
+  const Lane ln;
+
+  for (int c = seg.c1 - 1; c >= seg.c0; --c) {
+    const int t0 = c * C, valid = min(C, sq.len - t0);
+    __syncthreads();
+    {
+      constexpr int kPerRow = D / kVec, kGPerRow = D / 4;
+      for (int i = tid; i < (C + kHalo) * kPerRow; i += Tr::kThreads) {
+        const int r = i / kPerRow, cv = (i - r * kPerRow) * kVec, tau = t0 + r - kHalo;
+        const bool ok = tau >= 0 && tau < sq.len;
+        cp_async16(sXq + r * LdX + cv, q_base + (sq.row0 + (ok ? tau : 0)) * p.q_row_stride + cv, ok);
+      }
+      for (int i = tid; i < C * kPerRow; i += Tr::kThreads) {
+        const int r = i / kPerRow, cv = (i - r * kPerRow) * kVec;
+        const bool ok = r < valid;
+        const size_t row = size_t(sq.tok0 + (ok ? t0 + r : 0)) * p.H * D;
+        cp_async16(sDN + r * LdX + cv, dy_base + row + cv, ok);
+        cp_async16(sY + r * LdX + cv, y_base + row + cv, ok);
+      }
+      for (int i = tid; i < C * kGPerRow; i += Tr::kThreads) {
+        const int r = i / kGPerRow, cv = (i - r * kGPerRow) * 4;
+        const bool ok = r < valid;
+        cp_async16(sG + r * LdG + cv, g_base + size_t(sq.tok0 + (ok ? t0 + r : 0)) * p.Hkv * D + cv, ok);
+      }
+      cp_async_wait_all();
+    }
+    if (tid < C) sInv[tid] = tid < valid ? 1.f / F.den[size_t(sq.tok0 + t0 + tid) * p.H + h] : 0.f;
+    __syncthreads();
+    {
+      const int f = tid;
+      float G0 = 0.f, GC = 0.f;
+      if (f < D) { G0 = sG[f]; GC = sG[(valid - 1) * LdG + f]; }
+      const bool extreme = __syncthreads_or(f < D && G0 - GC > Tr::kMaxDrop);
+      if (extreme && tid == 0 && P.extreme_chunks != nullptr) atomicAdd(P.extreme_chunks, 1);
+      if (f < D) {
+        const float ref = 0.5f * (G0 + GC);
+        vec(bRef)[f] = ref;
+        vec(bEq)[f] = ex2(ref);
+        vec(bPost)[f] = ex2(GC - ref);
+        vec(bGam)[f] *= ex2(GC);
+      }
+    }
+    __syncthreads();
+    if (warp < 4)
+      feature_map_band<Tr, kWp>(sXq, sFq, sWphi, sG, vec(bRef), vec(bZero), sQ, warp * 16, valid, false, true, nullptr,
+                                sScr);
+    else
+      dn_rows<Tr>(sDN, sY, sInv, sDden, (warp - 4) * 16, 16, p.normalize);
+    __syncthreads();
+    // dS <- e^r (e^{G_C - r} dS + Q'^T dN);  dz likewise with dden
+    {
+      const float* post = vec(bPost);
+#pragma unroll
+      for (int j = 0; j < Tr::kStateNT; ++j) {
+        const int f0 = dS.m0() + ln.gr;
+        dS.acc[j][0] *= post[f0]; dS.acc[j][1] *= post[f0]; dS.acc[j][2] *= post[f0 + 8]; dS.acc[j][3] *= post[f0 + 8];
+      }
+      tile_mma_smem<T, Tr::kStateNT, true, true>(dS.acc, sQ, LdX, sDN, LdX, dS.m0(), dS.n0(), 0, C);
+      const float* eq = vec(bEq);
+#pragma unroll
+      for (int j = 0; j < Tr::kStateNT; ++j) {
+        const int f0 = dS.m0() + ln.gr;
+        dS.acc[j][0] *= eq[f0]; dS.acc[j][1] *= eq[f0]; dS.acc[j][2] *= eq[f0 + 8]; dS.acc[j][3] *= eq[f0 + 8];
+      }
+    }
+    if (tid < D) {
+      float s = 0.f;
+      for (int t = 0; t < C; ++t) s = fmaf(to_float(sQ[t * LdX + tid]), sDden[t], s);
+      vec(bDz)[tid] = vec(bEq)[tid] * (vec(bPost)[tid] * vec(bDz)[tid] + s);
+    }
+  }
+  __syncthreads();
+  dS.store(p.seg_S + (size_t(seg_id) * p.H + h) * D * D);
+  for (int f = tid; f < D; f += Tr::kThreads) {
+    p.seg_z[(size_t(seg_id) * p.H + h) * D + f] = vec(bDz)[f];
+    p.seg_gamma[(size_t(seg_id) * p.H + h) * D + f] = vec(bGam)[f];
+  }
+}
+
+// fp32 atomic adds of 2 / 4 consecutive floats (vector atomics on sm_90).
+__device__ __forceinline__ void atomic_add2(float* dst, float a, float b) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  atomicAdd(reinterpret_cast<float2*>(dst), make_float2(a, b));
+#else
+  atomicAdd(dst, a);
+  atomicAdd(dst + 1, b);
+#endif
+}
+__device__ __forceinline__ void atomic_add4(float* dst, float4 v) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  atomicAdd(reinterpret_cast<float4*>(dst), v);
+#else
+  atomicAdd(dst, v.x);
+  atomicAdd(dst + 1, v.y);
+  atomicAdd(dst + 2, v.z);
+  atomicAdd(dst + 3, v.w);
+#endif
+}
+
+// ---- gradient pass -------------------------------------------------------------------
+template <class Tr, int kWp>
+__global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const LawcatBwdParams P) {
+  using T = typename Tr::T;
+  constexpr int C = Tr::kC, D = Tr::kD, Dh = Tr::kHalf, LdX = Tr::kLdX, LdA = Tr::kLdA, LdG = Tr::kLdG,
+                LdW = Tr::kLdW, kHalo = kWp - 1, kVec = 8;
+  static_assert(Tr::kAW == 2, "the X / Y epilogues take one warp per half of the feature dims");
+  const LawcatFwdParams& F = P.fwd;
+  const GlaParams& p = F.gla;
+  const BwdLayout<Tr, kWp> L;
+  extern __shared__ __align__(16) unsigned char smem[];
+  T* sXq = reinterpret_cast<T*>(smem + L.xq);
+  T* sXk = reinterpret_cast<T*>(smem + L.xk);
+  T* sV = reinterpret_cast<T*>(smem + L.v);
+  T* sDN = reinterpret_cast<T*>(smem + L.dn);
+  T* sY = reinterpret_cast<T*>(smem + L.y);
+  T* sWphi = reinterpret_cast<T*>(smem + L.wphi);
+  float* sFq = reinterpret_cast<float*>(smem + L.fq);
+  float* sFk = reinterpret_cast<float*>(smem + L.fk);
+  float* sG = reinterpret_cast<float*>(smem + L.g);
+  T* sQ = reinterpret_cast<T*>(smem + L.q);
+  T* sK = reinterpret_cast<T*>(smem + L.k);
+  T* sPq = reinterpret_cast<T*>(smem + L.pq);
+  T* sPk = reinterpret_cast<T*>(smem + L.pk);
+  T* sQt = reinterpret_cast<T*>(smem + L.qt);
+  T* sKt = reinterpret_cast<T*>(smem + L.kt);
+  T* sA = reinterpret_cast<T*>(smem + L.A);
+  T* sB = reinterpret_cast<T*>(smem + L.B);
+  T* sS = reinterpret_cast<T*>(smem + L.S);
+  T* sdS = reinterpret_cast<T*>(smem + L.dS);
+  float* sDQt = reinterpret_cast<float*>(smem + L.dqt);
+  float* sDKt = reinterpret_cast<float*>(smem + L.dkt);
+  float* sVec = reinterpret_cast<float*>(smem + L.vec);
+  float* sInv = reinterpret_cast<float*>(smem + L.inv);
+  float* sDden = reinterpret_cast<float*>(smem + L.dden);
+  float* sScr = reinterpret_cast<float*>(smem + L.scr);
+  auto vec = [&](BVec which) { return sVec + int(which) * D; };
+
+  const int seg_id = blockIdx.x, h = blockIdx.y, tid = threadIdx.x, warp = tid / 32;
+  const gla::SegInfo seg = gla::get_seg(p, seg_id);
+  const gla::SeqInfo sq = gla::get_seq<C>(p, seg.n);
+  const int hk = h / (p.H / p.Hkv);
+  const T* q_base = static_cast<const T*>(p.q) + sq.b * p.q_batch_stride + h * p.q_head_stride;
+  const T* k_base = static_cast<const T*>(p.k) + sq.b * p.k_batch_stride + hk * p.k_head_stride;
+  const T* v_base = static_cast<const T*>(p.v) + sq.b * p.v_batch_stride + hk * p.v_head_stride;
+  const T* y_base = static_cast<const T*>(P.y) + h * D;
+  const T* dy_base = static_cast<const T*>(P.dy) + h * D;
+  const float* g_base = F.gate_cumsum + hk * D;
+  const Lane ln;
+
+  stage_head_constants<Tr, kWp>(F, h, sFq, sFk, sWphi);
+  gla::StateTile<Tr> dS;  // dL/dS after the current chunk
+  dS.load(p.seg_S + (size_t(seg_id) * p.H + h) * D * D);
+  for (int f = tid; f < D; f += Tr::kThreads) vec(bDz)[f] = p.seg_z[(size_t(seg_id) * p.H + h) * D + f];
+
+  // dW_φ [D x D/2] of this head, accumulated over the segment: warp -> (16-row m-tile, n-tiles)
+  constexpr int kWPM = Tr::kWarps / (D / 16), kWNT = (Dh / 8) / kWPM;
+  const int wm0 = (warp / kWPM) * 16, wn0 = (warp % kWPM) * kWNT * 8;
+  float dW[kWNT][4] = {};
+  // conv weight gradients: (channel, tap) pairs tid, tid + 256, ...
+  constexpr int kCW = (D * kWp + Tr::kThreads - 1) / Tr::kThreads;
+  float dcq[kCW] = {}, dck[kCW] = {};
+
+  // output-tile mapping (C x D): 16-row band, half of the columns
+  constexpr int kNT = D / 8 / Tr::kAW;
+  const int om0 = (warp / Tr::kAW) * 16, on0 = (warp % Tr::kAW) * (D / Tr::kAW);
+
+  for (int c = seg.c1 - 1; c >= seg.c0; --c) {
+    const int t0 = c * C, valid = min(C, sq.len - t0);
+    const size_t chunk_at = size_t(sq.chunk0 + c) * p.H + h;
+    __syncthreads();  // the previous chunk's readers are done
+    {
+      constexpr int kPerRow = D / kVec, kGPerRow = D / 4;
+      for (int i = tid; i < (C + kHalo) * kPerRow; i += Tr::kThreads) {
+        const int r = i / kPerRow, cv = (i - r * kPerRow) * kVec, tau = t0 + r - kHalo;
+        const bool ok = tau >= 0 && tau < sq.len;
+        const int64_t row = sq.row0 + (ok ? tau : 0);
+        cp_async16(sXk + r * LdX + cv, k_base + row * p.k_row_stride + cv, ok);
+        cp_async16(sXq + r * LdX + cv, q_base + row * p.q_row_stride + cv, ok);
+      }
+      for (int i = tid; i < C * kPerRow; i += Tr::kThreads) {
+        const int r = i / kPerRow, cv = (i - r * kPerRow) * kVec;
+        const bool ok = r < valid;
+        const size_t yrow = size_t(sq.tok0 + (ok ? t0 + r : 0)) * p.H * D;
+        cp_async16(sV + r * LdX + cv, v_base + (sq.row0 + (ok ? t0 + r : 0)) * p.v_row_stride + cv, ok);
+        cp_async16(sDN + r * LdX + cv, dy_base + yrow + cv, ok);
+        cp_async16(sY + r * LdX + cv, y_base + yrow + cv, ok);
+      }
+      for (int i = tid; i < C * kGPerRow; i += Tr::kThreads) {
+        const int r = i / kGPerRow, cv = (i - r * kGPerRow) * 4;
+        const bool ok = r < valid;
+        cp_async16(sG + r * LdG + cv, g_base + size_t(sq.tok0 + (ok ? t0 + r : 0)) * p.Hkv * D + cv, ok);
+      }
+      cp_async_wait_all();
+    }
+    if (tid < C) sInv[tid] = tid < valid ? 1.f / F.den[size_t(sq.tok0 + t0 + tid) * p.H + h] : 0.f;
+    __syncthreads();
+    // ---- 1. reference point and per-feature scales ----
+    {
+      const int f = tid;
+      float G0 = 0.f, GC = 0.f;
+      if (f < D) { G0 = sG[f]; GC = sG[(valid - 1) * LdG + f]; }
+      const bool extreme = __syncthreads_or(f < D && G0 - GC > Tr::kMaxDrop);
+      if (extreme && tid == 0 && P.extreme_chunks != nullptr) atomicAdd(P.extreme_chunks, 1);
+      if (f < D) {
+        const float ref = 0.5f * (G0 + GC), eq = ex2(ref), post = ex2(GC - ref);
+        const float ez = eq * F.z_chunks[chunk_at * D + f], dz = vec(bDz)[f];
+        vec(bRef)[f] = ref; vec(bEq)[f] = eq; vec(bPost)[f] = post; vec(bEz)[f] = ez;
+        vec(bDzp)[f] = post * dz;
+        vec(bCarry)[f] = post * ez * dz;
+      }
+    }
+    __syncthreads();
+    // ---- 2. e^r S0 and dS' = e^{G_C - r} dS (T), the carry's S part; dN; Q', K' ----
+    {
+      const float* eq = vec(bEq);
+      const float* post = vec(bPost);
+      const float* S0 = F.state_chunks + chunk_at * D * D;
+      float cp[2] = {0.f, 0.f};
+      const int f0 = dS.m0() + ln.gr;
+#pragma unroll
+      for (int j = 0; j < Tr::kStateNT; ++j) {
+        const float(&a)[4] = dS.acc[j];
+        const int v0 = dS.n0() + 8 * j + 2 * ln.gc;
+        const float2 s0 = *reinterpret_cast<const float2*>(S0 + f0 * D + v0);
+        const float2 s8 = *reinterpret_cast<const float2*>(S0 + (f0 + 8) * D + v0);
+        const float e0 = eq[f0], e8 = eq[f0 + 8];
+        st2(sS + f0 * LdX + v0, s0.x * e0, s0.y * e0);
+        st2(sS + (f0 + 8) * LdX + v0, s8.x * e8, s8.y * e8);
+        cp[0] = fmaf(s0.x * e0, a[0], fmaf(s0.y * e0, a[1], cp[0]));
+        cp[1] = fmaf(s8.x * e8, a[2], fmaf(s8.y * e8, a[3], cp[1]));
+        st2(sdS + f0 * LdX + v0, a[0] * post[f0], a[1] * post[f0]);
+        st2(sdS + (f0 + 8) * LdX + v0, a[2] * post[f0 + 8], a[3] * post[f0 + 8]);
+      }
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr) {
+        cp[hr] += __shfl_xor_sync(0xffffffffu, cp[hr], 1);
+        cp[hr] += __shfl_xor_sync(0xffffffffu, cp[hr], 2);
+      }
+      if (ln.gc == 0) {
+        atomicAdd(&vec(bCarry)[f0], post[f0] * cp[0]);
+        atomicAdd(&vec(bCarry)[f0 + 8], post[f0 + 8] * cp[1]);
+      }
+    }
+    dn_rows<Tr>(sDN, sY, sInv, sDden, warp * (C / Tr::kWarps), C / Tr::kWarps, p.normalize);
+    {
+      const bool is_k = warp >= 4;
+      feature_map_band<Tr, kWp, true>(is_k ? sXk : sXq, is_k ? sFk : sFq, sWphi, sG, vec(bRef), nullptr,
+                                      is_k ? sK : sQ, (warp & 3) * 16, valid, is_k, true, nullptr, nullptr,
+                                      is_k ? sPk : sPq, is_k ? sKt : sQt);
+    }
+    __syncthreads();
+    // ---- 3. A = mask(Q' K'^T), B = mask(dN v^T + dden) (T) ----
+    {
+      constexpr int kNTA = 8 / Tr::kAW;
+      const int i = warp / Tr::kAW, n0 = (warp % Tr::kAW) * 8 * kNTA;
+      if (n0 <= 16 * i + 15) {
+        float acc[kNTA][4] = {}, bcc[kNTA][4] = {};
+        tile_mma_smem<T, kNTA, false, false>(acc, sQ, LdX, sK, LdX, 16 * i, n0, 0, D);
+        tile_mma_smem<T, kNTA, false, false>(bcc, sDN, LdX, sV, LdX, 16 * i, n0, 0, D);
+#pragma unroll
+        for (int j = 0; j < kNTA; ++j) {
+          tile_for_each(acc[j], 16 * i, n0 + 8 * j, [&](int r, int cc, float& x) { if (cc > r) x = 0.f; });
+          tile_for_each(bcc[j], 16 * i, n0 + 8 * j, [&](int r, int cc, float& x) { x = cc > r ? 0.f : x + sDden[r]; });
+          st2(sA + (16 * i + ln.gr) * LdA + n0 + 8 * j + 2 * ln.gc, acc[j][0], acc[j][1]);
+          st2(sA + (16 * i + ln.gr + 8) * LdA + n0 + 8 * j + 2 * ln.gc, acc[j][2], acc[j][3]);
+          st2(sB + (16 * i + ln.gr) * LdA + n0 + 8 * j + 2 * ln.gc, bcc[j][0], bcc[j][1]);
+          st2(sB + (16 * i + ln.gr + 8) * LdA + n0 + 8 * j + 2 * ln.gc, bcc[j][2], bcc[j][3]);
+        }
+      }
+    }
+    __syncthreads();
+    // ---- 4. X (q side), Y (k side), dv, dS / dz update ----
+    const float sign = on0 < Dh ? 1.f : -1.f;  // softmax(u) half or softmax(-u) half
+    // Softmax backward in place over the raw φ: du_full = sign (w - p sum_half w), w = φ dφ.
+    auto softmax_bwd = [&](float (&w)[kNT][4], T* P_) {
+      float ws[2] = {0.f, 0.f};
+#pragma unroll
+      for (int j = 0; j < kNT; ++j) { ws[0] += w[j][0] + w[j][1]; ws[1] += w[j][2] + w[j][3]; }
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr) {
+        ws[hr] += __shfl_xor_sync(0xffffffffu, ws[hr], 1);
+        ws[hr] += __shfl_xor_sync(0xffffffffu, ws[hr], 2);
+      }
+#pragma unroll
+      for (int j = 0; j < kNT; ++j)
+#pragma unroll
+        for (int hr = 0; hr < 2; ++hr) {
+          T* at = P_ + (om0 + ln.gr + 8 * hr) * LdX + on0 + 8 * j + 2 * ln.gc;
+          const float2 pv = ld2(at);
+          st2(at, sign * (w[j][2 * hr] - pv.x * ws[hr]), sign * (w[j][2 * hr + 1] - pv.y * ws[hr]));
+        }
+    };
+    {
+      float acc[kNT][4] = {};
+      tile_mma_smem<T, kNT, false, true>(acc, sB, LdA, sK, LdX, om0, on0, 0, om0 + 16);
+      tile_mma_smem<T, kNT, false, false>(acc, sDN, LdX, sS, LdX, om0, on0, 0, D);
+      const float* ez = vec(bEz);
+#pragma unroll
+      for (int j = 0; j < kNT; ++j)
+        tile_for_each(acc[j], om0, on0 + 8 * j, [&](int r, int f, float& x) {
+          x = to_float(sQ[r * LdX + f]) * fmaf(sDden[r], ez[f], x);
+          sG[r * LdG + f] = x;
+        });
+      softmax_bwd(acc, sPq);
+    }
+    {
+      float acc[kNT][4] = {};
+      tile_mma_smem<T, kNT, false, false>(acc, sV, LdX, sdS, LdX, om0, on0, 0, D);
+      const float* dzp = vec(bDzp);
+      float cs[kNT][2] = {};
+#pragma unroll
+      for (int j = 0; j < kNT; ++j)
+        tile_for_each(acc[j], om0, on0 + 8 * j, [&](int r, int f, float& x) {
+          cs[j][f & 1] = fmaf(to_float(sK[r * LdX + f]), x + dzp[f], cs[j][f & 1]);
+        });
+#pragma unroll
+      for (int j = 0; j < kNT; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          float x = cs[j][e];
+          x += __shfl_xor_sync(0xffffffffu, x, 4);
+          x += __shfl_xor_sync(0xffffffffu, x, 8);
+          x += __shfl_xor_sync(0xffffffffu, x, 16);
+          if (ln.gr == 0) atomicAdd(&vec(bCarry)[on0 + 8 * j + 2 * ln.gc + e], x);
+        }
+      tile_mma_smem<T, kNT, true, true>(acc, sB, LdA, sQ, LdX, om0, on0, om0, C);
+#pragma unroll
+      for (int j = 0; j < kNT; ++j)
+        tile_for_each(acc[j], om0, on0 + 8 * j, [&](int r, int f, float& x) {
+          x = to_float(sK[r * LdX + f]) * (x + dzp[f]);
+          sG[r * LdG + f] -= x;
+        });
+      softmax_bwd(acc, sPk);
+    }
+    {
+      float acc[kNT][4] = {};
+      tile_mma_smem<T, kNT, true, true>(acc, sA, LdA, sDN, LdX, om0, on0, om0, C);
+      tile_mma_smem<T, kNT, false, true>(acc, sK, LdX, sdS, LdX, om0, on0, 0, D);
+      float* dv = P.dv + size_t(sq.tok0 + t0) * p.Hkv * D + hk * D;
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr) {
+        const int r = om0 + ln.gr + 8 * hr;
+        if (r >= valid) continue;
+#pragma unroll
+        for (int j = 0; j < kNT; ++j)
+          atomic_add2(dv + size_t(r) * p.Hkv * D + on0 + 8 * j + 2 * ln.gc, acc[j][2 * hr], acc[j][2 * hr + 1]);
+      }
+    }
+    {  // dS <- e^r (e^{G_C - r} dS + Q'^T dN)
+      const float* post = vec(bPost);
+      const float* eq = vec(bEq);
+      const int f0 = dS.m0() + ln.gr;
+#pragma unroll
+      for (int j = 0; j < Tr::kStateNT; ++j) {
+        dS.acc[j][0] *= post[f0]; dS.acc[j][1] *= post[f0]; dS.acc[j][2] *= post[f0 + 8]; dS.acc[j][3] *= post[f0 + 8];
+      }
+      tile_mma_smem<T, Tr::kStateNT, true, true>(dS.acc, sQ, LdX, sDN, LdX, dS.m0(), dS.n0(), 0, C);
+#pragma unroll
+      for (int j = 0; j < Tr::kStateNT; ++j) {
+        dS.acc[j][0] *= eq[f0]; dS.acc[j][1] *= eq[f0]; dS.acc[j][2] *= eq[f0 + 8]; dS.acc[j][3] *= eq[f0 + 8];
+      }
+    }
+    if (tid < D) {
+      float s = 0.f;
+      for (int t = 0; t < C; ++t) s = fmaf(to_float(sQ[t * LdX + tid]), sDden[t], s);
+      vec(bDz)[tid] = vec(bEq)[tid] * (vec(bDzp)[tid] + s);
+    }
+    __syncthreads();
+    // ---- 5. du = du_full[:, :Dh] + du_full[:, Dh:] (in place); d log α = suffix sums + carry ----
+    for (int i = tid; i < C * Dh; i += Tr::kThreads) {
+      const int t = i / Dh, j = i - t * Dh;
+      sPq[t * LdX + j] = from_float<T>(to_float(sPq[t * LdX + j]) + to_float(sPq[t * LdX + Dh + j]));
+      sPk[t * LdX + j] = from_float<T>(to_float(sPk[t * LdX + j]) + to_float(sPk[t * LdX + Dh + j]));
+    }
+    gla::column_scan<Tr, true>(sG, LdG, sScr);  // ends with __syncthreads
+    {
+      float* dla = P.dlog_alpha + size_t(sq.tok0 + t0) * p.Hkv * D + hk * D;
+      const float* carry = vec(bCarry);
+      for (int i = tid; i < valid * (D / 4); i += Tr::kThreads) {
+        const int r = i / (D / 4), cv = (i - r * (D / 4)) * 4;
+        const float4 g = *reinterpret_cast<const float4*>(sG + r * LdG + cv);
+        atomic_add4(dla + size_t(r) * p.Hkv * D + cv,
+                    make_float4(g.x + carry[cv], g.y + carry[cv + 1], g.z + carry[cv + 2], g.w + carry[cv + 3]));
+      }
+    }
+    // ---- 6. dq~ = du W_φ^T, dk~ (fp32, over the dead A .. dS); dW_φ += q~^T du + k~^T du ----
+    {
+      float acc[kNT][4] = {}, bcc[kNT][4] = {};
+      tile_mma_smem<T, kNT, false, false>(acc, sPq, LdX, sWphi, LdW, om0, on0, 0, Dh);
+      tile_mma_smem<T, kNT, false, false>(bcc, sPk, LdX, sWphi, LdW, om0, on0, 0, Dh);
+#pragma unroll
+      for (int j = 0; j < kNT; ++j) {
+        tile_for_each(acc[j], om0, on0 + 8 * j, [&](int r, int f, float& x) { sDQt[r * LdG + f] = x * kLn2; });
+        tile_for_each(bcc[j], om0, on0 + 8 * j, [&](int r, int f, float& x) { sDKt[r * LdG + f] = x * kLn2; });
+      }
+      tile_mma_smem<T, kWNT, true, true>(dW, sQt, LdX, sPq, LdX, wm0, wn0, 0, C);
+      tile_mma_smem<T, kWNT, true, true>(dW, sKt, LdX, sPk, LdX, wm0, wn0, 0, C);
+    }
+    __syncthreads();
+    // ---- 7. causal conv backward: dx rows of the chunk and its kHalo rows before; weights ----
+    {
+      constexpr int kV4 = D / 4;
+      float* dq = P.dq + size_t(sq.tok0) * p.H * D + h * D;
+      float* dk = P.dk + size_t(sq.tok0) * p.Hkv * D + hk * D;
+      for (int i = tid; i < (C + kHalo) * kV4; i += Tr::kThreads) {
+        const int rho = i / kV4, cv = (i - rho * kV4) * 4, tau = t0 + rho - kHalo;
+        if (tau < 0 || rho - kHalo >= valid) continue;
+        float4 aq = make_float4(0.f, 0.f, 0.f, 0.f), ak = aq;
+#pragma unroll
+        for (int j = 0; j < kWp; ++j) {
+          const int r = rho - j;
+          if (r < 0 || r >= valid) continue;
+          const float4 gq = *reinterpret_cast<const float4*>(sDQt + r * LdG + cv);
+          const float4 gk = *reinterpret_cast<const float4*>(sDKt + r * LdG + cv);
+          aq.x = fmaf(sFq[(cv + 0) * kWp + j], gq.x, aq.x); ak.x = fmaf(sFk[(cv + 0) * kWp + j], gk.x, ak.x);
+          aq.y = fmaf(sFq[(cv + 1) * kWp + j], gq.y, aq.y); ak.y = fmaf(sFk[(cv + 1) * kWp + j], gk.y, ak.y);
+          aq.z = fmaf(sFq[(cv + 2) * kWp + j], gq.z, aq.z); ak.z = fmaf(sFk[(cv + 2) * kWp + j], gk.z, ak.z);
+          aq.w = fmaf(sFq[(cv + 3) * kWp + j], gq.w, aq.w); ak.w = fmaf(sFk[(cv + 3) * kWp + j], gk.w, ak.w);
+        }
+        atomic_add4(dq + size_t(tau) * p.H * D + cv, aq);
+        atomic_add4(dk + size_t(tau) * p.Hkv * D + cv, ak);
+      }
+#pragma unroll
+      for (int n = 0; n < kCW; ++n) {
+        const int e = tid + n * Tr::kThreads;
+        if (e >= D * kWp) continue;
+        const int ch = e / kWp, j = e - ch * kWp;
+        float sq_ = 0.f, sk_ = 0.f;
+        for (int r = 0; r < valid; ++r) {
+          sq_ = fmaf(sDQt[r * LdG + ch], to_float(sXq[(r + j) * LdX + ch]), sq_);
+          sk_ = fmaf(sDKt[r * LdG + ch], to_float(sXk[(r + j) * LdX + ch]), sk_);
+        }
+        dcq[n] += sq_;
+        dck[n] += sk_;
+      }
+    }
+  }
+
+  // ---- segment totals of the weight gradients ----
+#pragma unroll
+  for (int j = 0; j < kWNT; ++j)
+    tile_for_each(dW[j], wm0, wn0 + 8 * j, [&](int r, int cc, float& x) {
+      atomicAdd(&P.dwphi[(size_t(h) * D + r) * Dh + cc], x);
+    });
+#pragma unroll
+  for (int n = 0; n < kCW; ++n) {
+    const int e = tid + n * Tr::kThreads;
+    if (e >= D * kWp) continue;
+    const int ch = e / kWp, j = e - ch * kWp - (kWp - F.width);
+    if (j < 0) continue;
+    atomicAdd(&P.dconv_q[(size_t(h) * D + ch) * F.width + j], dcq[n]);
+    atomicAdd(&P.dconv_k[(size_t(h) * D + ch) * F.width + j], dck[n]);
+  }
+}
+
+}  // namespace lawcat::kernels::fused

@@ -1,0 +1,38 @@
+// Launch sequence of the fused LAWCAT backward for one (dtype, head dim): gate cumsums ->
+// dstate pass (only when a sequence has several segments) -> reverse combine (gla's) ->
+// gradient pass. Instantiated per head dim in fused_bwd_hdim*.cu.
+#pragma once
+#include "gla/chunk_bwd.cuh"  // gla_combine_kernel
+#include "lawcat/fused_bwd.cuh"
+
+namespace lawcat::kernels::fused {
+
+template <typename T, int kD, int kWp>
+cudaError_t run_lawcat_bwd_w(const LawcatBwdParams& P, cudaStream_t stream) {
+  using Tr = FTraits<T, kD>;
+  const LawcatFwdParams& p = P.fwd;
+  const GlaParams& g = p.gla;
+  const dim3 grid(g.num_segs, g.H);
+  if (g.num_chunks > 0)
+    LAWCAT_CUDA_TRY(launch_with_smem(lawcat_gate_kernel<Tr>, dim3(g.num_chunks, g.Hkv), Tr::kThreads,
+                                     GateLayout<Tr>(p.rank).total, stream, p));
+  if (g.num_segs > 0 && g.segs_per_seq > 1)
+    LAWCAT_CUDA_TRY(launch_with_smem(lawcat_dstate_kernel<Tr, kWp>, grid, Tr::kThreads, DStateLayout<Tr, kWp>().total,
+                                     stream, P));
+  if (g.num_seqs > 0) {
+    const dim3 cgrid(g.num_seqs * g.H, (g.D * g.D + g.D + 255) / 256);
+    gla::gla_combine_kernel<true><<<cgrid, 256, 0, stream>>>(g);
+    LAWCAT_LAUNCH_CHECK();
+  }
+  if (g.num_segs > 0)
+    LAWCAT_CUDA_TRY(
+        launch_with_smem(lawcat_bwd_kernel<Tr, kWp>, grid, Tr::kThreads, BwdLayout<Tr, kWp>().total, stream, P));
+  return cudaSuccess;
+}
+
+template <typename T, int kD>
+cudaError_t run_lawcat_bwd(const LawcatBwdParams& p, cudaStream_t stream) {
+  return p.fwd.width <= 4 ? run_lawcat_bwd_w<T, kD, 4>(p, stream) : run_lawcat_bwd_w<T, kD, 8>(p, stream);
+}
+
+}  // namespace lawcat::kernels::fused
