@@ -181,17 +181,20 @@ struct LawcatFwdParams {
   // Training (optional, all or none): the state and normalizer before every chunk
   // [chunks, H, D, D] / [chunks, H, D] and den + eps per token [rows, H] (fp32), for launch_lawcat_bwd.
   float *state_chunks = nullptr, *z_chunks = nullptr, *den = nullptr;
+  void* qprime = nullptr;  // training: Q' = φq e^{G - r} per token [rows, H, D] (input dtype), for the dstate pass
+  // Backward: d log α / d logit = sigmoid(-logit) / tau per [rows, Hkv, D] (fp32), written by the gate kernel.
+  float* gate_dlogit = nullptr;
 };
 // Backward of the fused core (launch_lawcat_bwd): fwd holds the forward's inputs, the
 // segment plan and its workspace (seg_S / seg_z / seg_gamma are reused for dL/dS, gate_cumsum
 // is recomputed), plus the forward's saved state_chunks, z_chunks and den. y and dy are
 // [rows, H, D] contiguous. Gradients are fp32 and ACCUMULATED (atomics; zero them first):
-// dq [rows, H, D], dk, dv [rows, Hkv, D], dlog_alpha [rows, Hkv, D] (w.r.t. log α, before
-// the logsigmoid / tau chain), dconv_q / dconv_k [H * D, W], dwphi [H, D, D / 2].
+// dq [rows, H, D], dk, dv [rows, Hkv, D], dlogit [rows, Hkv, D] (w.r.t. the gate logits
+// a W2^T + b), db [Hkv * D], dconv_q / dconv_k [H * D, W], dwphi [H, D, D / 2].
 struct LawcatBwdParams {
   LawcatFwdParams fwd;
   const void *y = nullptr, *dy = nullptr;
-  float *dq = nullptr, *dk = nullptr, *dv = nullptr, *dlog_alpha = nullptr;
+  float *dq = nullptr, *dk = nullptr, *dv = nullptr, *dlogit = nullptr, *db = nullptr;
   float *dconv_q = nullptr, *dconv_k = nullptr, *dwphi = nullptr;
   // Device counter: chunks whose gates decay more than the single-reference scheme takes
   // (the caller must then use the unfused backward; the gradients are not valid).

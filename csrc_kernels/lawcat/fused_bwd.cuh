@@ -1,7 +1,8 @@
 // The LAWCAT attention core backward, fused (see api.h, LawcatBwdParams). Launches:
 //   gate    : G recomputed (fused_fwd.cuh's lawcat_gate_kernel)
 //   dstate  : per (segment, query head), chunks in reverse from dS = 0: the segment's local
-//             dL/dS at its start and its total decay (skipped for the first segment)
+//             dL/dS at its start and its total decay (skipped for the first segment); reads
+//             the Q' the training forward saved instead of recomputing conv and φ
 //   combine : gla_combine_kernel<true> turns them into dL/dS at every segment END
 //   grad    : per (segment, query head), chunks in reverse with dS in registers: every
 //             gradient of the chunk, written with fp32 atomics
@@ -17,8 +18,10 @@
 //             (= sum_v S_end dS + z_end dz: the decay's effect on everything after the chunk)
 //   dS <- e^r (e^{G_C - r} dS + Q'^T dN),  dz <- e^r (e^{G_C - r} dz + Q'^T dden)
 // then the feature map (softmax backward: p dp = the products above), dq~ = du W_φ^T,
-// dW_φ += q~^T du, and the causal conv backward (dq, dk, conv weights). dv, dk, d log α are
-// per kv head: the query heads of a group add into them (fp32 atomics).
+// dW_φ += q~^T du, and the causal conv backward (dq, dk, conv weights); the gate logits'
+// gradient is d log α sigmoid(-logit) / tau (the factor from the gate kernel) and its row
+// sums give db. dv, dk and the gate gradients are per kv head: the query heads of a group add
+// into them (fp32 atomics).
 //
 // A chunk whose decay exceeds kMaxDrop (the forward's exact path) is counted in
 // extreme_chunks; the caller then recomputes with the unfused ops.
@@ -29,7 +32,7 @@ namespace lawcat::kernels::fused {
 
 constexpr float kLn2 = 0.6931471805599453f;
 
-enum BVec { bRef = 0, bEq, bPost, bPre, bEz, bDz, bDzp, bCarry, bGam, bZero, bNumVec };
+enum BVec { bRef = 0, bEq, bPost, bPre, bEz, bDz, bDzp, bCarry, bGam, bDb, bNumVec };
 
 // Shared memory of the gradient pass. dq~ / dk~ (fp32 [C][LdG] each) reuse A .. dS, which
 // are dead by then.
@@ -37,7 +40,8 @@ template <class Tr, int kWp>
 struct BwdLayout {
   static constexpr int C = Tr::kC, D = Tr::kD;
   using T = typename Tr::T;
-  size_t xq, xk, v, dn, y, wphi, fq, fk, g, q, k, pq, pk, qt, kt, A, B, S, dS, dqt, dkt, vec, inv, dden, scr, total;
+  size_t xq, xk, v, dn, y, wphi, fq, fk, g, q, k, pq, pk, qt, kt, A, B, S, dS, dqt, dkt, vec, inv, dden, scr, dzpart,
+      total;
   __host__ __device__ BwdLayout() {
     size_t o = 0;
     auto take = [&](size_t bytes) { const size_t at = o; o += (bytes + 15) / 16 * 16; return at; };
@@ -68,33 +72,50 @@ struct BwdLayout {
     inv = take(sizeof(float) * C);
     dden = take(sizeof(float) * C);
     scr = take(sizeof(float) * gla::Scan<Tr>::kScratch);
+    dzpart = take(sizeof(float) * Tr::kThreads);
     total = o;
   }
 };
 
 // Shared memory of the dstate pass.
-template <class Tr, int kWp>
+template <class Tr>
 struct DStateLayout {
   static constexpr int C = Tr::kC, D = Tr::kD;
   using T = typename Tr::T;
-  size_t xq, dn, y, g, q, wphi, fq, vec, inv, dden, scr, total;
+  size_t dn, y, g, q, vec, inv, dden, scr, total;
   __host__ __device__ DStateLayout() {
     size_t o = 0;
     auto take = [&](size_t bytes) { const size_t at = o; o += (bytes + 15) / 16 * 16; return at; };
-    xq = take(sizeof(T) * (C + 8) * Tr::kLdX);
     dn = take(sizeof(T) * C * Tr::kLdX);
     y = take(sizeof(T) * C * Tr::kLdX);
     g = take(sizeof(float) * C * Tr::kLdG);
     q = take(sizeof(T) * C * Tr::kLdX);
-    wphi = take(sizeof(T) * D * Tr::kLdW);
-    fq = take(sizeof(float) * D * kWp);
     vec = take(sizeof(float) * bNumVec * D);
     inv = take(sizeof(float) * C);
     dden = take(sizeof(float) * C);
-    scr = take(sizeof(float) * C);
+    scr = take(sizeof(float) * Tr::kThreads);
     total = o;
   }
 };
+
+// Column sums of Q' weighted by dden, over the chunk (all threads; the partial sums go
+// through part[kThreads]; returns the sum for feature tid when tid < D). Ends synced.
+template <class Tr>
+__device__ __forceinline__ float weighted_colsum(const typename Tr::T* Qp, const float* w, float* part) {
+  constexpr int D = Tr::kD, kParts = Tr::kThreads / D, kRows = Tr::kC / kParts;
+  const int f = threadIdx.x % D, pt = threadIdx.x / D;
+  float s = 0.f;
+#pragma unroll 8
+  for (int r = pt * kRows; r < (pt + 1) * kRows; ++r) s = fmaf(to_float(Qp[r * Tr::kLdX + f]), w[r], s);
+  part[pt * D + f] = s;
+  __syncthreads();
+  float t = 0.f;
+  if (threadIdx.x < D)
+#pragma unroll
+    for (int q = 0; q < kParts; ++q) t += part[q * D + threadIdx.x];
+  __syncthreads();
+  return t;
+}
 
 // Rows [r0, r0 + nrows) of the chunk, one warp: dy (in dn) -> dN = dy / den in place,
 // dden = -(dy . y) / den (0 without normalization). inv[r] = 1 / den (0 past the end).
@@ -132,18 +153,15 @@ struct ChunkSrc {
 template <class Tr, int kWp>
 __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_dstate_kernel(const LawcatBwdParams P) {
   using T = typename Tr::T;
-  constexpr int C = Tr::kC, D = Tr::kD, LdX = Tr::kLdX, LdG = Tr::kLdG, kHalo = kWp - 1, kVec = 8;
+  constexpr int C = Tr::kC, D = Tr::kD, LdX = Tr::kLdX, LdG = Tr::kLdG, kVec = 8;
   const LawcatFwdParams& F = P.fwd;
   const GlaParams& p = F.gla;
-  const DStateLayout<Tr, kWp> L;
+  const DStateLayout<Tr> L;
   extern __shared__ __align__(16) unsigned char smem[];
-  T* sXq = reinterpret_cast<T*>(smem + L.xq);
   T* sDN = reinterpret_cast<T*>(smem + L.dn);
   T* sY = reinterpret_cast<T*>(smem + L.y);
   float* sG = reinterpret_cast<float*>(smem + L.g);
   T* sQ = reinterpret_cast<T*>(smem + L.q);
-  T* sWphi = reinterpret_cast<T*>(smem + L.wphi);
-  float* sFq = reinterpret_cast<float*>(smem + L.fq);
   float* sVec = reinterpret_cast<float*>(smem + L.vec);
   float* sInv = reinterpret_cast<float*>(smem + L.inv);
   float* sDden = reinterpret_cast<float*>(smem + L.dden);
@@ -155,19 +173,11 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_dstate_ke
   const gla::SeqInfo sq = gla::get_seq<C>(p, seg.n);
   if (seg.c0 == 0) return;  // the first segment's local dL/dS is never needed
   const int hk = h / (p.H / p.Hkv);
-  const T* q_base = static_cast<const T*>(p.q) + sq.b * p.q_batch_stride + h * p.q_head_stride;
+  const T* qp_base = static_cast<const T*>(F.qprime) + h * D;
   const T* y_base = static_cast<const T*>(P.y) + h * D;
   const T* dy_base = static_cast<const T*>(P.dy) + h * D;
   const float* g_base = F.gate_cumsum + hk * D;
-  for (int i = tid; i < D * kWp; i += Tr::kThreads) {
-    const int c = i / kWp, j = i - c * kWp - (kWp - F.width);
-    sFq[i] = j >= 0 ? F.conv_q[(size_t(h) * D + c) * F.width + j] : 0.f;
-  }
-  for (int i = tid; i < D * Tr::kHalf; i += Tr::kThreads) {
-    const int r = i / Tr::kHalf, c = i - r * Tr::kHalf;
-    sWphi[r * Tr::kLdW + c] = from_float<T>(F.wphi[(size_t(h) * D + r) * Tr::kHalf + c] * kLog2e);
-  }
-  for (int f = tid; f < D; f += Tr::kThreads) { vec(bDz)[f] = 0.f; vec(bGam)[f] = 1.f; vec(bZero)[f] = 0.f; }
+  for (int f = tid; f < D; f += Tr::kThreads) { vec(bDz)[f] = 0.f; vec(bGam)[f] = 1.f; }
   gla::StateTile<Tr> dS;
   dS.zero();
   const Lane ln;
@@ -177,15 +187,11 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_dstate_ke
     __syncthreads();
     {
       constexpr int kPerRow = D / kVec, kGPerRow = D / 4;
-      for (int i = tid; i < (C + kHalo) * kPerRow; i += Tr::kThreads) {
-        const int r = i / kPerRow, cv = (i - r * kPerRow) * kVec, tau = t0 + r - kHalo;
-        const bool ok = tau >= 0 && tau < sq.len;
-        cp_async16(sXq + r * LdX + cv, q_base + (sq.row0 + (ok ? tau : 0)) * p.q_row_stride + cv, ok);
-      }
       for (int i = tid; i < C * kPerRow; i += Tr::kThreads) {
         const int r = i / kPerRow, cv = (i - r * kPerRow) * kVec;
         const bool ok = r < valid;
         const size_t row = size_t(sq.tok0 + (ok ? t0 + r : 0)) * p.H * D;
+        cp_async16(sQ + r * LdX + cv, qp_base + row + cv, ok);
         cp_async16(sDN + r * LdX + cv, dy_base + row + cv, ok);
         cp_async16(sY + r * LdX + cv, y_base + row + cv, ok);
       }
@@ -206,18 +212,12 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_dstate_ke
       if (extreme && tid == 0 && P.extreme_chunks != nullptr) atomicAdd(P.extreme_chunks, 1);
       if (f < D) {
         const float ref = 0.5f * (G0 + GC);
-        vec(bRef)[f] = ref;
         vec(bEq)[f] = ex2(ref);
         vec(bPost)[f] = ex2(GC - ref);
         vec(bGam)[f] *= ex2(GC);
       }
     }
-    __syncthreads();
-    if (warp < 4)
-      feature_map_band<Tr, kWp>(sXq, sFq, sWphi, sG, vec(bRef), vec(bZero), sQ, warp * 16, valid, false, true, nullptr,
-                                sScr);
-    else
-      dn_rows<Tr>(sDN, sY, sInv, sDden, (warp - 4) * 16, 16, p.normalize);
+    dn_rows<Tr>(sDN, sY, sInv, sDden, warp * (C / Tr::kWarps), C / Tr::kWarps, p.normalize);
     __syncthreads();
     // dS <- e^r (e^{G_C - r} dS + Q'^T dN);  dz likewise with dden
     {
@@ -235,11 +235,8 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_dstate_ke
         dS.acc[j][0] *= eq[f0]; dS.acc[j][1] *= eq[f0]; dS.acc[j][2] *= eq[f0 + 8]; dS.acc[j][3] *= eq[f0 + 8];
       }
     }
-    if (tid < D) {
-      float s = 0.f;
-      for (int t = 0; t < C; ++t) s = fmaf(to_float(sQ[t * LdX + tid]), sDden[t], s);
-      vec(bDz)[tid] = vec(bEq)[tid] * (vec(bPost)[tid] * vec(bDz)[tid] + s);
-    }
+    const float s = weighted_colsum<Tr>(sQ, sDden, sScr);
+    if (tid < D) vec(bDz)[tid] = vec(bEq)[tid] * (vec(bPost)[tid] * vec(bDz)[tid] + s);
   }
   __syncthreads();
   dS.store(p.seg_S + (size_t(seg_id) * p.H + h) * D * D);
@@ -305,6 +302,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
   float* sInv = reinterpret_cast<float*>(smem + L.inv);
   float* sDden = reinterpret_cast<float*>(smem + L.dden);
   float* sScr = reinterpret_cast<float*>(smem + L.scr);
+  float* sDzPart = reinterpret_cast<float*>(smem + L.dzpart);
   auto vec = [&](BVec which) { return sVec + int(which) * D; };
 
   const int seg_id = blockIdx.x, h = blockIdx.y, tid = threadIdx.x, warp = tid / 32;
@@ -322,7 +320,10 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
   stage_head_constants<Tr, kWp>(F, h, sFq, sFk, sWphi);
   gla::StateTile<Tr> dS;  // dL/dS after the current chunk
   dS.load(p.seg_S + (size_t(seg_id) * p.H + h) * D * D);
-  for (int f = tid; f < D; f += Tr::kThreads) vec(bDz)[f] = p.seg_z[(size_t(seg_id) * p.H + h) * D + f];
+  for (int f = tid; f < D; f += Tr::kThreads) {
+    vec(bDz)[f] = p.seg_z[(size_t(seg_id) * p.H + h) * D + f];
+    vec(bDb)[f] = 0.f;
+  }
 
   // dW_φ [D x D/2] of this head, accumulated over the segment: warp -> (16-row m-tile, n-tiles)
   constexpr int kWPM = Tr::kWarps / (D / 16), kWNT = (Dh / 8) / kWPM;
@@ -532,12 +533,10 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
         dS.acc[j][0] *= eq[f0]; dS.acc[j][1] *= eq[f0]; dS.acc[j][2] *= eq[f0 + 8]; dS.acc[j][3] *= eq[f0 + 8];
       }
     }
-    if (tid < D) {
-      float s = 0.f;
-      for (int t = 0; t < C; ++t) s = fmaf(to_float(sQ[t * LdX + tid]), sDden[t], s);
-      vec(bDz)[tid] = vec(bEq)[tid] * (vec(bDzp)[tid] + s);
+    {
+      const float s = weighted_colsum<Tr>(sQ, sDden, sDzPart);  // (syncs: step 4's writes are visible after it)
+      if (tid < D) vec(bDz)[tid] = vec(bEq)[tid] * (vec(bDzp)[tid] + s);
     }
-    __syncthreads();
     // ---- 5. du = du_full[:, :Dh] + du_full[:, Dh:] (in place); d log α = suffix sums + carry ----
     for (int i = tid; i < C * Dh; i += Tr::kThreads) {
       const int t = i / Dh, j = i - t * Dh;
@@ -545,15 +544,24 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
       sPk[t * LdX + j] = from_float<T>(to_float(sPk[t * LdX + j]) + to_float(sPk[t * LdX + Dh + j]));
     }
     gla::column_scan<Tr, true>(sG, LdG, sScr);  // ends with __syncthreads
-    {
-      float* dla = P.dlog_alpha + size_t(sq.tok0 + t0) * p.Hkv * D + hk * D;
+    {  // d logit = d log α sigmoid(-logit) / tau; db = its sum over rows
+      const size_t at = size_t(sq.tok0 + t0) * p.Hkv * D + hk * D;
       const float* carry = vec(bCarry);
-      for (int i = tid; i < valid * (D / 4); i += Tr::kThreads) {
-        const int r = i / (D / 4), cv = (i - r * (D / 4)) * 4;
+      float4 db = make_float4(0.f, 0.f, 0.f, 0.f);
+      constexpr int kV4 = D / 4;
+      const int cv = (tid % kV4) * 4;  // the thread's columns are fixed: kThreads is a multiple of D / 4
+      for (int r = tid / kV4; r < valid; r += Tr::kThreads / kV4) {
         const float4 g = *reinterpret_cast<const float4*>(sG + r * LdG + cv);
-        atomic_add4(dla + size_t(r) * p.Hkv * D + cv,
-                    make_float4(g.x + carry[cv], g.y + carry[cv + 1], g.z + carry[cv + 2], g.w + carry[cv + 3]));
+        const float4 fac = *reinterpret_cast<const float4*>(F.gate_dlogit + at + size_t(r) * p.Hkv * D + cv);
+        const float4 d = make_float4((g.x + carry[cv]) * fac.x, (g.y + carry[cv + 1]) * fac.y,
+                                     (g.z + carry[cv + 2]) * fac.z, (g.w + carry[cv + 3]) * fac.w);
+        atomic_add4(P.dlogit + at + size_t(r) * p.Hkv * D + cv, d);
+        db.x += d.x; db.y += d.y; db.z += d.z; db.w += d.w;
       }
+      atomicAdd(&vec(bDb)[cv], db.x);
+      atomicAdd(&vec(bDb)[cv + 1], db.y);
+      atomicAdd(&vec(bDb)[cv + 2], db.z);
+      atomicAdd(&vec(bDb)[cv + 3], db.w);
     }
     // ---- 6. dq~ = du W_φ^T, dk~ (fp32, over the dead A .. dS); dW_φ += q~^T du + k~^T du ----
     {
@@ -609,6 +617,8 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
   }
 
   // ---- segment totals of the weight gradients ----
+  __syncthreads();
+  for (int f = tid; f < D; f += Tr::kThreads) atomicAdd(&P.db[size_t(hk) * D + f], vec(bDb)[f]);
 #pragma unroll
   for (int j = 0; j < kWNT; ++j)
     tile_for_each(dW[j], wm0, wn0 + 8 * j, [&](int r, int cc, float& x) {

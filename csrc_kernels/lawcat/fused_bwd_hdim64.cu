@@ -14,7 +14,8 @@ cudaError_t launch_lawcat_bwd(const LawcatBwdParams& p, cudaStream_t stream) {
   const GlaParams& g = p.fwd.gla;
   if (!lawcat_bwd_supported(g.dtype, g.D, p.fwd.width, p.fwd.rank) || g.H <= 0 || g.Hkv <= 0 || g.H % g.Hkv != 0 ||
       g.chunk_size != 64 || p.fwd.gate_cumsum == nullptr || p.fwd.state_chunks == nullptr ||
-      p.fwd.z_chunks == nullptr || p.fwd.den == nullptr || p.y == nullptr || p.dy == nullptr || g.dST != nullptr ||
+      p.fwd.z_chunks == nullptr || p.fwd.den == nullptr || p.fwd.qprime == nullptr ||
+      p.fwd.gate_dlogit == nullptr || p.dlogit == nullptr || p.db == nullptr || p.y == nullptr || p.dy == nullptr || g.dST != nullptr ||
       g.ds0 != nullptr)
     return cudaErrorInvalidValue;
   if (g.dtype == DType::kBF16) return fused::run_lawcat_bwd<__nv_bfloat16, 64>(p, stream);

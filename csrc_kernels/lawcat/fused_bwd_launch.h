@@ -17,7 +17,7 @@ cudaError_t run_lawcat_bwd_w(const LawcatBwdParams& P, cudaStream_t stream) {
     LAWCAT_CUDA_TRY(launch_with_smem(lawcat_gate_kernel<Tr>, dim3(g.num_chunks, g.Hkv), Tr::kThreads,
                                      GateLayout<Tr>(p.rank).total, stream, p));
   if (g.num_segs > 0 && g.segs_per_seq > 1)
-    LAWCAT_CUDA_TRY(launch_with_smem(lawcat_dstate_kernel<Tr, kWp>, grid, Tr::kThreads, DStateLayout<Tr, kWp>().total,
+    LAWCAT_CUDA_TRY(launch_with_smem(lawcat_dstate_kernel<Tr, kWp>, grid, Tr::kThreads, DStateLayout<Tr>().total,
                                      stream, P));
   if (g.num_seqs > 0) {
     const dim3 cgrid(g.num_seqs * g.H, (g.D * g.D + g.D + 255) / 256);

@@ -173,6 +173,8 @@ __global__ void __launch_bounds__(Tr::kThreads) lawcat_gate_kernel(const LawcatF
         // below e^{-17}, far under the bf16 resolution of the gate.
         const float ls = fminf(x, 0.f) - __logf(1.f + __expf(-fabsf(x)));
         sG[r * LdG + cc] = r < valid ? ls * (kLog2e / P.tau) : 0.f;  // log2 units
+        if (P.gate_dlogit != nullptr && r < valid)  // backward: d logsigmoid(x) / dx / tau
+          P.gate_dlogit[size_t(sq.tok0 + t0 + r) * p.Hkv * D + hk * D + cc] = 1.f / ((1.f + __expf(x)) * P.tau);
       });
   }
   __syncthreads();
@@ -453,6 +455,13 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_fwd_kerne
                                 (warp & 3) * 16, valid, is_k, !exact, vec(kZk), sDen);
     }
     __syncthreads();
+    if (P.qprime != nullptr && !exact) {  // training: Q' for the backward's dstate pass
+      T* qp = static_cast<T*>(P.qprime) + (size_t(sq.tok0 + t0) * p.H + h) * D;
+      for (int i = tid; i < valid * (D / kVec); i += Tr::kThreads) {
+        const int r = i / (D / kVec), cv = (i - r * (D / kVec)) * kVec;
+        *reinterpret_cast<uint4*>(qp + size_t(r) * p.H * D + cv) = *reinterpret_cast<const uint4*>(sQ + r * LdX + cv);
+      }
+    }
     // raw q, k and G are dead from here on (the exact path still reads G): prefetch chunk c + 1
     if (!exact && c + 1 < seg.c1) issue_loads(c + 1);
     if (!exact) {

@@ -89,6 +89,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_prologue_fwd(
 // With `saved` (training) it also keeps what lawcat_core_bwd reads.
 struct LawcatCoreSaved {
   at::Tensor state_chunks, z_chunks, den;  // state / normalizer before every chunk, den + eps per token (fp32)
+  at::Tensor qprime;                       // Q' = φq e^{G - r} per token (q's dtype)
 };
 bool lawcat_core_fwd_supported(const at::Tensor& q, int64_t width, int64_t rank);
 std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_core_fwd(
@@ -97,13 +98,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_core_fwd(
     double eps = 1e-10, bool normalize = true, LawcatCoreSaved* saved = nullptr);
 
 // The fused backward of lawcat_core_fwd (same inputs, its output y, the incoming dy and the
-// saved tensors). Gradients are fp32; dlog_alpha is w.r.t. log α (the caller applies the
-// gate's logsigmoid / tau chain to reach a, w2, b2). extreme_chunks (device int) > 0 means
+// saved tensors). Gradients are fp32; dlogit [B, T, Hkv, D] is w.r.t. the gate logits
+// a W2^T + b (da and dW2 are two GEMMs away), db its row sums. extreme_chunks (device int) > 0 means
 // some chunk's gates decayed beyond the single-reference range: the gradients are then not
 // valid and the caller must use the unfused ops. Head dim 64 only (see
 // lawcat_core_bwd_supported).
 struct LawcatCoreGrads {
-  at::Tensor dq, dk, dv, dlog_alpha, dconv_q, dconv_k, dwphi, extreme_chunks;
+  at::Tensor dq, dk, dv, dlogit, db, dconv_q, dconv_k, dwphi, extreme_chunks;
 };
 bool lawcat_core_bwd_supported(const at::Tensor& q, int64_t width, int64_t rank);
 LawcatCoreGrads lawcat_core_bwd(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& a,

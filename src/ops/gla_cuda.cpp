@@ -554,6 +554,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_core_fwd(const at::Tensor&
     saved->state_chunks = at::empty({std::max<int64_t>(fc.pl.num_chunks, 1), H, D, D}, f32o);
     saved->z_chunks = at::empty({std::max<int64_t>(fc.pl.num_chunks, 1), H, D}, f32o);
     saved->den = at::empty({B * T, H}, f32o);
+    saved->qprime = at::empty({B, T, H, D}, q.options());
+    fc.p.qprime = saved->qprime.data_ptr();
     fc.p.state_chunks = saved->state_chunks.data_ptr<float>();
     fc.p.z_chunks = saved->z_chunks.data_ptr<float>();
     fc.p.den = saved->den.data_ptr<float>();
@@ -583,7 +585,8 @@ LawcatCoreGrads lawcat_core_bwd(const at::Tensor& q, const at::Tensor& k, const 
   TORCH_CHECK(y.sizes() == q.sizes() && dy.sizes() == q.sizes(), op, ": y and dy must be ", q.sizes(), ", got ",
               y.sizes(), " and ", dy.sizes());
   TORCH_CHECK(saved.state_chunks.defined() && saved.state_chunks.size(0) == std::max<int64_t>(fc.pl.num_chunks, 1) &&
-                  saved.den.defined() && saved.den.numel() == B * T * H,
+                  saved.den.defined() && saved.den.numel() == B * T * H && saved.qprime.defined() &&
+                  saved.qprime.sizes() == q.sizes(),
               op, ": the saved forward tensors do not fit these inputs");
   const at::Tensor yc = y.to(q.scalar_type()).contiguous(), dyc = dy.to(q.scalar_type()).contiguous();
   const auto f32o = q.options().dtype(at::kFloat);
@@ -591,7 +594,9 @@ LawcatCoreGrads lawcat_core_bwd(const at::Tensor& q, const at::Tensor& k, const 
   g.dq = at::zeros({B, T, H, D}, f32o);
   g.dk = at::zeros({B, T, Hkv, D}, f32o);
   g.dv = at::zeros({B, T, Hkv, D}, f32o);
-  g.dlog_alpha = at::zeros({B, T, Hkv, D}, f32o);
+  g.dlogit = at::zeros({B, T, Hkv, D}, f32o);
+  g.db = at::zeros({Hkv * D}, f32o);
+  const at::Tensor gate_dlogit = at::empty({B, T, Hkv, D}, f32o);
   g.dconv_q = at::zeros({H * D, W}, f32o);
   g.dconv_k = at::zeros({H * D, W}, f32o);
   g.dwphi = at::zeros({H, D, D / 2}, f32o);
@@ -601,12 +606,15 @@ LawcatCoreGrads lawcat_core_bwd(const at::Tensor& q, const at::Tensor& k, const 
   p.fwd.state_chunks = saved.state_chunks.data_ptr<float>();
   p.fwd.z_chunks = saved.z_chunks.data_ptr<float>();
   p.fwd.den = saved.den.data_ptr<float>();
+  p.fwd.qprime = saved.qprime.data_ptr();
+  p.fwd.gate_dlogit = gate_dlogit.data_ptr<float>();
   p.y = yc.data_ptr();
   p.dy = dyc.data_ptr();
   p.dq = g.dq.data_ptr<float>();
   p.dk = g.dk.data_ptr<float>();
   p.dv = g.dv.data_ptr<float>();
-  p.dlog_alpha = g.dlog_alpha.data_ptr<float>();
+  p.dlogit = g.dlogit.data_ptr<float>();
+  p.db = g.db.data_ptr<float>();
   p.dconv_q = g.dconv_q.data_ptr<float>();
   p.dconv_k = g.dconv_k.data_ptr<float>();
   p.dwphi = g.dwphi.data_ptr<float>();

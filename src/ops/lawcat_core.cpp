@@ -49,7 +49,7 @@ struct LawcatCoreFunction : public torch::autograd::Function<LawcatCoreFunction>
                             bool normalize) {
     cuda::LawcatCoreSaved s;
     at::Tensor y = std::get<0>(cuda::lawcat_core_fwd(q, k, v, a, conv_q, conv_k, wphi, w2, b2, tau, eps, normalize, &s));
-    ctx->save_for_backward({q, k, v, a, conv_q, conv_k, wphi, w2, b2, y, s.state_chunks, s.z_chunks, s.den});
+    ctx->save_for_backward({q, k, v, a, conv_q, conv_k, wphi, w2, b2, y, s.state_chunks, s.z_chunks, s.den, s.qprime});
     ctx->saved_data["tau"] = tau;
     ctx->saved_data["eps"] = eps;
     ctx->saved_data["normalize"] = normalize;
@@ -66,13 +66,12 @@ struct LawcatCoreFunction : public torch::autograd::Function<LawcatCoreFunction>
     o.normalize = ctx->saved_data["normalize"].toBool();
     const at::Tensor dy = grads[0].defined() ? grads[0] : at::zeros_like(y);
     cuda::LawcatCoreGrads g = cuda::lawcat_core_bwd(q, k, v, a, cq, ck, wphi, w2, b2, o.tau, o.eps, o.normalize, y, dy,
-                                                    {s[10], s[11], s[12]});
+                                                    {s[10], s[11], s[12], s[13]});
     if (g.extreme_chunks.item<int>() > 0) return unfused_grads(q, k, v, a, cq, ck, wphi, w2, b2, o, dy);
-    // The gate chain: log α = logsigmoid(l) / tau, l = a W2^T + b.
+    // The gate logits l = a W2^T + b: da = dl W2, dW2 = dl^T a (db comes from the kernel).
     const int64_t B = q.size(0), T = q.size(1), R = a.size(2), G = w2.size(0);
     const at::Tensor w2f = w2.to(at::kFloat), af = a.reshape({B * T, R}).to(at::kFloat);
-    const at::Tensor l = at::linear(af, w2f, b2.defined() ? b2.to(at::kFloat) : b2);
-    const at::Tensor dl = g.dlog_alpha.view({B * T, G}) * at::sigmoid(-l) / o.tau;
+    const at::Tensor dl = g.dlogit.view({B * T, G});
     variable_list out(12);
     out[0] = g.dq.to(q.scalar_type());
     out[1] = g.dk.to(k.scalar_type());
@@ -82,7 +81,7 @@ struct LawcatCoreFunction : public torch::autograd::Function<LawcatCoreFunction>
     out[5] = g.dconv_k.to(ck.scalar_type());
     out[6] = g.dwphi.to(wphi.scalar_type());
     out[7] = at::mm(dl.t(), af).to(w2.scalar_type());
-    if (b2.defined()) out[8] = dl.sum(0).view(b2.sizes()).to(b2.scalar_type());
+    if (b2.defined()) out[8] = g.db.view(b2.sizes()).to(b2.scalar_type());
     return out;
   }
 
