@@ -86,10 +86,11 @@ struct DStateLayout {
   __host__ __device__ DStateLayout() {
     size_t o = 0;
     auto take = [&](size_t bytes) { const size_t at = o; o += (bytes + 15) / 16 * 16; return at; };
-    dn = take(sizeof(T) * C * Tr::kLdX);
-    y = take(sizeof(T) * C * Tr::kLdX);
-    g = take(sizeof(float) * C * Tr::kLdG);
-    q = take(sizeof(T) * C * Tr::kLdX);
+    // Q', dy, y and G double-buffered: chunk c - 1 loads while chunk c computes.
+    dn = take(2 * sizeof(T) * C * Tr::kLdX);
+    y = take(2 * sizeof(T) * C * Tr::kLdX);
+    g = take(2 * sizeof(float) * C * Tr::kLdG);
+    q = take(2 * sizeof(T) * C * Tr::kLdX);
     vec = take(sizeof(float) * bNumVec * D);
     inv = take(sizeof(float) * C);
     dden = take(sizeof(float) * C);
@@ -158,10 +159,10 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_dstate_ke
   const GlaParams& p = F.gla;
   const DStateLayout<Tr> L;
   extern __shared__ __align__(16) unsigned char smem[];
-  T* sDN = reinterpret_cast<T*>(smem + L.dn);
-  T* sY = reinterpret_cast<T*>(smem + L.y);
-  float* sG = reinterpret_cast<float*>(smem + L.g);
-  T* sQ = reinterpret_cast<T*>(smem + L.q);
+  T* const sDN0 = reinterpret_cast<T*>(smem + L.dn);
+  T* const sY0 = reinterpret_cast<T*>(smem + L.y);
+  float* const sG0 = reinterpret_cast<float*>(smem + L.g);
+  T* const sQ0 = reinterpret_cast<T*>(smem + L.q);
   float* sVec = reinterpret_cast<float*>(smem + L.vec);
   float* sInv = reinterpret_cast<float*>(smem + L.inv);
   float* sDden = reinterpret_cast<float*>(smem + L.dden);
@@ -182,28 +183,37 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_dstate_ke
   dS.zero();
   const Lane ln;
 
-  for (int c = seg.c1 - 1; c >= seg.c0; --c) {
-    const int t0 = c * C, valid = min(C, sq.len - t0);
-    __syncthreads();
-    {
-      constexpr int kPerRow = D / kVec, kGPerRow = D / 4;
-      for (int i = tid; i < C * kPerRow; i += Tr::kThreads) {
-        const int r = i / kPerRow, cv = (i - r * kPerRow) * kVec;
-        const bool ok = r < valid;
-        const size_t row = size_t(sq.tok0 + (ok ? t0 + r : 0)) * p.H * D;
-        cp_async16(sQ + r * LdX + cv, qp_base + row + cv, ok);
-        cp_async16(sDN + r * LdX + cv, dy_base + row + cv, ok);
-        cp_async16(sY + r * LdX + cv, y_base + row + cv, ok);
-      }
-      for (int i = tid; i < C * kGPerRow; i += Tr::kThreads) {
-        const int r = i / kGPerRow, cv = (i - r * kGPerRow) * 4;
-        const bool ok = r < valid;
-        cp_async16(sG + r * LdG + cv, g_base + size_t(sq.tok0 + (ok ? t0 + r : 0)) * p.Hkv * D + cv, ok);
-      }
-      cp_async_wait_all();
+  auto issue_loads = [&](int c) {
+    constexpr int kPerRow = D / kVec, kGPerRow = D / 4;
+    const int t0 = c * C, valid = min(C, sq.len - t0), b = c & 1;
+    for (int i = tid; i < C * kPerRow; i += Tr::kThreads) {
+      const int r = i / kPerRow, cv = (i - r * kPerRow) * kVec;
+      const bool ok = r < valid;
+      const size_t row = size_t(sq.tok0 + (ok ? t0 + r : 0)) * p.H * D;
+      cp_async16(sQ0 + (b * C + r) * LdX + cv, qp_base + row + cv, ok);
+      cp_async16(sDN0 + (b * C + r) * LdX + cv, dy_base + row + cv, ok);
+      cp_async16(sY0 + (b * C + r) * LdX + cv, y_base + row + cv, ok);
     }
+    for (int i = tid; i < C * kGPerRow; i += Tr::kThreads) {
+      const int r = i / kGPerRow, cv = (i - r * kGPerRow) * 4;
+      const bool ok = r < valid;
+      cp_async16(sG0 + (b * C + r) * LdG + cv, g_base + size_t(sq.tok0 + (ok ? t0 + r : 0)) * p.Hkv * D + cv, ok);
+    }
+    cp_async_commit();
+  };
+  issue_loads(seg.c1 - 1);
+
+  for (int c = seg.c1 - 1; c >= seg.c0; --c) {
+    const int t0 = c * C, valid = min(C, sq.len - t0), b = c & 1;
+    T* const sDN = sDN0 + b * C * LdX;
+    T* const sY = sY0 + b * C * LdX;
+    float* const sG = sG0 + b * C * LdG;
+    T* const sQ = sQ0 + b * C * LdX;
+    __syncthreads();  // the previous chunk's readers are done (sInv, the other buffers)
+    cp_async_wait_all();
     if (tid < C) sInv[tid] = tid < valid ? 1.f / F.den[size_t(sq.tok0 + t0 + tid) * p.H + h] : 0.f;
     __syncthreads();
+    if (c - 1 >= seg.c0) issue_loads(c - 1);
     {
       const int f = tid;
       float G0 = 0.f, GC = 0.f;
@@ -470,10 +480,17 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
       const float* ez = vec(bEz);
 #pragma unroll
       for (int j = 0; j < kNT; ++j)
-        tile_for_each(acc[j], om0, on0 + 8 * j, [&](int r, int f, float& x) {
-          x = to_float(sQ[r * LdX + f]) * fmaf(sDden[r], ez[f], x);
-          sG[r * LdG + f] = x;
-        });
+#pragma unroll
+        for (int hr = 0; hr < 2; ++hr) {  // (row, feature pair): w = Q' X
+          const int r = om0 + ln.gr + 8 * hr, f = on0 + 8 * j + 2 * ln.gc;
+          const float2 qv = ld2(sQ + r * LdX + f);
+          const float dd = sDden[r];
+          float& x0 = acc[j][2 * hr];
+          float& x1 = acc[j][2 * hr + 1];
+          x0 = qv.x * fmaf(dd, ez[f], x0);
+          x1 = qv.y * fmaf(dd, ez[f + 1], x1);
+          *reinterpret_cast<float2*>(sG + r * LdG + f) = make_float2(x0, x1);
+        }
       softmax_bwd(acc, sPq);
     }
     {
@@ -483,9 +500,13 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
       float cs[kNT][2] = {};
 #pragma unroll
       for (int j = 0; j < kNT; ++j)
-        tile_for_each(acc[j], om0, on0 + 8 * j, [&](int r, int f, float& x) {
-          cs[j][f & 1] = fmaf(to_float(sK[r * LdX + f]), x + dzp[f], cs[j][f & 1]);
-        });
+#pragma unroll
+        for (int hr = 0; hr < 2; ++hr) {
+          const int r = om0 + ln.gr + 8 * hr, f = on0 + 8 * j + 2 * ln.gc;
+          const float2 kv = ld2(sK + r * LdX + f);
+          cs[j][0] = fmaf(kv.x, acc[j][2 * hr] + dzp[f], cs[j][0]);
+          cs[j][1] = fmaf(kv.y, acc[j][2 * hr + 1] + dzp[f + 1], cs[j][1]);
+        }
 #pragma unroll
       for (int j = 0; j < kNT; ++j)
 #pragma unroll
@@ -499,10 +520,18 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
       tile_mma_smem<T, kNT, true, true>(acc, sB, LdA, sQ, LdX, om0, on0, om0, C);
 #pragma unroll
       for (int j = 0; j < kNT; ++j)
-        tile_for_each(acc[j], om0, on0 + 8 * j, [&](int r, int f, float& x) {
-          x = to_float(sK[r * LdX + f]) * (x + dzp[f]);
-          sG[r * LdG + f] -= x;
-        });
+#pragma unroll
+        for (int hr = 0; hr < 2; ++hr) {  // wk = K' Y; gate term w - wk
+          const int r = om0 + ln.gr + 8 * hr, f = on0 + 8 * j + 2 * ln.gc;
+          const float2 kv = ld2(sK + r * LdX + f);
+          float& y0 = acc[j][2 * hr];
+          float& y1 = acc[j][2 * hr + 1];
+          y0 = kv.x * (y0 + dzp[f]);
+          y1 = kv.y * (y1 + dzp[f + 1]);
+          float2* gt = reinterpret_cast<float2*>(sG + r * LdG + f);
+          const float2 w = *gt;
+          *gt = make_float2(w.x - y0, w.y - y1);
+        }
       softmax_bwd(acc, sPk);
     }
     {
@@ -569,10 +598,13 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
       tile_mma_smem<T, kNT, false, false>(acc, sPq, LdX, sWphi, LdW, om0, on0, 0, Dh);
       tile_mma_smem<T, kNT, false, false>(bcc, sPk, LdX, sWphi, LdW, om0, on0, 0, Dh);
 #pragma unroll
-      for (int j = 0; j < kNT; ++j) {
-        tile_for_each(acc[j], om0, on0 + 8 * j, [&](int r, int f, float& x) { sDQt[r * LdG + f] = x * kLn2; });
-        tile_for_each(bcc[j], om0, on0 + 8 * j, [&](int r, int f, float& x) { sDKt[r * LdG + f] = x * kLn2; });
-      }
+      for (int j = 0; j < kNT; ++j)
+#pragma unroll
+        for (int hr = 0; hr < 2; ++hr) {
+          const int at = (om0 + ln.gr + 8 * hr) * LdG + on0 + 8 * j + 2 * ln.gc;
+          *reinterpret_cast<float2*>(sDQt + at) = make_float2(acc[j][2 * hr] * kLn2, acc[j][2 * hr + 1] * kLn2);
+          *reinterpret_cast<float2*>(sDKt + at) = make_float2(bcc[j][2 * hr] * kLn2, bcc[j][2 * hr + 1] * kLn2);
+        }
       tile_mma_smem<T, kWNT, true, true>(dW, sQt, LdX, sPq, LdX, wm0, wn0, 0, C);
       tile_mma_smem<T, kWNT, true, true>(dW, sKt, LdX, sPk, LdX, wm0, wn0, 0, C);
     }

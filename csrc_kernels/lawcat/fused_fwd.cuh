@@ -46,7 +46,7 @@ struct FTraits {
   static constexpr int kAW = kWarps / 4;  // warps per 16-row band in A and the outputs
   static constexpr int kLdX = kD + 8;      // T rows of D (raw inputs, Q', K', v, e^r S)
   static constexpr int kLdA = kC + 8;      // T rows of C (A)
-  static constexpr int kLdG = kD + 4;      // fp32 rows of D (G)
+  static constexpr int kLdG = kD + 8;      // fp32 rows of D (G); 8 words of padding: float2 pairs of 16 lanes hit distinct banks
   static constexpr int kLdW = kHalf + 8;   // T rows of D/2 (W_phi)
   // gla_common's StateTile / Scan use these names.
   static constexpr int kStateWPM = kWarps / (kD / 16);
@@ -280,11 +280,16 @@ __device__ __forceinline__ void feature_map_band(const typename Tr::T* X, const 
         st2(raw + t * LdX + f, v[0], v[1]);
         st2(raw + t * LdX + Dh + f, v[2], v[3]);
       }
+      float2 gp[2] = {make_float2(0.f, 0.f), make_float2(0.f, 0.f)};
+      if (scale) {
+        gp[0] = *reinterpret_cast<const float2*>(G + t * LdG + f);
+        gp[1] = *reinterpret_cast<const float2*>(G + t * LdG + Dh + f);
+      }
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int fe = (e < 2 ? f : Dh + f) + (e & 1);
         if (scale) {
-          const float gx = G[t * LdG + fe] - ref[fe];
+          const float gx = ((e & 1) ? gp[e >> 1].y : gp[e >> 1].x) - ref[fe];
           v[e] *= ex2(is_k ? -gx : gx);
         }
         if (zero_row) v[e] = 0.f;

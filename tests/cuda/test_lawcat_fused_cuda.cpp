@@ -97,3 +97,23 @@ TEST_CASE("lawcat_core fused backward matches float64 autograd", "[cuda]") {
   }
 #endif
 }
+
+// A small case of the fused backward for compute-sanitizer (memcheck / racecheck): two
+// segments, a partial last chunk.
+TEST_CASE("lawcat_core fused backward, small (sanitizer)", "[cuda][sanitize]") {
+  LAWCAT_REQUIRE_CUDA_OR_SKIP();
+#ifdef LAWCAT_HAVE_CUDA
+  const int64_t B = 1, T = 130, H = 2, Hkv = 1, D = 64, R = 16, W = 4;
+  auto o = at::TensorOptions().device(at::kCUDA);
+  const auto dt = at::kBFloat16;
+  at::Tensor q = cuda_of(at::randn({B, T, H, D}), dt), k = cuda_of(at::randn({B, T, Hkv, D}), dt);
+  at::Tensor v = cuda_of(at::randn({B, T, Hkv, D}), dt), a = cuda_of(at::randn({B, T, R}), dt);
+  at::Tensor cq = at::randn({H * D, W}, o) * 0.5, ck = at::randn({H * D, W}, o) * 0.5;
+  at::Tensor wphi = at::randn({H, D, D / 2}, o) * 0.2, w2 = at::randn({Hkv * D, R}, o) * 0.3, b2 = at::randn({Hkv * D}, o);
+  std::vector<at::Tensor> leaves = {q, k, v, a, cq, ck, wphi, w2, b2};
+  for (auto& l : leaves) l.requires_grad_(true);
+  const at::Tensor y = lawcat::ops::lawcat_core(q, k, v, a, cq, ck, wphi, w2, b2);
+  y.backward(cuda_of(at::randn({B, T, H, D}), dt));
+  for (const auto& l : leaves) CHECK(lawcat::test::all_finite(l.grad()));
+#endif
+}
