@@ -100,7 +100,7 @@ TEST_CASE("lawcat_core fused backward matches float64 autograd", "[cuda]") {
 
 // A small case of the fused backward for compute-sanitizer (memcheck / racecheck): two
 // segments, a partial last chunk.
-TEST_CASE("lawcat_core fused backward, small (sanitizer)", "[cuda][sanitize]") {
+TEST_CASE("lawcat_core fused backward on a small case (sanitizer)", "[cuda][sanitize]") {
   LAWCAT_REQUIRE_CUDA_OR_SKIP();
 #ifdef LAWCAT_HAVE_CUDA
   const int64_t B = 1, T = 130, H = 2, Hkv = 1, D = 64, R = 16, W = 4;
