@@ -140,16 +140,6 @@ __device__ __forceinline__ void dn_rows(typename Tr::T* dn, const typename Tr::T
   }
 }
 
-// Loads shared by both backward passes: raw q (+ halo rows, zero outside the sequence),
-// dy (into dn), y, G; inv[r] = 1 / den straight from global.
-template <class Tr, int kWp>
-struct ChunkSrc {
-  const typename Tr::T *q, *k, *v, *y, *dy;
-  const float* g;
-  const float* den;
-  int H, Hkv, h;
-};
-
 // ---- dstate pass: local dL/dS of a segment (reverse), for the combine ----------------
 template <class Tr, int kWp>
 __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_dstate_kernel(const LawcatBwdParams P) {
