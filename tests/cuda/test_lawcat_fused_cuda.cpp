@@ -55,8 +55,9 @@ TEST_CASE("lawcat_core fused backward matches float64 autograd", "[cuda]") {
   const int64_t T = GENERATE(200, 1000);
   const double strong = GENERATE(0.0, -300.0);
   const bool normalize = GENERATE(true, false);
-  // (the float64 reference is slow: the long and the unnormalized cases once per dtype)
-  if (T != 200 && (W != 4 || strong != 0.0 || !normalize)) return;
+  // (the float64 reference is slow, ~30 s at T = 1000: the long case once, the unnormalized
+  // case once per dtype)
+  if (T != 200 && (dt != at::kBFloat16 || W != 4 || strong != 0.0 || !normalize)) return;
   if (!normalize && (W != 4 || strong != 0.0)) return;
   CAPTURE(dt, W, T, strong, normalize);
   const int64_t B = 2, H = 4, Hkv = 2, D = 64, R = 16;
