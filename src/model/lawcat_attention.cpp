@@ -243,19 +243,26 @@ at::Tensor tail_cache(const at::Tensor& x, int64_t width) {
 
 }  // namespace
 
+bool LawcatAttentionImpl::fused_core_settings() const {
+  const auto& o = options_;
+  return o.conv_width >= 1 && o.conv_width <= 8 && o.gate && o.phi_dim() == o.head_dim && !o.rope && o.window == 0 &&
+         !o.conv_on_v;
+}
+
+at::Tensor LawcatAttentionImpl::gate_activations(const at::Tensor& x) const {
+  return at::linear(x, gate_down->weight.to(x.scalar_type()));
+}
+
 at::Tensor LawcatAttentionImpl::fused_prefill(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k,
                                               const at::Tensor& v, LawcatState* st) {
 #ifdef LAWCAT_HAVE_CUDA
   const auto& o = options_;
   const int64_t B = x.size(0), T = x.size(1), H = o.num_heads, Hkv = o.num_kv_heads, d = o.head_dim;
-  const bool fits = x.is_cuda() && !at::GradMode::is_enabled() && !fused_prefill_disabled() && o.conv_width >= 1 &&
-                    o.conv_width <= 8 && o.gate && o.gate_rank % 16 == 0 && o.phi_dim() == d &&
-                    (d == 64 || d == 128) && !o.rope && o.window == 0 && !o.conv_on_v &&
-                    (st == nullptr || st->seen == 0) && T > 1 &&
+  const bool fits = x.is_cuda() && !at::GradMode::is_enabled() && !fused_prefill_disabled() && fused_core_settings() &&
+                    o.gate_rank % 16 == 0 && (d == 64 || d == 128) && (st == nullptr || st->seen == 0) && T > 1 &&
                     (q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf);
   if (!fits) return at::Tensor();
-  // a = W1 x, the gate's low-rank activations [B, T, R], in the activations' dtype.
-  const at::Tensor a = at::linear(x, gate_down->weight.to(x.scalar_type()));
+  const at::Tensor a = gate_activations(x);
   const at::Tensor q4 = q.view({B, T, H, d}), k4 = k.view({B, T, Hkv, d}), v4 = v.view({B, T, Hkv, d});
   ops::GlaResult r;
   if (ops::cuda::lawcat_core_fwd_supported(q4, o.conv_width, o.gate_rank)) {
@@ -330,17 +337,16 @@ at::Tensor LawcatAttentionImpl::lawcat_core(const at::Tensor& x, const at::Tenso
   }
 
   // Training on CUDA: the whole core as one fused op (forward and backward kernels).
-  if (!st && at::GradMode::is_enabled() && x.is_cuda() && o.conv_width >= 1 && o.gate && o.phi_dim() == d &&
-      !o.rope && o.window == 0 && !o.conv_on_v && (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf)) {
+  if (!st && at::GradMode::is_enabled() && x.is_cuda() && fused_core_settings() &&
+      (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf)) {
     const at::Tensor q4 = q.view({B, T, H, d});
     if (ops::lawcat_core_fused_supported(q4, o.conv_width, o.gate_rank)) {
       ops::LawcatCoreOptions co;
       co.tau = o.gate_tau;
       co.eps = o.eps;
       co.normalize = o.normalize;
-      const at::Tensor a = at::linear(x, gate_down->weight.to(x.scalar_type()));
-      return ops::lawcat_core(q4, k.view({B, T, Hkv, d}), v.view({B, T, Hkv, d}), a, conv_q, conv_k, feature_map,
-                              gate_up->weight, gate_up->bias, co)
+      return ops::lawcat_core(q4, k.view({B, T, Hkv, d}), v.view({B, T, Hkv, d}), gate_activations(x), conv_q,
+                              conv_k, feature_map, gate_up->weight, gate_up->bias, co)
           .reshape({B, T, H * d})
           .to(x.scalar_type());
     }

@@ -88,6 +88,11 @@ class LawcatAttentionImpl : public TokenMixer {
   // lawcat_output from the projections q [B, T, H*d], k, v [B, T, Hkv*d] of x.
   at::Tensor lawcat_core(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                          const MixerContext& ctx, LawcatState* st);
+  // Whether the layer's settings are the fused CUDA core's (conv width 1..8, gate on, φ of
+  // dimension d, no RoPE / window / conv on v); shapes and dtypes are checked by the callers.
+  bool fused_core_settings() const;
+  // a = W1 x [B, T, R], the gate's low-rank activations in x's dtype (the fused core's input).
+  at::Tensor gate_activations(const at::Tensor& x) const;
   // Prefill without autograd on CUDA through the fused LAWCAT forward kernel (conv + φ +
   // gate + normalized GLA; or the fused prologue, then the GLA kernel, for shapes it does
   // not take); undefined when the settings or inputs fit neither (then the ATen path

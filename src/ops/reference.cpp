@@ -77,4 +77,28 @@ at::Tensor causal_conv1d_ref(const at::Tensor& x, const at::Tensor& w,
   return out;
 }
 
+std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_prologue_ref(const at::Tensor& q, const at::Tensor& k,
+                                                                   const at::Tensor& a, const at::Tensor& conv_q,
+                                                                   const at::Tensor& conv_k, const at::Tensor& wphi,
+                                                                   const at::Tensor& w2, const at::Tensor& b2,
+                                                                   double tau) {
+  const int64_t B = q.size(0), T = q.size(1), H = q.size(2), D = q.size(3), Hkv = k.size(2);
+  const at::Tensor qt = causal_conv1d_ref(q.reshape({B, T, H * D}), conv_q).view({B, T, H, D});
+  const at::Tensor krep = k.reshape({B, T, Hkv, 1, D}).expand({B, T, Hkv, H / Hkv, D}).reshape({B, T, H * D});
+  const at::Tensor kt = causal_conv1d_ref(krep, conv_k).view({B, T, H, D});
+  auto phi = [&](const at::Tensor& u) {
+    const at::Tensor s = at::einsum("bthd,hdf->bthf", {u, wphi.to(u.scalar_type())});
+    return at::cat({at::softmax(s, -1), at::softmax(-s, -1)}, -1).clamp_min(1e-12);
+  };
+  const at::Tensor g = (at::log_sigmoid(at::linear(a, w2, b2)) / tau).view({B, T, Hkv, D});
+  return {phi(qt), phi(kt), g};
+}
+
+at::Tensor lawcat_core_ref(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& a,
+                           const at::Tensor& conv_q, const at::Tensor& conv_k, const at::Tensor& wphi,
+                           const at::Tensor& w2, const at::Tensor& b2, bool normalize, double tau, double eps) {
+  const auto [phiq, phik, g] = lawcat_prologue_ref(q, k, a, conv_q, conv_k, wphi, w2, b2, tau);
+  return std::get<0>(gla_recurrent_ref(phiq, phik, v, g, {}, {}, normalize, eps));
+}
+
 }  // namespace lawcat::ops::ref

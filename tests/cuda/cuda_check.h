@@ -39,23 +39,14 @@ inline void poison_cuda_allocator(int64_t bytes = int64_t(512) << 20) {
 #endif
 }
 
-// float64 oracle of the LAWCAT prologue (LAWCAT.md steps 2-5): q [B, T, H, D], k [B, T, Hkv, D],
-// a [B, T, R], conv_q / conv_k [H*D, W], wphi [H, D, D/2], w2 [Hkv*D, R], b2 [Hkv*D] ->
-// (φ(conv q), φ(conv k) with k's kv head repeated [B, T, H, D], log-gate [B, T, Hkv, D]).
+// float64 oracle of the LAWCAT prologue (ops::ref::lawcat_prologue_ref on float64 CPU copies):
+// q [B, T, H, D], k [B, T, Hkv, D], a [B, T, R], conv_q / conv_k [H*D, W], wphi [H, D, D/2],
+// w2 [Hkv*D, R], b2 [Hkv*D] -> (φ(conv q), φ(conv k) [B, T, H, D], log-gate [B, T, Hkv, D]).
 inline std::tuple<at::Tensor, at::Tensor, at::Tensor> prologue_oracle(const at::Tensor& q, const at::Tensor& k,
                                                                       const at::Tensor& a, const at::Tensor& cq,
                                                                       const at::Tensor& ck, const at::Tensor& wphi,
                                                                       const at::Tensor& w2, const at::Tensor& b2) {
-  const int64_t B = q.size(0), T = q.size(1), H = q.size(2), D = q.size(3), Hkv = k.size(2);
-  const at::Tensor qt = ops::ref::causal_conv1d_ref(f64(q).view({B, T, H * D}), f64(cq)).view({B, T, H, D});
-  const at::Tensor krep = f64(k).view({B, T, Hkv, 1, D}).expand({B, T, Hkv, H / Hkv, D}).reshape({B, T, H * D});
-  const at::Tensor kt = ops::ref::causal_conv1d_ref(krep, f64(ck)).view({B, T, H, D});
-  auto phi = [&](const at::Tensor& u) {
-    const at::Tensor s = at::einsum("bthd,hdf->bthf", {u, f64(wphi)});
-    return at::cat({at::softmax(s, -1), at::softmax(-s, -1)}, -1).clamp_min(1e-12);
-  };
-  const at::Tensor g = (at::log_sigmoid(at::linear(f64(a), f64(w2), f64(b2))) / 16.0).view({B, T, Hkv, D});
-  return {phi(qt), phi(kt), g};
+  return ops::ref::lawcat_prologue_ref(f64(q), f64(k), f64(a), f64(cq), f64(ck), f64(wphi), f64(w2), f64(b2));
 }
 
 // Tolerance on relative error for inputs of this dtype (issue 4 acceptance).

@@ -80,15 +80,7 @@ TEST_CASE("lawcat_core fused backward matches float64 autograd", "[cuda]") {
 
   std::vector<at::Tensor> d;  // float64 CPU leaves
   for (const auto& l : leaves) d.push_back(f64(l).requires_grad_(true));
-  const at::Tensor qt = ref::causal_conv1d_ref(d[0].view({B, T, H * D}), d[4]).view({B, T, H, D});
-  const at::Tensor krep = d[1].view({B, T, Hkv, 1, D}).expand({B, T, Hkv, H / Hkv, D}).reshape({B, T, H * D});
-  const at::Tensor kt = ref::causal_conv1d_ref(krep, d[5]).view({B, T, H, D});
-  auto phi = [&](const at::Tensor& u) {
-    const at::Tensor s = at::einsum("bthd,hdf->bthf", {u, d[6]});
-    return at::cat({at::softmax(s, -1), at::softmax(-s, -1)}, -1).clamp_min(1e-12);
-  };
-  const at::Tensor g = (at::log_sigmoid(at::linear(d[3], d[7], d[8])) / 16.0).view({B, T, Hkv, D});
-  const at::Tensor yr = std::get<0>(ref::gla_recurrent_ref(phi(qt), phi(kt), d[2], g, {}, {}, normalize));
+  const at::Tensor yr = ref::lawcat_core_ref(d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], normalize);
   yr.backward(f64(dy));
   LAWCAT_CHECK_REL("y", y, yr, 1e-2);
   const char* names[] = {"dq", "dk", "dv", "da", "dconv_q", "dconv_k", "dwphi", "dw2", "db2"};
@@ -99,7 +91,7 @@ TEST_CASE("lawcat_core fused backward matches float64 autograd", "[cuda]") {
 #endif
 }
 
-// A small case of the fused backward for compute-sanitizer (memcheck / racecheck): two
+// A small case of the fused backward for compute-sanitizer (memcheck / racecheck): three
 // segments, a partial last chunk.
 TEST_CASE("lawcat_core fused backward on a small case (sanitizer)", "[cuda][sanitize]") {
   LAWCAT_REQUIRE_CUDA_OR_SKIP();

@@ -1,6 +1,6 @@
 // ops::lawcat_core off the fused CUDA path (lawcat_core_unfused: separate conv, φ, gate and
 // chunked GLA ops, also the fused op's fallback for extreme gates) against autograd through
-// the float64 reference chain: conv -> φ -> gate -> token-by-token recurrence. φ and the gate
+// the float64 reference chain (ops::ref::lawcat_core_ref: conv -> φ -> gate -> token-by-token recurrence). φ and the gate
 // compute in fp32 (as in the model), so the bar is fp32's: 1e-5.
 #include <ATen/ATen.h>
 
@@ -34,15 +34,7 @@ TEST_CASE("lawcat_core (unfused) gradients match autograd through the float64 ch
   const at::Tensor y = lawcat::ops::lawcat_core(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], o);
   y.backward(dy);
 
-  const at::Tensor qt = ref::causal_conv1d_ref(b[0].view({B, T, H * D}), b[4]).view({B, T, H, D});
-  const at::Tensor krep = b[1].view({B, T, Hkv, 1, D}).expand({B, T, Hkv, H / Hkv, D}).reshape({B, T, H * D});
-  const at::Tensor kt = ref::causal_conv1d_ref(krep, b[5]).view({B, T, H, D});
-  auto phi = [&](const at::Tensor& u) {
-    const at::Tensor s = at::einsum("bthd,hdf->bthf", {u, b[6]});
-    return at::cat({at::softmax(s, -1), at::softmax(-s, -1)}, -1).clamp_min(1e-12);
-  };
-  const at::Tensor g = (at::log_sigmoid(at::linear(b[3], b[7], b[8])) / 16.0).view({B, T, Hkv, D});
-  const at::Tensor yr = std::get<0>(ref::gla_recurrent_ref(phi(qt), phi(kt), b[2], g, {}, {}, normalize));
+  const at::Tensor yr = ref::lawcat_core_ref(b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], normalize);
   yr.backward(dy);
 
   CHECK(lawcat::test::rel_rms(y, yr) < 1e-5);
