@@ -85,6 +85,12 @@ __device__ __forceinline__ uint32_t pack2(float2 v, __half*) {
   __half2 h = __floats2half2_rn(v.x, v.y);
   return *reinterpret_cast<uint32_t*>(&h);
 }
+__device__ __forceinline__ float2 unpack2(uint32_t v, __nv_bfloat16*) {
+  return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&v));
+}
+__device__ __forceinline__ float2 unpack2(uint32_t v, __half*) {
+  return __half22float2(*reinterpret_cast<const __half2*>(&v));
+}
 
 __device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2],
                                           __nv_bfloat16*) {

@@ -4,8 +4,9 @@
 //             dL/dS at its start and its total decay (skipped for the first segment); reads
 //             the Q' the training forward saved instead of recomputing conv and φ
 //   combine : gla_combine_kernel<true> turns them into dL/dS at every segment END
-//   grad    : per (segment, query head), chunks in reverse with dS in registers: every
-//             gradient of the chunk, written with fp32 atomics
+//   grad    : per (segment, query head, value split), chunks in reverse with dS in registers:
+//             every gradient of the chunk, written with fp32 atomics (D = 128: two CTAs per
+//             (segment, head), one per half of the value columns; see VSplit)
 // Same single reference point per chunk as the forward (r = (G_0 + G_{C-1}) / 2,
 // Q' = φq e^{G-r}, K' = φk e^{r-G}), S0 = the state before the chunk (saved by the forward),
 // dN = dy / den, dden = -(dy . y) / den, B = mask(dN v^T + dden), dS' = e^{G_C - r} dS:
@@ -34,45 +35,77 @@ constexpr float kLn2 = 0.6931471805599453f;
 
 enum BVec { bRef = 0, bEq, bPost, bPre, bEz, bDz, bDzp, bCarry, bGam, bDb, bNumVec };
 
-// Shared memory of the gradient pass. dq~ / dk~ (fp32 [C][LdG] each) reuse A .. dS, which
-// are dead by then.
+// Value columns per CTA of the gradient pass. D = 128 splits v (and dL/dS) into two halves,
+// one CTA each: the feature side (conv, φ, A) is recomputed by both, every v-side product is
+// linear in the split, and the dden / dz terms are taken by split 0 alone (the others see
+// dden = dz = 0), so the splits' gradients add up. This is what fits D = 128 into shared memory.
+template <class Tr>
+struct VSplit {
+  static constexpr int kSplit = Tr::kD == 128 ? 2 : 1;
+  static constexpr int kDv = Tr::kD / kSplit;
+  static constexpr int kLdV = kDv + 8;  // T rows of Dv (v, dN, e^r S0, dS')
+  // dL/dS [D x Dv] in mma accumulators: warp -> one 16-row m-tile, kStateNT n-tiles
+  static constexpr int kStateWPM = Tr::kWarps / (Tr::kD / 16);
+  static constexpr int kStateNT = (kDv / 8) / kStateWPM;
+  static_assert(kStateWPM >= 1 && kStateNT >= 2 && kStateNT % 2 == 0, "state tiling");
+};
+
+// This CTA's columns [v0, v0 + Dv) of dL/dS, fp32 in registers.
+template <class Tr>
+struct VStateTile {
+  static constexpr int kNT = VSplit<Tr>::kStateNT;
+  float acc[kNT][4];
+  __device__ __forceinline__ int m0() const { return (threadIdx.x / 32) / VSplit<Tr>::kStateWPM * 16; }
+  __device__ __forceinline__ int n0() const { return (threadIdx.x / 32) % VSplit<Tr>::kStateWPM * kNT * 8; }
+  __device__ __forceinline__ void load(const float* src, int ld) {  // src: row 0, column v0
+#pragma unroll
+    for (int j = 0; j < kNT; ++j) tile_for_each(acc[j], m0(), n0() + 8 * j, [&](int r, int c, float& v) { v = src[r * ld + c]; });
+  }
+  // acc[f][.] *= s[f]
+  __device__ __forceinline__ void scale_rows(const float* s) {
+    const int f0 = m0() + Lane().gr;
+#pragma unroll
+    for (int j = 0; j < kNT; ++j) {
+      acc[j][0] *= s[f0]; acc[j][1] *= s[f0]; acc[j][2] *= s[f0 + 8]; acc[j][3] *= s[f0 + 8];
+    }
+  }
+};
+
+// Shared memory of the gradient pass. Q' / K' are overwritten by du_q / du_k once every product
+// that reads them is done; v .. dS are dead after step 4 and hold one side's conv output u and
+// its fp32 dx~ in steps 6-7 (the q side, then the k side).
 template <class Tr, int kWp>
 struct BwdLayout {
   static constexpr int C = Tr::kC, D = Tr::kD;
   using T = typename Tr::T;
-  size_t xq, xk, v, dn, y, wphi, fq, fk, g, q, k, pq, pk, qt, kt, A, B, S, dS, dqt, dkt, vec, inv, dden, scr, dzpart,
-      total;
+  using VS = VSplit<Tr>;
+  size_t xq, xk, wphi, fq, fk, g, q, k, v, dn, A, B, S, dS, u, dxt, vec, dden, scr, total;
   __host__ __device__ BwdLayout() {
     size_t o = 0;
     auto take = [&](size_t bytes) { const size_t at = o; o += (bytes + 15) / 16 * 16; return at; };
     xq = take(sizeof(T) * (C + 8) * Tr::kLdX);
     xk = take(sizeof(T) * (C + 8) * Tr::kLdX);
-    v = take(sizeof(T) * C * Tr::kLdX);
-    dn = take(sizeof(T) * C * Tr::kLdX);
-    y = take(sizeof(T) * C * Tr::kLdX);
     wphi = take(sizeof(T) * D * Tr::kLdW);
     fq = take(sizeof(float) * D * kWp);
     fk = take(sizeof(float) * D * kWp);
     g = take(sizeof(float) * C * Tr::kLdG);
     q = take(sizeof(T) * C * Tr::kLdX);
     k = take(sizeof(T) * C * Tr::kLdX);
-    pq = take(sizeof(T) * C * Tr::kLdX);
-    pk = take(sizeof(T) * C * Tr::kLdX);
-    qt = take(sizeof(T) * C * Tr::kLdX);
-    kt = take(sizeof(T) * C * Tr::kLdX);
+    v = take(sizeof(T) * C * VS::kLdV);
+    dn = take(sizeof(T) * C * VS::kLdV);
     A = take(sizeof(T) * C * Tr::kLdA);
     B = take(sizeof(T) * C * Tr::kLdA);
-    S = take(sizeof(T) * D * Tr::kLdX);
-    dS = take(sizeof(T) * D * Tr::kLdX);
+    S = take(sizeof(T) * D * VS::kLdV);
+    dS = take(sizeof(T) * D * VS::kLdV);
     const size_t end = o;
-    dqt = A;
-    dkt = A + (sizeof(float) * C * Tr::kLdG + 15) / 16 * 16;
-    o = end > dkt + sizeof(float) * C * Tr::kLdG ? end : dkt + (sizeof(float) * C * Tr::kLdG + 15) / 16 * 16;
+    u = v;
+    dxt = v + (sizeof(T) * C * Tr::kLdX + 15) / 16 * 16;
+    const size_t dxt_end = dxt + sizeof(float) * C * Tr::kLdG;
+    o = end > dxt_end ? end : (dxt_end + 15) / 16 * 16;
     vec = take(sizeof(float) * bNumVec * D);
-    inv = take(sizeof(float) * C);
     dden = take(sizeof(float) * C);
-    scr = take(sizeof(float) * gla::Scan<Tr>::kScratch);
-    dzpart = take(sizeof(float) * Tr::kThreads);
+    const int scr_floats = gla::Scan<Tr>::kScratch > Tr::kThreads ? gla::Scan<Tr>::kScratch : Tr::kThreads;
+    scr = take(sizeof(float) * scr_floats);  // column_scan and weighted_colsum, at different times
     total = o;
   }
 };
@@ -267,61 +300,64 @@ __device__ __forceinline__ void atomic_add4(float* dst, float4 v) {
 }
 
 // ---- gradient pass -------------------------------------------------------------------
+// One CTA per (segment, query head, value split), chunks in reverse with this split's columns
+// of dL/dS in registers. Per chunk: loads (dden from the full dy, y rows in global memory while
+// the copies fly), scales, e^r S0 / dS' / the carry's S part, feature maps, A and B, then X,
+// dv, the dS update and Y with both softmax backwards in registers (the raw φ is Q' e^{r-G}
+// and K' e^{G-r}, read before G is overwritten by the gate terms), the gate gradient, and per
+// side (q, then k): u = conv(x) again, dx~ = du W_φ^T, dW_φ += u^T du and the conv backward.
 template <class Tr, int kWp>
 __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const LawcatBwdParams P) {
   using T = typename Tr::T;
-  constexpr int C = Tr::kC, D = Tr::kD, Dh = Tr::kHalf, LdX = Tr::kLdX, LdA = Tr::kLdA, LdG = Tr::kLdG,
-                LdW = Tr::kLdW, kHalo = kWp - 1, kVec = 8;
+  using VS = VSplit<Tr>;
+  constexpr int C = Tr::kC, D = Tr::kD, Dh = Tr::kHalf, Dv = VS::kDv, LdX = Tr::kLdX, LdV = VS::kLdV,
+                LdA = Tr::kLdA, LdG = Tr::kLdG, LdW = Tr::kLdW, kHalo = kWp - 1, kVec = 8;
   static_assert(Tr::kAW == 2, "the X / Y epilogues take one warp per half of the feature dims");
+  static_assert(Dv == 64, "dN rows are scaled two columns per lane");
   const LawcatFwdParams& F = P.fwd;
   const GlaParams& p = F.gla;
   const BwdLayout<Tr, kWp> L;
   extern __shared__ __align__(16) unsigned char smem[];
-  T* sXq = reinterpret_cast<T*>(smem + L.xq);
-  T* sXk = reinterpret_cast<T*>(smem + L.xk);
-  T* sV = reinterpret_cast<T*>(smem + L.v);
-  T* sDN = reinterpret_cast<T*>(smem + L.dn);
-  T* sY = reinterpret_cast<T*>(smem + L.y);
-  T* sWphi = reinterpret_cast<T*>(smem + L.wphi);
-  float* sFq = reinterpret_cast<float*>(smem + L.fq);
-  float* sFk = reinterpret_cast<float*>(smem + L.fk);
-  float* sG = reinterpret_cast<float*>(smem + L.g);
-  T* sQ = reinterpret_cast<T*>(smem + L.q);
-  T* sK = reinterpret_cast<T*>(smem + L.k);
-  T* sPq = reinterpret_cast<T*>(smem + L.pq);
-  T* sPk = reinterpret_cast<T*>(smem + L.pk);
-  T* sQt = reinterpret_cast<T*>(smem + L.qt);
-  T* sKt = reinterpret_cast<T*>(smem + L.kt);
-  T* sA = reinterpret_cast<T*>(smem + L.A);
-  T* sB = reinterpret_cast<T*>(smem + L.B);
-  T* sS = reinterpret_cast<T*>(smem + L.S);
-  T* sdS = reinterpret_cast<T*>(smem + L.dS);
-  float* sDQt = reinterpret_cast<float*>(smem + L.dqt);
-  float* sDKt = reinterpret_cast<float*>(smem + L.dkt);
-  float* sVec = reinterpret_cast<float*>(smem + L.vec);
-  float* sInv = reinterpret_cast<float*>(smem + L.inv);
-  float* sDden = reinterpret_cast<float*>(smem + L.dden);
-  float* sScr = reinterpret_cast<float*>(smem + L.scr);
-  float* sDzPart = reinterpret_cast<float*>(smem + L.dzpart);
+  T* const sXq = reinterpret_cast<T*>(smem + L.xq);
+  T* const sXk = reinterpret_cast<T*>(smem + L.xk);
+  T* const sWphi = reinterpret_cast<T*>(smem + L.wphi);
+  float* const sFq = reinterpret_cast<float*>(smem + L.fq);
+  float* const sFk = reinterpret_cast<float*>(smem + L.fk);
+  float* const sG = reinterpret_cast<float*>(smem + L.g);
+  T* const sQ = reinterpret_cast<T*>(smem + L.q);
+  T* const sK = reinterpret_cast<T*>(smem + L.k);
+  T* const sV = reinterpret_cast<T*>(smem + L.v);
+  T* const sDN = reinterpret_cast<T*>(smem + L.dn);
+  T* const sA = reinterpret_cast<T*>(smem + L.A);
+  T* const sB = reinterpret_cast<T*>(smem + L.B);
+  T* const sS = reinterpret_cast<T*>(smem + L.S);
+  T* const sdS = reinterpret_cast<T*>(smem + L.dS);
+  T* const sU = reinterpret_cast<T*>(smem + L.u);
+  float* const sDXt = reinterpret_cast<float*>(smem + L.dxt);
+  float* const sVec = reinterpret_cast<float*>(smem + L.vec);
+  float* const sDden = reinterpret_cast<float*>(smem + L.dden);
+  float* const sScr = reinterpret_cast<float*>(smem + L.scr);
   auto vec = [&](BVec which) { return sVec + int(which) * D; };
 
   const int seg_id = blockIdx.x, h = blockIdx.y, tid = threadIdx.x, warp = tid / 32;
+  const bool lead = blockIdx.z == 0;  // the split that takes the dden / dz terms
+  const int v0 = blockIdx.z * Dv;      // its first value column
   const gla::SegInfo seg = gla::get_seg(p, seg_id);
   const gla::SeqInfo sq = gla::get_seq<C>(p, seg.n);
   const int hk = h / (p.H / p.Hkv);
   const T* q_base = static_cast<const T*>(p.q) + sq.b * p.q_batch_stride + h * p.q_head_stride;
   const T* k_base = static_cast<const T*>(p.k) + sq.b * p.k_batch_stride + hk * p.k_head_stride;
-  const T* v_base = static_cast<const T*>(p.v) + sq.b * p.v_batch_stride + hk * p.v_head_stride;
+  const T* v_base = static_cast<const T*>(p.v) + sq.b * p.v_batch_stride + hk * p.v_head_stride + v0;
   const T* y_base = static_cast<const T*>(P.y) + h * D;
   const T* dy_base = static_cast<const T*>(P.dy) + h * D;
   const float* g_base = F.gate_cumsum + hk * D;
   const Lane ln;
 
   stage_head_constants<Tr, kWp>(F, h, sFq, sFk, sWphi);
-  gla::StateTile<Tr> dS;  // dL/dS after the current chunk
-  dS.load(p.seg_S + (size_t(seg_id) * p.H + h) * D * D);
+  VStateTile<Tr> dS;  // dL/dS after the current chunk, columns [v0, v0 + Dv)
+  dS.load(p.seg_S + (size_t(seg_id) * p.H + h) * D * D + v0, D);
   for (int f = tid; f < D; f += Tr::kThreads) {
-    vec(bDz)[f] = p.seg_z[(size_t(seg_id) * p.H + h) * D + f];
+    vec(bDz)[f] = lead ? p.seg_z[(size_t(seg_id) * p.H + h) * D + f] : 0.f;
     vec(bDb)[f] = 0.f;
   }
 
@@ -333,16 +369,18 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
   constexpr int kCW = (D * kWp + Tr::kThreads - 1) / Tr::kThreads;
   float dcq[kCW] = {}, dck[kCW] = {};
 
-  // output-tile mapping (C x D): 16-row band, half of the columns
-  constexpr int kNT = D / 8 / Tr::kAW;
+  // output-tile mappings: C x D (X, Y, dx~) and C x Dv (dv): 16-row band, half of the columns
+  constexpr int kNT = D / 8 / Tr::kAW, kNTv = Dv / 8 / Tr::kAW;
   const int om0 = (warp / Tr::kAW) * 16, on0 = (warp % Tr::kAW) * (D / Tr::kAW);
+  const int onv0 = (warp % Tr::kAW) * (Dv / Tr::kAW);
+  constexpr int kRows = C / Tr::kWarps;  // rows per warp for the dden / dN row work
 
   for (int c = seg.c1 - 1; c >= seg.c0; --c) {
     const int t0 = c * C, valid = min(C, sq.len - t0);
     const size_t chunk_at = size_t(sq.chunk0 + c) * p.H + h;
     __syncthreads();  // the previous chunk's readers are done
     {
-      constexpr int kPerRow = D / kVec, kGPerRow = D / 4;
+      constexpr int kPerRow = D / kVec, kPerRowV = Dv / kVec, kGPerRow = D / 4;
       for (int i = tid; i < (C + kHalo) * kPerRow; i += Tr::kThreads) {
         const int r = i / kPerRow, cv = (i - r * kPerRow) * kVec, tau = t0 + r - kHalo;
         const bool ok = tau >= 0 && tau < sq.len;
@@ -350,22 +388,43 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
         cp_async16(sXk + r * LdX + cv, k_base + row * p.k_row_stride + cv, ok);
         cp_async16(sXq + r * LdX + cv, q_base + row * p.q_row_stride + cv, ok);
       }
-      for (int i = tid; i < C * kPerRow; i += Tr::kThreads) {
-        const int r = i / kPerRow, cv = (i - r * kPerRow) * kVec;
+      for (int i = tid; i < C * kPerRowV; i += Tr::kThreads) {
+        const int r = i / kPerRowV, cv = (i - r * kPerRowV) * kVec;
         const bool ok = r < valid;
-        const size_t yrow = size_t(sq.tok0 + (ok ? t0 + r : 0)) * p.H * D;
-        cp_async16(sV + r * LdX + cv, v_base + (sq.row0 + (ok ? t0 + r : 0)) * p.v_row_stride + cv, ok);
-        cp_async16(sDN + r * LdX + cv, dy_base + yrow + cv, ok);
-        cp_async16(sY + r * LdX + cv, y_base + yrow + cv, ok);
+        cp_async16(sV + r * LdV + cv, v_base + (sq.row0 + (ok ? t0 + r : 0)) * p.v_row_stride + cv, ok);
+        cp_async16(sDN + r * LdV + cv, dy_base + size_t(sq.tok0 + (ok ? t0 + r : 0)) * p.H * D + v0 + cv, ok);
       }
       for (int i = tid; i < C * kGPerRow; i += Tr::kThreads) {
         const int r = i / kGPerRow, cv = (i - r * kGPerRow) * 4;
         const bool ok = r < valid;
         cp_async16(sG + r * LdG + cv, g_base + size_t(sq.tok0 + (ok ? t0 + r : 0)) * p.Hkv * D + cv, ok);
       }
-      cp_async_wait_all();
     }
-    if (tid < C) sInv[tid] = tid < valid ? 1.f / F.den[size_t(sq.tok0 + t0 + tid) * p.H + h] : 0.f;
+    {  // dden = -(dy . y) / den over the full rows (split 0 only; 0 past the end)
+      constexpr int kPer = D / 32;
+      const int lane = tid & 31;
+      float dd[kRows];
+#pragma unroll
+      for (int i = 0; i < kRows; ++i) {
+        const int r = warp * kRows + i;
+        dd[i] = 0.f;
+        if (lead && p.normalize && r < valid) {
+          const size_t at = size_t(sq.tok0 + t0 + r) * p.H * D + lane * kPer;
+#pragma unroll
+          for (int e = 0; e < kPer; e += 2) {
+            const float2 a = ld2(dy_base + at + e), b = ld2(y_base + at + e);
+            dd[i] = fmaf(a.x, b.x, fmaf(a.y, b.y, dd[i]));
+          }
+        }
+      }
+#pragma unroll
+      for (int i = 0; i < kRows; ++i) {
+        const int r = warp * kRows + i;
+        const float x = warp_sum(dd[i]);
+        if (lane == 0) sDden[r] = x == 0.f ? 0.f : -x / F.den[size_t(sq.tok0 + t0 + r) * p.H + h];
+      }
+    }
+    cp_async_wait_all();
     __syncthreads();
     // ---- 1. reference point and per-feature scales ----
     {
@@ -373,7 +432,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
       float G0 = 0.f, GC = 0.f;
       if (f < D) { G0 = sG[f]; GC = sG[(valid - 1) * LdG + f]; }
       const bool extreme = __syncthreads_or(f < D && G0 - GC > Tr::kMaxDrop);
-      if (extreme && tid == 0 && P.extreme_chunks != nullptr) atomicAdd(P.extreme_chunks, 1);
+      if (extreme && lead && tid == 0 && P.extreme_chunks != nullptr) atomicAdd(P.extreme_chunks, 1);
       if (f < D) {
         const float ref = 0.5f * (G0 + GC), eq = ex2(ref), post = ex2(GC - ref);
         const float ez = eq * F.z_chunks[chunk_at * D + f], dz = vec(bDz)[f];
@@ -387,22 +446,22 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
     {
       const float* eq = vec(bEq);
       const float* post = vec(bPost);
-      const float* S0 = F.state_chunks + chunk_at * D * D;
+      const float* S0 = F.state_chunks + chunk_at * D * D + v0;
       float cp[2] = {0.f, 0.f};
       const int f0 = dS.m0() + ln.gr;
 #pragma unroll
-      for (int j = 0; j < Tr::kStateNT; ++j) {
+      for (int j = 0; j < VS::kStateNT; ++j) {
         const float(&a)[4] = dS.acc[j];
-        const int v0 = dS.n0() + 8 * j + 2 * ln.gc;
-        const float2 s0 = *reinterpret_cast<const float2*>(S0 + f0 * D + v0);
-        const float2 s8 = *reinterpret_cast<const float2*>(S0 + (f0 + 8) * D + v0);
+        const int vc = dS.n0() + 8 * j + 2 * ln.gc;
+        const float2 s0 = *reinterpret_cast<const float2*>(S0 + f0 * D + vc);
+        const float2 s8 = *reinterpret_cast<const float2*>(S0 + (f0 + 8) * D + vc);
         const float e0 = eq[f0], e8 = eq[f0 + 8];
-        st2(sS + f0 * LdX + v0, s0.x * e0, s0.y * e0);
-        st2(sS + (f0 + 8) * LdX + v0, s8.x * e8, s8.y * e8);
+        st2(sS + f0 * LdV + vc, s0.x * e0, s0.y * e0);
+        st2(sS + (f0 + 8) * LdV + vc, s8.x * e8, s8.y * e8);
         cp[0] = fmaf(s0.x * e0, a[0], fmaf(s0.y * e0, a[1], cp[0]));
         cp[1] = fmaf(s8.x * e8, a[2], fmaf(s8.y * e8, a[3], cp[1]));
-        st2(sdS + f0 * LdX + v0, a[0] * post[f0], a[1] * post[f0]);
-        st2(sdS + (f0 + 8) * LdX + v0, a[2] * post[f0 + 8], a[3] * post[f0 + 8]);
+        st2(sdS + f0 * LdV + vc, a[0] * post[f0], a[1] * post[f0]);
+        st2(sdS + (f0 + 8) * LdV + vc, a[2] * post[f0 + 8], a[3] * post[f0 + 8]);
       }
 #pragma unroll
       for (int hr = 0; hr < 2; ++hr) {
@@ -414,12 +473,17 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
         atomicAdd(&vec(bCarry)[f0 + 8], post[f0 + 8] * cp[1]);
       }
     }
-    dn_rows<Tr>(sDN, sY, sInv, sDden, warp * (C / Tr::kWarps), C / Tr::kWarps, p.normalize);
+#pragma unroll
+    for (int i = 0; i < kRows; ++i) {  // dN = dy / den, this warp's rows (0 past the end)
+      const int r = warp * kRows + i, col = 2 * (tid & 31);
+      const float iv = r < valid ? 1.f / F.den[size_t(sq.tok0 + t0 + r) * p.H + h] : 0.f;
+      const float2 a = ld2(sDN + r * LdV + col);
+      st2(sDN + r * LdV + col, a.x * iv, a.y * iv);
+    }
     {
       const bool is_k = warp >= 4;
       feature_map_band<Tr, kWp, true>(is_k ? sXk : sXq, is_k ? sFk : sFq, sWphi, sG, vec(bRef), nullptr,
-                                      is_k ? sK : sQ, (warp & 3) * 16, valid, is_k, true, nullptr, nullptr,
-                                      is_k ? sPk : sPq, is_k ? sKt : sQt);
+                                      is_k ? sK : sQ, (warp & 3) * 16, valid, is_k, true, nullptr, nullptr);
     }
     __syncthreads();
     // ---- 3. A = mask(Q' K'^T), B = mask(dN v^T + dden) (T) ----
@@ -429,7 +493,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
       if (n0 <= 16 * i + 15) {
         float acc[kNTA][4] = {}, bcc[kNTA][4] = {};
         tile_mma_smem<T, kNTA, false, false>(acc, sQ, LdX, sK, LdX, 16 * i, n0, 0, D);
-        tile_mma_smem<T, kNTA, false, false>(bcc, sDN, LdX, sV, LdX, 16 * i, n0, 0, D);
+        tile_mma_smem<T, kNTA, false, false>(bcc, sDN, LdV, sV, LdV, 16 * i, n0, 0, Dv);
 #pragma unroll
         for (int j = 0; j < kNTA; ++j) {
           tile_for_each(acc[j], 16 * i, n0 + 8 * j, [&](int r, int cc, float& x) { if (cc > r) x = 0.f; });
@@ -442,10 +506,11 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
       }
     }
     __syncthreads();
-    // ---- 4. X (q side), Y (k side), dv, dS / dz update ----
+    // ---- 4. X (q side), dv, the dS update, Y (k side); du_q, du_k in registers ----
     const float sign = on0 < Dh ? 1.f : -1.f;  // softmax(u) half or softmax(-u) half
-    // Softmax backward in place over the raw φ: du_full = sign (w - p sum_half w), w = φ dφ.
-    auto softmax_bwd = [&](float (&w)[kNT][4], T* P_) {
+    // Softmax backward over this warp's half of the features: du = sign (w - p sum_half w),
+    // w = φ dφ (rows gr: [.][0..1], gr + 8: [.][2..3]; a quad holds a row of the half).
+    auto softmax_bwd = [&](const float (&w)[kNT][4], const uint32_t (&pp)[kNT][2], uint32_t (&du)[kNT][2]) {
       float ws[2] = {0.f, 0.f};
 #pragma unroll
       for (int j = 0; j < kNT; ++j) { ws[0] += w[j][0] + w[j][1]; ws[1] += w[j][2] + w[j][3]; }
@@ -458,34 +523,60 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
       for (int j = 0; j < kNT; ++j)
 #pragma unroll
         for (int hr = 0; hr < 2; ++hr) {
-          T* at = P_ + (om0 + ln.gr + 8 * hr) * LdX + on0 + 8 * j + 2 * ln.gc;
-          const float2 pv = ld2(at);
-          st2(at, sign * (w[j][2 * hr] - pv.x * ws[hr]), sign * (w[j][2 * hr + 1] - pv.y * ws[hr]));
+          const float2 pv = unpack2(pp[j][hr], (T*)nullptr);
+          du[j][hr] = pack2(make_float2(sign * (w[j][2 * hr] - pv.x * ws[hr]), sign * (w[j][2 * hr + 1] - pv.y * ws[hr])),
+                            (T*)nullptr);
         }
     };
-    {
+    uint32_t duq[kNT][2], duk[kNT][2], pkp[kNT][2];
+    {  // X = B K' + dN (e^r S0)^T + dden e^r z0;  w = Q' X -> G's tile;  p_q = Q' e^{r-G}, p_k = K' e^{G-r}
       float acc[kNT][4] = {};
+      uint32_t pqp[kNT][2];
       tile_mma_smem<T, kNT, false, true>(acc, sB, LdA, sK, LdX, om0, on0, 0, om0 + 16);
-      tile_mma_smem<T, kNT, false, false>(acc, sDN, LdX, sS, LdX, om0, on0, 0, D);
+      tile_mma_smem<T, kNT, false, false>(acc, sDN, LdV, sS, LdV, om0, on0, 0, Dv);
       const float* ez = vec(bEz);
+      const float* ref = vec(bRef);
 #pragma unroll
       for (int j = 0; j < kNT; ++j)
 #pragma unroll
-        for (int hr = 0; hr < 2; ++hr) {  // (row, feature pair): w = Q' X
+        for (int hr = 0; hr < 2; ++hr) {
           const int r = om0 + ln.gr + 8 * hr, f = on0 + 8 * j + 2 * ln.gc;
-          const float2 qv = ld2(sQ + r * LdX + f);
+          const float2 qv = ld2(sQ + r * LdX + f), kv = ld2(sK + r * LdX + f);
+          float2* gp = reinterpret_cast<float2*>(sG + r * LdG + f);
+          const float2 g = *gp;
           const float dd = sDden[r];
           float& x0 = acc[j][2 * hr];
           float& x1 = acc[j][2 * hr + 1];
           x0 = qv.x * fmaf(dd, ez[f], x0);
           x1 = qv.y * fmaf(dd, ez[f + 1], x1);
-          *reinterpret_cast<float2*>(sG + r * LdG + f) = make_float2(x0, x1);
+          *gp = make_float2(x0, x1);
+          const float gx = g.x - ref[f], gy = g.y - ref[f + 1];
+          pqp[j][hr] = pack2(make_float2(qv.x * ex2(-gx), qv.y * ex2(-gy)), (T*)nullptr);
+          pkp[j][hr] = pack2(make_float2(kv.x * ex2(gx), kv.y * ex2(gy)), (T*)nullptr);
         }
-      softmax_bwd(acc, sPq);
+      softmax_bwd(acc, pqp, duq);
     }
-    {
+    {  // dv = A^T dN + K' dS'
+      float acc[kNTv][4] = {};
+      tile_mma_smem<T, kNTv, true, true>(acc, sA, LdA, sDN, LdV, om0, onv0, om0, C);
+      tile_mma_smem<T, kNTv, false, true>(acc, sK, LdX, sdS, LdV, om0, onv0, 0, D);
+      float* dv = P.dv + size_t(sq.tok0 + t0) * p.Hkv * D + hk * D + v0;
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr) {
+        const int r = om0 + ln.gr + 8 * hr;
+        if (r >= valid) continue;
+#pragma unroll
+        for (int j = 0; j < kNTv; ++j)
+          atomic_add2(dv + size_t(r) * p.Hkv * D + onv0 + 8 * j + 2 * ln.gc, acc[j][2 * hr], acc[j][2 * hr + 1]);
+      }
+    }
+    // dS <- e^r (e^{G_C - r} dS + Q'^T dN)
+    dS.scale_rows(vec(bPost));
+    tile_mma_smem<T, VS::kStateNT, true, true>(dS.acc, sQ, LdX, sDN, LdV, dS.m0(), dS.n0(), 0, C);
+    dS.scale_rows(vec(bEq));
+    {  // Y = B^T Q' + v dS'^T + e^{G_C-r} dz;  wk = K' Y; gate term w - wk; the carry's K' part
       float acc[kNT][4] = {};
-      tile_mma_smem<T, kNT, false, false>(acc, sV, LdX, sdS, LdX, om0, on0, 0, D);
+      tile_mma_smem<T, kNT, false, false>(acc, sV, LdV, sdS, LdV, om0, on0, 0, Dv);
       const float* dzp = vec(bDzp);
       float cs[kNT][2] = {};
 #pragma unroll
@@ -511,7 +602,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
 #pragma unroll
       for (int j = 0; j < kNT; ++j)
 #pragma unroll
-        for (int hr = 0; hr < 2; ++hr) {  // wk = K' Y; gate term w - wk
+        for (int hr = 0; hr < 2; ++hr) {
           const int r = om0 + ln.gr + 8 * hr, f = on0 + 8 * j + 2 * ln.gc;
           const float2 kv = ld2(sK + r * LdX + f);
           float& y0 = acc[j][2 * hr];
@@ -522,45 +613,26 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
           const float2 w = *gt;
           *gt = make_float2(w.x - y0, w.y - y1);
         }
-      softmax_bwd(acc, sPk);
+      softmax_bwd(acc, pkp, duk);
     }
     {
-      float acc[kNT][4] = {};
-      tile_mma_smem<T, kNT, true, true>(acc, sA, LdA, sDN, LdX, om0, on0, om0, C);
-      tile_mma_smem<T, kNT, false, true>(acc, sK, LdX, sdS, LdX, om0, on0, 0, D);
-      float* dv = P.dv + size_t(sq.tok0 + t0) * p.Hkv * D + hk * D;
-#pragma unroll
-      for (int hr = 0; hr < 2; ++hr) {
-        const int r = om0 + ln.gr + 8 * hr;
-        if (r >= valid) continue;
-#pragma unroll
-        for (int j = 0; j < kNT; ++j)
-          atomic_add2(dv + size_t(r) * p.Hkv * D + on0 + 8 * j + 2 * ln.gc, acc[j][2 * hr], acc[j][2 * hr + 1]);
-      }
-    }
-    {  // dS <- e^r (e^{G_C - r} dS + Q'^T dN)
-      const float* post = vec(bPost);
-      const float* eq = vec(bEq);
-      const int f0 = dS.m0() + ln.gr;
-#pragma unroll
-      for (int j = 0; j < Tr::kStateNT; ++j) {
-        dS.acc[j][0] *= post[f0]; dS.acc[j][1] *= post[f0]; dS.acc[j][2] *= post[f0 + 8]; dS.acc[j][3] *= post[f0 + 8];
-      }
-      tile_mma_smem<T, Tr::kStateNT, true, true>(dS.acc, sQ, LdX, sDN, LdX, dS.m0(), dS.n0(), 0, C);
-#pragma unroll
-      for (int j = 0; j < Tr::kStateNT; ++j) {
-        dS.acc[j][0] *= eq[f0]; dS.acc[j][1] *= eq[f0]; dS.acc[j][2] *= eq[f0 + 8]; dS.acc[j][3] *= eq[f0 + 8];
-      }
-    }
-    {
-      const float s = weighted_colsum<Tr>(sQ, sDden, sDzPart);  // (syncs: step 4's writes are visible after it)
+      const float s = weighted_colsum<Tr>(sQ, sDden, sScr);  // (syncs: every read of Q', K', v .. dS is done after it)
       if (tid < D) vec(bDz)[tid] = vec(bEq)[tid] * (vec(bDzp)[tid] + s);
     }
+#pragma unroll
+    for (int j = 0; j < kNT; ++j)
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr) {  // du_full over the dead Q', K'
+        const int at = (om0 + ln.gr + 8 * hr) * LdX + on0 + 8 * j + 2 * ln.gc;
+        *reinterpret_cast<uint32_t*>(sQ + at) = duq[j][hr];
+        *reinterpret_cast<uint32_t*>(sK + at) = duk[j][hr];
+      }
+    __syncthreads();
     // ---- 5. du = du_full[:, :Dh] + du_full[:, Dh:] (in place); d log α = suffix sums + carry ----
     for (int i = tid; i < C * Dh; i += Tr::kThreads) {
       const int t = i / Dh, j = i - t * Dh;
-      sPq[t * LdX + j] = from_float<T>(to_float(sPq[t * LdX + j]) + to_float(sPq[t * LdX + Dh + j]));
-      sPk[t * LdX + j] = from_float<T>(to_float(sPk[t * LdX + j]) + to_float(sPk[t * LdX + Dh + j]));
+      sQ[t * LdX + j] = from_float<T>(to_float(sQ[t * LdX + j]) + to_float(sQ[t * LdX + Dh + j]));
+      sK[t * LdX + j] = from_float<T>(to_float(sK[t * LdX + j]) + to_float(sK[t * LdX + Dh + j]));
     }
     gla::column_scan<Tr, true>(sG, LdG, sScr);  // ends with __syncthreads
     {  // d logit = d log α sigmoid(-logit) / tau; db = its sum over rows
@@ -582,60 +654,61 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
       atomicAdd(&vec(bDb)[cv + 2], db.z);
       atomicAdd(&vec(bDb)[cv + 3], db.w);
     }
-    // ---- 6. dq~ = du W_φ^T, dk~ (fp32, over the dead A .. dS); dW_φ += q~^T du + k~^T du ----
-    {
-      float acc[kNT][4] = {}, bcc[kNT][4] = {};
-      tile_mma_smem<T, kNT, false, false>(acc, sPq, LdX, sWphi, LdW, om0, on0, 0, Dh);
-      tile_mma_smem<T, kNT, false, false>(bcc, sPk, LdX, sWphi, LdW, om0, on0, 0, Dh);
+    // ---- 6-7. per side: u = conv(x), dx~ = du W_φ^T (fp32), dW_φ += u^T du, causal conv backward ----
+    auto side_bwd = [&](const T* sX, const float* sF, const T* sDu, float (&dc)[kCW], float* dx, size_t ldx) {
+      for (int i = tid; i < C * Dh; i += Tr::kThreads) {  // (same fp32 order as the feature map's conv)
+        const int r = i / Dh, col = (i - r * Dh) * 2;
+        float2 u = make_float2(0.f, 0.f);
 #pragma unroll
-      for (int j = 0; j < kNT; ++j)
-#pragma unroll
-        for (int hr = 0; hr < 2; ++hr) {
-          const int at = (om0 + ln.gr + 8 * hr) * LdG + on0 + 8 * j + 2 * ln.gc;
-          *reinterpret_cast<float2*>(sDQt + at) = make_float2(acc[j][2 * hr] * kLn2, acc[j][2 * hr + 1] * kLn2);
-          *reinterpret_cast<float2*>(sDKt + at) = make_float2(bcc[j][2 * hr] * kLn2, bcc[j][2 * hr + 1] * kLn2);
+        for (int j = 0; j < kWp; ++j) {
+          const float2 x = ld2(sX + (r + j) * LdX + col);
+          u.x = fmaf(sF[col * kWp + j], x.x, u.x);
+          u.y = fmaf(sF[(col + 1) * kWp + j], x.y, u.y);
         }
-      tile_mma_smem<T, kWNT, true, true>(dW, sQt, LdX, sPq, LdX, wm0, wn0, 0, C);
-      tile_mma_smem<T, kWNT, true, true>(dW, sKt, LdX, sPk, LdX, wm0, wn0, 0, C);
-    }
-    __syncthreads();
-    // ---- 7. causal conv backward: dx rows of the chunk and its kHalo rows before; weights ----
-    {
+        *reinterpret_cast<uint32_t*>(sU + r * LdX + col) = pack2(u, (T*)nullptr);
+      }
+      {
+        float acc[kNT][4] = {};
+        tile_mma_smem<T, kNT, false, false>(acc, sDu, LdX, sWphi, LdW, om0, on0, 0, Dh);
+#pragma unroll
+        for (int j = 0; j < kNT; ++j)
+#pragma unroll
+          for (int hr = 0; hr < 2; ++hr)
+            *reinterpret_cast<float2*>(sDXt + (om0 + ln.gr + 8 * hr) * LdG + on0 + 8 * j + 2 * ln.gc) =
+                make_float2(acc[j][2 * hr] * kLn2, acc[j][2 * hr + 1] * kLn2);
+      }
+      __syncthreads();
+      tile_mma_smem<T, kWNT, true, true>(dW, sU, LdX, sDu, LdX, wm0, wn0, 0, C);
       constexpr int kV4 = D / 4;
-      float* dq = P.dq + size_t(sq.tok0) * p.H * D + h * D;
-      float* dk = P.dk + size_t(sq.tok0) * p.Hkv * D + hk * D;
-      for (int i = tid; i < (C + kHalo) * kV4; i += Tr::kThreads) {
+      for (int i = tid; i < (C + kHalo) * kV4; i += Tr::kThreads) {  // dx rows of the chunk and kHalo before
         const int rho = i / kV4, cv = (i - rho * kV4) * 4, tau = t0 + rho - kHalo;
         if (tau < 0 || rho - kHalo >= valid) continue;
-        float4 aq = make_float4(0.f, 0.f, 0.f, 0.f), ak = aq;
+        float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
 #pragma unroll
         for (int j = 0; j < kWp; ++j) {
           const int r = rho - j;
           if (r < 0 || r >= valid) continue;
-          const float4 gq = *reinterpret_cast<const float4*>(sDQt + r * LdG + cv);
-          const float4 gk = *reinterpret_cast<const float4*>(sDKt + r * LdG + cv);
-          aq.x = fmaf(sFq[(cv + 0) * kWp + j], gq.x, aq.x); ak.x = fmaf(sFk[(cv + 0) * kWp + j], gk.x, ak.x);
-          aq.y = fmaf(sFq[(cv + 1) * kWp + j], gq.y, aq.y); ak.y = fmaf(sFk[(cv + 1) * kWp + j], gk.y, ak.y);
-          aq.z = fmaf(sFq[(cv + 2) * kWp + j], gq.z, aq.z); ak.z = fmaf(sFk[(cv + 2) * kWp + j], gk.z, ak.z);
-          aq.w = fmaf(sFq[(cv + 3) * kWp + j], gq.w, aq.w); ak.w = fmaf(sFk[(cv + 3) * kWp + j], gk.w, ak.w);
+          const float4 g = *reinterpret_cast<const float4*>(sDXt + r * LdG + cv);
+          a.x = fmaf(sF[(cv + 0) * kWp + j], g.x, a.x);
+          a.y = fmaf(sF[(cv + 1) * kWp + j], g.y, a.y);
+          a.z = fmaf(sF[(cv + 2) * kWp + j], g.z, a.z);
+          a.w = fmaf(sF[(cv + 3) * kWp + j], g.w, a.w);
         }
-        atomic_add4(dq + size_t(tau) * p.H * D + cv, aq);
-        atomic_add4(dk + size_t(tau) * p.Hkv * D + cv, ak);
+        atomic_add4(dx + size_t(tau) * ldx + cv, a);
       }
 #pragma unroll
-      for (int n = 0; n < kCW; ++n) {
+      for (int n = 0; n < kCW; ++n) {  // filter gradients
         const int e = tid + n * Tr::kThreads;
         if (e >= D * kWp) continue;
         const int ch = e / kWp, j = e - ch * kWp;
-        float sq_ = 0.f, sk_ = 0.f;
-        for (int r = 0; r < valid; ++r) {
-          sq_ = fmaf(sDQt[r * LdG + ch], to_float(sXq[(r + j) * LdX + ch]), sq_);
-          sk_ = fmaf(sDKt[r * LdG + ch], to_float(sXk[(r + j) * LdX + ch]), sk_);
-        }
-        dcq[n] += sq_;
-        dck[n] += sk_;
+        float s = 0.f;
+        for (int r = 0; r < valid; ++r) s = fmaf(sDXt[r * LdG + ch], to_float(sX[(r + j) * LdX + ch]), s);
+        dc[n] += s;
       }
-    }
+      __syncthreads();  // u and dx~ are reused by the other side
+    };
+    side_bwd(sXq, sFq, sQ, dcq, P.dq + size_t(sq.tok0) * p.H * D + h * D, size_t(p.H) * D);
+    side_bwd(sXk, sFk, sK, dck, P.dk + size_t(sq.tok0) * p.Hkv * D + hk * D, size_t(p.Hkv) * D);
   }
 
   // ---- segment totals of the weight gradients ----

@@ -1,6 +1,6 @@
 // Launch sequence of the fused LAWCAT backward for one (dtype, head dim): gate cumsums ->
 // dstate pass (only when a sequence has several segments) -> reverse combine (gla's) ->
-// gradient pass. Instantiated per head dim in fused_bwd_hdim*.cu.
+// gradient pass. Instantiated per head dim in fused_bwd_hdim*.cu; entry point in fused_api.cu.
 #pragma once
 #include "gla/chunk_bwd.cuh"  // gla_combine_kernel
 #include "lawcat/fused_bwd.cuh"
@@ -25,8 +25,8 @@ cudaError_t run_lawcat_bwd_w(const LawcatBwdParams& P, cudaStream_t stream) {
     LAWCAT_LAUNCH_CHECK();
   }
   if (g.num_segs > 0)
-    LAWCAT_CUDA_TRY(
-        launch_with_smem(lawcat_bwd_kernel<Tr, kWp>, grid, Tr::kThreads, BwdLayout<Tr, kWp>().total, stream, P));
+    LAWCAT_CUDA_TRY(launch_with_smem(lawcat_bwd_kernel<Tr, kWp>, dim3(g.num_segs, g.H, VSplit<Tr>::kSplit),
+                                     Tr::kThreads, BwdLayout<Tr, kWp>().total, stream, P));
   return cudaSuccess;
 }
 
@@ -34,5 +34,7 @@ template <typename T, int kD>
 cudaError_t run_lawcat_bwd(const LawcatBwdParams& p, cudaStream_t stream) {
   return p.fwd.width <= 4 ? run_lawcat_bwd_w<T, kD, 4>(p, stream) : run_lawcat_bwd_w<T, kD, 8>(p, stream);
 }
+
+#define LAWCAT_FUSED_BWD_EXTERN(T, D) extern template cudaError_t run_lawcat_bwd<T, D>(const LawcatBwdParams&, cudaStream_t);
 
 }  // namespace lawcat::kernels::fused

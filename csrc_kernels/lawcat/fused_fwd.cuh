@@ -191,13 +191,12 @@ __global__ void __launch_bounds__(Tr::kThreads) lawcat_gate_kernel(const LawcatF
 //   G: chunk-local cumsums (row r at G + r * LdG); ref: reference per feature;
 //   q (is_k false): Q' = φ e^{G - ref}, den[r] = Q' . zq;  k: K' = φ e^{ref - G}, zero rows
 //   >= valid, column sums atomically added to colsum. scale = false writes the raw φ.
-//   kSave (backward): also the conv output (conv_out) and the raw φ (raw), no den / colsum.
-template <class Tr, int kWp, bool kSave = false>
+//   kBwd (the backward's recompute): Q' / K' only, no den / colsum.
+template <class Tr, int kWp, bool kBwd = false>
 __device__ __forceinline__ void feature_map_band(const typename Tr::T* X, const float* F, const typename Tr::T* sWphi,
                                                  const float* G, const float* ref, const float* zq,
                                                  typename Tr::T* dst, int m0, int valid, bool is_k, bool scale,
-                                                 float* colsum, float* den, typename Tr::T* raw = nullptr,
-                                                 typename Tr::T* conv_out = nullptr) {
+                                                 float* colsum, float* den) {
   using T = typename Tr::T;
   constexpr int D = Tr::kD, Dh = Tr::kHalf, LdX = Tr::kLdX, LdG = Tr::kLdG, LdW = Tr::kLdW;
   const Lane ln;
@@ -217,7 +216,6 @@ __device__ __forceinline__ void feature_map_band(const typename Tr::T* X, const 
         u.y = fmaf(F[(col + 1) * kWp + j], x.y, u.y);
       }
       af[s] = pack2(u, (T*)nullptr);
-      if constexpr (kSave) *reinterpret_cast<uint32_t*>(conv_out + row * LdX + col) = af[s];
     }
     const int lane = threadIdx.x & 31, i8 = lane >> 3, r8 = lane & 7;
 #pragma unroll
@@ -276,10 +274,6 @@ __device__ __forceinline__ void feature_map_band(const typename Tr::T* X, const 
       v[1] = fmaxf(v[1] * sp[hr], 1e-12f);
       v[2] = fmaxf(v[2] * sm[hr], 1e-12f);
       v[3] = fmaxf(v[3] * sm[hr], 1e-12f);
-      if constexpr (kSave) {
-        st2(raw + t * LdX + f, v[0], v[1]);
-        st2(raw + t * LdX + Dh + f, v[2], v[3]);
-      }
       float2 gp[2] = {make_float2(0.f, 0.f), make_float2(0.f, 0.f)};
       if (scale) {
         gp[0] = *reinterpret_cast<const float2*>(G + t * LdG + f);
@@ -293,7 +287,7 @@ __device__ __forceinline__ void feature_map_band(const typename Tr::T* X, const 
           v[e] *= ex2(is_k ? -gx : gx);
         }
         if (zero_row) v[e] = 0.f;
-        if constexpr (!kSave)
+        if constexpr (!kBwd)
           if (!is_k) dpart[hr] = fmaf(v[e], zq[fe], dpart[hr]);
       }
       st2(dst + t * LdX + f, v[0], v[1]);
@@ -301,7 +295,7 @@ __device__ __forceinline__ void feature_map_band(const typename Tr::T* X, const 
 #pragma unroll
       for (int e = 0; e < 4; ++e) colp[e] += v[e];
     }
-    if (!kSave && is_k && scale) {  // column sums of K' for z: reduce over the 8 row groups of the warp
+    if (!kBwd && is_k && scale) {  // column sums of K' for z: reduce over the 8 row groups of the warp
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         float x = colp[e];
@@ -312,7 +306,7 @@ __device__ __forceinline__ void feature_map_band(const typename Tr::T* X, const 
       }
     }
   }
-  if (!kSave && !is_k && scale) {
+  if (!kBwd && !is_k && scale) {
 #pragma unroll
     for (int hr = 0; hr < 2; ++hr) {
       dpart[hr] += __shfl_xor_sync(0xffffffffu, dpart[hr], 1);

@@ -55,12 +55,13 @@ TEST_CASE("lawcat_core fused backward matches float64 autograd", "[cuda]") {
   const int64_t T = GENERATE(200, 1000);
   const double strong = GENERATE(0.0, -300.0);
   const bool normalize = GENERATE(true, false);
+  const int64_t D = GENERATE(64, 128);  // 128: two CTAs per (segment, head), one per half of v
   // (the float64 reference is slow, ~30 s at T = 1000: the long case once, the unnormalized
-  // case once per dtype)
-  if (T != 200 && (dt != at::kBFloat16 || W != 4 || strong != 0.0 || !normalize)) return;
+  // case once per dtype and head dim)
+  if (T != 200 && (dt != at::kBFloat16 || W != 4 || strong != 0.0 || !normalize || D != 64)) return;
   if (!normalize && (W != 4 || strong != 0.0)) return;
-  CAPTURE(dt, W, T, strong, normalize);
-  const int64_t B = 2, H = 4, Hkv = 2, D = 64, R = 16;
+  CAPTURE(dt, W, T, strong, normalize, D);
+  const int64_t B = 2, H = 4, Hkv = 2, R = 16;
   auto o = at::TensorOptions().device(at::kCUDA);
   at::Tensor q = cuda_of(at::randn({B, T, H, D}), dt), k = cuda_of(at::randn({B, T, Hkv, D}), dt);
   at::Tensor v = cuda_of(at::randn({B, T, Hkv, D}), dt), a = cuda_of(at::randn({B, T, R}), dt);
@@ -96,7 +97,8 @@ TEST_CASE("lawcat_core fused backward matches float64 autograd", "[cuda]") {
 TEST_CASE("lawcat_core fused backward on a small case (sanitizer)", "[cuda][sanitize]") {
   LAWCAT_REQUIRE_CUDA_OR_SKIP();
 #ifdef LAWCAT_HAVE_CUDA
-  const int64_t B = 1, T = 130, H = 2, Hkv = 1, D = 64, R = 16, W = 4;
+  const int64_t D = GENERATE(64, 128);
+  const int64_t B = 1, T = 130, H = 2, Hkv = 1, R = 16, W = 4;
   auto o = at::TensorOptions().device(at::kCUDA);
   const auto dt = at::kBFloat16;
   at::Tensor q = cuda_of(at::randn({B, T, H, D}), dt), k = cuda_of(at::randn({B, T, Hkv, D}), dt);
