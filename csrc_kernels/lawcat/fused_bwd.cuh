@@ -72,14 +72,19 @@ struct VStateTile {
 };
 
 // Shared memory of the gradient pass. Q' / K' are overwritten by du_q / du_k once every product
-// that reads them is done; v .. dS are dead after step 4 and hold one side's conv output u and
-// its fp32 dx~ in steps 6-7 (the q side, then the k side).
+// that reads them is done; v .. dS are dead after step 4 and hold the conv output u and the fp32
+// dx~ of steps 6-7: of both sides at once where they fit (D = 64), else of q, then of k.
 template <class Tr, int kWp>
 struct BwdLayout {
   static constexpr int C = Tr::kC, D = Tr::kD;
   using T = typename Tr::T;
   using VS = VSplit<Tr>;
-  size_t xq, xk, wphi, fq, fk, g, q, k, v, dn, A, B, S, dS, u, dxt, vec, dden, scr, total;
+  static constexpr size_t al(size_t b) { return (b + 15) / 16 * 16; }
+  static constexpr size_t kSideBytes = al(sizeof(T) * C * Tr::kLdX) + al(sizeof(float) * C * Tr::kLdG);
+  static constexpr size_t kDeadBytes =
+      2 * al(sizeof(T) * C * VS::kLdV) + 2 * al(sizeof(T) * C * Tr::kLdA) + 2 * al(sizeof(T) * D * VS::kLdV);
+  static constexpr bool kBothSides = 2 * kSideBytes <= kDeadBytes;  // D = 64: steps 6-7 for q and k at once
+  size_t xq, xk, wphi, fq, fk, g, q, k, v, dn, A, B, S, dS, u, dxt, u2, dxt2, vec, inv, dden, scr, total;
   __host__ __device__ BwdLayout() {
     size_t o = 0;
     auto take = [&](size_t bytes) { const size_t at = o; o += (bytes + 15) / 16 * 16; return at; };
@@ -99,10 +104,13 @@ struct BwdLayout {
     dS = take(sizeof(T) * D * VS::kLdV);
     const size_t end = o;
     u = v;
-    dxt = v + (sizeof(T) * C * Tr::kLdX + 15) / 16 * 16;
-    const size_t dxt_end = dxt + sizeof(float) * C * Tr::kLdG;
-    o = end > dxt_end ? end : (dxt_end + 15) / 16 * 16;
+    dxt = u + al(sizeof(T) * C * Tr::kLdX);
+    u2 = u + kSideBytes;  // (k side, only with kBothSides)
+    dxt2 = u2 + al(sizeof(T) * C * Tr::kLdX);
+    const size_t dead_end = v + (kBothSides ? 2 : 1) * kSideBytes;
+    o = end > dead_end ? end : dead_end;
     vec = take(sizeof(float) * bNumVec * D);
+    inv = take(sizeof(float) * C);
     dden = take(sizeof(float) * C);
     const int scr_floats = gla::Scan<Tr>::kScratch > Tr::kThreads ? gla::Scan<Tr>::kScratch : Tr::kThreads;
     scr = take(sizeof(float) * scr_floats);  // column_scan and weighted_colsum, at different times
@@ -335,6 +343,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
   T* const sU = reinterpret_cast<T*>(smem + L.u);
   float* const sDXt = reinterpret_cast<float*>(smem + L.dxt);
   float* const sVec = reinterpret_cast<float*>(smem + L.vec);
+  float* const sInv = reinterpret_cast<float*>(smem + L.inv);
   float* const sDden = reinterpret_cast<float*>(smem + L.dden);
   float* const sScr = reinterpret_cast<float*>(smem + L.scr);
   auto vec = [&](BVec which) { return sVec + int(which) * D; };
@@ -400,9 +409,11 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
         cp_async16(sG + r * LdG + cv, g_base + size_t(sq.tok0 + (ok ? t0 + r : 0)) * p.Hkv * D + cv, ok);
       }
     }
-    {  // dden = -(dy . y) / den over the full rows (split 0 only; 0 past the end)
+    {  // 1 / den and dden = -(dy . y) / den over the full rows (dden: split 0 only; 0 past the end)
       constexpr int kPer = D / 32;
-      const int lane = tid & 31;
+      const int lane = tid & 31, rl = warp * kRows + lane;  // lane < kRows: the den of row rl
+      const float den = lane < kRows && rl < valid ? F.den[size_t(sq.tok0 + t0 + rl) * p.H + h] : 0.f;
+      if (lane < kRows) sInv[rl] = den != 0.f ? 1.f / den : 0.f;
       float dd[kRows];
 #pragma unroll
       for (int i = 0; i < kRows; ++i) {
@@ -420,8 +431,8 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
 #pragma unroll
       for (int i = 0; i < kRows; ++i) {
         const int r = warp * kRows + i;
-        const float x = warp_sum(dd[i]);
-        if (lane == 0) sDden[r] = x == 0.f ? 0.f : -x / F.den[size_t(sq.tok0 + t0 + r) * p.H + h];
+        const float x = warp_sum(dd[i]), dn = __shfl_sync(0xffffffffu, den, i);
+        if (lane == 0) sDden[r] = x == 0.f ? 0.f : -x / dn;
       }
     }
     cp_async_wait_all();
@@ -476,7 +487,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
 #pragma unroll
     for (int i = 0; i < kRows; ++i) {  // dN = dy / den, this warp's rows (0 past the end)
       const int r = warp * kRows + i, col = 2 * (tid & 31);
-      const float iv = r < valid ? 1.f / F.den[size_t(sq.tok0 + t0 + r) * p.H + h] : 0.f;
+      const float iv = sInv[r];
       const float2 a = ld2(sDN + r * LdV + col);
       st2(sDN + r * LdV + col, a.x * iv, a.y * iv);
     }
@@ -655,60 +666,93 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
       atomicAdd(&vec(bDb)[cv + 3], db.w);
     }
     // ---- 6-7. per side: u = conv(x), dx~ = du W_φ^T (fp32), dW_φ += u^T du, causal conv backward ----
-    auto side_bwd = [&](const T* sX, const float* sF, const T* sDu, float (&dc)[kCW], float* dx, size_t ldx) {
-      for (int i = tid; i < C * Dh; i += Tr::kThreads) {  // (same fp32 order as the feature map's conv)
+    // Both sides at once where the dead region holds both (D = 64), else q then k.
+    float* const dq_rows = P.dq + size_t(sq.tok0) * p.H * D + h * D;
+    float* const dk_rows = P.dk + size_t(sq.tok0) * p.Hkv * D + hk * D;
+    auto sides_bwd = [&](auto q_tag, auto k_tag) {
+      constexpr bool kQ = decltype(q_tag)::value, kK = decltype(k_tag)::value;
+      T* const uq = sU;
+      float* const gq = sDXt;
+      T* const uk = kQ ? reinterpret_cast<T*>(smem + L.u2) : sU;
+      float* const gk = kQ ? reinterpret_cast<float*>(smem + L.dxt2) : sDXt;
+      for (int i = tid; i < C * Dh; i += Tr::kThreads) {  // u (same fp32 order as the feature map's conv)
         const int r = i / Dh, col = (i - r * Dh) * 2;
-        float2 u = make_float2(0.f, 0.f);
+        float2 a = make_float2(0.f, 0.f), b = a;
 #pragma unroll
         for (int j = 0; j < kWp; ++j) {
-          const float2 x = ld2(sX + (r + j) * LdX + col);
-          u.x = fmaf(sF[col * kWp + j], x.x, u.x);
-          u.y = fmaf(sF[(col + 1) * kWp + j], x.y, u.y);
+          if constexpr (kQ) {
+            const float2 x = ld2(sXq + (r + j) * LdX + col), w = *reinterpret_cast<const float2*>(sFq + j * D + col);
+            a.x = fmaf(w.x, x.x, a.x);
+            a.y = fmaf(w.y, x.y, a.y);
+          }
+          if constexpr (kK) {
+            const float2 x = ld2(sXk + (r + j) * LdX + col), w = *reinterpret_cast<const float2*>(sFk + j * D + col);
+            b.x = fmaf(w.x, x.x, b.x);
+            b.y = fmaf(w.y, x.y, b.y);
+          }
         }
-        *reinterpret_cast<uint32_t*>(sU + r * LdX + col) = pack2(u, (T*)nullptr);
+        if constexpr (kQ) *reinterpret_cast<uint32_t*>(uq + r * LdX + col) = pack2(a, (T*)nullptr);
+        if constexpr (kK) *reinterpret_cast<uint32_t*>(uk + r * LdX + col) = pack2(b, (T*)nullptr);
       }
-      {
+      auto dxt = [&](const T* du, float* dst) {  // dx~ = du W_φ^T, fp32 (ln 2: W_φ is staged in log2 units)
         float acc[kNT][4] = {};
-        tile_mma_smem<T, kNT, false, false>(acc, sDu, LdX, sWphi, LdW, om0, on0, 0, Dh);
+        tile_mma_smem<T, kNT, false, false>(acc, du, LdX, sWphi, LdW, om0, on0, 0, Dh);
 #pragma unroll
         for (int j = 0; j < kNT; ++j)
 #pragma unroll
           for (int hr = 0; hr < 2; ++hr)
-            *reinterpret_cast<float2*>(sDXt + (om0 + ln.gr + 8 * hr) * LdG + on0 + 8 * j + 2 * ln.gc) =
+            *reinterpret_cast<float2*>(dst + (om0 + ln.gr + 8 * hr) * LdG + on0 + 8 * j + 2 * ln.gc) =
                 make_float2(acc[j][2 * hr] * kLn2, acc[j][2 * hr + 1] * kLn2);
-      }
+      };
+      if constexpr (kQ) dxt(sQ, gq);
+      if constexpr (kK) dxt(sK, gk);
       __syncthreads();
-      tile_mma_smem<T, kWNT, true, true>(dW, sU, LdX, sDu, LdX, wm0, wn0, 0, C);
+      if constexpr (kQ) tile_mma_smem<T, kWNT, true, true>(dW, uq, LdX, sQ, LdX, wm0, wn0, 0, C);
+      if constexpr (kK) tile_mma_smem<T, kWNT, true, true>(dW, uk, LdX, sK, LdX, wm0, wn0, 0, C);
       constexpr int kV4 = D / 4;
       for (int i = tid; i < (C + kHalo) * kV4; i += Tr::kThreads) {  // dx rows of the chunk and kHalo before
         const int rho = i / kV4, cv = (i - rho * kV4) * 4, tau = t0 + rho - kHalo;
         if (tau < 0 || rho - kHalo >= valid) continue;
-        float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
+        float4 a = make_float4(0.f, 0.f, 0.f, 0.f), b = a;
 #pragma unroll
         for (int j = 0; j < kWp; ++j) {
           const int r = rho - j;
           if (r < 0 || r >= valid) continue;
-          const float4 g = *reinterpret_cast<const float4*>(sDXt + r * LdG + cv);
-          a.x = fmaf(sF[(cv + 0) * kWp + j], g.x, a.x);
-          a.y = fmaf(sF[(cv + 1) * kWp + j], g.y, a.y);
-          a.z = fmaf(sF[(cv + 2) * kWp + j], g.z, a.z);
-          a.w = fmaf(sF[(cv + 3) * kWp + j], g.w, a.w);
+          if constexpr (kQ) {
+            const float4 g = *reinterpret_cast<const float4*>(gq + r * LdG + cv);
+            const float4 w = *reinterpret_cast<const float4*>(sFq + j * D + cv);
+            a.x = fmaf(w.x, g.x, a.x); a.y = fmaf(w.y, g.y, a.y); a.z = fmaf(w.z, g.z, a.z); a.w = fmaf(w.w, g.w, a.w);
+          }
+          if constexpr (kK) {
+            const float4 g = *reinterpret_cast<const float4*>(gk + r * LdG + cv);
+            const float4 w = *reinterpret_cast<const float4*>(sFk + j * D + cv);
+            b.x = fmaf(w.x, g.x, b.x); b.y = fmaf(w.y, g.y, b.y); b.z = fmaf(w.z, g.z, b.z); b.w = fmaf(w.w, g.w, b.w);
+          }
         }
-        atomic_add4(dx + size_t(tau) * ldx + cv, a);
+        if constexpr (kQ) atomic_add4(dq_rows + size_t(tau) * p.H * D + cv, a);
+        if constexpr (kK) atomic_add4(dk_rows + size_t(tau) * p.Hkv * D + cv, b);
       }
 #pragma unroll
       for (int n = 0; n < kCW; ++n) {  // filter gradients
         const int e = tid + n * Tr::kThreads;
         if (e >= D * kWp) continue;
         const int ch = e / kWp, j = e - ch * kWp;
-        float s = 0.f;
-        for (int r = 0; r < valid; ++r) s = fmaf(sDXt[r * LdG + ch], to_float(sX[(r + j) * LdX + ch]), s);
-        dc[n] += s;
+        float sa = 0.f, sb = 0.f;
+        for (int r = 0; r < valid; ++r) {
+          if constexpr (kQ) sa = fmaf(gq[r * LdG + ch], to_float(sXq[(r + j) * LdX + ch]), sa);
+          if constexpr (kK) sb = fmaf(gk[r * LdG + ch], to_float(sXk[(r + j) * LdX + ch]), sb);
+        }
+        if constexpr (kQ) dcq[n] += sa;
+        if constexpr (kK) dck[n] += sb;
       }
-      __syncthreads();  // u and dx~ are reused by the other side
+      __syncthreads();  // u and dx~ are reused by the next side / chunk
     };
-    side_bwd(sXq, sFq, sQ, dcq, P.dq + size_t(sq.tok0) * p.H * D + h * D, size_t(p.H) * D);
-    side_bwd(sXk, sFk, sK, dck, P.dk + size_t(sq.tok0) * p.Hkv * D + hk * D, size_t(p.Hkv) * D);
+    if constexpr (BwdLayout<Tr, kWp>::kBothSides) {
+      sides_bwd(std::true_type{}, std::true_type{});
+    } else {
+      sides_bwd(std::true_type{}, std::false_type{});
+      sides_bwd(std::false_type{}, std::true_type{});
+    }
   }
 
   // ---- segment totals of the weight gradients ----

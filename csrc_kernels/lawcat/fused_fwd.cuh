@@ -187,7 +187,7 @@ __global__ void __launch_bounds__(Tr::kThreads) lawcat_gate_kernel(const LawcatF
 }
 
 // One warp: feature maps of the 16 rows m0 .. m0 + 15 of a chunk, written as T rows of D.
-//   X: raw inputs, chunk row r's conv tap j at X + (r + j) * LdX; F: filters [D][kWp];
+//   X: raw inputs, chunk row r's conv tap j at X + (r + j) * LdX; F: filters [kWp][D];
 //   G: chunk-local cumsums (row r at G + r * LdG); ref: reference per feature;
 //   q (is_k false): Q' = φ e^{G - ref}, den[r] = Q' . zq;  k: K' = φ e^{ref - G}, zero rows
 //   >= valid, column sums atomically added to colsum. scale = false writes the raw φ.
@@ -212,8 +212,9 @@ __device__ __forceinline__ void feature_map_band(const typename Tr::T* X, const 
 #pragma unroll
       for (int j = 0; j < kWp; ++j) {
         const float2 x = ld2(X + (row + j) * LdX + col);
-        u.x = fmaf(F[col * kWp + j], x.x, u.x);
-        u.y = fmaf(F[(col + 1) * kWp + j], x.y, u.y);
+        const float2 w = *reinterpret_cast<const float2*>(F + j * D + col);
+        u.x = fmaf(w.x, x.x, u.x);
+        u.y = fmaf(w.y, x.y, u.y);
       }
       af[s] = pack2(u, (T*)nullptr);
     }
@@ -323,8 +324,8 @@ __device__ __forceinline__ void stage_head_constants(const LawcatFwdParams& P, i
                                                      typename Tr::T* sWphi) {
   constexpr int D = Tr::kD, Dh = Tr::kHalf;
   const int W = P.width;
-  for (int i = threadIdx.x; i < D * kWp; i += Tr::kThreads) {
-    const int c = i / kWp, j = i - c * kWp - (kWp - W);
+  for (int i = threadIdx.x; i < D * kWp; i += Tr::kThreads) {  // tap-major [kWp][D]: lanes read consecutive channels
+    const int tap = i / D, c = i - tap * D, j = tap - (kWp - W);
     if (sFq != nullptr) sFq[i] = j >= 0 ? P.conv_q[(size_t(h) * D + c) * W + j] : 0.f;
     sFk[i] = j >= 0 ? P.conv_k[(size_t(h) * D + c) * W + j] : 0.f;
   }
