@@ -151,13 +151,23 @@ __global__ void gla_combine_kernel(const GlaParams p) {
   };
   auto gam = [&](int si) { return p.seg_gamma[(size_t(si) * H + h) * D + f]; };
   const size_t nh = size_t(n) * H + h;
+  // Segments in batches of kB whose loads are all issued before the dependent scan (one memory
+  // latency per batch instead of one per segment).
+  constexpr int kB = 8;
+  float loc[kB], g[kB];
   if (!kReverse) {
     float run = 0.f;
     if (p.s0 != nullptr) run = isz ? p.z0[nh * D + f] : p.s0[nh * D * D + e];
-    for (int si = s_begin; si < s_end; ++si) {
-      const float loc = buf(si);
-      buf(si) = run;
-      if (si + 1 < s_end) run = gam(si) * run + loc;
+    for (int b0 = s_begin; b0 < s_end; b0 += kB) {
+#pragma unroll
+      for (int j = 0; j < kB; ++j)
+        if (b0 + j < s_end) { loc[j] = buf(b0 + j); g[j] = gam(b0 + j); }
+#pragma unroll
+      for (int j = 0; j < kB; ++j)
+        if (b0 + j < s_end) {
+          buf(b0 + j) = run;
+          if (b0 + j + 1 < s_end) run = g[j] * run + loc[j];
+        }
     }
     if (s_begin == s_end && p.sT != nullptr) {
       if (isz) p.zT[nh * D + f] = run; else p.sT[nh * D * D + e] = run;
@@ -166,10 +176,16 @@ __global__ void gla_combine_kernel(const GlaParams p) {
     float run = 0.f;
     if (p.dST != nullptr && !isz) run = p.dST[nh * D * D + e];
     if (p.dzT != nullptr && isz) run = p.dzT[nh * D + f];
-    for (int si = s_end - 1; si >= s_begin; --si) {
-      const float loc = buf(si);
-      buf(si) = run;
-      if (si > s_begin) run = gam(si) * run + loc;
+    for (int b1 = s_end - 1; b1 >= s_begin; b1 -= kB) {
+#pragma unroll
+      for (int j = 0; j < kB; ++j)
+        if (b1 - j >= s_begin) { loc[j] = buf(b1 - j); g[j] = gam(b1 - j); }
+#pragma unroll
+      for (int j = 0; j < kB; ++j)
+        if (b1 - j >= s_begin) {
+          buf(b1 - j) = run;
+          if (b1 - j > s_begin) run = g[j] * run + loc[j];
+        }
     }
     if (s_begin == s_end && p.ds0 != nullptr) {
       if (isz) p.dz0[nh * D + f] = run; else p.ds0[nh * D * D + e] = run;

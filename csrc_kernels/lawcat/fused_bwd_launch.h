@@ -2,8 +2,8 @@
 // dstate pass (only when a sequence has several segments) -> reverse combine (gla's) ->
 // gradient pass. Instantiated per head dim in fused_bwd_hdim*.cu; entry point in fused_api.cu.
 #pragma once
-#include "gla/chunk_bwd.cuh"  // gla_combine_kernel
 #include "lawcat/fused_bwd.cuh"
+#include "lawcat/fused_launch.h"  // launch_gate, launch_combine
 
 namespace lawcat::kernels::fused {
 
@@ -13,17 +13,11 @@ cudaError_t run_lawcat_bwd_w(const LawcatBwdParams& P, cudaStream_t stream) {
   const LawcatFwdParams& p = P.fwd;
   const GlaParams& g = p.gla;
   const dim3 grid(g.num_segs, g.H);
-  if (g.num_chunks > 0)
-    LAWCAT_CUDA_TRY(launch_with_smem(lawcat_gate_kernel<Tr>, dim3(g.num_chunks, g.Hkv), Tr::kThreads,
-                                     GateLayout<Tr>(p.rank).total, stream, p));
+  LAWCAT_CUDA_TRY((launch_gate<T, kD>(p, stream)));
   if (g.num_segs > 0 && g.segs_per_seq > 1)
     LAWCAT_CUDA_TRY(launch_with_smem(lawcat_dstate_kernel<Tr, kWp>, grid, Tr::kThreads, DStateLayout<Tr>().total,
                                      stream, P));
-  if (g.num_seqs > 0) {
-    const dim3 cgrid(g.num_seqs * g.H, (g.D * g.D + g.D + 255) / 256);
-    gla::gla_combine_kernel<true><<<cgrid, 256, 0, stream>>>(g);
-    LAWCAT_LAUNCH_CHECK();
-  }
+  LAWCAT_CUDA_TRY(launch_combine<true>(g, stream));
   if (g.num_segs > 0)
     LAWCAT_CUDA_TRY(launch_with_smem(lawcat_bwd_kernel<Tr, kWp>, dim3(g.num_segs, g.H, VSplit<Tr>::kSplit),
                                      Tr::kThreads, BwdLayout<Tr, kWp>().total, stream, P));

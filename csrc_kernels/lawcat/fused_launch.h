@@ -7,24 +7,35 @@
 
 namespace lawcat::kernels::fused {
 
+// Gate cumsums once per (chunk, kv head); the forward and the backward both start with it.
+template <typename T, int kD>
+cudaError_t launch_gate(const LawcatFwdParams& p, cudaStream_t stream) {
+  using GTr = FTraits<T, kD, 8>;  // the gate kernel's tiling assumes 8 warps
+  if (p.gla.num_chunks == 0) return cudaSuccess;
+  return launch_with_smem(lawcat_gate_kernel<GTr>, dim3(p.gla.num_chunks, p.gla.Hkv), GTr::kThreads,
+                          GateLayout<GTr>(p.rank).total, stream, p);
+}
+
+// Segment states -> each segment's start state (forward) or dL/dS at its end (kReverse).
+template <bool kReverse>
+cudaError_t launch_combine(const GlaParams& g, cudaStream_t stream) {
+  if (g.num_seqs == 0) return cudaSuccess;
+  const dim3 cgrid(g.num_seqs * g.H, (g.D * g.D + g.D + 255) / 256);
+  gla::gla_combine_kernel<kReverse><<<cgrid, 256, 0, stream>>>(g);
+  return cudaGetLastError();
+}
+
 template <typename T, int kD, int kWp>
 cudaError_t run_lawcat_fwd_w(const LawcatFwdParams& p, cudaStream_t stream) {
   using Tr = FTraits<T, kD>;
-  using GTr = FTraits<T, kD, 8>;  // the gate kernel's tiling assumes 8 warps (as Tr today)
   const size_t smem = Layout<Tr, kWp>().total;
   const GlaParams& g = p.gla;
   const dim3 grid(g.num_segs, g.H);
-  if (g.num_chunks > 0)
-    LAWCAT_CUDA_TRY(launch_with_smem(lawcat_gate_kernel<GTr>, dim3(g.num_chunks, g.Hkv), GTr::kThreads,
-                                  GateLayout<GTr>(p.rank).total, stream, p));
+  LAWCAT_CUDA_TRY((launch_gate<T, kD>(p, stream)));
   if (g.num_segs > 0 && g.segs_per_seq > 1)
     LAWCAT_CUDA_TRY(launch_with_smem(lawcat_state_kernel<Tr, kWp>, grid, Tr::kThreads, StateLayout<Tr, kWp>().total,
                                   stream, p));
-  if (g.num_seqs > 0) {
-    const dim3 cgrid(g.num_seqs * g.H, (g.D * g.D + g.D + 255) / 256);
-    gla::gla_combine_kernel<false><<<cgrid, 256, 0, stream>>>(g);
-    LAWCAT_LAUNCH_CHECK();
-  }
+  LAWCAT_CUDA_TRY(launch_combine<false>(g, stream));
   if (g.num_segs > 0)
     LAWCAT_CUDA_TRY(launch_with_smem(lawcat_fwd_kernel<Tr, kWp>, grid, Tr::kThreads, smem, stream, p));
   return cudaSuccess;
