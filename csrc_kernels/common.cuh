@@ -37,6 +37,27 @@ inline cudaError_t launch_with_smem(Kernel kernel, dim3 grid, int threads, size_
   return cudaGetLastError();
 }
 
+// The same with clusters of cz CTAs along grid z (grid.z a multiple of cz).
+template <class Kernel, class Params>
+inline cudaError_t launch_with_smem_cluster_z(Kernel kernel, dim3 grid, int threads, size_t smem, unsigned cz,
+                                              cudaStream_t stream, const Params& params) {
+  if (smem > 48 * 1024)
+    LAWCAT_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = dim3(threads);
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = 1;
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = cz;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  return cudaLaunchKernelEx(&cfg, kernel, params);
+}
+
 // ---- element conversions ----------------------------------------------------
 __device__ __forceinline__ float to_float(float x) { return x; }
 __device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }

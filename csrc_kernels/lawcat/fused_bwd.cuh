@@ -27,6 +27,8 @@
 // A chunk whose decay exceeds kMaxDrop (the forward's exact path) is counted in
 // extreme_chunks; the caller then recomputes with the unfused ops.
 #pragma once
+#include <cooperative_groups.h>
+
 #include "lawcat/fused_fwd.cuh"
 
 namespace lawcat::kernels::fused {
@@ -307,6 +309,11 @@ __device__ __forceinline__ void atomic_add4(float* dst, float4 v) {
 #endif
 }
 
+// Split arrive / wait of the cluster barrier (all threads of both CTAs; release / acquire
+// order the shared-memory writes one CTA makes before arriving for the other's reads).
+__device__ __forceinline__ void cluster_arrive() { asm volatile("barrier.cluster.arrive.release.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void cluster_wait() { asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory"); }
+
 // ---- gradient pass -------------------------------------------------------------------
 // One CTA per (segment, query head, value split), chunks in reverse with this split's columns
 // of dL/dS in registers. Per chunk: loads (dden from the full dy, y rows in global memory while
@@ -383,6 +390,11 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
   const int om0 = (warp / Tr::kAW) * 16, on0 = (warp % Tr::kAW) * (D / Tr::kAW);
   const int onv0 = (warp % Tr::kAW) * (Dv / Tr::kAW);
   constexpr int kRows = C / Tr::kWarps;  // rows per warp for the dden / dN row work
+  // D = 128: the two splits of a (segment, head) are one cluster; after step 5 each adds the
+  // other's partial du of one side (split 0: q, split 1: k) and runs steps 6-7 for that side only.
+  constexpr bool kPair = VS::kSplit == 2;
+  static_assert(BwdLayout<Tr, kWp>::kBothSides || kPair, "steps 6-7: both sides at once, or one per split");
+  if constexpr (kPair) cluster_arrive();  // (each wait below pairs with the arrive before it)
 
   for (int c = seg.c1 - 1; c >= seg.c0; --c) {
     const int t0 = c * C, valid = min(C, sq.len - t0);
@@ -491,6 +503,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
       const float2 a = ld2(sDN + r * LdV + col);
       st2(sDN + r * LdV + col, a.x * iv, a.y * iv);
     }
+    if constexpr (kPair) cluster_wait();  // the partner is done reading our du of the previous chunk
     {
       const bool is_k = warp >= 4;
       feature_map_band<Tr, kWp, true>(is_k ? sXk : sXq, is_k ? sFk : sFq, sWphi, sG, vec(bRef), nullptr,
@@ -750,10 +763,23 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
     if constexpr (BwdLayout<Tr, kWp>::kBothSides) {
       sides_bwd(std::true_type{}, std::true_type{});
     } else {
-      sides_bwd(std::true_type{}, std::false_type{});
-      sides_bwd(std::false_type{}, std::true_type{});
+      // du of this split's side += the partner's (its half-sums are done once both arrived)
+      cluster_arrive();
+      cluster_wait();
+      T* const du = lead ? sQ : sK;
+      const T* other = cooperative_groups::this_cluster().map_shared_rank(du, int(blockIdx.z) ^ 1);
+      for (int i = tid; i < C * (Dh / 2); i += Tr::kThreads) {
+        const int t = i / (Dh / 2), j = (i - t * (Dh / 2)) * 2;
+        const float2 a = ld2(du + t * LdX + j), b = ld2(other + t * LdX + j);
+        st2(du + t * LdX + j, a.x + b.x, a.y + b.y);
+      }
+      cluster_arrive();  // done reading the partner's shared memory
+      __syncthreads();
+      if (lead) sides_bwd(std::true_type{}, std::false_type{});
+      else sides_bwd(std::false_type{}, std::true_type{});
     }
   }
+  if constexpr (kPair) cluster_wait();  // the partner no longer reads our shared memory
 
   // ---- segment totals of the weight gradients ----
   __syncthreads();

@@ -18,9 +18,15 @@ cudaError_t run_lawcat_bwd_w(const LawcatBwdParams& P, cudaStream_t stream) {
     LAWCAT_CUDA_TRY(launch_with_smem(lawcat_dstate_kernel<Tr, kWp>, grid, Tr::kThreads, DStateLayout<Tr>().total,
                                      stream, P));
   LAWCAT_CUDA_TRY(launch_combine<true>(g, stream));
-  if (g.num_segs > 0)
-    LAWCAT_CUDA_TRY(launch_with_smem(lawcat_bwd_kernel<Tr, kWp>, dim3(g.num_segs, g.H, VSplit<Tr>::kSplit),
-                                     Tr::kThreads, BwdLayout<Tr, kWp>().total, stream, P));
+  if (g.num_segs > 0) {
+    constexpr int kSplit = VSplit<Tr>::kSplit;  // > 1: the splits of a (segment, head) form a cluster
+    const dim3 grid3(g.num_segs, g.H, kSplit);
+    const size_t smem = BwdLayout<Tr, kWp>().total;
+    if constexpr (kSplit > 1)
+      LAWCAT_CUDA_TRY(launch_with_smem_cluster_z(lawcat_bwd_kernel<Tr, kWp>, grid3, Tr::kThreads, smem, kSplit, stream, P));
+    else
+      LAWCAT_CUDA_TRY(launch_with_smem(lawcat_bwd_kernel<Tr, kWp>, grid3, Tr::kThreads, smem, stream, P));
+  }
   return cudaSuccess;
 }
 
