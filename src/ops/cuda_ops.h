@@ -101,7 +101,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_core_fwd(
 // saved tensors). Gradients are fp32; dlogit [B, T, Hkv, D] is w.r.t. the gate logits
 // a W2^T + b (da and dW2 are two GEMMs away), db its row sums. extreme_chunks (device int) > 0 means
 // some chunk's gates decayed beyond the single-reference range: the gradients are then not
-// valid and the caller must use the unfused ops. Head dim 64 only (see
+// valid and the caller must use the unfused ops. Head dims 64 and 128, as the forward (see
 // lawcat_core_bwd_supported).
 struct LawcatCoreGrads {
   at::Tensor dq, dk, dv, dlogit, db, dconv_q, dconv_k, dwphi, extreme_chunks;
