@@ -75,7 +75,8 @@ struct VStateTile {
 
 // Shared memory of the gradient pass. Q' / K' are overwritten by du_q / du_k once every product
 // that reads them is done; v .. dS are dead after step 4 and hold the conv output u and the fp32
-// dx~ of steps 6-7: of both sides at once where they fit (D = 64), else of q, then of k.
+// dx~ of steps 6-7: of both sides at once where they fit (D = 64), else of this CTA's side (the
+// cluster pair at D = 128: split 0 takes q, split 1 k).
 template <class Tr, int kWp>
 struct BwdLayout {
   static constexpr int C = Tr::kC, D = Tr::kD;
@@ -320,7 +321,8 @@ __device__ __forceinline__ void cluster_wait() { asm volatile("barrier.cluster.w
 // the copies fly), scales, e^r S0 / dS' / the carry's S part, feature maps, A and B, then X,
 // dv, the dS update and Y with both softmax backwards in registers (the raw φ is Q' e^{r-G}
 // and K' e^{G-r}, read before G is overwritten by the gate terms), the gate gradient, and per
-// side (q, then k): u = conv(x) again, dx~ = du W_φ^T, dW_φ += u^T du and the conv backward.
+// side (both at D = 64; at D = 128 one per CTA of the cluster pair, after adding the partner's du):
+// u = conv(x) again, dx~ = du W_φ^T, dW_φ += u^T du and the conv backward.
 template <class Tr, int kWp>
 __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const LawcatBwdParams P) {
   using T = typename Tr::T;
@@ -679,7 +681,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
       atomicAdd(&vec(bDb)[cv + 3], db.w);
     }
     // ---- 6-7. per side: u = conv(x), dx~ = du W_φ^T (fp32), dW_φ += u^T du, causal conv backward ----
-    // Both sides at once where the dead region holds both (D = 64), else q then k.
+    // Both sides at once where the dead region holds both (D = 64), else one per CTA of the pair.
     float* const dq_rows = P.dq + size_t(sq.tok0) * p.H * D + h * D;
     float* const dk_rows = P.dk + size_t(sq.tok0) * p.Hkv * D + hk * D;
     auto sides_bwd = [&](auto q_tag, auto k_tag) {
