@@ -218,7 +218,7 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_dstate_ke
   const Lane ln;
 
   auto issue_loads = [&](int c) {
-    constexpr int kPerRow = D / kVec, kGPerRow = D / 4;
+    constexpr int kPerRow = D / kVec;
     const int t0 = c * C, valid = min(C, sq.len - t0), b = c & 1;
     for (int i = tid; i < C * kPerRow; i += Tr::kThreads) {
       const int r = i / kPerRow, cv = (i - r * kPerRow) * kVec;
@@ -228,11 +228,7 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_dstate_ke
       cp_async16(sDN0 + (b * C + r) * LdX + cv, dy_base + row + cv, ok);
       cp_async16(sY0 + (b * C + r) * LdX + cv, y_base + row + cv, ok);
     }
-    for (int i = tid; i < C * kGPerRow; i += Tr::kThreads) {
-      const int r = i / kGPerRow, cv = (i - r * kGPerRow) * 4;
-      const bool ok = r < valid;
-      cp_async16(sG0 + (b * C + r) * LdG + cv, g_base + size_t(sq.tok0 + (ok ? t0 + r : 0)) * p.Hkv * D + cv, ok);
-    }
+    load_gate_rows<Tr>(sG0 + b * C * LdG, g_base, p, sq, t0, C, valid);
     cp_async_commit();
   };
   issue_loads(seg.c1 - 1);
@@ -403,25 +399,16 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
     const size_t chunk_at = size_t(sq.chunk0 + c) * p.H + h;
     __syncthreads();  // the previous chunk's readers are done
     {
-      constexpr int kPerRow = D / kVec, kPerRowV = Dv / kVec, kGPerRow = D / 4;
-      for (int i = tid; i < (C + kHalo) * kPerRow; i += Tr::kThreads) {
-        const int r = i / kPerRow, cv = (i - r * kPerRow) * kVec, tau = t0 + r - kHalo;
-        const bool ok = tau >= 0 && tau < sq.len;
-        const int64_t row = sq.row0 + (ok ? tau : 0);
-        cp_async16(sXk + r * LdX + cv, k_base + row * p.k_row_stride + cv, ok);
-        cp_async16(sXq + r * LdX + cv, q_base + row * p.q_row_stride + cv, ok);
-      }
+      constexpr int kPerRowV = Dv / kVec;
+      load_raw_rows<Tr, kWp>(sXk, k_base, p.k_row_stride, sq, t0, C);
+      load_raw_rows<Tr, kWp>(sXq, q_base, p.q_row_stride, sq, t0, C);
       for (int i = tid; i < C * kPerRowV; i += Tr::kThreads) {
         const int r = i / kPerRowV, cv = (i - r * kPerRowV) * kVec;
         const bool ok = r < valid;
         cp_async16(sV + r * LdV + cv, v_base + (sq.row0 + (ok ? t0 + r : 0)) * p.v_row_stride + cv, ok);
         cp_async16(sDN + r * LdV + cv, dy_base + size_t(sq.tok0 + (ok ? t0 + r : 0)) * p.H * D + v0 + cv, ok);
       }
-      for (int i = tid; i < C * kGPerRow; i += Tr::kThreads) {
-        const int r = i / kGPerRow, cv = (i - r * kGPerRow) * 4;
-        const bool ok = r < valid;
-        cp_async16(sG + r * LdG + cv, g_base + size_t(sq.tok0 + (ok ? t0 + r : 0)) * p.Hkv * D + cv, ok);
-      }
+      load_gate_rows<Tr>(sG, g_base, p, sq, t0, C, valid);
     }
     {  // 1 / den and dden = -(dy . y) / den over the full rows (dden: split 0 only; 0 past the end)
       constexpr int kPer = D / 32;

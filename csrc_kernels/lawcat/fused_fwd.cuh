@@ -127,6 +127,32 @@ __device__ __forceinline__ void st2(T* p, float x, float y) {
   *reinterpret_cast<uint32_t*>(p) = pack2(make_float2(x, y), (T*)nullptr);
 }
 
+// cp.async of raw rows t0 - kHalo .. t0 + rows - 1 of one head of q or k (row stride ld) into
+// dst [rows + kHalo][LdX]: the conv's input with its halo, zero outside the sequence.
+template <class Tr, int kWp>
+__device__ __forceinline__ void load_raw_rows(typename Tr::T* dst, const typename Tr::T* base, int64_t ld,
+                                              const gla::SeqInfo& sq, int t0, int rows) {
+  constexpr int kHalo = kWp - 1, kPerRow = Tr::kD / 8;
+  for (int i = threadIdx.x; i < (rows + kHalo) * kPerRow; i += Tr::kThreads) {
+    const int r = i / kPerRow, cv = (i - r * kPerRow) * 8, tau = t0 + r - kHalo;
+    const bool ok = tau >= 0 && tau < sq.len;
+    cp_async16(dst + r * Tr::kLdX + cv, base + (int64_t(sq.row0) + (ok ? tau : 0)) * ld + cv, ok);
+  }
+}
+
+// cp.async of the cumulative gates of rows t0 .. t0 + rows - 1 of one kv head into dst
+// [rows][LdG] (zero from row `valid` on).
+template <class Tr>
+__device__ __forceinline__ void load_gate_rows(float* dst, const float* g_base, const GlaParams& p,
+                                               const gla::SeqInfo& sq, int t0, int rows, int valid) {
+  constexpr int kPerRow = Tr::kD / 4;
+  for (int i = threadIdx.x; i < rows * kPerRow; i += Tr::kThreads) {
+    const int r = i / kPerRow, cv = (i - r * kPerRow) * 4;
+    const bool ok = r < valid;
+    cp_async16(dst + r * Tr::kLdG + cv, g_base + size_t(sq.tok0 + (ok ? t0 + r : 0)) * p.Hkv * Tr::kD + cv, ok);
+  }
+}
+
 // Gate, once per (chunk, kv head): G = chunk-local inclusive cumsum of
 // logsigmoid(a W2^T + b) / tau, written for the valid rows of the chunk.
 template <class Tr>
@@ -339,7 +365,7 @@ __device__ __forceinline__ void stage_head_constants(const LawcatFwdParams& P, i
 template <class Tr, int kWp>
 __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_fwd_kernel(const LawcatFwdParams P) {
   using T = typename Tr::T;
-  constexpr int C = Tr::kC, D = Tr::kD, LdX = Tr::kLdX, LdA = Tr::kLdA, LdG = Tr::kLdG, kHalo = kWp - 1, kVec = 8;
+  constexpr int C = Tr::kC, D = Tr::kD, LdX = Tr::kLdX, LdA = Tr::kLdA, LdG = Tr::kLdG, kVec = 8;
   const GlaParams& p = P.gla;
   const Layout<Tr, kWp> L;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -379,26 +405,17 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_fwd_kerne
   // G (rows past the end read as 0; see step 3), v into buffer c & 1. Issued one chunk ahead,
   // into buffers the current chunk no longer reads once its feature maps are built.
   auto issue_loads = [&](int c) {
-    constexpr int kPerRow = D / kVec, kGPerRow = D / 4;
+    constexpr int kPerRow = D / kVec;
     const int t0 = c * C, valid = min(C, sq.len - t0);
     T* vbuf = sV + (c & 1) * C * LdX;
-    for (int i = tid; i < (C + kHalo) * kPerRow; i += Tr::kThreads) {
-      const int r = i / kPerRow, cv = (i - r * kPerRow) * kVec, tau = t0 + r - kHalo;
-      const bool ok = tau >= 0 && tau < sq.len;
-      const int64_t row = sq.row0 + (ok ? tau : 0);
-      cp_async16(sXk + r * LdX + cv, k_base + row * p.k_row_stride + cv, ok);
-      cp_async16(sXq + r * LdX + cv, q_base + row * p.q_row_stride + cv, ok);
-    }
+    load_raw_rows<Tr, kWp>(sXk, k_base, p.k_row_stride, sq, t0, C);
+    load_raw_rows<Tr, kWp>(sXq, q_base, p.q_row_stride, sq, t0, C);
     for (int i = tid; i < C * kPerRow; i += Tr::kThreads) {
       const int r = i / kPerRow, cv = (i - r * kPerRow) * kVec;
       const bool ok = r < valid;
       cp_async16(vbuf + r * LdX + cv, v_base + (sq.row0 + (ok ? t0 + r : 0)) * p.v_row_stride + cv, ok);
     }
-    for (int i = tid; i < C * kGPerRow; i += Tr::kThreads) {
-      const int r = i / kGPerRow, cv = (i - r * kGPerRow) * 4;
-      const bool ok = r < valid;
-      cp_async16(sG + r * LdG + cv, g_base + size_t(sq.tok0 + (ok ? t0 + r : 0)) * p.Hkv * D + cv, ok);
-    }
+    load_gate_rows<Tr>(sG, g_base, p, sq, t0, C, valid);
     cp_async_commit();
   };
   if (seg.c0 < seg.c1) issue_loads(seg.c0);
@@ -589,7 +606,7 @@ struct StateLayout {
 template <class Tr, int kWp>
 __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_state_kernel(const LawcatFwdParams P) {
   using T = typename Tr::T;
-  constexpr int C = Tr::kC, D = Tr::kD, LdX = Tr::kLdX, LdG = Tr::kLdG, kHalo = kWp - 1, kVec = 8;
+  constexpr int C = Tr::kC, D = Tr::kD, LdX = Tr::kLdX, LdG = Tr::kLdG, kVec = 8;
   const GlaParams& p = P.gla;
   const StateLayout<Tr, kWp> L;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -622,22 +639,14 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_state_ker
     const int nch = min(2, seg.c1 - c), t0 = c * C, rows = min(nch * C, sq.len - t0);
     __syncthreads();
     {
-      constexpr int kPerRow = D / kVec, kGPerRow = D / 4;
-      for (int i = tid; i < (nch * C + kHalo) * kPerRow; i += Tr::kThreads) {
-        const int r = i / kPerRow, cv = (i - r * kPerRow) * kVec, tau = t0 + r - kHalo;
-        const bool ok = tau >= 0 && tau < sq.len;
-        cp_async16(sX + r * LdX + cv, k_base + (sq.row0 + (ok ? tau : 0)) * p.k_row_stride + cv, ok);
-      }
+      constexpr int kPerRow = D / kVec;
+      load_raw_rows<Tr, kWp>(sX, k_base, p.k_row_stride, sq, t0, nch * C);
       for (int i = tid; i < nch * C * kPerRow; i += Tr::kThreads) {
         const int r = i / kPerRow, cv = (i - r * kPerRow) * kVec;
         const bool ok = r < rows;
         cp_async16(sV + r * LdX + cv, v_base + (sq.row0 + (ok ? t0 + r : 0)) * p.v_row_stride + cv, ok);
       }
-      for (int i = tid; i < nch * C * kGPerRow; i += Tr::kThreads) {
-        const int r = i / kGPerRow, cv = (i - r * kGPerRow) * 4;
-        const bool ok = r < rows;
-        cp_async16(sG + r * LdG + cv, g_base + size_t(sq.tok0 + (ok ? t0 + r : 0)) * p.Hkv * D + cv, ok);
-      }
+      load_gate_rows<Tr>(sG, g_base, p, sq, t0, nch * C, rows);
       cp_async_wait_all();
     }
     __syncthreads();
