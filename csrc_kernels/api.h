@@ -188,13 +188,18 @@ struct LawcatFwdParams {
 // Backward of the fused core (launch_lawcat_bwd): fwd holds the forward's inputs, the
 // segment plan and its workspace (seg_S / seg_z / seg_gamma are reused for dL/dS, gate_cumsum
 // is recomputed), plus the forward's saved state_chunks, z_chunks and den. y and dy are
-// [rows, H, D] contiguous. Gradients are fp32 and ACCUMULATED (atomics; zero them first):
-// dq [rows, H, D], dk, dv [rows, Hkv, D], dlogit [rows, Hkv, D] (w.r.t. the gate logits
-// a W2^T + b), db [Hkv * D], dconv_q / dconv_k [H * D, W], dwphi [H, D, D / 2].
+// [rows, H, D] contiguous. dq [rows, H, D] is written once, in the input dtype (no zeroing
+// needed; dq_edge is fp32 workspace [num_segs, H, 2, 8, D] for the conv rows that straddle
+// segments). The other gradients are fp32 and ACCUMULATED (atomics; zero them first):
+// dk, dv [rows, Hkv, D], dlogit [rows, Hkv, D] (w.r.t. the gate logits a W2^T + b),
+// db [Hkv * D], dconv_q / dconv_k [H * D, W], dwphi [H, D, D / 2].
+constexpr int kDqEdgeRows = 8;  // rows per segment boundary in dq_edge (conv widths up to 8)
 struct LawcatBwdParams {
   LawcatFwdParams fwd;
   const void *y = nullptr, *dy = nullptr;
-  float *dq = nullptr, *dk = nullptr, *dv = nullptr, *dlogit = nullptr, *db = nullptr;
+  void* dq = nullptr;
+  float* dq_edge = nullptr;
+  float *dk = nullptr, *dv = nullptr, *dlogit = nullptr, *db = nullptr;
   float *dconv_q = nullptr, *dconv_k = nullptr, *dwphi = nullptr;
   // Device counter: chunks whose gates decay more than the single-reference scheme takes
   // (the caller must then use the unfused backward; the gradients are not valid).

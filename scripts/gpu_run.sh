@@ -7,7 +7,8 @@
 #   bench     lawcat bench attention (both shapes, T = 1K..64K) -> $OUT/bench.json
 #   quick     a short bench (T = 1K, 16K, fwd + f+b) -> $OUT/bench_quick.json
 #   segexp    GLA fwd/bwd at T = 16K for LAWCAT_GLA_CTAS_PER_SM = 1, 2, 4, 8 (segment plan)
-#   profile   Nsight Compute (full set, source counters) of the GLA / prologue kernels, 1B T = 16K
+#   profile   Nsight Compute (full set, source counters), T = 16K: kernels matching NCU_REGEX
+#             (default: the GLA / prologue kernels) of the NCU_SHAPE (default 1B) bench, NCU_COUNT launches
 # Each stage is time-limited (STAGE_TIMEOUT, seconds) so the call ends inside its lease.
 # Usage: scripts/gpu_run.sh build test sanitize bench
 set -uo pipefail
@@ -87,7 +88,7 @@ if has segexp; then
 fi
 if has profile; then
   stamp "ncu"
-  timeout "${NCU_TIMEOUT:-200}" ncu --clock-control none -k regex:"gla_|prologue" --launch-count "${NCU_COUNT:-14}" \
+  timeout "${NCU_TIMEOUT:-200}" ncu --clock-control none -k regex:"${NCU_REGEX:-gla_|prologue}" --launch-count "${NCU_COUNT:-14}" \
     --set full --import-source yes -f -o "$OUT/prof" \
     $BUILD/lawcat bench attention --shapes "${NCU_SHAPE:-1B}" --seqlens 16384 --reps 1 --warmup 0 --no-sdpa \
     > "$OUT/ncu_run.log" 2>&1
@@ -95,7 +96,7 @@ if has profile; then
   ncu -i "$OUT/prof.ncu-rep" --page details > "$OUT/ncu_details.txt" 2>&1
   ncu -i "$OUT/prof.ncu-rep" --page source --csv --print-source cuda > "$OUT/ncu_source_cuda.csv" 2>&1 || true
   rm -f "$OUT/prof.ncu-rep"
-  grep -E "^  [a-z_:<>, ]*(gla_|prologue)|Duration|Registers Per Thread|Achieved Occupancy|Compute \(SM\) Throughput|DRAM Throughput" \
+  grep -E "^  [a-z_:<>, ]*(gla_|prologue|lawcat_)|Duration|Registers Per Thread|Achieved Occupancy|Compute \(SM\) Throughput|DRAM Throughput" \
     "$OUT/ncu_details.txt" | head -120
 fi
 # failures at the end (the reply keeps the tail of the output)

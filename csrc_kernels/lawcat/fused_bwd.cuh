@@ -37,6 +37,14 @@ constexpr float kLn2 = 0.6931471805599453f;
 
 enum BVec { bRef = 0, bEq, bPost, bPre, bEz, bDz, bDzp, bCarry, bGam, bDb, bNumVec };
 
+// dq is written once per row (in the input dtype). The causal conv's backward gives row t
+// contributions from the chunk of t and, for the last kWp - 1 rows of a chunk, from the next
+// chunk: inside a segment (walked in reverse) those arrive first and wait in shared memory; across
+// a segment boundary both partial sums go to LawcatBwdParams::dq_edge [seg][h][2][kDqEdgeRows][D]
+// (0: from the later segment's first chunk, 1: the earlier segment's own part) and
+// lawcat_dq_edge_kernel adds them. (kDqEdgeRows: api.h)
+static_assert(kDqEdgeRows >= 7, "dq_edge holds kWp - 1 rows per boundary");
+
 // Value columns per CTA of the gradient pass. D = 128 splits v (and dL/dS) into two halves,
 // one CTA each: the feature side (conv, φ, A) is recomputed by both, every v-side product is
 // linear in the split, and the dden / dz terms are taken by split 0 alone (the others see
@@ -87,7 +95,8 @@ struct BwdLayout {
   static constexpr size_t kDeadBytes =
       2 * al(sizeof(T) * C * VS::kLdV) + 2 * al(sizeof(T) * C * Tr::kLdA) + 2 * al(sizeof(T) * D * VS::kLdV);
   static constexpr bool kBothSides = 2 * kSideBytes <= kDeadBytes;  // D = 64: steps 6-7 for q and k at once
-  size_t xq, xk, wphi, fq, fk, g, q, k, v, dn, A, B, S, dS, u, dxt, u2, dxt2, vec, inv, dden, scr, total;
+  static_assert(C * Tr::kLdX <= D * VS::kLdV, "du_q [C x LdX] is kept over e^r S0 [D x LdV]");
+  size_t xq, xk, wphi, fq, fk, g, q, k, v, dn, A, B, S, dS, u, dxt, u2, dxt2, vec, inv, dden, scr, dqc, total;
   __host__ __device__ BwdLayout() {
     size_t o = 0;
     auto take = [&](size_t bytes) { const size_t at = o; o += (bytes + 15) / 16 * 16; return at; };
@@ -117,6 +126,7 @@ struct BwdLayout {
     dden = take(sizeof(float) * C);
     const int scr_floats = gla::Scan<Tr>::kScratch > Tr::kThreads ? gla::Scan<Tr>::kScratch : Tr::kThreads;
     scr = take(sizeof(float) * scr_floats);  // column_scan and weighted_colsum, at different times
+    dqc = take(sizeof(float) * 2 * kDqEdgeRows * D);  // dq carry, double-buffered (see the gradient pass)
     total = o;
   }
 };
@@ -351,6 +361,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
   float* const sInv = reinterpret_cast<float*>(smem + L.inv);
   float* const sDden = reinterpret_cast<float*>(smem + L.dden);
   float* const sScr = reinterpret_cast<float*>(smem + L.scr);
+  float* const sDqc = reinterpret_cast<float*>(smem + L.dqc);
   auto vec = [&](BVec which) { return sVec + int(which) * D; };
 
   const int seg_id = blockIdx.x, h = blockIdx.y, tid = threadIdx.x, warp = tid / 32;
@@ -374,14 +385,22 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
     vec(bDz)[f] = lead ? p.seg_z[(size_t(seg_id) * p.H + h) * D + f] : 0.f;
     vec(bDb)[f] = 0.f;
   }
+  for (int i = tid; i < 2 * kDqEdgeRows * D; i += Tr::kThreads) sDqc[i] = 0.f;  // no chunk after the segment's last yet
 
-  // dW_φ [D x D/2] of this head, accumulated over the segment: warp -> (16-row m-tile, n-tiles)
+  // dW_φ [D x D/2] of this head: warp -> (16-row m-tile, n-tiles); added to global memory per
+  // chunk (fp32 vector atomics) rather than held over the segment: at D = 128 those 32 registers
+  // per thread were the difference between spilling and not.
   constexpr int kWPM = Tr::kWarps / (D / 16), kWNT = (Dh / 8) / kWPM;
   const int wm0 = (warp / kWPM) * 16, wn0 = (warp % kWPM) * kWNT * 8;
-  float dW[kWNT][4] = {};
-  // conv weight gradients: (channel, tap) pairs tid, tid + 256, ...
-  constexpr int kCW = (D * kWp + Tr::kThreads - 1) / Tr::kThreads;
-  float dcq[kCW] = {}, dck[kCW] = {};
+  float* const dwphi = P.dwphi + size_t(h) * D * Dh;
+  // conv filter gradients: thread -> (side, channel, half of the chunk's rows), every tap, so one
+  // pass over the rows with a sliding window of x serves all kWp taps. Sides: both at D = 64,
+  // this CTA's at D = 128 (the cluster pair: split 0 q, split 1 k).
+  constexpr int kFSides = BwdLayout<Tr, kWp>::kBothSides ? 2 : 1, kFParts = Tr::kThreads / (kFSides * D);
+  static_assert(kFParts * kFSides * D == Tr::kThreads && C % kFParts == 0, "filter-gradient mapping");
+  const int fch = tid % D, fpart = tid / (kFSides * D);
+  const bool fq_side = kFSides == 2 ? (tid / D) % 2 == 0 : lead;
+  float dconv[kWp] = {};
 
   // output-tile mappings: C x D (X, Y, dx~) and C x Dv (dv): 16-row band, half of the columns
   constexpr int kNT = D / 8 / Tr::kAW, kNTv = Dv / 8 / Tr::kAW;
@@ -541,12 +560,14 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
                             (T*)nullptr);
         }
     };
-    uint32_t duq[kNT][2], duk[kNT][2], pkp[kNT][2];
+    uint32_t duk[kNT][2], pkp[kNT][2];
+    T* const sDuq = sS;  // du_q [C x LdX] over e^r S0, dead once every warp's X is done
     {  // X = B K' + dN (e^r S0)^T + dden e^r z0;  w = Q' X -> G's tile;  p_q = Q' e^{r-G}, p_k = K' e^{G-r}
       float acc[kNT][4] = {};
-      uint32_t pqp[kNT][2];
+      uint32_t pqp[kNT][2], duq[kNT][2];
       tile_mma_smem<T, kNT, false, true>(acc, sB, LdA, sK, LdX, om0, on0, 0, om0 + 16);
       tile_mma_smem<T, kNT, false, false>(acc, sDN, LdV, sS, LdV, om0, on0, 0, Dv);
+      __syncthreads();  // e^r S0 is read: du_q goes there (registers are short at D = 128)
       const float* ez = vec(bEz);
       const float* ref = vec(bRef);
 #pragma unroll
@@ -568,6 +589,11 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
           pkp[j][hr] = pack2(make_float2(kv.x * ex2(gx), kv.y * ex2(gy)), (T*)nullptr);
         }
       softmax_bwd(acc, pqp, duq);
+#pragma unroll
+      for (int j = 0; j < kNT; ++j)
+#pragma unroll
+        for (int hr = 0; hr < 2; ++hr)
+          *reinterpret_cast<uint32_t*>(sDuq + (om0 + ln.gr + 8 * hr) * LdX + on0 + 8 * j + 2 * ln.gc) = duq[j][hr];
     }
     {  // dv = A^T dN + K' dS'
       float acc[kNTv][4] = {};
@@ -635,16 +661,14 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
 #pragma unroll
     for (int j = 0; j < kNT; ++j)
 #pragma unroll
-      for (int hr = 0; hr < 2; ++hr) {  // du_full over the dead Q', K'
-        const int at = (om0 + ln.gr + 8 * hr) * LdX + on0 + 8 * j + 2 * ln.gc;
-        *reinterpret_cast<uint32_t*>(sQ + at) = duq[j][hr];
-        *reinterpret_cast<uint32_t*>(sK + at) = duk[j][hr];
-      }
+      for (int hr = 0; hr < 2; ++hr)  // du_k over the dead K'
+        *reinterpret_cast<uint32_t*>(sK + (om0 + ln.gr + 8 * hr) * LdX + on0 + 8 * j + 2 * ln.gc) = duk[j][hr];
     __syncthreads();
-    // ---- 5. du = du_full[:, :Dh] + du_full[:, Dh:] (in place); d log α = suffix sums + carry ----
+    // ---- 5. du = du_full[:, :Dh] + du_full[:, Dh:] (du_q into the dead Q', du_k in place);
+    //         d log α = suffix sums + carry ----
     for (int i = tid; i < C * Dh; i += Tr::kThreads) {
       const int t = i / Dh, j = i - t * Dh;
-      sQ[t * LdX + j] = from_float<T>(to_float(sQ[t * LdX + j]) + to_float(sQ[t * LdX + Dh + j]));
+      sQ[t * LdX + j] = from_float<T>(to_float(sDuq[t * LdX + j]) + to_float(sDuq[t * LdX + Dh + j]));
       sK[t * LdX + j] = from_float<T>(to_float(sK[t * LdX + j]) + to_float(sK[t * LdX + Dh + j]));
     }
     gla::column_scan<Tr, true>(sG, LdG, sScr);  // ends with __syncthreads
@@ -669,7 +693,13 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
     }
     // ---- 6-7. per side: u = conv(x), dx~ = du W_φ^T (fp32), dW_φ += u^T du, causal conv backward ----
     // Both sides at once where the dead region holds both (D = 64), else one per CTA of the pair.
-    float* const dq_rows = P.dq + size_t(sq.tok0) * p.H * D + h * D;
+    T* const dq_rows = static_cast<T*>(P.dq) + size_t(sq.tok0) * p.H * D + h * D;
+    // dq carry: this chunk's conv rows before t0 (for chunk c - 1) / the next chunk's into ours
+    float* const carry_out = sDqc + ((c & 1) ^ 1) * kDqEdgeRows * D;
+    const float* const carry_in = sDqc + (c & 1) * kDqEdgeRows * D;
+    const bool has_next = (c + 1) * C < sq.len;
+    float* const edge = P.dq_edge + (size_t(seg_id) * p.H + h) * 2 * kDqEdgeRows * D;  // part 0 of ours
+    float* const edge_next = edge + size_t(p.H) * 2 * kDqEdgeRows * D + kDqEdgeRows * D;  // part 1 of segment + 1
     float* const dk_rows = P.dk + size_t(sq.tok0) * p.Hkv * D + hk * D;
     auto sides_bwd = [&](auto q_tag, auto k_tag) {
       constexpr bool kQ = decltype(q_tag)::value, kK = decltype(k_tag)::value;
@@ -709,8 +739,16 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
       if constexpr (kQ) dxt(sQ, gq);
       if constexpr (kK) dxt(sK, gk);
       __syncthreads();
-      if constexpr (kQ) tile_mma_smem<T, kWNT, true, true>(dW, uq, LdX, sQ, LdX, wm0, wn0, 0, C);
-      if constexpr (kK) tile_mma_smem<T, kWNT, true, true>(dW, uk, LdX, sK, LdX, wm0, wn0, 0, C);
+      {
+        float dW[kWNT][4] = {};
+        if constexpr (kQ) tile_mma_smem<T, kWNT, true, true>(dW, uq, LdX, sQ, LdX, wm0, wn0, 0, C);
+        if constexpr (kK) tile_mma_smem<T, kWNT, true, true>(dW, uk, LdX, sK, LdX, wm0, wn0, 0, C);
+#pragma unroll
+        for (int j = 0; j < kWNT; ++j)
+#pragma unroll
+          for (int hr = 0; hr < 2; ++hr)
+            atomic_add2(dwphi + (wm0 + ln.gr + 8 * hr) * Dh + wn0 + 8 * j + 2 * ln.gc, dW[j][2 * hr], dW[j][2 * hr + 1]);
+      }
       constexpr int kV4 = D / 4;
       for (int i = tid; i < (C + kHalo) * kV4; i += Tr::kThreads) {  // dx rows of the chunk and kHalo before
         const int rho = i / kV4, cv = (i - rho * kV4) * 4, tau = t0 + rho - kHalo;
@@ -731,21 +769,44 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
             b.x = fmaf(w.x, g.x, b.x); b.y = fmaf(w.y, g.y, b.y); b.z = fmaf(w.z, g.z, b.z); b.w = fmaf(w.w, g.w, b.w);
           }
         }
-        if constexpr (kQ) atomic_add4(dq_rows + size_t(tau) * p.H * D + cv, a);
+        if constexpr (kQ) {
+          const int r = rho - kHalo, tail = r - (C - kHalo);  // tail >= 0: the next chunk adds in
+          if (r < 0) {  // a row of chunk c - 1: carried, or across the segment boundary
+            if (c > seg.c0) *reinterpret_cast<float4*>(carry_out + rho * D + cv) = a;
+            else *reinterpret_cast<float4*>(edge + rho * D + cv) = a;
+          } else {
+            if (tail >= 0) {
+              const float4 ci = *reinterpret_cast<const float4*>(carry_in + tail * D + cv);
+              a.x += ci.x; a.y += ci.y; a.z += ci.z; a.w += ci.w;
+            }
+            if (tail >= 0 && c == seg.c1 - 1 && has_next)  // the next segment's first chunk adds in
+              *reinterpret_cast<float4*>(edge_next + tail * D + cv) = a;
+            else
+              *reinterpret_cast<uint2*>(dq_rows + size_t(tau) * p.H * D + cv) =
+                  make_uint2(pack2(make_float2(a.x, a.y), (T*)nullptr), pack2(make_float2(a.z, a.w), (T*)nullptr));
+          }
+        }
         if constexpr (kK) atomic_add4(dk_rows + size_t(tau) * p.Hkv * D + cv, b);
       }
+      {  // filter gradients: dconv[j] += sum_r dx~[r][ch] x[r + j][ch] over this thread's rows
+        const bool on_q = kQ && (!kK || fq_side);
+        const float* g = on_q ? gq : gk;
+        const T* x = (on_q ? sXq : sXk) + fch;
+        constexpr int kR = C / kFParts;
+        const int r0 = fpart * kR;
+        float win[kWp];
 #pragma unroll
-      for (int n = 0; n < kCW; ++n) {  // filter gradients
-        const int e = tid + n * Tr::kThreads;
-        if (e >= D * kWp) continue;
-        const int ch = e / kWp, j = e - ch * kWp;
-        float sa = 0.f, sb = 0.f;
-        for (int r = 0; r < valid; ++r) {
-          if constexpr (kQ) sa = fmaf(gq[r * LdG + ch], to_float(sXq[(r + j) * LdX + ch]), sa);
-          if constexpr (kK) sb = fmaf(gk[r * LdG + ch], to_float(sXk[(r + j) * LdX + ch]), sb);
+        for (int j = 0; j < kWp - 1; ++j) win[j] = to_float(x[(r0 + j) * LdX]);
+#pragma unroll
+        for (int i = 0; i < kR; ++i) {
+          const int r = r0 + i;
+          win[kWp - 1] = to_float(x[(r + kWp - 1) * LdX]);
+          const float gv = r < valid ? g[r * LdG + fch] : 0.f;
+#pragma unroll
+          for (int j = 0; j < kWp; ++j) dconv[j] = fmaf(gv, win[j], dconv[j]);
+#pragma unroll
+          for (int j = 0; j < kWp - 1; ++j) win[j] = win[j + 1];
         }
-        if constexpr (kQ) dcq[n] += sa;
-        if constexpr (kK) dck[n] += sb;
       }
       __syncthreads();  // u and dx~ are reused by the next side / chunk
     };
@@ -773,19 +834,28 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
   // ---- segment totals of the weight gradients ----
   __syncthreads();
   for (int f = tid; f < D; f += Tr::kThreads) atomicAdd(&P.db[size_t(hk) * D + f], vec(bDb)[f]);
+  float* const dconv_dst = (fq_side ? P.dconv_q : P.dconv_k) + (size_t(h) * D + fch) * F.width;
 #pragma unroll
-  for (int j = 0; j < kWNT; ++j)
-    tile_for_each(dW[j], wm0, wn0 + 8 * j, [&](int r, int cc, float& x) {
-      atomicAdd(&P.dwphi[(size_t(h) * D + r) * Dh + cc], x);
-    });
-#pragma unroll
-  for (int n = 0; n < kCW; ++n) {
-    const int e = tid + n * Tr::kThreads;
-    if (e >= D * kWp) continue;
-    const int ch = e / kWp, j = e - ch * kWp - (kWp - F.width);
-    if (j < 0) continue;
-    atomicAdd(&P.dconv_q[(size_t(h) * D + ch) * F.width + j], dcq[n]);
-    atomicAdd(&P.dconv_k[(size_t(h) * D + ch) * F.width + j], dck[n]);
+  for (int j = 0; j < kWp; ++j)  // (the first kWp - width taps are the filters' zero padding)
+    if (j >= kWp - F.width) atomicAdd(&dconv_dst[j - (kWp - F.width)], dconv[j]);
+}
+
+// dq rows across segment boundaries: the sum of the two partial rows the gradient pass left in
+// dq_edge (grid: segments x heads; segments that start a sequence have none).
+template <class Tr, int kWp>
+__global__ void __launch_bounds__(128) lawcat_dq_edge_kernel(const LawcatBwdParams P) {
+  using T = typename Tr::T;
+  constexpr int D = Tr::kD, kHalo = kWp - 1;
+  const GlaParams& p = P.fwd.gla;
+  const int seg_id = blockIdx.x, h = blockIdx.y;
+  const gla::SegInfo seg = gla::get_seg(p, seg_id);
+  if (seg.c0 <= 0 || seg.c0 >= seg.c1) return;
+  const gla::SeqInfo sq = gla::get_seq<Tr::kC>(p, seg.n);
+  const float* e = P.dq_edge + (size_t(seg_id) * p.H + h) * 2 * kDqEdgeRows * D;
+  for (int i = threadIdx.x; i < kHalo * D; i += blockDim.x) {
+    const int r = i / D, f = i - r * D, tau = seg.c0 * Tr::kC - kHalo + r;
+    static_cast<T*>(P.dq)[(size_t(sq.tok0) + tau) * p.H * D + h * D + f] =
+        from_float<T>(e[r * D + f] + e[(kDqEdgeRows + r) * D + f]);
   }
 }
 

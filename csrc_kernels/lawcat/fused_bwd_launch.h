@@ -1,6 +1,6 @@
 // Launch sequence of the fused LAWCAT backward for one (dtype, head dim): gate cumsums ->
 // dstate pass (only when a sequence has several segments) -> reverse combine (gla's) ->
-// gradient pass. Instantiated per head dim in fused_bwd_hdim*.cu; entry point in fused_api.cu.
+// gradient pass -> dq rows across segment boundaries (again only with several segments). Instantiated per head dim in fused_bwd_hdim*.cu; entry point in fused_api.cu.
 #pragma once
 #include "lawcat/fused_bwd.cuh"
 #include "lawcat/fused_launch.h"  // launch_gate, launch_combine
@@ -26,6 +26,10 @@ cudaError_t run_lawcat_bwd_w(const LawcatBwdParams& P, cudaStream_t stream) {
       LAWCAT_CUDA_TRY(launch_with_smem_cluster_z(lawcat_bwd_kernel<Tr, kWp>, grid3, Tr::kThreads, smem, kSplit, stream, P));
     else
       LAWCAT_CUDA_TRY(launch_with_smem(lawcat_bwd_kernel<Tr, kWp>, grid3, Tr::kThreads, smem, stream, P));
+    if (g.segs_per_seq > 1) {
+      lawcat_dq_edge_kernel<Tr, kWp><<<grid, 128, 0, stream>>>(P);
+      LAWCAT_CUDA_TRY(cudaGetLastError());
+    }
   }
   return cudaSuccess;
 }

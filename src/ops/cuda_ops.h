@@ -98,7 +98,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_core_fwd(
     double eps = 1e-10, bool normalize = true, LawcatCoreSaved* saved = nullptr);
 
 // The fused backward of lawcat_core_fwd (same inputs, its output y, the incoming dy and the
-// saved tensors). Gradients are fp32; dlogit [B, T, Hkv, D] is w.r.t. the gate logits
+// saved tensors). Gradients are fp32, except dq (q's dtype); dlogit [B, T, Hkv, D] is w.r.t. the gate logits
 // a W2^T + b (da and dW2 are two GEMMs away), db its row sums. extreme_chunks (device int) > 0 means
 // some chunk's gates decayed beyond the single-reference range: the gradients are then not
 // valid and the caller must use the unfused ops. Head dims 64 and 128, as the forward (see

@@ -591,7 +591,8 @@ LawcatCoreGrads lawcat_core_bwd(const at::Tensor& q, const at::Tensor& k, const 
   const at::Tensor yc = y.to(q.scalar_type()).contiguous(), dyc = dy.to(q.scalar_type()).contiguous();
   const auto f32o = q.options().dtype(at::kFloat);
   LawcatCoreGrads g;
-  g.dq = at::zeros({B, T, H, D}, f32o);
+  g.dq = at::empty({B, T, H, D}, q.options());  // written once by the kernels, in q's dtype
+  const at::Tensor dq_edge = at::empty({std::max<int64_t>(fc.pl.num_segs, 1), H, 2, k::kDqEdgeRows, D}, f32o);
   g.dk = at::zeros({B, T, Hkv, D}, f32o);
   g.dv = at::zeros({B, T, Hkv, D}, f32o);
   g.dlogit = at::zeros({B, T, Hkv, D}, f32o);
@@ -610,7 +611,8 @@ LawcatCoreGrads lawcat_core_bwd(const at::Tensor& q, const at::Tensor& k, const 
   p.fwd.gate_dlogit = gate_dlogit.data_ptr<float>();
   p.y = yc.data_ptr();
   p.dy = dyc.data_ptr();
-  p.dq = g.dq.data_ptr<float>();
+  p.dq = g.dq.data_ptr();
+  p.dq_edge = dq_edge.data_ptr<float>();
   p.dk = g.dk.data_ptr<float>();
   p.dv = g.dv.data_ptr<float>();
   p.dlogit = g.dlogit.data_ptr<float>();

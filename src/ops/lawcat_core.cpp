@@ -73,7 +73,7 @@ struct LawcatCoreFunction : public torch::autograd::Function<LawcatCoreFunction>
     const at::Tensor w2f = w2.to(at::kFloat), af = a.reshape({B * T, R}).to(at::kFloat);
     const at::Tensor dl = g.dlogit.view({B * T, G});
     variable_list out(12);
-    out[0] = g.dq.to(q.scalar_type());
+    out[0] = g.dq;  // (already in q's dtype)
     out[1] = g.dk.to(k.scalar_type());
     out[2] = g.dv.to(v.scalar_type());
     out[3] = at::mm(dl, w2f).view({B, T, R}).to(a.scalar_type());
