@@ -181,7 +181,10 @@ struct LawcatFwdParams {
   // Training (optional, all or none): the state and normalizer before every chunk
   // [chunks, H, D, D] / [chunks, H, D] and den + eps per token [rows, H] (fp32), for launch_lawcat_bwd.
   float *state_chunks = nullptr, *z_chunks = nullptr, *den = nullptr;
-  void* qprime = nullptr;  // training: Q' = φq e^{G - r} per token [rows, H, D] (input dtype), for the dstate pass
+  // training: Q' = φq e^{G - r} and, where lawcat_bwd_reads_kprime(D), K' = φk e^{r - G} per token
+  // [rows, H, D] (input dtype), read by the dstate pass (Q') and the gradient pass instead of
+  // recomputing conv and φ
+  void *qprime = nullptr, *kprime = nullptr;
   // Backward: d log α / d logit = sigmoid(-logit) / tau per [rows, Hkv, D] (fp32), written by the gate kernel.
   float* gate_dlogit = nullptr;
 };
@@ -194,6 +197,11 @@ struct LawcatFwdParams {
 // dk, dv [rows, Hkv, D], dlogit [rows, Hkv, D] (w.r.t. the gate logits a W2^T + b),
 // db [Hkv * D], dconv_q / dconv_k [H * D, W], dwphi [H, D, D / 2].
 constexpr int kDqEdgeRows = 8;  // rows per segment boundary in dq_edge (conv widths up to 8)
+// Whether the fused backward reads Q' and K' saved by the training forward (LawcatFwdParams::kprime)
+// rather than recomputing the feature maps: at D = 128, where each CTA of the value-split pair
+// would recompute them (-8 % f+b at 7B 16K); at D = 64 the recompute costs the same as the
+// extra [rows, H, D] of saved activations and their traffic, so K' is not kept.
+constexpr bool lawcat_bwd_reads_kprime(int D) { return D == 128; }
 struct LawcatBwdParams {
   LawcatFwdParams fwd;
   const void *y = nullptr, *dy = nullptr;

@@ -5,8 +5,10 @@
 //             the Q' the training forward saved instead of recomputing conv and φ
 //   combine : gla_combine_kernel<true> turns them into dL/dS at every segment END
 //   grad    : per (segment, query head, value split), chunks in reverse with dS in registers:
-//             every gradient of the chunk, written with fp32 atomics (D = 128: two CTAs per
-//             (segment, head), one per half of the value columns; see VSplit)
+//             every gradient of the chunk (D = 128: two CTAs per (segment, head), one per half
+//             of the value columns; see VSplit); Q' and K' are read as the forward saved them
+//             at D = 128 and recomputed from the raw rows at D = 64 (lawcat_bwd_reads_kprime)
+//   dq edge : dq rows across segment boundaries (see kDqEdgeRows)
 // Same single reference point per chunk as the forward (r = (G_0 + G_{C-1}) / 2,
 // Q' = φq e^{G-r}, K' = φk e^{r-G}), S0 = the state before the chunk (saved by the forward),
 // dN = dy / den, dden = -(dy . y) / den, B = mask(dN v^T + dden), dS' = e^{G_C - r} dS:
@@ -46,7 +48,7 @@ enum BVec { bRef = 0, bEq, bPost, bPre, bEz, bDz, bDzp, bCarry, bGam, bDb, bNumV
 static_assert(kDqEdgeRows >= 7, "dq_edge holds kWp - 1 rows per boundary");
 
 // Value columns per CTA of the gradient pass. D = 128 splits v (and dL/dS) into two halves,
-// one CTA each: the feature side (conv, φ, A) is recomputed by both, every v-side product is
+// one CTA each: the feature side (Q', K', A) is repeated by both, every v-side product is
 // linear in the split, and the dden / dz terms are taken by split 0 alone (the others see
 // dden = dz = 0), so the splits' gradients add up. This is what fits D = 128 into shared memory.
 template <class Tr>
@@ -324,7 +326,7 @@ __device__ __forceinline__ void cluster_wait() { asm volatile("barrier.cluster.w
 // ---- gradient pass -------------------------------------------------------------------
 // One CTA per (segment, query head, value split), chunks in reverse with this split's columns
 // of dL/dS in registers. Per chunk: loads (dden from the full dy, y rows in global memory while
-// the copies fly), scales, e^r S0 / dS' / the carry's S part, feature maps, A and B, then X,
+// the copies fly), scales, e^r S0 / dS' / the carry's S part, A and B (Q', K' loaded with the chunk or recomputed), then X,
 // dv, the dS update and Y with both softmax backwards in registers (the raw φ is Q' e^{r-G}
 // and K' e^{G-r}, read before G is overwritten by the gate terms), the gate gradient, and per
 // side (both at D = 64; at D = 128 one per CTA of the cluster pair, after adding the partner's du):
@@ -375,6 +377,8 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
   const T* v_base = static_cast<const T*>(p.v) + sq.b * p.v_batch_stride + hk * p.v_head_stride + v0;
   const T* y_base = static_cast<const T*>(P.y) + h * D;
   const T* dy_base = static_cast<const T*>(P.dy) + h * D;
+  const T* qp_base = static_cast<const T*>(F.qprime) + h * D;
+  const T* kp_base = lawcat_bwd_reads_kprime(D) ? static_cast<const T*>(F.kprime) + h * D : nullptr;
   const float* g_base = F.gate_cumsum + hk * D;
   const Lane ln;
 
@@ -410,6 +414,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
   // D = 128: the two splits of a (segment, head) are one cluster; after step 5 each adds the
   // other's partial du of one side (split 0: q, split 1: k) and runs steps 6-7 for that side only.
   constexpr bool kPair = VS::kSplit == 2;
+  constexpr bool kReadFeatures = lawcat_bwd_reads_kprime(D);  // Q', K' from the forward (else recomputed)
   static_assert(BwdLayout<Tr, kWp>::kBothSides || kPair, "steps 6-7: both sides at once, or one per split");
   if constexpr (kPair) cluster_arrive();  // (each wait below pairs with the arrive before it)
 
@@ -417,8 +422,9 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
     const int t0 = c * C, valid = min(C, sq.len - t0);
     const size_t chunk_at = size_t(sq.chunk0 + c) * p.H + h;
     __syncthreads();  // the previous chunk's readers are done
+    if constexpr (kPair) cluster_wait();  // the partner is done reading our du of the previous chunk
     {
-      constexpr int kPerRowV = Dv / kVec;
+      constexpr int kPerRowV = Dv / kVec, kPerRow = D / kVec;
       load_raw_rows<Tr, kWp>(sXk, k_base, p.k_row_stride, sq, t0, C);
       load_raw_rows<Tr, kWp>(sXq, q_base, p.q_row_stride, sq, t0, C);
       for (int i = tid; i < C * kPerRowV; i += Tr::kThreads) {
@@ -427,6 +433,14 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
         cp_async16(sV + r * LdV + cv, v_base + (sq.row0 + (ok ? t0 + r : 0)) * p.v_row_stride + cv, ok);
         cp_async16(sDN + r * LdV + cv, dy_base + size_t(sq.tok0 + (ok ? t0 + r : 0)) * p.H * D + v0 + cv, ok);
       }
+      if constexpr (kReadFeatures)
+        for (int i = tid; i < C * kPerRow; i += Tr::kThreads) {  // Q', K' as the forward saved them (0 past the end)
+          const int r = i / kPerRow, cv = (i - r * kPerRow) * kVec;
+          const bool ok = r < valid;
+          const size_t row = size_t(sq.tok0 + (ok ? t0 + r : 0)) * p.H * D;
+          cp_async16(sQ + r * LdX + cv, qp_base + row + cv, ok);
+          cp_async16(sK + r * LdX + cv, kp_base + row + cv, ok);
+        }
       load_gate_rows<Tr>(sG, g_base, p, sq, t0, C, valid);
     }
     {  // 1 / den and dden = -(dy . y) / den over the full rows (dden: split 0 only; 0 past the end)
@@ -473,7 +487,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
       }
     }
     __syncthreads();
-    // ---- 2. e^r S0 and dS' = e^{G_C - r} dS (T), the carry's S part; dN; Q', K' ----
+    // ---- 2. e^r S0 and dS' = e^{G_C - r} dS (T), the carry's S part; dN ----
     {
       const float* eq = vec(bEq);
       const float* post = vec(bPost);
@@ -511,8 +525,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1) lawcat_bwd_kernel(const Lawca
       const float2 a = ld2(sDN + r * LdV + col);
       st2(sDN + r * LdV + col, a.x * iv, a.y * iv);
     }
-    if constexpr (kPair) cluster_wait();  // the partner is done reading our du of the previous chunk
-    {
+    if constexpr (!kReadFeatures) {  // Q', K' recomputed: warps 0-3 the q bands, 4-7 the k bands
       const bool is_k = warp >= 4;
       feature_map_band<Tr, kWp, true>(is_k ? sXk : sXq, is_k ? sFk : sFq, sWphi, sG, vec(bRef), nullptr,
                                       is_k ? sK : sQ, (warp & 3) * 16, valid, is_k, true, nullptr, nullptr);

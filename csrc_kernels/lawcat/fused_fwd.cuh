@@ -472,11 +472,15 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) lawcat_fwd_kerne
                                 (warp & 3) * 16, valid, is_k, !exact, vec(kZk), sDen);
     }
     __syncthreads();
-    if (P.qprime != nullptr && !exact) {  // training: Q' for the backward's dstate pass
-      T* qp = static_cast<T*>(P.qprime) + (size_t(sq.tok0 + t0) * p.H + h) * D;
+    if (P.qprime != nullptr && !exact) {  // training: Q' (and at D = 128 K') for the backward
+      const size_t at = (size_t(sq.tok0 + t0) * p.H + h) * D;
+      T* qp = static_cast<T*>(P.qprime) + at;
+      T* kp = P.kprime != nullptr ? static_cast<T*>(P.kprime) + at : nullptr;
       for (int i = tid; i < valid * (D / kVec); i += Tr::kThreads) {
         const int r = i / (D / kVec), cv = (i - r * (D / kVec)) * kVec;
         *reinterpret_cast<uint4*>(qp + size_t(r) * p.H * D + cv) = *reinterpret_cast<const uint4*>(sQ + r * LdX + cv);
+        if (kp != nullptr)
+          *reinterpret_cast<uint4*>(kp + size_t(r) * p.H * D + cv) = *reinterpret_cast<const uint4*>(sK + r * LdX + cv);
       }
     }
     // raw q, k and G are dead from here on (the exact path still reads G): prefetch chunk c + 1

@@ -89,7 +89,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_prologue_fwd(
 // With `saved` (training) it also keeps what lawcat_core_bwd reads.
 struct LawcatCoreSaved {
   at::Tensor state_chunks, z_chunks, den;  // state / normalizer before every chunk, den + eps per token (fp32)
-  at::Tensor qprime;                       // Q' = φq e^{G - r} per token (q's dtype)
+  at::Tensor qprime, kprime;               // Q' = φq e^{G - r}, K' = φk e^{r - G} per token (q's dtype;
+                                           // K' only where the kernels read it: head dim 128)
 };
 bool lawcat_core_fwd_supported(const at::Tensor& q, int64_t width, int64_t rank);
 std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_core_fwd(

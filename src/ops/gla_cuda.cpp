@@ -556,6 +556,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_core_fwd(const at::Tensor&
     saved->den = at::empty({B * T, H}, f32o);
     saved->qprime = at::empty({B, T, H, D}, q.options());
     fc.p.qprime = saved->qprime.data_ptr();
+    if (k::lawcat_bwd_reads_kprime(static_cast<int>(D))) {
+      saved->kprime = at::empty({B, T, H, D}, q.options());
+      fc.p.kprime = saved->kprime.data_ptr();
+    }
     fc.p.state_chunks = saved->state_chunks.data_ptr<float>();
     fc.p.z_chunks = saved->z_chunks.data_ptr<float>();
     fc.p.den = saved->den.data_ptr<float>();
@@ -586,7 +590,9 @@ LawcatCoreGrads lawcat_core_bwd(const at::Tensor& q, const at::Tensor& k, const 
               y.sizes(), " and ", dy.sizes());
   TORCH_CHECK(saved.state_chunks.defined() && saved.state_chunks.size(0) == std::max<int64_t>(fc.pl.num_chunks, 1) &&
                   saved.den.defined() && saved.den.numel() == B * T * H && saved.qprime.defined() &&
-                  saved.qprime.sizes() == q.sizes(),
+                  saved.qprime.sizes() == q.sizes() &&
+                  (!k::lawcat_bwd_reads_kprime(static_cast<int>(D)) ||
+                   (saved.kprime.defined() && saved.kprime.sizes() == q.sizes())),
               op, ": the saved forward tensors do not fit these inputs");
   const at::Tensor yc = y.to(q.scalar_type()).contiguous(), dyc = dy.to(q.scalar_type()).contiguous();
   const auto f32o = q.options().dtype(at::kFloat);
@@ -608,6 +614,7 @@ LawcatCoreGrads lawcat_core_bwd(const at::Tensor& q, const at::Tensor& k, const 
   p.fwd.z_chunks = saved.z_chunks.data_ptr<float>();
   p.fwd.den = saved.den.data_ptr<float>();
   p.fwd.qprime = saved.qprime.data_ptr();
+  p.fwd.kprime = saved.kprime.defined() ? saved.kprime.data_ptr() : nullptr;
   p.fwd.gate_dlogit = gate_dlogit.data_ptr<float>();
   p.y = yc.data_ptr();
   p.dy = dyc.data_ptr();

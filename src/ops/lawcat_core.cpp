@@ -49,7 +49,8 @@ struct LawcatCoreFunction : public torch::autograd::Function<LawcatCoreFunction>
                             bool normalize) {
     cuda::LawcatCoreSaved s;
     at::Tensor y = std::get<0>(cuda::lawcat_core_fwd(q, k, v, a, conv_q, conv_k, wphi, w2, b2, tau, eps, normalize, &s));
-    ctx->save_for_backward({q, k, v, a, conv_q, conv_k, wphi, w2, b2, y, s.state_chunks, s.z_chunks, s.den, s.qprime});
+    ctx->save_for_backward(
+        {q, k, v, a, conv_q, conv_k, wphi, w2, b2, y, s.state_chunks, s.z_chunks, s.den, s.qprime, s.kprime});
     ctx->saved_data["tau"] = tau;
     ctx->saved_data["eps"] = eps;
     ctx->saved_data["normalize"] = normalize;
@@ -66,7 +67,7 @@ struct LawcatCoreFunction : public torch::autograd::Function<LawcatCoreFunction>
     o.normalize = ctx->saved_data["normalize"].toBool();
     const at::Tensor dy = grads[0].defined() ? grads[0] : at::zeros_like(y);
     cuda::LawcatCoreGrads g = cuda::lawcat_core_bwd(q, k, v, a, cq, ck, wphi, w2, b2, o.tau, o.eps, o.normalize, y, dy,
-                                                    {s[10], s[11], s[12], s[13]});
+                                                    {s[10], s[11], s[12], s[13], s[14]});
     if (g.extreme_chunks.item<int>() > 0) return unfused_grads(q, k, v, a, cq, ck, wphi, w2, b2, o, dy);
     // The gate logits l = a W2^T + b: da = dl W2, dW2 = dl^T a (db comes from the kernel).
     const int64_t B = q.size(0), T = q.size(1), R = a.size(2), G = w2.size(0);
