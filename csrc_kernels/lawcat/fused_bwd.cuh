@@ -326,9 +326,10 @@ __device__ __forceinline__ void cluster_wait() { asm volatile("barrier.cluster.w
 // ---- gradient pass -------------------------------------------------------------------
 // One CTA per (segment, query head, value split), chunks in reverse with this split's columns
 // of dL/dS in registers. Per chunk: loads (dden from the full dy, y rows in global memory while
-// the copies fly), scales, e^r S0 / dS' / the carry's S part, A and B (Q', K' loaded with the chunk or recomputed), then X,
-// dv, the dS update and Y with both softmax backwards in registers (the raw φ is Q' e^{r-G}
-// and K' e^{G-r}, read before G is overwritten by the gate terms), the gate gradient, and per
+// the copies fly), scales, e^r S0 / dS' / the carry's S part, A and B (Q', K' loaded with the
+// chunk or recomputed), then X, dv, the dS update and Y with both softmax backwards in
+// registers (the raw φ is Q' e^{r-G} and K' e^{G-r}, read before G is overwritten by the gate
+// terms), the gate gradient, and per
 // side (both at D = 64; at D = 128 one per CTA of the cluster pair, after adding the partner's du):
 // u = conv(x) again, dx~ = du W_φ^T, dW_φ += u^T du and the conv backward.
 template <class Tr, int kWp>
