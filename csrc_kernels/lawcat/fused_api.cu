@@ -41,7 +41,8 @@ cudaError_t launch_lawcat_bwd(const LawcatBwdParams& p, cudaStream_t stream) {
       g.chunk_size != 64 || p.fwd.gate_cumsum == nullptr || p.fwd.state_chunks == nullptr ||
       p.fwd.z_chunks == nullptr || p.fwd.den == nullptr || p.fwd.qprime == nullptr ||
       p.fwd.gate_dlogit == nullptr || p.dlogit == nullptr || p.db == nullptr || p.y == nullptr || p.dy == nullptr ||
-      g.dST != nullptr || g.ds0 != nullptr)
+      p.dq == nullptr || (g.segs_per_seq > 1 && p.dq_edge == nullptr) ||
+      (lawcat_bwd_reads_kprime(g.D) && p.fwd.kprime == nullptr) || g.dST != nullptr || g.ds0 != nullptr)
     return cudaErrorInvalidValue;
   if (g.dtype == DType::kBF16)
     return LAWCAT_HEADDIM_SWITCH(g.D, kD, [&] { return fused::run_lawcat_bwd<__nv_bfloat16, kD>(p, stream); });
