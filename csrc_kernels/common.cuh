@@ -26,13 +26,18 @@
 
 namespace lawcat::kernels {
 
-// Launch kernel<<<grid, threads, smem, stream>>>(params), first raising the kernel's dynamic
-// shared-memory limit when it needs more than the default 48 KB.
+// Raise the kernel's dynamic shared-memory limit when it needs more than the default 48 KB.
+template <class Kernel>
+inline cudaError_t allow_smem(Kernel kernel, size_t smem) {
+  return smem > 48 * 1024 ? cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem))
+                          : cudaSuccess;
+}
+
+// Launch kernel<<<grid, threads, smem, stream>>>(params) (allow_smem first).
 template <class Kernel, class Params>
 inline cudaError_t launch_with_smem(Kernel kernel, dim3 grid, int threads, size_t smem, cudaStream_t stream,
                                     const Params& params) {
-  if (smem > 48 * 1024)
-    LAWCAT_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  LAWCAT_CUDA_TRY(allow_smem(kernel, smem));
   kernel<<<grid, threads, smem, stream>>>(params);
   return cudaGetLastError();
 }
@@ -41,8 +46,7 @@ inline cudaError_t launch_with_smem(Kernel kernel, dim3 grid, int threads, size_
 template <class Kernel, class Params>
 inline cudaError_t launch_with_smem_cluster_z(Kernel kernel, dim3 grid, int threads, size_t smem, unsigned cz,
                                               cudaStream_t stream, const Params& params) {
-  if (smem > 48 * 1024)
-    LAWCAT_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  LAWCAT_CUDA_TRY(allow_smem(kernel, smem));
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid;
   cfg.blockDim = dim3(threads);

@@ -27,10 +27,8 @@ cudaError_t run_lawcat_bwd_w(const LawcatBwdParams& P, cudaStream_t stream) {
       LAWCAT_CUDA_TRY(launch_with_smem_cluster_z(lawcat_bwd_kernel<Tr, kWp>, grid3, Tr::kThreads, smem, kSplit, stream, P));
     else
       LAWCAT_CUDA_TRY(launch_with_smem(lawcat_bwd_kernel<Tr, kWp>, grid3, Tr::kThreads, smem, stream, P));
-    if (g.segs_per_seq > 1) {
-      lawcat_dq_edge_kernel<Tr, kWp><<<grid, 128, 0, stream>>>(P);
-      LAWCAT_CUDA_TRY(cudaGetLastError());
-    }
+    if (g.segs_per_seq > 1)
+      LAWCAT_CUDA_TRY(launch_with_smem(lawcat_dq_edge_kernel<Tr, kWp>, grid, 128, 0, stream, P));
   }
   return cudaSuccess;
 }
