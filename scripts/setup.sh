@@ -27,7 +27,8 @@ log() { echo "[setup] $*"; }
 PKGS=(build-essential cmake ninja-build ccache pkg-config python3-venv
       libsentencepiece-dev sentencepiece libyaml-cpp-dev libspdlog-dev libfmt-dev
       catch2 nlohmann-json3-dev libcli11-dev libpcre2-dev libopenblas0-openmp
-      gnuplot-nox fortunes-min clang-14 libclang-rt-14-dev)
+      gnuplot-nox fortunes-min clang-14 libclang-rt-14-dev
+      liblzma-dev zlib1g-dev libzstd-dev xz-utils zstd gzip)
 missing=()
 if command -v dpkg-query >/dev/null; then
   for p in "${PKGS[@]}"; do

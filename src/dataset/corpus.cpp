@@ -5,15 +5,16 @@
 #include <algorithm>
 #include <set>
 
+#include "dataset/decompress.h"
 #include "util/error.h"
-#include "util/fs.h"
 
 namespace lawcat::dataset {
 namespace stdfs = std::filesystem;
 
 namespace {
+// Extension of what is inside: "x.JSONL.xz" -> ".jsonl".
 std::string lower_ext(const stdfs::path& p) {
-  std::string e = p.extension().string();
+  std::string e = strip_compression_suffix(p).extension().string();
   std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return std::tolower(c); });
   return e;
 }
@@ -21,6 +22,12 @@ std::string lower_ext(const stdfs::path& p) {
 // 1-based line number of byte `offset`.
 int64_t line_of(std::string_view text, size_t offset) {
   return 1 + std::count(text.begin(), text.begin() + std::min(offset, text.size()), '\n');
+}
+
+std::string hex_byte(char c) {
+  static const char* kDigits = "0123456789abcdef";
+  const auto b = static_cast<unsigned char>(c);
+  return {kDigits[b >> 4], kDigits[b & 15]};
 }
 
 std::string_view trim(std::string_view s) {
@@ -34,13 +41,17 @@ std::string read_checked(const stdfs::path& file) {
   std::error_code ec;
   LAWCAT_CHECK(stdfs::exists(file, ec), DataError, file.string() << ": file not found");
   LAWCAT_CHECK(stdfs::is_regular_file(file, ec), DataError, file.string() << ": not a regular file");
-  std::string text = fs::read_text(file);
+  const Compression c = compression_of(file);
+  std::string text = read_decompressed(file);
   size_t bad = find_invalid_utf8(text);
-  LAWCAT_CHECK(bad == std::string::npos, DataError,
-               file.string() << ": not valid UTF-8 at byte offset " << bad << " (line " << line_of(text, bad)
-                             << ", byte 0x" << std::hex << static_cast<int>(static_cast<unsigned char>(text[bad]))
-                             << std::dec << "); convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)");
-  return text;
+  if (bad == std::string::npos) return text;
+  std::string hint = "; convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)";
+  if (const Compression inside = sniff_compression(text); c == Compression::kNone && inside != Compression::kNone)
+    hint = std::string("; it starts like a compressed file (") + compression_name(inside) +
+           "): name it with that suffix (.xz, .gz, .zst) so it is decompressed";
+  throw DataError(file.string() + ": not valid UTF-8 at " + (c == Compression::kNone ? "" : "decompressed ") +
+                  "byte offset " + std::to_string(bad) + " (line " + std::to_string(line_of(text, bad)) +
+                  ", byte 0x" + hex_byte(text[bad]) + ")" + hint);
 }
 
 std::string string_field(const nlohmann::json& rec, const char* key, const std::string& where, bool required) {
@@ -95,6 +106,9 @@ std::string resolve_format(const stdfs::path& file, const std::string& format) {
 
 std::vector<stdfs::path> expand_paths(const std::vector<std::string>& paths) {
   static const std::set<std::string> kExts = {".txt", ".md", ".text", ".jsonl", ".json"};
+  auto is_corpus_file = [](const stdfs::path& f) {  // compressed too: x.jsonl.xz, x.txt.gz, x.json.zst
+    return kExts.count(lower_ext(f)) > 0;
+  };
   std::vector<stdfs::path> out;
   for (const auto& p : paths) {
     std::error_code ec;
@@ -107,7 +121,7 @@ std::vector<stdfs::path> expand_paths(const std::vector<std::string>& paths) {
     std::vector<stdfs::path> found;
     for (auto it = stdfs::recursive_directory_iterator(path, ec); !ec && it != stdfs::recursive_directory_iterator();
          it.increment(ec)) {
-      if (it->is_regular_file() && kExts.count(lower_ext(it->path()))) found.push_back(it->path());
+      if (it->is_regular_file() && is_corpus_file(it->path())) found.push_back(it->path());
     }
     LAWCAT_CHECK(!ec, DataError, p << ": cannot list folder: " << ec.message());
     LAWCAT_CHECK(!found.empty(), DataError,

@@ -115,7 +115,7 @@ stdfs::path cache_file_for(const std::vector<std::string>& paths, const std::str
                   h);
   for (const auto& f : expand_paths(paths)) {
     h = hash_string(resolve_format(f, o.corpus.format), h);
-    h = hash_file(f, h);
+    h = hash_file(f, h);  // compressed files as stored (x.jsonl.xz): any change to them changes the key
   }
   return o.cache_dir / ("tokens-" + hex64(h) + ".bin");
 }
