@@ -1,4 +1,5 @@
-// `lawcat info`: build configuration (LibTorch version, CUDA kernels, threads).
+// `lawcat info`: build configuration (LibTorch version, CUDA kernels, threads,
+// compressed corpora).
 #include <ATen/Parallel.h>
 #include <ATen/Context.h>
 #include <torch/version.h>
@@ -6,9 +7,22 @@
 #include <iostream>
 
 #include "cli/command.h"
+#include "dataset/decompress.h"
 #include "train/distributed.h"
 
 namespace {
+// "xz gzip zstd" (those built in), with the missing ones after "not built:".
+std::string compressions() {
+  using lawcat::dataset::Compression;
+  std::string built, missing;
+  for (Compression c : {Compression::kXz, Compression::kGzip, Compression::kZstd}) {
+    std::string& to = lawcat::dataset::compression_built_in(c) ? built : missing;
+    to += (to.empty() ? "" : " ") + std::string(lawcat::dataset::compression_name(c));
+  }
+  if (built.empty()) built = "none";
+  return missing.empty() ? built : built + " (not built: " + missing + ")";
+}
+
 lawcat::cli::Runner setup_info(CLI::App& app) {
   return [] {
     std::cout << "lawcat 0.1.0\n"
@@ -21,9 +35,10 @@ lawcat::cli::Runner setup_info(CLI::App& app) {
               << "cuda device: " << (at::hasCUDA() ? "yes" : "no") << "\n"
               << "nccl data parallel: " << (lawcat::train::have_nccl() ? "built" : "not built (store all-reduce only)")
               << "\n"
+              << "compressed corpora: " << compressions() << "\n"
               << "threads: " << at::get_num_threads() << "\n";
     return 0;
   };
 }
-LAWCAT_COMMAND("info", "Show build configuration (LibTorch, CUDA, threads)", setup_info);
+LAWCAT_COMMAND("info", "Show build configuration (LibTorch, CUDA, compression, threads)", setup_info);
 }  // namespace
