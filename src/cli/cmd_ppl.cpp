@@ -7,6 +7,7 @@
 #include "model/convert.h"
 #include "eval/perplexity.h"
 #include "model/llama.h"
+#include "model/model_tokenizer.h"
 #include "text/tokenizer.h"
 #include "util/error.h"
 
@@ -20,10 +21,10 @@ struct PplArgs {
 lawcat::cli::Runner setup_ppl(CLI::App& app) {
   auto a = std::make_shared<PplArgs>();
   app.add_option("--model", a->model, "model directory (config.json, weights, tokenizer)")->required();
-  app.add_option("--text", a->text, "text file; documents separated by blank lines, each scored with BOS")
+  app.add_option("--text", a->text, "text file (documents separated by blank lines) or a JSONL / compressed corpus (.jsonl, .xz, .gz, .zst); each document scored with BOS")
       ->required();
   app.add_option("--ctx", a->ctx, "window length in tokens (default: the model's max_position_embeddings)")
-      ->check(CLI::PositiveNumber);
+      ->check(lawcat::cli::at_least(1));
   app.add_flag("--json", a->json, "print one JSON object on the last line");
   app.add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--dtype", a->dtype, "auto, float32, bfloat16, float16")->capture_default_str();
@@ -33,7 +34,7 @@ lawcat::cli::Runner setup_ppl(CLI::App& app) {
     LAWCAT_CHECK(std::filesystem::is_regular_file(a->text), DataError,
                  "text file " << a->text << " does not exist");
     auto model = model::load_model(a->model, a->device, a->dtype);
-    auto tokenizer = text::load_tokenizer(a->model);
+    auto tokenizer = model::load_model_tokenizer(a->model);
     eval::PerplexityOptions opt;
     opt.ctx = a->ctx;
     auto r = eval::perplexity_of_file(*model, *tokenizer, a->text, opt);

@@ -9,7 +9,13 @@
 //   grid:                                  every combination, in this order
 //     attention.gate_rank: [16, 32, 64]
 //     attention.conv_width: [0, 2, 4, 8]
+//   variants:                              named bundles of overrides (optional; with a grid,
+//     lawcat: []                           every variant runs every grid point)
+//     lolcats: [attention.conv_width=0, attention.gate=false, attention.window=64]
 //   metric: distill.best_val               column the plot shows (stage.field of summary.json)
+//
+// `--shard i/n` runs only runs i, i+n, i+2n, ... (0-based), so n processes can share
+// one GPU; a last call without --shard skips the finished runs and writes the table.
 #include <yaml-cpp/yaml.h>
 
 #include <cmath>
@@ -33,6 +39,7 @@ struct Sweep {
   std::string base, output_dir, metric = "distill.best_val";
   std::vector<std::string> set;
   std::vector<std::pair<std::string, std::vector<std::string>>> grid;  // key -> values (YAML scalars)
+  std::vector<std::pair<std::string, std::vector<std::string>>> variants;  // name -> overrides
 };
 
 std::string at_of(const std::string& file, const YAML::Node& n) {
@@ -73,8 +80,22 @@ Sweep read_sweep(const std::string& file) {
           if (values.empty()) errors.push_back(at_of(file, g->second) + ": grid key '" + g->first.as<std::string>() + "' has no values");
           s.grid.emplace_back(g->first.as<std::string>(), values);
         }
+      } else if (key == "variants") {
+        if (!v.IsMap()) {
+          errors.push_back(at_of(file, v) + ": 'variants' must map names to lists of key=value overrides");
+          continue;
+        }
+        for (auto g = v.begin(); g != v.end(); ++g) {
+          std::vector<std::string> ov;
+          if (g->second.IsSequence())
+            for (const auto& e : g->second) ov.push_back(e.as<std::string>());
+          else if (!g->second.IsNull())
+            ov.push_back(g->second.as<std::string>());
+          s.variants.emplace_back(g->first.as<std::string>(), ov);
+        }
       } else {
-        errors.push_back(at_of(file, it->first) + ": unknown key '" + key + "' (known: base, output_dir, set, grid, metric)");
+        errors.push_back(at_of(file, it->first) + ": unknown key '" + key +
+                         "' (known: base, output_dir, set, grid, variants, metric)");
       }
     } catch (const YAML::Exception& e) {
       errors.push_back(at_of(file, v) + ": key '" + key + "': " + e.msg);
@@ -82,7 +103,7 @@ Sweep read_sweep(const std::string& file) {
   }
   if (s.base.empty()) errors.push_back(file + ": 'base' (the run config) is required");
   if (s.output_dir.empty()) errors.push_back(file + ": 'output_dir' is required");
-  if (s.grid.empty()) errors.push_back(file + ": 'grid' is empty");
+  if (s.grid.empty() && s.variants.empty()) errors.push_back(file + ": 'grid' and 'variants' are both empty");
   if (!errors.empty()) {
     std::string msg = std::to_string(errors.size()) + " problem(s) in sweep " + file + ":";
     for (auto& e : errors) msg += "\n  " + e;
@@ -100,6 +121,7 @@ std::string safe(std::string v) {
 
 struct Run {
   std::string name;
+  std::string variant;              // name of the variant ("" without variants)
   std::vector<std::string> values;  // one per grid key
   nlohmann::json summary;           // summary.json (empty if not run)
   std::string status;               // done, skipped, failed: ...
@@ -132,15 +154,46 @@ lawcat::cli::Runner setup_sweep(CLI::App& app) {
   auto file = std::make_shared<std::string>();
   auto extra = std::make_shared<std::vector<std::string>>();
   auto dry = std::make_shared<bool>(false);
+  auto shard = std::make_shared<std::string>();
+  auto only = std::make_shared<std::vector<std::string>>();
+  auto out_dir = std::make_shared<std::string>();
   app.add_option("file", *file, "sweep file (YAML): base, output_dir, set, grid, metric")->required();
   app.add_option("--set", *extra, "override for every run, e.g. --set distill.steps=50 (repeatable)");
   app.add_flag("--dry-run", *dry, "list the runs and exit");
-  return [file, extra, dry] {
+  app.add_option("--shard", *shard, "i/n: run only runs i, i+n, ... (0-based; n processes can share a GPU)");
+  app.add_option("--only", *only, "variants to run, comma-separated (default: all)")->delimiter(',');
+  app.add_option("--output-dir", *out_dir, "where the runs go (default: the sweep file's output_dir)");
+  return [file, extra, dry, shard, only, out_dir] {
     using namespace lawcat;
     train::install_signal_handlers();
     Sweep s = read_sweep(*file);
-    // Cartesian product, first key slowest.
-    std::vector<Run> runs(1);
+    if (!out_dir->empty()) s.output_dir = *out_dir;
+    int64_t shard_i = 0, shard_n = 1;
+    if (!shard->empty()) {
+      const auto slash = shard->find('/');
+      try {
+        LAWCAT_CHECK(slash != std::string::npos, ConfigError, "");
+        shard_i = std::stoll(shard->substr(0, slash));
+        shard_n = std::stoll(shard->substr(slash + 1));
+      } catch (const std::exception&) {
+        shard_n = 0;
+      }
+      LAWCAT_CHECK(shard_n >= 1 && shard_i >= 0 && shard_i < shard_n, ConfigError,
+                   "--shard: expected i/n with 0 <= i < n, got '" << *shard << "'");
+    }
+    // Variants (in file order) x the cartesian product of the grid, first key slowest.
+    std::vector<Run> runs;
+    if (s.variants.empty()) runs.resize(1);
+    for (const auto& name : *only)
+      LAWCAT_CHECK(std::any_of(s.variants.begin(), s.variants.end(), [&](const auto& v) { return v.first == name; }),
+                   ConfigError, "--only: '" << name << "' is not a variant of " << *file);
+    for (const auto& [name, ov] : s.variants) {
+      if (!only->empty() && std::find(only->begin(), only->end(), name) == only->end()) continue;
+      Run r;
+      r.name = name;
+      r.variant = name;
+      runs.push_back(r);
+    }
     for (const auto& [key, values] : s.grid) {
       std::vector<Run> next;
       for (const auto& r : runs)
@@ -159,15 +212,20 @@ lawcat::cli::Runner setup_sweep(CLI::App& app) {
       return 0;
     }
     stdfs::create_directories(root);
+    // Runs share one token cache: the base config's data.cache_dir, else <output_dir>/cache.
+    const std::string base_cache_dir = config::load_run_config(s.base, *extra).data.cache_dir;
     int failed = 0;
     for (size_t i = 0; i < runs.size(); ++i) {
       Run& r = runs[i];
+      if (static_cast<int64_t>(i) % shard_n != shard_i) continue;
       const stdfs::path dir = root / r.name;
       std::vector<std::string> ov = s.set;
+      for (const auto& [name, vo] : s.variants)
+        if (name == r.variant) ov.insert(ov.end(), vo.begin(), vo.end());
       ov.insert(ov.end(), extra->begin(), extra->end());
       for (size_t k = 0; k < s.grid.size(); ++k) ov.push_back(s.grid[k].first + "=" + r.values[k]);
       ov.push_back("output_dir=" + dir.string());
-      ov.push_back("data.cache_dir=" + (root / "cache").string());
+      if (base_cache_dir.empty()) ov.push_back("data.cache_dir=" + (root / "cache").string());
       if (stdfs::exists(dir / "summary.json")) {
         auto j = nlohmann::json::parse(fs::read_text(dir / "summary.json"));
         if (!j.value("interrupted", true) && !j.value("export_dir", std::string()).empty()) {
@@ -197,6 +255,11 @@ lawcat::cli::Runner setup_sweep(CLI::App& app) {
       }
     }
 
+    if (shard_n > 1) {  // the table is written by a last call without --shard
+      std::cout << "shard " << shard_i << "/" << shard_n << " done" << (failed ? " (with failures)" : "") << "\n";
+      return failed ? 1 : 0;
+    }
+
     // ---- table -------------------------------------------------------------------------------
     const std::vector<std::pair<std::string, std::string>> cols = {
         {"distill.init_val", "distill MSE init"}, {"distill.best_val", "distill MSE best"},
@@ -206,15 +269,17 @@ lawcat::cli::Runner setup_sweep(CLI::App& app) {
     std::ostringstream csv, md;
     csv << "run";
     md << "| run";
+    if (!s.variants.empty()) csv << ",variant", md << " | variant";
     for (const auto& [k, v] : s.grid) csv << "," << k, md << " | " << k;
     for (const auto& [k, label] : cols) csv << "," << k, md << " | " << label;
     csv << ",status\n";
     md << " | status |\n|---";
-    for (size_t k = 0; k < s.grid.size() + cols.size() + 1; ++k) md << "|---";
+    for (size_t k = 0; k < s.grid.size() + cols.size() + 1 + (s.variants.empty() ? 0 : 1); ++k) md << "|---";
     md << "|\n";
     for (const auto& r : runs) {
       csv << r.name;
       md << "| " << r.name;
+      if (!s.variants.empty()) csv << "," << r.variant, md << " | " << r.variant;
       for (const auto& v : r.values) csv << "," << v, md << " | " << v;
       for (const auto& [k, label] : cols) {
         const std::string x = num(metric_value(r.summary, k));
@@ -233,7 +298,9 @@ lawcat::cli::Runner setup_sweep(CLI::App& app) {
               << (root / "results.md").string() << "\n";
 
     // ---- plot: metric against the last grid key, one line per value of the others ------------
-    if (std::system("command -v gnuplot >/dev/null 2>&1") == 0) {
+    if (s.grid.empty()) {
+      // variants only: the table is the result
+    } else if (std::system("command -v gnuplot >/dev/null 2>&1") == 0) {
       const std::string xkey = s.grid.back().first;
       std::map<std::string, std::string> series;  // legend -> "x y" lines
       for (const auto& r : runs) {

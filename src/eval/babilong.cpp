@@ -15,8 +15,26 @@
 namespace lawcat::eval {
 
 namespace {
-// booydar/babilong babilong/prompts.py DEFAULT_PROMPTS (note: qa2's instruction
+// booydar/babilong babilong/prompts.py DEFAULT_PROMPTS (note: qa1's post-prompt and qa2's
+// use U+2019 quotes, and qa2's instruction
 // has no space after "question." and its post-prompt uses U+2019 quotes, as upstream).
+const BabilongPrompt kQa1{
+    "I will give you context with the facts about positions of different persons hidden in some random text "
+    "and a question. You need to answer the question based only on the information from the facts. "
+    "If a person was in different locations, use the latest location to answer the question.",
+    "<example>\n"
+    "Charlie went to the hallway. Judith come back to the kitchen. Charlie travelled to balcony. "
+    "Where is Charlie?\n"
+    "Answer: The most recent location of Charlie is balcony.\n"
+    "</example>\n\n"
+    "<example>\n"
+    "Alan moved to the garage. Charlie went to the beach. Alan went to the shop. Rouse "
+    "travelled to balcony. Where is Alan?\n"
+    "Answer: The most recent location of Alan is shop.\n"
+    "</example>",
+    "Always return your answer in the following format: "
+    "The most recent location of \u2019person\u2019 is \u2019location\u2019. Do not write anything else after that."};
+
 const BabilongPrompt kQa2{
     "I give you context with the facts about locations and actions of different persons "
     "hidden in some random text and a question."
@@ -61,14 +79,15 @@ const BabilongPrompt kQa3{
     "Always return your answer in the following format: "
     "Before the $location_1$ the $item$ was in the $location_2$. Do not write anything else after that."};
 
-// babilong/metrics.py TASK_LABELS for qa2 / qa3.
+// babilong/metrics.py TASK_LABELS for qa1 / qa2 / qa3.
 const std::vector<std::string> kLocations = {"bathroom", "bedroom", "garden", "hallway", "kitchen", "office"};
 }  // namespace
 
 const BabilongPrompt& babilong_prompt(const std::string& task) {
+  if (task == "qa1") return kQa1;
   if (task == "qa2") return kQa2;
   if (task == "qa3") return kQa3;
-  throw ConfigError("babilong: unknown task '" + task + "' (expected qa2 or qa3)");
+  throw ConfigError("babilong: unknown task '" + task + "' (expected qa1, qa2 or qa3)");
 }
 
 std::string babilong_format(const BabilongPrompt& p, const std::string& context, const std::string& question) {
@@ -160,11 +179,13 @@ std::vector<std::string> load_background_sentences(const std::filesystem::path& 
 std::string raw_probe_prefix(const std::string& question) {
   static const std::regex qa2(R"(^\s*Where is the (.+?)\s*\?\s*$)");
   static const std::regex qa3(R"(^\s*Where was the (.+?) before the (.+?)\s*\?\s*$)");
+  static const std::regex qa1(R"(^\s*Where is ([A-Z][A-Za-z]*)\s*\?\s*$)");  // a person: "Where is Mary?"
   std::smatch m;
   if (std::regex_match(question, m, qa3)) return "Before the " + m[2].str() + " the " + m[1].str() + " was in the";
   if (std::regex_match(question, m, qa2)) return "The " + m[1].str() + " is in the";
+  if (std::regex_match(question, m, qa1)) return m[1].str() + " is in the";
   throw DataError("babilong raw probe: unsupported question '" + question +
-                  "' (expected 'Where is the X?' or 'Where was the X before the Y?')");
+                  "' (expected 'Where is P?', 'Where is the X?' or 'Where was the X before the Y?')");
 }
 
 std::string babilong_context(const BabiSample& sample, const std::vector<std::string>& background, int64_t start,

@@ -15,6 +15,7 @@
 #include "eval/long_ppl.h"
 #include "eval/niah.h"
 #include "eval/passkey.h"
+#include "eval/position_ppl.h"
 #include "model/convert.h"
 #include "text/tokenizer.h"
 #include "util/error.h"
@@ -99,7 +100,7 @@ struct WorkItem {
 
 struct TaskData {
   std::map<std::string, NiahData> niah;                       // by variant
-  std::map<std::string, std::vector<BabiSample>> babi;        // by task (qa2, qa3): the selected samples
+  std::map<std::string, std::vector<BabiSample>> babi;        // by task (qa1, qa2, qa3): the selected samples
   std::vector<std::string> background;                        // babilong
 };
 
@@ -112,6 +113,7 @@ std::vector<int64_t> default_lengths(const std::string& task) {
   if (task == "passkey") return {1024, 2048, 4096, 8192, 16384, 32768};
   if (task == "niah") return {1024, 2048, 4096, 8192};
   if (task == "babilong") return {0, 1024, 2048, 4096, 8192, 16384};
+  if (task == "longppl") return {32768};
   return {512, 1024, 2048, 4096, 8192};
 }
 
@@ -127,6 +129,8 @@ std::string model_dir_of(const std::string& spec) { return spec.rfind("swap:", 0
 std::string model_display_name(const std::string& spec) {
   std::filesystem::path p = model_dir_of(spec);
   if (p.filename().empty()) p = p.parent_path();
+  // A training run's export (<run>/export) is named after its run.
+  if (p.filename() == "export" && !p.parent_path().filename().empty()) p = p.parent_path();
   return p.filename().string() + (spec.rfind("swap:", 0) == 0 ? "+swap" : "");
 }
 
@@ -155,8 +159,8 @@ static model::LlamaForCausalLM load_eval_model(const std::string& spec, const st
 EvalSummary run_eval(const EvalOptions& options) {
   EvalOptions o = options;
   const std::string& task = o.task;
-  LAWCAT_CHECK(task == "passkey" || task == "niah" || task == "babilong" || task == "ppl", ConfigError,
-               "eval: unknown --task '" << task << "' (passkey, niah, babilong or ppl)");
+  LAWCAT_CHECK(task == "passkey" || task == "niah" || task == "babilong" || task == "ppl" || task == "longppl",
+               ConfigError, "eval: unknown --task '" << task << "' (passkey, niah, babilong, ppl or longppl)");
   LAWCAT_CHECK(!o.models.empty(), ConfigError, "eval: --models needs at least one model directory");
   for (const auto& m : o.models)
     LAWCAT_CHECK(std::filesystem::is_directory(model_dir_of(m)), CheckpointError,
@@ -177,9 +181,14 @@ EvalSummary run_eval(const EvalOptions& options) {
   if (o.variants.empty()) {
     if (task == "niah") o.variants = {"s-niah-1"};
     if (task == "babilong") o.variants = {"qa2"};
-    if (task == "passkey" || task == "ppl") o.variants = {""};
+    if (task == "passkey" || task == "ppl" || task == "longppl") o.variants = {""};
   }
-  if (task == "passkey" || task == "ppl")
+  if (task == "longppl") {
+    LAWCAT_CHECK(o.lengths.size() == 1 && o.lengths[0] >= 2 * o.bucket && o.bucket > 0, ConfigError,
+                 "eval --task longppl: give one --lengths value (the document length, e.g. 32768) of at least "
+                 "two --bucket sizes (" << o.bucket << ")");
+  }
+  if (task == "passkey" || task == "ppl" || task == "longppl")
     LAWCAT_CHECK(o.variants.size() == 1 && o.variants[0].empty(), ConfigError,
                  "eval: --variant is for niah (s-niah-1/2/3) and babilong (qa2/qa3)");
   if (task == "niah")
@@ -232,10 +241,10 @@ EvalSummary run_eval(const EvalOptions& options) {
   LongPplOptions ppl_opt;
   ppl_opt.max_tokens = o.ppl_max_tokens;
   ppl_opt.documents = o.ppl_documents;
-  if (task == "ppl") {
-    LAWCAT_CHECK(!o.text.empty(), ConfigError, "eval --task ppl needs --text FILE");
+  if (task == "ppl" || task == "longppl") {
+    LAWCAT_CHECK(!o.text.empty(), ConfigError, "eval --task " << task << " needs --text FILE");
     LAWCAT_CHECK(std::filesystem::is_regular_file(o.text), DataError,
-                 o.text.string() << ": text file for the ppl task not found");
+                 o.text.string() << ": text file for the " << task << " task not found");
   }
 
   EvalSummary summary;
@@ -264,6 +273,15 @@ EvalSummary run_eval(const EvalOptions& options) {
     std::vector<WorkItem> work;
     for (const auto& v : o.variants) {
       for (int64_t L : o.lengths) {
+        if (task == "longppl") {  // one item per (document, position bucket); length = the bucket's end
+          for (int64_t s = 0; s < o.samples; ++s)
+            for (int64_t b = 0; b < L / o.bucket; ++b) {
+              WorkItem w{v, (b + 1) * o.bucket, -1, s, -1, ""};
+              w.key = nlohmann::json::array({task, dir, L, o.bucket, absolute_string(o.text), s, b}).dump();
+              work.push_back(w);
+            }
+          continue;
+        }
         if (task == "ppl") {
           WorkItem w{v, L, -1, 0, -1, ""};
           w.key = nlohmann::json::array({task, v, dir, L, absolute_string(o.text), o.ppl_max_tokens, o.ppl_documents})
@@ -316,12 +334,20 @@ EvalSummary run_eval(const EvalOptions& options) {
 
     std::optional<std::vector<std::vector<int64_t>>> ppl_streams;
     if (task == "ppl") ppl_streams = tokenize_for_long_ppl(*tokenizer, o.text, ppl_opt);
+    std::vector<std::vector<int64_t>> long_docs;
+    std::map<int64_t, PositionNll> doc_nll;  // longppl: each document is scored once for all its buckets
+    if (task == "longppl") {
+      long_docs = long_documents(*tokenizer, o.text, o.lengths[0], bos, o.samples);
+      LAWCAT_CHECK(static_cast<int64_t>(long_docs.size()) >= o.samples, DataError,
+                   o.text.string() << ": only " << long_docs.size() << " documents have " << o.lengths[0]
+                                   << " tokens; --samples asks for " << o.samples);
+    }
 
     std::set<int64_t> warned_lengths;
     std::map<std::string, int64_t> hints;  // fitted haystack size per (variant, length, depth)
     std::optional<Progress> progress;
     if (o.progress) progress.emplace("eval " + task + " " + name, static_cast<int64_t>(todo.size()),
-                                     task == "ppl" ? "ctx" : "prompt");
+                                     task == "ppl" ? "ctx" : task == "longppl" ? "bucket" : "prompt");
     double score_sum = 0;
     int64_t scored = 0;
     for (const auto& w : todo) {
@@ -338,7 +364,20 @@ EvalSummary run_eval(const EvalOptions& options) {
         return beyond;
       };
       try {
-        if (task == "ppl") {
+        if (task == "longppl") {
+          rec["beyond_max_positions"] = warn_positions(o.lengths[0]);
+          if (!doc_nll.count(w.sample))
+            doc_nll[w.sample] = position_nll(*model, long_docs[static_cast<size_t>(w.sample)], o.bucket);
+          const PositionNll& pn = doc_nll[w.sample];
+          const size_t b = static_cast<size_t>(w.length / o.bucket - 1);
+          rec["score"] = pn.mean(b);
+          rec["nll"] = pn.mean(b);
+          rec["tokens"] = pn.tokens[b];
+          rec["seconds"] = pn.seconds;
+          rec["measured_tokens"] = static_cast<double>(w.length);
+          rec["text"] = absolute_string(o.text);
+          rec["document_length"] = o.lengths[0];
+        } else if (task == "ppl") {
           rec["beyond_max_positions"] = warn_positions(w.length);  // BOS + ctx - 1 inputs
           PerplexityResult pr = long_ppl(*model, *ppl_streams, w.length, bos, false);
           rec["score"] = pr.perplexity();
@@ -407,7 +446,7 @@ EvalSummary run_eval(const EvalOptions& options) {
         std::string status = "L=" + std::to_string(w.length);
         if (w.depth >= 0) status += " d=" + std::to_string(w.depth);
         if (!w.variant.empty()) status = w.variant + " " + status;
-        if (task != "ppl" && scored) status += " mean " + std::to_string(static_cast<int>(100.0 * score_sum / scored)) + "%";
+        if (task != "ppl" && task != "longppl" && scored) status += " mean " + std::to_string(static_cast<int>(100.0 * score_sum / scored)) + "%";
         progress->set_status(status);
         progress->advance();
       }
@@ -430,6 +469,10 @@ EvalSummary run_eval(const EvalOptions& options) {
                              {"dtype", o.dtype},      {"max_new_tokens", o.max_new_tokens},
                              {"raw_probe", o.raw_probe}, {"ruler_singular", o.ruler_singular}};
   if (has_depth) settings["depths"] = o.depths;
+  if (task == "longppl") {
+    settings["text"] = absolute_string(o.text);
+    settings["bucket"] = o.bucket;
+  }
   if (task == "ppl") {
     settings["text"] = absolute_string(o.text);
     settings["ppl_max_tokens"] = o.ppl_max_tokens;
@@ -454,6 +497,9 @@ EvalSummary run_eval(const EvalOptions& options) {
         ok = plot_heatmaps(png, task + (v.empty() ? "" : " " + v) + " accuracy", vc, summary.model_names);
       } else if (task == "ppl") {
         ok = plot_lines(png, "perplexity vs context length", "perplexity", vc, summary.model_names, false);
+      } else if (task == "longppl") {
+        ok = plot_lines(png, "NLL by position (mean per " + std::to_string(o.bucket) + "-token bucket)",
+                        "mean NLL (nats/token)", vc, summary.model_names, false);
       } else {
         ok = plot_lines(png, "babilong " + v + " accuracy", "accuracy (%)", vc, summary.model_names, true);
       }

@@ -25,8 +25,8 @@
 namespace lawcat::eval {
 
 struct EvalOptions {
-  std::string task;                      // passkey | niah | babilong | ppl
-  std::vector<std::string> variants;     // niah: s-niah-1/2/3; babilong: qa2/qa3; empty = the task default
+  std::string task;                      // passkey | niah | babilong | ppl | longppl
+  std::vector<std::string> variants;     // niah: s-niah-1/2/3; babilong: qa1/qa2/qa3; empty = the task default
   std::vector<std::string> models;       // model directories; "swap:DIR" = the teacher in DIR swapped to
                                          // LAWCAT on load (undistilled: a pipeline / no-distillation baseline)
   std::vector<int64_t> lengths;          // tokens; empty = the task default
@@ -42,6 +42,7 @@ struct EvalOptions {
   bool ruler_singular = false;           // niah: RULER's singular template rewrite
   int64_t ppl_max_tokens = 0;            // ppl: score only the first N tokens of the text (0 = all)
   bool ppl_documents = false;            // ppl: split the text on blank lines
+  int64_t bucket = 1024;                 // longppl: positions per bucket (samples = documents)
   bool progress = true;
   bool plot = true;
   bool print_table = true;               // print the table to stdout

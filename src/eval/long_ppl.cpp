@@ -2,19 +2,26 @@
 
 #include <algorithm>
 
+#include "dataset/corpus.h"
 #include "util/error.h"
 #include "util/fs.h"
 
 namespace lawcat::eval {
+
+bool is_plain_text_file(const std::filesystem::path& file) {
+  const std::string ext = file.extension().string();
+  return ext != ".jsonl" && ext != ".json" && ext != ".xz" && ext != ".gz" && ext != ".zst";
+}
 
 std::vector<std::vector<int64_t>> tokenize_for_long_ppl(const text::Tokenizer& tokenizer,
                                                          const std::filesystem::path& text_file,
                                                          const LongPplOptions& options) {
   LAWCAT_CHECK(std::filesystem::is_regular_file(text_file), DataError,
                text_file.string() << ": text file for the ppl task not found");
-  const std::string text = fs::read_text(text_file);
   std::vector<std::string> pieces;
-  if (options.documents) {
+  if (!is_plain_text_file(text_file)) {
+    pieces = dataset::read_documents(text_file, dataset::CorpusOptions{});  // JSONL, Alpaca, compressed
+  } else if (const std::string text = fs::read_text(text_file); options.documents) {
     pieces = split_documents(text);
   } else if (text.find_first_not_of(" \t\r\n\f\v") != std::string::npos) {
     pieces.push_back(text);

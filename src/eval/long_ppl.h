@@ -25,7 +25,11 @@ struct LongPplOptions {
   bool progress = false;
 };
 
-// The token streams of `text_file` (one, or one per document), without BOS.
+// Whether `file` is read as plain text (blank-line documents); JSONL, Alpaca JSON and
+// compressed files (.xz, .gz, .zst) go through the dataset's corpus reader instead.
+bool is_plain_text_file(const std::filesystem::path& file);
+
+// The token streams of `text_file` (JSONL / compressed: one stream per document) (one, or one per document), without BOS.
 // DataError naming the file when it is missing or has no text.
 std::vector<std::vector<int64_t>> tokenize_for_long_ppl(const text::Tokenizer& tokenizer,
                                                          const std::filesystem::path& text_file,

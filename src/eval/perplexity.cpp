@@ -7,6 +7,8 @@
 #include <optional>
 #include <sstream>
 
+#include "dataset/corpus.h"
+#include "eval/long_ppl.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/progress.h"
@@ -97,7 +99,9 @@ PerplexityResult perplexity_of_file(model::LlamaForCausalLMImpl& model, const te
                                     const std::filesystem::path& text_file, const PerplexityOptions& options) {
   LAWCAT_CHECK(std::filesystem::exists(text_file), DataError,
                "text file " << text_file.string() << " does not exist");
-  std::vector<std::string> docs = split_documents(fs::read_text(text_file));
+  std::vector<std::string> docs = is_plain_text_file(text_file)
+                                      ? split_documents(fs::read_text(text_file))
+                                      : dataset::read_documents(text_file, dataset::CorpusOptions{});
   LAWCAT_CHECK(!docs.empty(), DataError,
                "text file " << text_file.string() << " has no text (expected documents separated by blank lines)");
   std::vector<std::vector<int64_t>> ids;

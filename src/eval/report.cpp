@@ -148,7 +148,7 @@ std::string length_label(int64_t L) {
 }  // namespace
 
 std::string format_table(const std::string& task, const std::vector<Cell>& cells, const std::vector<std::string>& models) {
-  const bool ppl = task == "ppl";
+  const bool ppl = task == "ppl", longppl = task == "longppl", lower_better = ppl || longppl;
   std::ostringstream os;
   std::vector<std::string> variants;
   for (const auto& c : cells)
@@ -167,9 +167,10 @@ std::string format_table(const std::string& task, const std::vector<Cell>& cells
       max_n = std::max(max_n, c->n);
     }
     os << task << (variant.empty() ? "" : " " + variant) << ": "
-       << (ppl ? "perplexity (lower is better)" : "score (%)")
-       << (ppl ? "" : ", up to " + std::to_string(max_n) + " samples per cell") << "\n";
-    os << std::setw(8) << (ppl ? "ctx" : "length") << (has_depth ? std::string(" ") + std::string("depth") : "") << " |";
+       << (ppl ? "perplexity (lower is better)"
+               : longppl ? "mean NLL in nats/token by position, bucket ending at (lower is better)" : "score (%)")
+       << (ppl ? "" : longppl ? ", " + std::to_string(max_n) + " documents" : ", up to " + std::to_string(max_n) + " samples per cell") << "\n";
+    os << std::setw(8) << (ppl ? "ctx" : longppl ? "position" : "length") << (has_depth ? std::string(" ") + std::string("depth") : "") << " |";
     for (const auto& m : models) os << std::setw(static_cast<int>(width)) << m;
     os << "\n";
     // Rows in order of (length, depth).
@@ -185,7 +186,7 @@ std::string format_table(const std::string& task, const std::vector<Cell>& cells
         t = c->errors ? "error" : "-";
         any_error |= c->errors > 0;
       } else {
-        t = ppl ? fixed(c->score, 3) : fixed(100.0 * c->score, 1);
+        t = lower_better ? fixed(c->score, 3) : fixed(100.0 * c->score, 1);
       }
       if (c->errors && c->n) {
         t += "!";
@@ -215,7 +216,7 @@ std::string format_table(const std::string& task, const std::vector<Cell>& cells
       print_row(rows[r].first, rows[r].second >= 0 ? std::to_string(rows[r].second) : "", texts);
       // After the last depth of a length: the mean over depths.
       const bool last_of_length = r + 1 == rows.size() || rows[r + 1].first != rows[r].first;
-      if (has_depth && last_of_length && !ppl) {
+      if (has_depth && last_of_length && !lower_better) {
         std::vector<std::string> means;
         for (const auto& m : models) {
           double sum = 0;
@@ -246,7 +247,8 @@ void write_cells_csv(const std::filesystem::path& file, const std::string& task,
        << (c.depth >= 0 ? std::to_string(c.depth) : "") << "," << c.n << "," << c.errors << ","
        << (c.n ? fixed(c.score, 6) : "") << "," << (c.strict >= 0 ? fixed(c.strict, 6) : "") << ","
        << fixed(c.mean_tokens, 1) << "," << (c.beyond_positions ? "true" : "false") << ","
-       << (task == "ppl" && c.n ? fixed(c.nll, 6) : "") << "," << (task == "ppl" ? std::to_string(c.tokens) : "")
+       << ((task == "ppl" || task == "longppl") && c.n ? fixed(c.nll, 6) : "") << ","
+       << (task == "ppl" || task == "longppl" ? std::to_string(c.tokens) : "")
        << "\n";
   }
   fs::atomic_write_text(file, os.str());
@@ -330,7 +332,9 @@ bool plot_heatmaps(const std::filesystem::path& png, const std::string& title, c
   std::ostringstream g;
   const int panel_w = std::max<int>(360, 70 * static_cast<int>(lengths.size()) + 160);
   const int h = std::max<int>(360, 40 * static_cast<int>(depths.size()) + 160);
-  g << "set terminal pngcairo size " << panel_w * static_cast<int>(models.size()) << "," << h
+  const int cols = std::min<int>(static_cast<int>(models.size()), 5);  // panels wrap after 5 models
+  const int rows = (static_cast<int>(models.size()) + cols - 1) / cols;
+  g << "set terminal pngcairo size " << panel_w * cols << "," << h * rows
     << " font 'sans,10'\nset output " << gp_file(png) << "\n";
   g << "set palette defined (0 '#b2182b', 50 '#fee08b', 100 '#1a9850')\nset cbrange [0:100]\n";
   g << "set cblabel 'accuracy (%)'\nset xlabel 'context length (tokens)'\nset ylabel 'depth (%)'\n";
@@ -340,7 +344,7 @@ bool plot_heatmaps(const std::filesystem::path& png, const std::string& title, c
   g << ")\nset ytics (";
   for (size_t i = 0; i < depths.size(); ++i) g << (i ? ", " : "") << gp_string(std::to_string(depths[i])) << " " << i;
   g << ")\nset datafile missing 'NaN'\n";
-  g << "set multiplot layout 1," << models.size() << " title " << gp_string(title) << "\n";
+  g << "set multiplot layout " << rows << "," << cols << " title " << gp_string(title) << "\n";
   for (size_t mi = 0; mi < models.size(); ++mi) {
     g << "set title " << gp_string(models[mi]) << "\n";
     g << "plot " << gp_file(dat) << " index " << mi << " using 1:2:3 with image notitle, '' index " << mi

@@ -238,7 +238,7 @@ TEST_CASE("S-NIAH-1/2/3: RULER template verbatim, needle once at the depth, leng
   CHECK_THROWS_AS(niah_variant("s-niah-4"), ConfigError);
 }
 
-TEST_CASE("BABILong qa2/qa3: prompt template, facts in order once each, context length within 2 %", "[eval]") {
+TEST_CASE("BABILong qa1/qa2/qa3: prompt template, facts in order once each, context length within 2 %", "[eval]") {
   LAWCAT_SHARED_OR_SKIP(tok_file, "models/stories260K/tok512.bin");
   LAWCAT_SHARED_OR_SKIP(babi_dir, "eval/babi/tasks_1-20_v1-2/en");
   LAWCAT_SHARED_OR_SKIP(book, "corpora/moby_dick/moby_dick.txt");
@@ -246,7 +246,7 @@ TEST_CASE("BABILong qa2/qa3: prompt template, facts in order once each, context 
   auto tok = text::load_llama2c(tok_file);
   const auto background = load_background_sentences(book);
   CHECK(background.size() > 5000);
-  for (const std::string task : {"qa2", "qa3"}) {
+  for (const std::string task : {"qa1", "qa2", "qa3"}) {
     const auto samples = load_babi(babi_test_file(babi_dir, task));
     CHECK(samples.size() == 1000);
     const auto idx = load_babilong_indices(idx_file, task);
@@ -256,6 +256,7 @@ TEST_CASE("BABILong qa2/qa3: prompt template, facts in order once each, context 
     REQUIRE(!q.facts.empty());
     // Raw probe prefix.
     const std::string prefix = raw_probe_prefix(q.question);
+    if (task == "qa1") CHECK(std::regex_match(prefix, std::regex("[A-Z][a-z]+ is in the")));
     if (task == "qa2") CHECK(std::regex_match(prefix, std::regex("The [a-z]+ is in the")));
     if (task == "qa3") CHECK(std::regex_match(prefix, std::regex("Before the [a-z]+ the [a-z]+ was in the")));
     {
@@ -308,6 +309,10 @@ TEST_CASE("BABILong qa2/qa3: prompt template, facts in order once each, context 
   CHECK(std::string(babilong_prompt("qa3").post_prompt) ==
         "Always return your answer in the following format: Before the $location_1$ the $item$ was in the "
         "$location_2$. Do not write anything else after that.");
+  CHECK(std::string(babilong_prompt("qa1").post_prompt) ==
+        "Always return your answer in the following format: The most recent location of \u2019person\u2019 is "
+        "\u2019location\u2019. Do not write anything else after that.");
+  CHECK_THROWS_AS(babilong_prompt("qa4"), ConfigError);
 }
 
 TEST_CASE("prompt fitting cost at 32K tokens (Llama-2 SentencePiece)", "[eval][.slow]") {

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# The paper's claim on a teacher that retrieves: distill retriever13m at 1K tokens into
+# LAWCAT and every ablation student, evaluate all of them beside the teacher to 32K,
+# and write docs/results/ (tables as Markdown + CSV + JSON, gnuplot plots, commands).
+#
+#   scripts/repro.sh                    # everything; re-run to resume where it stopped
+#   scripts/repro.sh train eval         # some stages: tasks train grid eval report
+#
+# Runs on the GPU machine (one GPU; the small students share it: REPRO_JOBS processes
+# at a time). Every stage resumes: sweeps skip finished runs and resume interrupted
+# ones, evals skip samples already in their results.jsonl.
+#
+# Environment:
+#   LAWCAT_BIN      the lawcat binary (default build/lawcat)
+#   REPRO_JOBS      processes sharing the GPU (default 8)
+#   REPRO_ONLY      students to run, comma-separated (default: all of configs/repro/students.yaml)
+#   REPRO_SMOKE=1   a tiny slice on the CPU (2 steps per stage, short prompts): the CI check
+#                   that the recipe, sweeps, evals and report fit together
+#   REPRO_OUT       where the runs go (default runs/repro); docs go to REPRO_DOCS (docs/results)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+B="${LAWCAT_BIN:-build/lawcat}"
+J="${REPRO_JOBS:-8}"
+R="${REPRO_OUT:-runs/repro}"
+DOCS="${REPRO_DOCS:-docs/results}"
+DATA="../shared/data"
+TEACHER="$DATA/models/retriever13m"
+STAGES="${*:-tasks train grid eval report}"
+has() { [[ " $STAGES " == *" $1 "* ]]; }
+T0=$(date +%s)
+stamp() { echo "[repro +$(( $(date +%s) - T0 ))s] $*"; }
+[[ -x "$B" ]] || { echo "repro: $B not found (build first: scripts/setup.sh)" >&2; exit 1; }
+[[ -d "$TEACHER" ]] || { echo "repro: the teacher $TEACHER is missing (../shared/data beside the checkout)" >&2; exit 1; }
+
+# ---- settings: full run, or the CPU smoke slice ----------------------------------------------
+SWEEP_SET=(--set "data.cache_dir=$R/cache")
+if [[ "${REPRO_SMOKE:-0}" == 1 ]]; then
+  SWEEP_SET+=(--set device=cpu --set threads=2 --set data.seq_len=128 --set data.max_tokens=60000
+              --set distill.steps=2 --set distill.batch_size=2 --set distill.eval_every=1 --set distill.val_batches=1
+              --set lora.steps=2 --set lora.batch_size=2 --set lora.eval_every=1 --set lora.val_batches=1
+              --set export_dtype=fp32)
+  DEVICE=(--device cpu)
+  TASKS_ARGS=(--count 14 --min-tokens 96 --max-tokens 160)
+  PK=(--lengths 256 --depths 0,100 --samples 1)
+  NIAH=(--variant s-niah-1 --lengths 256 --depths 50 --samples 1 --max-new-tokens 12)
+  BABI=(--variant qa1 --lengths 0 --samples 1)
+  LONG=(--lengths 512 --bucket 256 --samples 1)
+  PPL_MAX=(--ppl-max-tokens 2000)
+  J=1
+else
+  DEVICE=(--device cuda)
+  TASKS_ARGS=(--count 6000 --min-tokens 128 --max-tokens 1024)
+  PK=(--lengths 1024,2048,4096,8192,16384,32768 --depths 0,25,50,75,100 --samples 5)
+  NIAH=(--variant s-niah-1,s-niah-2,s-niah-3 --lengths 1024,2048,4096,8192,16384 --depths 0,25,50,75,100
+        --samples 2 --max-new-tokens 32)
+  BABI=(--variant qa1,qa2,qa3 --lengths 0,1024,2048,4096,8192,16384 --samples 10)
+  LONG=(--lengths 32768 --bucket 1024 --samples 8)
+  PPL_MAX=(--ppl-max-tokens 200000)
+fi
+ONLY_ARGS=()
+[[ -n "${REPRO_ONLY:-}" ]] && ONLY_ARGS=(--only "$REPRO_ONLY")
+
+# runs "cmd i n" for i in 0..n-1 in parallel, then waits; fails if any failed.
+parallel_shards() {
+  local n=$1; shift
+  local pids=() rc=0
+  for ((i = 0; i < n; i++)); do "$@" "$i/$n" & pids+=($!); done
+  for p in "${pids[@]}"; do wait "$p" || rc=1; done
+  return $rc
+}
+
+# ---- 1. retrieval-task text for the data ablation -------------------------------------------
+if has tasks; then
+  stamp "tasks: retrieval-task corpus (training seeds, bAbI train files)"
+  # configs/repro/students.yaml (tasks_data) reads runs/repro/tasks/tasks.jsonl, whatever REPRO_OUT is.
+  mkdir -p runs/repro/tasks
+  [[ -s runs/repro/tasks/tasks.jsonl ]] || "$B" tasks --tokenizer "$TEACHER" --out runs/repro/tasks/tasks.jsonl "${TASKS_ARGS[@]}"
+fi
+
+# ---- 2. students (configs/repro/students.yaml), shards sharing the GPU -----------------------
+if has train; then
+  stamp "train: students, $J shards sharing the GPU"
+  "$B" sweep configs/repro/students.yaml --dry-run "${ONLY_ARGS[@]}"
+  parallel_shards "$J" "$B" sweep configs/repro/students.yaml "${SWEEP_SET[@]}" --output-dir "$R/students" \
+    "${ONLY_ARGS[@]}" --shard
+  "$B" sweep configs/repro/students.yaml "${SWEEP_SET[@]}" --output-dir "$R/students" "${ONLY_ARGS[@]}"
+fi
+if has grid; then
+  stamp "grid: gate rank x conv width, $J shards"
+  parallel_shards "$J" "$B" sweep configs/repro/grid.yaml "${SWEEP_SET[@]}" --output-dir "$R/grid" --shard
+  "$B" sweep configs/repro/grid.yaml "${SWEEP_SET[@]}" --output-dir "$R/grid"
+fi
+
+# ---- 3. evaluation: every model beside the teacher ---------------------------------------------
+# One process per (model, task group) in parallel; each writes its own results.jsonl, then
+# one call per task over all models reuses every record and writes the side-by-side table.
+models=("$TEACHER")
+for d in "$R"/students/*/export "$R"/grid/*/export; do [[ -f "$d/config.json" ]] && models+=("$d"); done
+name_of() { [[ "$1" == "$TEACHER" ]] && echo teacher || basename "$(dirname "$1")"; }
+eval_one() {  # model task-group
+  local m=$1 g=$2 out="$R/eval/parts/$(name_of "$1")"
+  case $g in
+    passkey) "$B" eval --task passkey --models "$m" "${PK[@]}" "${DEVICE[@]}" --out "$out/passkey" --no-plot --no-progress ;;
+    niah) "$B" eval --task niah --models "$m" "${NIAH[@]}" "${DEVICE[@]}" --out "$out/niah" --no-plot --no-progress ;;
+    babilong)
+      "$B" eval --task babilong --models "$m" "${BABI[@]}" "${DEVICE[@]}" --out "$out/babilong" --no-plot --no-progress
+      "$B" eval --task babilong --raw-probe --models "$m" "${BABI[@]}" "${DEVICE[@]}" --out "$out/babilong_raw" --no-plot --no-progress ;;
+    ppl)
+      "$B" eval --task ppl --models "$m" --lengths 1024 --ppl-documents --text "$DATA/corpora/tinystories/tinystories_val_head.txt" "${PPL_MAX[@]}" "${DEVICE[@]}" --out "$out/ppl_tinystories" --no-plot --no-progress
+      "$B" eval --task ppl --models "$m" --lengths 1024 --text "$DATA/corpora/gutenberg/gutenberg_val.jsonl.xz" "${PPL_MAX[@]}" "${DEVICE[@]}" --out "$out/ppl_gutenberg" --no-plot --no-progress
+      "$B" eval --task ppl --models "$m" --lengths 1024 --text "$DATA/corpora/wikipedia/wikipedia_val.jsonl.xz" "${PPL_MAX[@]}" "${DEVICE[@]}" --out "$out/ppl_wikipedia" --no-plot --no-progress ;;
+    longppl) "$B" eval --task longppl --models "$m" --text "$DATA/corpora/gutenberg/gutenberg_val.jsonl.xz" "${LONG[@]}" "${DEVICE[@]}" --out "$out/longppl" --no-plot --no-progress ;;
+  esac
+}
+if has eval; then
+  stamp "eval: ${#models[@]} models x passkey, niah, babilong, ppl, longppl ($J at a time)"
+  jobs_list=()
+  for m in "${models[@]}"; do for g in passkey niah babilong ppl longppl; do jobs_list+=("$m|$g"); done; done
+  running=0
+  for jg in "${jobs_list[@]}"; do
+    eval_one "${jg%%|*}" "${jg##*|}" > "$R/eval/log_$(name_of "${jg%%|*}")_${jg##*|}.txt" 2>&1 &
+    running=$((running + 1))
+    if ((running >= J)); then wait -n || true; running=$((running - 1)); fi
+  done 2>/dev/null || true
+  wait || true
+  # Side by side: merge each task's records, then one call over all models (all reused).
+  for t in passkey niah babilong babilong_raw ppl_tinystories ppl_gutenberg ppl_wikipedia longppl; do
+    mkdir -p "$R/eval/all/$t"
+    cat "$R"/eval/parts/*/"$t"/results.jsonl > "$R/eval/all/$t/results.jsonl" 2>/dev/null || true
+  done
+  ms=$(IFS=,; echo "${models[*]}")
+  "$B" eval --task passkey --models "$ms" "${PK[@]}" "${DEVICE[@]}" --out "$R/eval/all/passkey" --no-progress
+  "$B" eval --task niah --models "$ms" "${NIAH[@]}" "${DEVICE[@]}" --out "$R/eval/all/niah" --no-progress
+  "$B" eval --task babilong --models "$ms" "${BABI[@]}" "${DEVICE[@]}" --out "$R/eval/all/babilong" --no-progress
+  "$B" eval --task babilong --raw-probe --models "$ms" "${BABI[@]}" "${DEVICE[@]}" --out "$R/eval/all/babilong_raw" --no-progress
+  "$B" eval --task ppl --models "$ms" --lengths 1024 --ppl-documents --text "$DATA/corpora/tinystories/tinystories_val_head.txt" "${PPL_MAX[@]}" "${DEVICE[@]}" --out "$R/eval/all/ppl_tinystories" --no-progress --no-plot
+  "$B" eval --task ppl --models "$ms" --lengths 1024 --text "$DATA/corpora/gutenberg/gutenberg_val.jsonl.xz" "${PPL_MAX[@]}" "${DEVICE[@]}" --out "$R/eval/all/ppl_gutenberg" --no-progress --no-plot
+  "$B" eval --task ppl --models "$ms" --lengths 1024 --text "$DATA/corpora/wikipedia/wikipedia_val.jsonl.xz" "${PPL_MAX[@]}" "${DEVICE[@]}" --out "$R/eval/all/ppl_wikipedia" --no-progress --no-plot
+  "$B" eval --task longppl --models "$ms" --text "$DATA/corpora/gutenberg/gutenberg_val.jsonl.xz" "${LONG[@]}" "${DEVICE[@]}" --out "$R/eval/all/longppl" --no-progress
+fi
+
+# ---- 4. docs/results ------------------------------------------------------------------------------
+if has report; then
+  stamp "report: $DOCS"
+  python3 scripts/repro_report.py --runs "$R" --docs "$DOCS"
+fi
+stamp "done"
