@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# scripts/repro.sh on the GPU machine, in one device call per batch of stages.
+#
+# Here (no GPU): gather what the call needs into two git-ignored folders, carried with it:
+#   scripts/gpu_repro.sh pack            # .devdata (the ../shared/data files the repro reads),
+#                                        # .devdeps (headers the GPU machine may lack)
+# There (device call with carry [".devdata", ".devdeps", "runs/repro/tasks"]):
+#   scripts/gpu_repro.sh build probe                 # build-gpu, then the diagnosis sweep
+#   scripts/gpu_repro.sh build tasks train eval report
+# Stages after `build` are scripts/repro.sh's (tasks train grid eval report) or `probe`.
+# Logs, run summaries and docs/results are packed into $OUT/repro.tgz (the device returns
+# at most 8 files).
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+T0=$(date +%s)
+stamp() { echo "[gpu_repro +$(( $(date +%s) - T0 ))s] $*"; }
+S=../shared/data
+
+if [[ "${1:-}" == pack ]]; then
+  rm -rf .devdata .devdeps
+  mkdir -p .devdata/models .devdata/corpora/{gutenberg,wikipedia,alpaca,tinystories,moby_dick} \
+    .devdata/eval/ruler .devdata/eval/babilong .devdata/eval/babi/tasks_1-20_v1-2/en .devdeps/include
+  cp -r $S/models/retriever13m .devdata/models/
+  cp $S/corpora/gutenberg/*.xz .devdata/corpora/gutenberg/
+  cp $S/corpora/wikipedia/*.xz .devdata/corpora/wikipedia/
+  cp $S/corpora/alpaca/alpaca_5000.json .devdata/corpora/alpaca/
+  cp $S/corpora/tinystories/tinystories_val_head.txt .devdata/corpora/tinystories/
+  cp $S/corpora/moby_dick/moby_dick.txt .devdata/corpora/moby_dick/
+  cp $S/eval/ruler/* .devdata/eval/ruler/
+  cp $S/eval/babilong/* .devdata/eval/babilong/
+  cp $S/eval/babi/tasks_1-20_v1-2/en/qa[123]_* .devdata/eval/babi/tasks_1-20_v1-2/en/
+  cp -r /usr/include/CLI /usr/include/lzma.h /usr/include/lzma .devdeps/include/
+  grep -qx '/.devdata/' .git/info/exclude 2>/dev/null || echo '/.devdata/' >> .git/info/exclude
+  du -sh .devdata .devdeps
+  exit 0
+fi
+
+export LAWCAT_SHARED_DATA="$ROOT/.devdata" TORCH_CUDA_ARCH_LIST=9.0
+mkdir -p ../shared && ln -sfn "$ROOT/.devdata" ../shared/data   # the configs name ../shared/data
+OUT="${OUT:-$ROOT/out}"
+L=/tmp/gpu_repro
+mkdir -p "$OUT" "$L"
+pack_out() {
+  tar czf "$OUT/repro.tgz" --ignore-failed-read \
+    $(ls -d runs/repro/*/results.* runs/repro/*/*/summary.* runs/repro/*/*/distill/metrics.jsonl \
+            runs/repro/*/*/lora/metrics.jsonl runs/repro/*/*/run.log runs/repro/eval docs/results 2>/dev/null) \
+    "$L" 2>/dev/null
+}
+trap pack_out EXIT
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+
+if [[ " $* " == *" build "* ]]; then
+  stamp "configure + build"
+  X=()
+  [[ -f /usr/include/CLI/CLI.hpp ]] || true   # CMakeLists finds .devdeps/include/CLI itself
+  if [[ ! -f /usr/include/lzma.h ]]; then
+    lib=$(ls /usr/lib/x86_64-linux-gnu/liblzma.so* /lib/x86_64-linux-gnu/liblzma.so* 2>/dev/null | head -1)
+    [[ -n "$lib" ]] && X+=(-DLIBLZMA_INCLUDE_DIR="$ROOT/.devdeps/include" -DLIBLZMA_LIBRARY="$lib")
+  fi
+  cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_PREFIX_PATH="$(python3 -c 'import torch.utils;print(torch.utils.cmake_prefix_path)')" "${X[@]}" \
+    > "$L/configure.log" 2>&1 || { stamp "configure FAILED"; tail -30 "$L/configure.log"; exit 1; }
+  timeout "${BUILD_TIMEOUT:-420}" cmake --build build-gpu -j16 --target lawcat > "$L/build.log" 2>&1 \
+    || { stamp "build FAILED"; grep -E "error" "$L/build.log" | head -30; exit 1; }
+  build-gpu/lawcat info
+  stamp "built"
+fi
+export LAWCAT_BIN=build-gpu/lawcat
+[[ -f runs/repro/tasks/tasks.jsonl.xz && ! -f runs/repro/tasks/tasks.jsonl ]] && xz -dk runs/repro/tasks/tasks.jsonl.xz
+
+if [[ " $* " == *" probe "* ]]; then
+  J="${REPRO_JOBS:-9}"
+  stamp "probe: configs/repro/probe.yaml in $J shards"
+  pids=()
+  for ((i = 0; i < J; i++)); do
+    timeout "${PROBE_TIMEOUT:-330}" $LAWCAT_BIN sweep configs/repro/probe.yaml --shard "$i/$J" \
+      > "$L/probe_shard$i.log" 2>&1 & pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p"; done
+  stamp "probe trained"; grep -h "run summary\|MSE\|ppl\|error" "$L"/probe_shard*.log | head -40
+  $LAWCAT_BIN sweep configs/repro/probe.yaml > "$L/probe_table.log" 2>&1; tail -14 "$L/probe_table.log"
+  models=("$S/models/retriever13m")
+  for d in runs/repro/probe/*/export; do [[ -f $d/config.json ]] && models+=("$d"); done
+  pids=()
+  for m in "${models[@]}"; do
+    n=$(basename "$(dirname "$m")"); [[ $m == *retriever13m ]] && n=teacher
+    timeout 200 $LAWCAT_BIN eval --task passkey --models "$m" --lengths 1024,2048,4096 --depths 0,50,100 --samples 2 \
+      --device cuda --out "runs/repro/eval/probe_parts/$n" --no-plot --no-progress > "$L/probe_eval_$n.log" 2>&1 &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p"; done
+  mkdir -p runs/repro/eval/probe
+  cat runs/repro/eval/probe_parts/*/results.jsonl > runs/repro/eval/probe/results.jsonl
+  ms=$(IFS=,; echo "${models[*]}")
+  $LAWCAT_BIN eval --task passkey --models "$ms" --lengths 1024,2048,4096 --depths 0,50,100 --samples 2 \
+    --device cuda --out runs/repro/eval/probe --no-progress 2>&1 | tail -30
+  stamp "probe done"
+fi
+
+rest=()
+for s in "$@"; do [[ $s == build || $s == probe ]] || rest+=("$s"); done
+if ((${#rest[@]})); then
+  stamp "repro.sh ${rest[*]}"
+  scripts/repro.sh "${rest[@]}"
+fi
+stamp "end"
