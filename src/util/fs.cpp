@@ -2,11 +2,13 @@
 
 #include <fcntl.h>
 #include <ftw.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -25,6 +27,71 @@ void sync_dir(const std::filesystem::path& dir) {
     ::fsync(fd);
     ::close(fd);
   }
+}
+
+DirLock::DirLock(const std::filesystem::path& dir) : dir_(dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  LAWCAT_CHECK(!ec, Error, dir.string() << ": cannot create the folder: " << ec.message());
+  const std::filesystem::path file = dir / ".lock";
+  fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  LAWCAT_CHECK(fd_ >= 0, Error, file.string() << ": cannot open the lock file: " << errno_text());
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    // The holder writes its PID right after locking: give it a moment to do so.
+    std::string pid;
+    for (int attempt = 0; attempt < 20 && pid.empty(); ++attempt) {
+      char buf[32] = {};
+      const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+      if (n > 0) pid.assign(buf, static_cast<size_t>(n));
+      while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+      if (pid.empty()) ::usleep(10000);
+    }
+    ::close(fd_);
+    fd_ = -1;
+    if (err == EWOULDBLOCK)
+      throw Error(dir.string() + " is in use by PID " + (pid.empty() ? std::string("?") : pid) +
+                  " (another lawcat process holds " + file.string() +
+                  "); wait for it to finish or use another folder");
+    throw Error(file.string() + ": cannot lock: " + std::strerror(err));
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    /* best effort: the lock holds without the PID */
+  }
+}
+
+DirLock::~DirLock() {
+  if (fd_ < 0) return;
+  if (::ftruncate(fd_, 0) != 0) { /* best effort: the next holder rewrites it */ }
+  ::close(fd_);  // releases the flock
+}
+
+void replace_dir(const std::filesystem::path& staged, const std::filesystem::path& target) {
+  const std::filesystem::path parent = target.parent_path();
+  std::error_code ec;
+  if (!std::filesystem::exists(target, ec)) {
+    std::filesystem::rename(staged, target);
+    sync_dir(parent);
+    return;
+  }
+  if (::renameat2(AT_FDCWD, staged.c_str(), AT_FDCWD, target.c_str(), RENAME_EXCHANGE) == 0) {
+    sync_dir(parent);
+    remove_tree(staged, ec);  // now holds the old one
+    return;
+  }
+  const std::filesystem::path old =
+      parent / (".old-" + target.filename().string() + "-" + std::to_string(::getpid()));
+  remove_tree(old, ec);
+  std::filesystem::rename(target, old);
+  try {
+    std::filesystem::rename(staged, target);
+  } catch (...) {
+    std::filesystem::rename(old, target, ec);  // put the old one back
+    throw;
+  }
+  sync_dir(parent);
+  remove_tree(old, ec);
 }
 
 void atomic_write(const std::filesystem::path& path, const std::function<void(std::FILE*)>& write) {

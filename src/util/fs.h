@@ -39,6 +39,31 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// An exclusive lock on a folder for the lifetime of the object: flock(2) on
+// <dir>/.lock (created with the folder when missing), with this process's PID
+// written into the file. The kernel drops the lock when the process exits, even
+// by kill -9, so a crash never leaves a stale lock behind. A second holder, in
+// this or another process, gets Error "<dir> is in use by PID n".
+class DirLock {
+ public:
+  explicit DirLock(const std::filesystem::path& dir);
+  ~DirLock();
+  DirLock(const DirLock&) = delete;
+  DirLock& operator=(const DirLock&) = delete;
+  const std::filesystem::path& dir() const { return dir_; }
+
+ private:
+  std::filesystem::path dir_;
+  int fd_ = -1;
+};
+
+// Moves the complete directory `staged` to `target`, replacing what is there:
+// renameat2(RENAME_EXCHANGE) swaps the two atomically where the file system
+// supports it, else the old `target` is renamed aside, `staged` renamed in, and
+// the old one removed. Either way `target` is at every moment the old or the new
+// directory, never a mix or nothing.
+void replace_dir(const std::filesystem::path& staged, const std::filesystem::path& target);
+
 // fsync a directory so a rename inside it is durable.
 void sync_dir(const std::filesystem::path& dir);
 
