@@ -30,7 +30,7 @@ lawcat::cli::Runner setup_bench_prefill(CLI::App& app) {
       ->capture_default_str();
   app.add_option("--warmup", o.warmup, "untimed prefills per (kind, T)")->capture_default_str();
   app.add_option("--reps", o.reps, "timed prefills (median reported)")->capture_default_str()->check(
-      CLI::PositiveNumber);
+      lawcat::cli::at_least(1));
   app.add_option("--decode-tokens", o.decode_tokens, "timed decode steps after the prefill")->capture_default_str();
   app.add_option("--gate-rank", o.attention.gate_rank, "LAWCAT gate rank for the swap")->capture_default_str();
   app.add_option("--conv-width", o.attention.conv_width, "LAWCAT conv width for the swap")->capture_default_str();

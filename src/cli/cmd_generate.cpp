@@ -22,11 +22,11 @@ lawcat::cli::Runner setup_generate(CLI::App& app) {
   app.add_option("--model", a->model, "model directory (config.json, weights, tokenizer)")->required();
   app.add_option("--prompt", a->prompt, "prompt text (empty: start from BOS alone)");
   app.add_option("--max-new-tokens", a->max_new_tokens, "tokens to generate at most")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(lawcat::cli::at_least(1));
   app.add_flag("--greedy", a->greedy, "argmax decoding (same as --temperature 0)");
   app.add_option("--temperature", a->temperature, "sampling temperature (0 = greedy)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
-  app.add_option("--top-p", a->top_p, "nucleus sampling mass in (0, 1]")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+      ->capture_default_str()->check(lawcat::cli::at_least(0));
+  app.add_option("--top-p", a->top_p, "nucleus sampling mass in (0, 1]")->capture_default_str()->check(lawcat::cli::in_range_open_closed(0, 1));
   app.add_option("--seed", a->seed, "sampling seed")->capture_default_str();
   app.add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--dtype", a->dtype, "auto, float32, bfloat16, float16 (auto: fp32 on CPU, the checkpoint's dtype on CUDA)")
@@ -39,7 +39,7 @@ lawcat::cli::Runner setup_generate(CLI::App& app) {
     opt.max_new_tokens = a->max_new_tokens;
     opt.sampling.greedy = a->greedy || a->temperature == 0;
     opt.sampling.temperature = a->temperature;
-    opt.sampling.top_p = a->top_p > 0 ? a->top_p : 1.0;
+    opt.sampling.top_p = a->top_p;
     opt.sampling.seed = a->seed;
     std::cout << a->prompt << std::flush;
     auto r = eval::generate_text(*model, *tokenizer, a->prompt, opt, [](const std::string& piece) {
