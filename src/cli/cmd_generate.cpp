@@ -5,6 +5,7 @@
 #include "model/convert.h"
 #include "eval/generate.h"
 #include "model/llama.h"
+#include "model/model_tokenizer.h"
 #include "text/tokenizer.h"
 #include "util/log.h"
 
@@ -34,7 +35,7 @@ lawcat::cli::Runner setup_generate(CLI::App& app) {
   return [a] {
     using namespace lawcat;
     auto model = model::load_model(a->model, a->device, a->dtype);
-    auto tokenizer = text::load_tokenizer(a->model);
+    auto tokenizer = model::load_model_tokenizer(a->model);
     eval::GenerateOptions opt;
     opt.max_new_tokens = a->max_new_tokens;
     opt.sampling.greedy = a->greedy || a->temperature == 0;

@@ -74,7 +74,7 @@ bool prefer_model_over_json(const std::filesystem::path& json_file) {
 
 }  // namespace
 
-std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& model_dir) {
+std::filesystem::path tokenizer_file(const std::filesystem::path& model_dir) {
   std::error_code ec;
   LAWCAT_CHECK(std::filesystem::is_directory(model_dir, ec), DataError,
                model_dir.string() << ": not a directory (looking for a tokenizer)");
@@ -84,19 +84,21 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& model_dir
   const bool has_json = std::filesystem::is_regular_file(json_file, ec);
   const bool has_model = std::filesystem::is_regular_file(model_file, ec);
   const bool has_bin = std::filesystem::is_regular_file(bin_file, ec);
+  if (has_json && !(has_model && prefer_model_over_json(json_file))) return json_file;
+  if (has_model) return model_file;
+  if (has_bin) return bin_file;
+  throw DataError(model_dir.string() +
+                  ": no tokenizer found; looked for tokenizer.json (Hugging Face BPE), "
+                  "tokenizer.model (SentencePiece) and tokenizer.bin (llama2.c)");
+}
 
+std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& model_dir) {
+  const std::filesystem::path file = tokenizer_file(model_dir);
+  const std::string name = file.filename().string();
   std::unique_ptr<detail::TokenizerBase> tok;
-  if (has_json && !(has_model && prefer_model_over_json(json_file))) {
-    tok = detail::make_bpe_json(json_file);
-  } else if (has_model) {
-    tok = detail::make_sentencepiece(model_file);
-  } else if (has_bin) {
-    tok = detail::make_llama2c(bin_file);
-  } else {
-    throw DataError(model_dir.string() +
-                    ": no tokenizer found; looked for tokenizer.json (Hugging Face BPE), "
-                    "tokenizer.model (SentencePiece) and tokenizer.bin (llama2.c)");
-  }
+  if (name == "tokenizer.json") tok = detail::make_bpe_json(file);
+  else if (name == "tokenizer.model") tok = detail::make_sentencepiece(file);
+  else tok = detail::make_llama2c(file);
   apply_config(model_dir, *tok);
   log::debug("tokenizer ", tok->kind(), " from ", model_dir.string(), ": vocab ", tok->vocab_size(),
              ", bos ", tok->bos_id(), ", eos ", tok->eos_id());

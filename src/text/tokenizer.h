@@ -44,6 +44,8 @@ class Tokenizer {
 // and what it looked for when none is there, or the file and the problem when
 // the file is corrupt.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& model_dir);
+// The file load_tokenizer reads in `model_dir` (same choice and errors).
+std::filesystem::path tokenizer_file(const std::filesystem::path& model_dir);
 
 // Loaders for one specific file (throw DataError naming the file).
 std::unique_ptr<Tokenizer> load_sentencepiece(const std::filesystem::path& model_file);

@@ -18,6 +18,7 @@
 #include "model/export.h"
 #include "model/llama.h"
 #include "model/lora.h"
+#include "model/model_tokenizer.h"
 #include "text/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/distill.h"
@@ -85,7 +86,9 @@ Data load_data(const config::RunConfig& c, const stdfs::path& tokenizer_dir, con
   return with_context(c.data.validation.empty() ? "while preparing the data (data.train)"
                                                  : "while preparing the data (data.train, data.validation)",
                       [&] {
-    auto tok = text::load_tokenizer(tokenizer_dir);
+    std::error_code ec;
+    auto tok = stdfs::exists(tokenizer_dir / "config.json", ec) ? model::load_model_tokenizer(tokenizer_dir)
+                                                                 : text::load_tokenizer(tokenizer_dir);
     dataset::TokenizeOptions o;
     o.corpus.format = c.data.format;
     o.corpus.text_field = c.data.text_field;

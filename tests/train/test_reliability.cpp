@@ -18,6 +18,7 @@
 #include "io/hf_config.h"
 #include "model/convert.h"
 #include "model/llama.h"
+#include "model/model_tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/distill.h"
 #include "train/finetune.h"
@@ -95,6 +96,50 @@ std::string tiny_run(const stdfs::path& root, int64_t distill_steps = 2, int64_t
 std::string bytes_of(const stdfs::path& p) { return fs::read_text(p); }
 
 }  // namespace
+
+// ---- 5. tokenizer vs model vocabulary ------------------------------------------------------------------
+TEST_CASE("reliability 5: a tokenizer that does not fit the model's vocabulary fails at load, naming both files",
+          "[train][reliability]") {
+  OneThread one_thread;
+  auto root = test::scratch_dir("rel_vocab");
+  tiny_run(root);  // teacher/: vocab 300, tokenizer.bin of 300 tokens
+  const stdfs::path tok = root / "teacher" / "tokenizer.bin";
+  CHECK(model::load_model_tokenizer(root / "teacher")->vocab_size() == 300);
+  auto model_with_vocab = [&](const std::string& name, int64_t vocab) {
+    io::LlamaConfig c = test::tiny_train_config();
+    c.vocab_size = vocab;
+    model::save_llama(*model::build_llama(c), root / name);
+    stdfs::copy_file(tok, root / name / "tokenizer.bin");
+    return root / name;
+  };
+  const stdfs::path small = model_with_vocab("small", 64), big = model_with_vocab("big", 1000);
+  std::string e = error_of([&] { model::load_model_tokenizer(small); });
+  CHECK_THAT(e, LAWCAT_CONTAINS((small / "tokenizer.bin").string() + " has 300 tokens, more than the vocab_size 64 of " +
+                                (small / "config.json").string()));
+  e = error_of([&] { model::load_model_tokenizer(big); });
+  CHECK_THAT(e, LAWCAT_CONTAINS((big / "tokenizer.bin").string() + " has 300 tokens, fewer than half the vocab_size 1000 of " +
+                                (big / "config.json").string()));
+  CHECK_NOTHROW(model::load_model_tokenizer(model_with_vocab("padded", 320)));  // a little padding is normal
+  // The CLI: a clear error, not a stack trace at the first forward.
+  LAWCAT_BINARY_OR_SKIP();
+  Cli r = run_lawcat("generate --model " + small.string() + " --max-new-tokens 4");
+  CHECK(r.rc == 1);
+  CHECK_THAT(r.out, LAWCAT_CONTAINS("more than the vocab_size 64"));
+  // Real models keep working; a 100-byte tokenizer.bin is refused.
+  auto shared = test::shared_data();
+  if (shared.empty()) return;
+  CHECK(model::load_model_tokenizer(shared / "models" / "retriever13m")->vocab_size() == 8192);
+  Cli conv = run_lawcat("convert --llama2c " + (shared / "models/stories260K/stories260K.bin").string() +
+                        " --tokenizer " + (shared / "models/stories260K/tok512.bin").string() + " --out " +
+                        (root / "stories").string());
+  REQUIRE(conv.rc == 0);
+  CHECK(model::load_model_tokenizer(root / "stories")->vocab_size() == 512);
+  fs::atomic_write_text(root / "stories" / "tokenizer.bin", bytes_of(shared / "models/stories260K/tok512.bin").substr(0, 100));
+  Cli ppl = run_lawcat("ppl --model " + (root / "stories").string() + " --text " +
+                       (shared / "models/stories260K/stories260K.md").string());
+  CHECK(ppl.rc == 1);
+  CHECK_THAT(ppl.out, LAWCAT_CONTAINS("has 7 tokens, fewer than half the vocab_size 512"));
+}
 
 // ---- 8. CLI ranges -----------------------------------------------------------------------------------------
 TEST_CASE("reliability 8: out-of-range CLI values give one short message", "[train][reliability]") {
