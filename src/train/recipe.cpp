@@ -242,7 +242,10 @@ RecipeResult run_recipe(const config::RunConfig& c, const RecipeOptions& opt) {
   RecipeResult R;
   R.output_dir = out;
   const bool w = writer(opt);
-  if (w) stdfs::create_directories(out);
+  // One process per output_dir: the lock is held until this function returns, and
+  // the kernel drops it if the process dies (kill -9 leaves no stale lock).
+  std::optional<fs::DirLock> lock;
+  if (w) lock.emplace(out);
   barrier(opt);
   if (w) log::add_file_sink(out / "run.log");
 

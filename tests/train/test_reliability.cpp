@@ -97,6 +97,37 @@ std::string bytes_of(const stdfs::path& p) { return fs::read_text(p); }
 
 }  // namespace
 
+// ---- 1. two processes in one output_dir ---------------------------------------------------------------
+TEST_CASE("reliability 1: a run while another process holds the output_dir is refused naming its PID",
+          "[train][reliability]") {
+  OneThread one_thread;
+  auto root = test::scratch_dir("rel_lock");
+  const std::string yaml = tiny_run(root);
+  { std::ofstream(root / "run.yaml") << yaml; }
+  const std::string pid = std::to_string(::getpid());
+  train::RecipeOptions ro;
+  ro.progress = false;
+  const auto cfg = config::parse_run_config(yaml, "run.yaml");
+  {
+    fs::DirLock other(root / "run");  // "the first run", still training
+    CHECK_THAT(error_of([&] { train::run_recipe(cfg, ro); }),
+               LAWCAT_CONTAINS((root / "run").string() + " is in use by PID " + pid));
+    CHECK_FALSE(stdfs::exists(root / "run" / "config.yaml"));
+    LAWCAT_BINARY_OR_SKIP();
+    for (const char* extra : {"", " --resume"}) {
+      CAPTURE(extra);
+      Cli r = run_lawcat("distill " + (root / "run.yaml").string() + " --no-progress" + extra);
+      CHECK(r.rc == 1);
+      CHECK_THAT(r.out, LAWCAT_CONTAINS((root / "run").string() + " is in use by PID " + pid));
+    }
+    CHECK_FALSE(stdfs::exists(root / "run" / "distill"));
+  }
+  // The holder is gone: the run goes ahead.
+  Cli ok = run_lawcat("distill " + (root / "run.yaml").string() + " --no-progress");
+  CHECK(ok.rc == 0);
+  CHECK(stdfs::exists(root / "run" / "export" / "model.safetensors"));
+}
+
 // ---- 5. tokenizer vs model vocabulary ------------------------------------------------------------------
 TEST_CASE("reliability 5: a tokenizer that does not fit the model's vocabulary fails at load, naming both files",
           "[train][reliability]") {
