@@ -16,6 +16,7 @@ struct DistillArgs {
   std::vector<std::string> set;
   bool resume = false;
   bool no_progress = false;
+  bool fallback = false;
   std::string stage = "all";
 };
 
@@ -29,10 +30,14 @@ lawcat::cli::Runner setup_distill(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::IsMember({"pretrain", "distill", "lora", "all"}));
   app.add_flag("--no-progress", a->no_progress, "no progress bar");
+  app.add_flag("--fallback", a->fallback,
+               "apply the config's `fallback` overrides even when its teacher is there (without this flag they "
+               "apply only when the whole shared data folder is absent)");
   return [a] {
     using namespace lawcat;
     train::install_signal_handlers();
-    config::RunConfig cfg = config::load_run_config(a->config, a->set);
+    config::RunConfig cfg = config::load_run_config(
+        a->config, a->set, a->fallback ? config::Fallback::kForce : config::Fallback::kAuto);
     auto comm = train::communicator_from_env(cfg.device);
     train::RecipeOptions opt;
     opt.resume = a->resume;

@@ -267,32 +267,91 @@ RunConfig parse_once(const std::string& yaml_text, const std::string& where, con
 }
 }  // namespace
 
-std::string missing_teacher(const RunConfig& c) {
+namespace {
+struct MissingFile {
+  std::string key, path;
+};
+// Teacher files the config names that are not on this machine, in key order.
+std::vector<MissingFile> missing_teacher_files(const RunConfig& c) {
+  std::vector<MissingFile> out;
   std::error_code ec;
   if (!c.model.path.empty()) {
     const auto cfg = std::filesystem::path(c.model.path) / "config.json";
-    return std::filesystem::exists(cfg, ec) ? "" : cfg.string();
+    if (!std::filesystem::exists(c.model.path, ec)) out.push_back({"model.path", c.model.path});
+    else if (!std::filesystem::exists(cfg, ec)) out.push_back({"model.path", cfg.string()});
   }
-  if (!c.model.llama2c.empty()) {
-    if (!std::filesystem::exists(c.model.llama2c, ec)) return c.model.llama2c;
-    if (!c.model.llama2c_tokenizer.empty() && !std::filesystem::exists(c.model.llama2c_tokenizer, ec))
-      return c.model.llama2c_tokenizer;
+  if (!c.model.llama2c.empty() && !std::filesystem::exists(c.model.llama2c, ec))
+    out.push_back({"model.llama2c", c.model.llama2c});
+  if (!c.model.llama2c.empty() && !c.model.llama2c_tokenizer.empty() &&
+      !std::filesystem::exists(c.model.llama2c_tokenizer, ec))
+    out.push_back({"model.llama2c_tokenizer", c.model.llama2c_tokenizer});
+  return out;
+}
+std::string does_not_exist(const MissingFile& m) {
+  return m.key + ": " + m.path + " does not exist";
+}
+}  // namespace
+
+std::filesystem::path absent_shared_data(const std::filesystem::path& path) {
+  std::filesystem::path prefix;
+  std::string prev;
+  for (const auto& part : path) {
+    prefix /= part;
+    const std::string name = part.string();
+    if (prev == "shared" && name == "data") {
+      std::error_code ec;
+      return std::filesystem::exists(prefix, ec) ? std::filesystem::path() : prefix;
+    }
+    prev = name;
   }
-  return "";
+  return {};
+}
+
+std::string missing_teacher(const RunConfig& c) {
+  const auto m = missing_teacher_files(c);
+  return m.empty() ? std::string() : m.front().path;
+}
+
+void check_teacher_exists(const RunConfig& c) {
+  const auto m = missing_teacher_files(c);
+  if (!m.empty()) throw ConfigError(does_not_exist(m.front()));
 }
 
 RunConfig parse_run_config(const std::string& yaml_text, const std::string& where,
-                           const std::vector<std::string>& overrides) {
+                           const std::vector<std::string>& overrides, Fallback fallback) {
   RunConfig cfg = parse_once(yaml_text, where, overrides);
+  LAWCAT_CHECK(fallback != Fallback::kForce || !cfg.fallback.empty(), ConfigError,
+               where << ": the fallback was asked for, but the config lists no 'fallback' overrides");
   if (!cfg.fallback.empty()) {
-    const std::string missing = missing_teacher(cfg);
-    if (!missing.empty()) {
+    std::string list;
+    for (const auto& f : cfg.fallback) list += (list.empty() ? "" : ", ") + f;
+    bool apply = fallback == Fallback::kForce;
+    if (apply) {
+      log::warn("applying the config's fallback as asked: ", list);
+    } else if (const auto missing = missing_teacher_files(cfg); !missing.empty()) {
+      // Only a shared data folder that is absent as a whole (a user's machine) switches to
+      // the fallback; a missing file anywhere else, or one the caller named, is a mistake.
+      std::set<std::string> set_by_caller;
+      for (const auto& o : overrides) set_by_caller.insert(o.substr(0, o.find('=')));
+      std::filesystem::path absent;
+      for (const auto& m : missing) {
+        absent = absent_shared_data(m.path);
+        if (set_by_caller.count(m.key)) {
+          throw ConfigError(does_not_exist(m) + " (set by --set " + m.key + "=...)");
+        }
+        if (absent.empty()) {
+          throw ConfigError(does_not_exist(m) + " (in " + where +
+                            "; the config's fallback applies only when the whole shared data folder is absent)");
+        }
+      }
+      apply = true;
+      log::warn("TEACHER NOT FOUND: ", absent.string(), " does not exist (", missing.front().key, ": ",
+                missing.front().path, "); applying the config's FALLBACK instead: ", list);
+    }
+    if (apply) {
       // The config's fallback first, the caller's overrides last (they win).
       std::vector<std::string> all = cfg.fallback;
       all.insert(all.end(), overrides.begin(), overrides.end());
-      std::string list;
-      for (const auto& f : cfg.fallback) list += (list.empty() ? "" : ", ") + f;
-      log::info("teacher not found (", missing, "): applying the config's fallback: ", list);
       cfg = parse_once(yaml_text, where + " (with its fallback)", all);
     }
   }
@@ -300,14 +359,15 @@ RunConfig parse_run_config(const std::string& yaml_text, const std::string& wher
   return cfg;
 }
 
-RunConfig load_run_config(const std::filesystem::path& file, const std::vector<std::string>& overrides) {
+RunConfig load_run_config(const std::filesystem::path& file, const std::vector<std::string>& overrides,
+                          Fallback fallback) {
   std::string text;
   try {
     text = fs::read_text(file);
   } catch (const Error& e) {
     throw ConfigError(std::string("cannot read config: ") + e.what());
   }
-  return parse_run_config(text, file.string(), overrides);
+  return parse_run_config(text, file.string(), overrides, fallback);
 }
 
 void validate(const RunConfig& c, const std::string& where) {

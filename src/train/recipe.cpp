@@ -242,6 +242,8 @@ RecipeResult run_recipe(const config::RunConfig& c, const RecipeOptions& opt) {
   RecipeResult R;
   R.output_dir = out;
   const bool w = writer(opt);
+  // A teacher file the config names must be there (a typo never trains something else).
+  config::check_teacher_exists(c);
   // One process per output_dir: the lock is held until this function returns, and
   // the kernel drops it if the process dies (kill -9 leaves no stale lock).
   std::optional<fs::DirLock> lock;

@@ -10,9 +10,10 @@ using namespace lawcat;
 using namespace lawcat::config;
 
 namespace {
-std::string error_of(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
+std::string error_of(const std::string& yaml, const std::vector<std::string>& overrides = {},
+                     Fallback fallback = Fallback::kAuto) {
   try {
-    parse_run_config(yaml, "run.yaml", overrides);
+    parse_run_config(yaml, "run.yaml", overrides, fallback);
   } catch (const ConfigError& e) {
     return e.what();
   }
@@ -98,10 +99,11 @@ TEST_CASE("teacher sources, scratch model and training settings are checked", "[
   CHECK(c.model.scratch.hidden_size == 128);
 }
 
-TEST_CASE("fallback overrides apply only when the teacher is missing; CLI overrides win", "[config]") {
+TEST_CASE("fallback overrides apply only when the shared data folder is absent; CLI overrides win", "[config]") {
   auto dir = lawcat::test::scratch_dir("fallback");
+  // The teacher lies under <dir>/shared/data, which does not exist: a user's machine.
   const std::string yaml =
-      "model:\n  path: " + (dir / "teacher").string() +
+      "model:\n  path: " + (dir / "shared" / "data" / "teacher").string() +
       "\ndata: {train: [a.txt]}\nfallback:\n  - model.path=\n  - pretrain.enabled=true\n  - data.train=[b.txt]\n";
   RunConfig c = parse_run_config(yaml, "run.yaml", {"pretrain.steps=7"});
   CHECK(c.model.path.empty());
@@ -110,12 +112,58 @@ TEST_CASE("fallback overrides apply only when the teacher is missing; CLI overri
   CHECK(c.data.train == std::vector<std::string>{"b.txt"});
   RunConfig d = parse_run_config(yaml, "run.yaml", {"data.train=[c.txt]"});
   CHECK(d.data.train == std::vector<std::string>{"c.txt"});
-  std::filesystem::create_directories(dir / "teacher");
-  std::ofstream(dir / "teacher" / "config.json") << "{}";
+  std::filesystem::create_directories(dir / "shared" / "data" / "teacher");
+  std::ofstream(dir / "shared" / "data" / "teacher" / "config.json") << "{}";
   RunConfig e = parse_run_config(yaml, "run.yaml");
-  CHECK(e.model.path == (dir / "teacher").string());
+  CHECK(e.model.path == (dir / "shared" / "data" / "teacher").string());
   CHECK_FALSE(e.pretrain.enabled);
   CHECK(missing_teacher(e).empty());
+  // Asked for (lawcat distill --fallback): applies although the teacher is there.
+  RunConfig f = parse_run_config(yaml, "run.yaml", {}, Fallback::kForce);
+  CHECK(f.model.path.empty());
+  CHECK(f.pretrain.enabled);
+  CHECK_THAT(error_of(kMinimal, {}, Fallback::kForce), LAWCAT_CONTAINS("lists no 'fallback'"));
+}
+
+// Issue 17, case 3: a typo in the teacher path used to switch silently to the fallback
+// (a fortunes teacher trained from scratch); through --set it blamed model.llama2c_tokenizer.
+TEST_CASE("a missing teacher file the user named is an error naming the key, not a fallback", "[config]") {
+  auto dir = lawcat::test::scratch_dir("fallback_typo");
+  std::filesystem::create_directories(dir / "shared" / "data" / "models");
+  std::ofstream(dir / "shared" / "data" / "models" / "tok.bin") << "x";
+  std::ofstream(dir / "shared" / "data" / "models" / "model.bin") << "x";
+  const std::string models = (dir / "shared" / "data" / "models").string();
+  const std::string fallback =
+      "fallback:\n  - model.llama2c=\n  - model.llama2c_tokenizer=\n  - pretrain.enabled=true\n";
+  const std::string typo = "model:\n  llama2c: " + models + "/modle.bin\n  llama2c_tokenizer: " + models +
+                           "/tok.bin\ndata: {train: [a.txt]}\n" + fallback;
+  std::string e = error_of(typo, {});
+  CHECK_THAT(e, LAWCAT_CONTAINS("model.llama2c: " + models + "/modle.bin does not exist"));
+  CHECK_THAT(e, LAWCAT_CONTAINS("only when the whole shared data folder is absent"));
+  // The same typo through --set names the key that was set (not model.llama2c_tokenizer).
+  const std::string good = "model:\n  llama2c: " + models + "/model.bin\n  llama2c_tokenizer: " + models +
+                           "/tok.bin\ndata: {train: [a.txt]}\n" + fallback;
+  CHECK_NOTHROW(parse_run_config(good, "run.yaml"));
+  e = error_of(good, {"model.llama2c=" + models + "/modle.bin"});
+  CHECK_THAT(e, LAWCAT_CONTAINS("model.llama2c: " + models + "/modle.bin does not exist"));
+  CHECK(e.find("llama2c_tokenizer") == std::string::npos);
+  // Even where the shared data folder is absent, a path set with --set is not replaced by the fallback.
+  const std::string absent = (dir / "elsewhere" / "shared" / "data" / "x.bin").string();
+  CHECK_THAT(error_of(good, {"model.llama2c=" + absent}), LAWCAT_CONTAINS("model.llama2c: " + absent + " does not exist"));
+  // A missing tokenizer is named as such.
+  CHECK_THAT(error_of(good, {"model.llama2c_tokenizer=" + models + "/tok2.bin"}),
+             LAWCAT_CONTAINS("model.llama2c_tokenizer: " + models + "/tok2.bin does not exist"));
+  // run_recipe's check for configs without a fallback list.
+  RunConfig nofb = parse_run_config("model: {path: " + models + "/nope}\ndata: {train: [a.txt]}\n", "run.yaml");
+  try {
+    check_teacher_exists(nofb);
+    FAIL("expected an error");
+  } catch (const lawcat::ConfigError& err) {
+    CHECK_THAT(err.what(), LAWCAT_CONTAINS("model.path: " + models + "/nope does not exist"));
+  }
+  CHECK(absent_shared_data(absent) == dir / "elsewhere" / "shared" / "data");
+  CHECK(absent_shared_data(models + "/x.bin").empty());
+  CHECK(absent_shared_data("/tmp/x.bin").empty());
 }
 
 TEST_CASE("config differences name the keys", "[config]") {
@@ -142,7 +190,7 @@ TEST_CASE("every shipped run config parses and validates", "[config]") {
   // The quickstart's fallback (no stories260K) is a valid config too.
   std::string text = lawcat::fs::read_text(dir / "quickstart.yaml");
   const std::string from = "../shared/data/models/stories260K/stories260K.bin";
-  text.replace(text.find(from), from.size(), "/nonexistent/stories260K.bin");
+  text.replace(text.find(from), from.size(), "/nonexistent/shared/data/models/stories260K/stories260K.bin");
   RunConfig q = parse_run_config(text, "quickstart.yaml");
   CHECK(q.pretrain.enabled);
   CHECK(q.model.llama2c.empty());

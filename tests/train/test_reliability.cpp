@@ -128,6 +128,33 @@ TEST_CASE("reliability 1: a run while another process holds the output_dir is re
   CHECK(stdfs::exists(root / "run" / "export" / "model.safetensors"));
 }
 
+// ---- 3. a typo in the teacher path ---------------------------------------------------------------------
+TEST_CASE("reliability 3: a misspelled model.llama2c is an error naming the key, not the fallback teacher",
+          "[train][reliability]") {
+  LAWCAT_SHARED_OR_SKIP(bin, "models/stories260K/stories260K.bin");
+  LAWCAT_BINARY_OR_SKIP();
+  auto root = test::scratch_dir("rel_typo");
+  const stdfs::path typo = bin.parent_path() / "stories260X.bin";
+  const std::string yaml = "output_dir: " + (root / "run").string() + "\nmodel:\n  llama2c: " + typo.string() +
+                           "\n  llama2c_tokenizer: " + (bin.parent_path() / "tok512.bin").string() +
+                           "\ndata: {train: [" + (bin.parent_path() / "stories260K.md").string() + "]}\n"
+                           "fallback:\n  - model.llama2c=\n  - model.llama2c_tokenizer=\n  - pretrain.enabled=true\n";
+  { std::ofstream(root / "typo.yaml") << yaml; }
+  Cli r = run_lawcat("distill " + (root / "typo.yaml").string() + " --no-progress");
+  CHECK(r.rc == 1);
+  CHECK_THAT(r.out, LAWCAT_CONTAINS("model.llama2c: " + typo.string() + " does not exist"));
+  CHECK_FALSE(stdfs::exists(root / "run"));
+  // The same typo through --set on a correct config names model.llama2c.
+  std::string fixed = yaml;
+  fixed.replace(fixed.find(typo.string()), typo.string().size(), bin.string());
+  { std::ofstream(root / "good.yaml") << fixed; }
+  Cli s = run_lawcat("distill " + (root / "good.yaml").string() + " --no-progress --set model.llama2c=" + typo.string());
+  CHECK(s.rc == 1);
+  CHECK_THAT(s.out, LAWCAT_CONTAINS("model.llama2c: " + typo.string() + " does not exist"));
+  CHECK(s.out.find("llama2c_tokenizer") == std::string::npos);
+  CHECK_FALSE(stdfs::exists(root / "run"));
+}
+
 // ---- 5. tokenizer vs model vocabulary ------------------------------------------------------------------
 TEST_CASE("reliability 5: a tokenizer that does not fit the model's vocabulary fails at load, naming both files",
           "[train][reliability]") {
