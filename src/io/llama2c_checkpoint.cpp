@@ -1,5 +1,7 @@
 #include "io/llama2c_checkpoint.h"
 
+#include <unistd.h>
+
 #include <cmath>
 #include <cstring>
 
@@ -193,16 +195,70 @@ Llama2cModel read_llama2c(const stdfs::path& bin) {
   return out;
 }
 
-void convert_llama2c(const stdfs::path& bin, const stdfs::path& tokenizer_bin, const stdfs::path& out_dir) {
+namespace {
+// Files a model directory may hold (what convert, export and the recipe write,
+// and the usual Hugging Face companions). Anything else blocks a replacement.
+bool model_dir_file(const std::string& n) {
+  static const char* const known[] = {"config.json",           "model.safetensors",      "model.safetensors.index.json",
+                                      "tokenizer.bin",         "tokenizer.json",         "tokenizer.model",
+                                      "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
+                                      "source.json"};
+  for (const char* k : known)
+    if (n == k) return true;
+  return n.rfind("model-", 0) == 0 && n.size() > 12 && n.compare(n.size() - 12, 12, ".safetensors") == 0;
+}
+}  // namespace
+
+void convert_llama2c(const stdfs::path& bin, const stdfs::path& tokenizer_bin, const stdfs::path& out_dir_arg,
+                     const TokenizerCheck& check_tokenizer) {
+  // "out/" names the folder "out".
+  const stdfs::path out_dir = out_dir_arg.has_filename() ? out_dir_arg : out_dir_arg.parent_path();
+  LAWCAT_CHECK(!out_dir.empty() && out_dir.filename() != "." && out_dir.filename() != "..", Error,
+               "--out " << out_dir_arg.string() << ": name the model directory itself (it is replaced as a whole)");
+  // ---- validate everything before writing anything ----
   Llama2cModel m = read_llama2c(bin);
+  std::string tokenizer_bytes;
   if (!tokenizer_bin.empty()) {
-    LAWCAT_CHECK(stdfs::exists(tokenizer_bin), DataError,
+    LAWCAT_CHECK(stdfs::is_regular_file(tokenizer_bin), DataError,
                  "tokenizer file " << tokenizer_bin.string() << " does not exist");
+    tokenizer_bytes = fs::read_text(tokenizer_bin);
+    if (check_tokenizer) check_tokenizer(tokenizer_bin, m.config);
   }
-  stdfs::create_directories(out_dir);
-  save_weight_set(out_dir, m.tensors);
-  save_llama_config(out_dir / "config.json", m.config);
-  if (!tokenizer_bin.empty()) fs::atomic_write_text(out_dir / "tokenizer.bin", fs::read_text(tokenizer_bin));
+  std::error_code ec;
+  if (stdfs::exists(out_dir, ec)) {
+    LAWCAT_CHECK(stdfs::is_directory(out_dir, ec), Error,
+                 out_dir.string() << ": exists and is not a directory; nothing was written");
+    std::string others;
+    int n_others = 0;
+    for (const auto& e : stdfs::directory_iterator(out_dir)) {
+      const std::string n = e.path().filename().string();
+      if (model_dir_file(n)) continue;
+      if (n_others++ < 5) others += (others.empty() ? "" : ", ") + n;
+    }
+    LAWCAT_CHECK(n_others == 0, Error,
+                 out_dir.string() << " holds files that are not part of a model directory (" << others
+                                  << (n_others > 5 ? ", ..." : "")
+                                  << "); convert replaces the whole directory: choose a new or empty one. "
+                                     "Nothing was written");
+  }
+  // ---- write a complete directory beside the target, then swap it in ----
+  const stdfs::path parent = out_dir.parent_path();
+  if (!parent.empty()) stdfs::create_directories(parent);
+  const stdfs::path tmp =
+      (parent.empty() ? stdfs::path(".") : parent) / (".tmp-" + out_dir.filename().string() + "-" + std::to_string(::getpid()));
+  fs::remove_tree(tmp, ec);
+  try {
+    stdfs::create_directories(tmp);
+    save_weight_set(tmp, m.tensors);
+    save_llama_config(tmp / "config.json", m.config);
+    if (!tokenizer_bin.empty()) fs::atomic_write_text(tmp / "tokenizer.bin", tokenizer_bytes);
+    fs::sync_dir(tmp);
+    fs::replace_dir(tmp, out_dir);
+  } catch (const std::exception& e) {
+    fs::remove_tree(tmp, ec);
+    throw Error("could not write " + out_dir.string() + ": " + describe_exception(e) +
+                " (an existing " + out_dir.filename().string() + " is left as it was)");
+  }
   int64_t params = 0;
   for (auto& [n, t] : m.tensors) params += t.numel();
   log::info("converted ", bin.string(), " (llama2.c ", m.header.version == 0 ? "legacy" : "v1", ", ",

@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -51,9 +52,21 @@ Llama2cModel read_llama2c(const std::filesystem::path& bin);
 // q/k row permutation from interleaved-pair to half-split RoPE: w [heads*hd, in].
 at::Tensor llama2c_permute_rope_rows(const at::Tensor& w, int64_t heads);
 
+// Checks a tokenizer file against the converted model's config; throws to
+// refuse (io cannot parse tokenizers: the caller passes model::check_tokenizer_vocab
+// over text::load_llama2c).
+using TokenizerCheck =
+    std::function<void(const std::filesystem::path& tokenizer_bin, const LlamaConfig& config)>;
+
 // Writes out_dir/config.json, out_dir/model.safetensors and, when
 // `tokenizer_bin` is not empty, a copy of it as out_dir/tokenizer.bin.
+// Everything is validated first (the checkpoint parsed whole, the tokenizer
+// read and passed to `check_tokenizer`), then written into a temporary sibling
+// directory that replaces out_dir in one rename (fs::replace_dir): a bad input
+// leaves an existing out_dir exactly as it was. An existing out_dir must hold
+// only model files (config.json, weights, tokenizer files, source.json): it is
+// replaced as a whole, so any other file there is refused, never deleted.
 void convert_llama2c(const std::filesystem::path& bin, const std::filesystem::path& tokenizer_bin,
-                     const std::filesystem::path& out_dir);
+                     const std::filesystem::path& out_dir, const TokenizerCheck& check_tokenizer = {});
 
 }  // namespace lawcat::io

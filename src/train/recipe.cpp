@@ -138,8 +138,9 @@ stdfs::path convert_llama2c_teacher(const config::ModelConfig& m, const stdfs::p
     }
   }
   with_context("while converting the llama2.c teacher " + m.llama2c, [&] {
-    fs::remove_tree(dir, ec);
-    io::convert_llama2c(m.llama2c, m.llama2c_tokenizer, dir);
+    io::convert_llama2c(m.llama2c, m.llama2c_tokenizer, dir, [&](const stdfs::path& t, const io::LlamaConfig& lc) {
+      model::check_tokenizer_vocab(text::load_llama2c(t)->vocab_size(), t, lc.vocab_size, m.llama2c);
+    });
   });
   fs::atomic_write_text(dir / "source.json",
                         nlohmann::json{{"llama2c", m.llama2c}, {"tokenizer", m.llama2c_tokenizer}, {"hash", key}}.dump(2));

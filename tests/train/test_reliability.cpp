@@ -128,6 +128,65 @@ TEST_CASE("reliability 1: a run while another process holds the output_dir is re
   CHECK(stdfs::exists(root / "run" / "export" / "model.safetensors"));
 }
 
+// ---- 2. convert validates everything before it writes --------------------------------------------------
+TEST_CASE("reliability 2: convert with a bad tokenizer leaves an existing model directory as it was",
+          "[train][reliability]") {
+  LAWCAT_SHARED_OR_SKIP(bin, "models/stories260K/stories260K.bin");
+  LAWCAT_BINARY_OR_SKIP();
+  const stdfs::path tok512 = bin.parent_path() / "tok512.bin";
+  auto root = test::scratch_dir("rel_convert");
+  const stdfs::path out = root / "model";
+  Cli good = run_lawcat("convert --llama2c " + bin.string() + " --tokenizer " + tok512.string() + " --out " + out.string());
+  REQUIRE(good.rc == 0);
+  const std::string config = bytes_of(out / "config.json"), weights = bytes_of(out / "model.safetensors"),
+                    tokenizer = bytes_of(out / "tokenizer.bin");
+  auto unchanged = [&] {
+    CHECK(bytes_of(out / "config.json") == config);
+    CHECK(bytes_of(out / "model.safetensors") == weights);
+    CHECK(bytes_of(out / "tokenizer.bin") == tokenizer);
+    CHECK(model::load_model_tokenizer(out)->vocab_size() == 512);
+    int entries = 0;
+    for (auto& e : stdfs::directory_iterator(root)) entries += e.path().filename().string()[0] == '.';
+    CHECK(entries == 0);  // no temporary directory left behind
+  };
+  // Random bytes as the tokenizer.
+  std::string noise(5000, '\0');
+  for (size_t i = 0; i < noise.size(); ++i) noise[i] = static_cast<char>((i * 2654435761u) >> 13);
+  { std::ofstream(root / "random.bin", std::ios::binary) << noise; }
+  Cli bad = run_lawcat("convert --llama2c " + bin.string() + " --tokenizer " + (root / "random.bin").string() +
+                       " --out " + out.string());
+  CHECK(bad.rc == 1);
+  CHECK_THAT(bad.out, LAWCAT_CONTAINS((root / "random.bin").string()));
+  unchanged();
+  // A valid tokenizer of another model (32000 tokens for a 512-token model).
+  const stdfs::path llama2_tok = bin.parent_path().parent_path().parent_path() / "tokenizers" / "llama2" / "tokenizer.bin";
+  if (stdfs::exists(llama2_tok)) {
+    Cli other = run_lawcat("convert --llama2c " + bin.string() + " --tokenizer " + llama2_tok.string() + " --out " +
+                           out.string());
+    CHECK(other.rc == 1);
+    CHECK_THAT(other.out, LAWCAT_CONTAINS("32000 tokens"));
+    unchanged();
+  }
+  // A truncated checkpoint.
+  { std::ofstream(root / "cut.bin", std::ios::binary) << bytes_of(bin).substr(0, 5000); }
+  Cli cut = run_lawcat("convert --llama2c " + (root / "cut.bin").string() + " --tokenizer " + tok512.string() +
+                       " --out " + out.string());
+  CHECK(cut.rc == 1);
+  CHECK_THAT(cut.out, LAWCAT_CONTAINS("truncated"));
+  unchanged();
+  // A folder holding other files is never replaced (convert replaces the whole directory).
+  fs::atomic_write_text(root / "notes" / "mine.txt", "keep");
+  Cli notes = run_lawcat("convert --llama2c " + bin.string() + " --tokenizer " + tok512.string() + " --out " +
+                         (root / "notes").string());
+  CHECK(notes.rc == 1);
+  CHECK_THAT(notes.out, LAWCAT_CONTAINS("mine.txt"));
+  CHECK(bytes_of(root / "notes" / "mine.txt") == "keep");
+  // Converting again over the good directory replaces it whole.
+  Cli again = run_lawcat("convert --llama2c " + bin.string() + " --tokenizer " + tok512.string() + " --out " + out.string());
+  CHECK(again.rc == 0);
+  unchanged();
+}
+
 // ---- 3. a typo in the teacher path ---------------------------------------------------------------------
 TEST_CASE("reliability 3: a misspelled model.llama2c is an error naming the key, not the fallback teacher",
           "[train][reliability]") {
