@@ -100,6 +100,30 @@ std::string nonfinite_hint(const std::string& stage) {
          "output_dir with a lower " + stage + ".lr or " + stage + ".max_grad_norm > 0";
 }
 
+// The keys a resume reads from a checkpoint's state.json: a missing one is a
+// CheckpointError naming the file and the key (not a bare json out_of_range).
+void check_state_keys(const nlohmann::json& s, const std::string& file) {
+  LAWCAT_CHECK(s.is_object(), CheckpointError, file << ": expected a JSON object, got " << s.type_name());
+  for (const char* key : {"step", "tokens", "scheduler", "loader", "adam_steps"})
+    LAWCAT_CHECK(s.contains(key), CheckpointError,
+                 file << ": missing key '" << key << "' (an incomplete or foreign checkpoint)");
+  LAWCAT_CHECK(s["loader"].is_object(), CheckpointError, file << ": key 'loader': expected an object");
+  for (const char* key : {"epoch", "index", "consumed"})
+    LAWCAT_CHECK(s["loader"].contains(key), CheckpointError,
+                 file << ": missing key 'loader." << key << "' (an incomplete or foreign checkpoint)");
+}
+
+// Runs fn(), turning a JSON error (a wrong type, a missing scheduler field) into
+// a CheckpointError naming the file.
+template <typename Fn>
+auto state_field(const std::string& file, Fn&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const nlohmann::json::exception& e) {
+    throw CheckpointError(file + ": " + e.what());
+  }
+}
+
 std::atomic<bool> g_stop{false};
 
 extern "C" void on_signal(int sig) {
@@ -263,28 +287,36 @@ StageResult run_stage(const StageSpec& spec, const dataset::DataSplits& data, co
       for (const auto& [n, p] : spec.params) p.copy_(tr.at(n));
     }
     std::map<std::string, at::Tensor> ot(f.optimizer.begin(), f.optimizer.end());
-    std::map<std::string, int64_t> adam_steps = f.state.at("adam_steps").get<std::map<std::string, int64_t>>();
+    const auto& s = f.state;
+    const std::string state_file = (ck / "state.json").string();
+    check_state_keys(s, state_file);
+    // Wrong types (a hand-edited or foreign state.json) name the file too.
+    const int64_t saved_step = state_field(state_file, [&] { return s.at("step").get<int64_t>(); });
+    std::map<std::string, int64_t> adam_steps =
+        state_field(state_file, [&] { return s.at("adam_steps").get<std::map<std::string, int64_t>>(); });
     load_adamw_state(*adam, spec.params, ot, adam_steps, ck.string());
     if (ot.count("rng.cpu")) set_cpu_rng_state(ot.at("rng.cpu"));
-    const auto& s = f.state;
-    LAWCAT_CHECK(s.value("world", 1) == world, ConfigError,
-                 ck.string() << ": saved by a run of " << s.value("world", 1) << " processes; this one has " << world
-                             << " (the data order would differ)");
-    start = s.at("step").get<int64_t>();
-    r.tokens = tokens_before = s.at("tokens").get<int64_t>();
-    r.wall_s = wall_before = s.value("wall_s", 0.0);
-    sched.load_state(s.at("scheduler"));
-    dataset::LoaderPosition pos;
-    pos.epoch = s.at("loader").at("epoch").get<int64_t>();
-    pos.index = s.at("loader").at("index").get<int64_t>();
-    pos.consumed = s.at("loader").at("consumed").get<int64_t>();
-    loader.set_position(pos);
-    r.init_val = num_of(s, "init_val");
-    r.best_val = num_of(s, "best_val");
-    r.best_step = s.value("best_step", int64_t(-1));
-    r.final_val = num_of(s, "final_val");
-    interval_loss = s.value("interval_loss", 0.0);
-    interval_steps = s.value("interval_steps", int64_t(0));
+    state_field(state_file, [&] {
+      LAWCAT_CHECK(s.value("world", 1) == world, ConfigError,
+                   ck.string() << ": saved by a run of " << s.value("world", 1) << " processes; this one has " << world
+                               << " (the data order would differ)");
+      start = saved_step;
+      r.tokens = tokens_before = s.at("tokens").get<int64_t>();
+      r.wall_s = wall_before = s.value("wall_s", 0.0);
+      sched.load_state(s.at("scheduler"));
+      dataset::LoaderPosition pos;
+      pos.epoch = s.at("loader").at("epoch").get<int64_t>();
+      pos.index = s.at("loader").at("index").get<int64_t>();
+      pos.consumed = s.at("loader").at("consumed").get<int64_t>();
+      loader.set_position(pos);
+      r.init_val = num_of(s, "init_val");
+      r.best_val = num_of(s, "best_val");
+      r.best_step = s.value("best_step", int64_t(-1));
+      r.final_val = num_of(s, "final_val");
+      interval_loss = s.value("interval_loss", 0.0);
+      interval_steps = s.value("interval_steps", int64_t(0));
+      return 0;
+    });
     if (writer) metrics.truncate_after(start);
     log::info(spec.name, ": resuming from ", ck.string(), " (step ", start, " of ", cfg.steps, ")");
   } else if (writer) {

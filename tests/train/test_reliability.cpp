@@ -258,6 +258,60 @@ TEST_CASE("reliability 5: a tokenizer that does not fit the model's vocabulary f
   CHECK_THAT(ppl.out, LAWCAT_CONTAINS("has 7 tokens, fewer than half the vocab_size 512"));
 }
 
+// ---- 7. a state.json without its keys ------------------------------------------------------------------
+TEST_CASE("reliability 7: resuming from a state.json without its keys names the file and the key",
+          "[train][reliability]") {
+  OneThread one_thread;
+  auto data = [] {
+    dataset::TokenizedCorpus c;
+    c.files = {"synthetic"};
+    c.doc_offsets = {0};
+    at::manual_seed(3);
+    for (int d = 0; d < 24; ++d) {
+      at::Tensor t = at::randint(3, 64, {40}, at::kLong);
+      c.tokens.push_back(1);
+      for (int64_t i = 0; i < 40; ++i) c.tokens.push_back(static_cast<int32_t>(t[i].item<int64_t>()));
+      c.doc_offsets.push_back(c.num_tokens());
+    }
+    return dataset::make_splits(c, nullptr, 16, 0.2, 3);
+  }();
+  at::Tensor w = at::zeros({4}, at::kFloat).set_requires_grad(true);
+  train::StageSpec spec;
+  spec.name = "toy";
+  spec.cfg.steps = 4;
+  spec.cfg.batch_size = 2;
+  spec.cfg.grad_accum = 1;
+  spec.cfg.eval_every = 2;
+  spec.cfg.val_batches = 1;
+  spec.cfg.keep_last = 2;
+  spec.params = {{"w", w}};
+  spec.loss = [&](const at::Tensor& b) { return (w - b.narrow(1, 0, 4).to(at::kFloat) / 64).pow(2).mean(); };
+  train::LoopOptions lo;
+  lo.dir = test::scratch_dir("rel_state");
+  lo.progress = false;
+  lo.tokens_per_example = 16;
+  train::run_stage(spec, data, lo);
+  const stdfs::path state = lo.dir / "checkpoints" / train::step_dir_name(4) / "state.json";
+  REQUIRE(stdfs::exists(state));
+  const nlohmann::json good = nlohmann::json::parse(bytes_of(state));
+  lo.resume = true;
+  auto resume_with = [&](const std::function<void(nlohmann::json&)>& edit) {
+    nlohmann::json j = good;
+    edit(j);
+    fs::atomic_write_text(state, j.dump(2));
+    return error_of([&] { train::run_stage(spec, data, lo); });
+  };
+  CHECK_THAT(resume_with([](nlohmann::json& j) { j.erase("step"); }),
+             LAWCAT_CONTAINS(state.string() + ": missing key 'step'"));
+  CHECK_THAT(resume_with([](nlohmann::json& j) { j.erase("adam_steps"); }),
+             LAWCAT_CONTAINS(state.string() + ": missing key 'adam_steps'"));
+  CHECK_THAT(resume_with([](nlohmann::json& j) { j["loader"].erase("epoch"); }),
+             LAWCAT_CONTAINS(state.string() + ": missing key 'loader.epoch'"));
+  CHECK_THAT(resume_with([](nlohmann::json& j) { j["tokens"] = "many"; }), LAWCAT_CONTAINS(state.string() + ": "));
+  CHECK_THAT(resume_with([](nlohmann::json& j) { j["scheduler"] = nlohmann::json::object(); }),
+             LAWCAT_CONTAINS(state.string() + ": "));
+}
+
 // ---- 8. CLI ranges -----------------------------------------------------------------------------------------
 TEST_CASE("reliability 8: out-of-range CLI values give one short message", "[train][reliability]") {
   LAWCAT_BINARY_OR_SKIP();
