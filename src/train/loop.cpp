@@ -292,6 +292,10 @@ StageResult run_stage(const StageSpec& spec, const dataset::DataSplits& data, co
     check_state_keys(s, state_file);
     // Wrong types (a hand-edited or foreign state.json) name the file too.
     const int64_t saved_step = state_field(state_file, [&] { return s.at("step").get<int64_t>(); });
+    LAWCAT_CHECK(saved_step <= cfg.steps, ConfigError,
+                 spec.name << ".steps: " << cfg.steps << " is fewer than the " << saved_step
+                           << " steps already done (" << ck.string() << "); resume with " << spec.name
+                           << ".steps >= " << saved_step << ", or start a new run in another output_dir");
     std::map<std::string, int64_t> adam_steps =
         state_field(state_file, [&] { return s.at("adam_steps").get<std::map<std::string, int64_t>>(); });
     load_adamw_state(*adam, spec.params, ot, adam_steps, ck.string());

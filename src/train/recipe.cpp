@@ -7,6 +7,7 @@
 #include <optional>
 #include <regex>
 #include <sstream>
+#include <tuple>
 
 #include "config/yaml.h"
 #include "dataset/bpe_trainer.h"
@@ -271,7 +272,46 @@ RecipeResult run_recipe(const config::RunConfig& c, const RecipeOptions& opt) {
       throw ConfigError(msg);
     }
   }
-  if (w) fs::atomic_write_text(out / "config.yaml", yaml);
+  // ---- what will run: resume never goes backwards, and a finished run keeps its config -------
+  const bool lawcat_attention = c.attention.kind == "lawcat";
+  const std::tuple<const char*, const config::StageConfig*, bool> planned[] = {
+      {"pretrain", &c.pretrain, c.pretrain.enabled},
+      {"distill", &c.distill, lawcat_attention && c.distill.enabled},
+      {"lora", &c.lora, c.lora.enabled}};
+  bool any_stage_runs = false;
+  for (const auto& [name, sc, enabled] : planned) {
+    if (!enabled) continue;
+    const stdfs::path sdir = out / name;
+    const std::optional<nlohmann::json> done = opt.resume ? read_done(sdir) : std::nullopt;
+    if (opt.resume) {
+      int64_t did = 0;
+      std::string where;
+      if (done) {
+        did = done->value("steps", int64_t(0));
+        where = (sdir / "done.json").string();
+      } else if (const auto cks = list_checkpoints(sdir / "checkpoints"); !cks.empty()) {
+        did = std::stoll(cks.back().filename().string().substr(5));  // "step-00000120"
+        where = cks.back().string();
+      }
+      LAWCAT_CHECK(did <= sc->steps, ConfigError,
+                   name << ".steps: " << sc->steps << " is fewer than the " << did << " steps this run has already done ("
+                        << where << "); resume with " << name << ".steps >= " << did
+                        << ", or start a new run in another output_dir");
+    }
+    if (!want(name)) continue;
+    if (!done) {
+      any_stage_runs = true;
+    } else if (done->value("steps", int64_t(0)) != sc->steps) {
+      log::warn(name, ": finished earlier after ", done->value("steps", int64_t(0)), " steps; ", name, ".steps=",
+                sc->steps, " is ignored (finished stages are skipped: train longer in another output_dir)");
+    }
+  }
+  if (!stdfs::exists(out / "config.yaml", ec) || any_stage_runs) {
+    if (w) fs::atomic_write_text(out / "config.yaml", yaml);
+  } else {
+    log::info("every selected stage finished earlier: nothing to train; ", (out / "config.yaml").string(),
+              " is left as it was");
+  }
 
   // ---- device, threads, seed ----------------------------------------------------------
   at::Device device = c.device == "auto" ? (at::hasCUDA() ? at::Device(at::kCUDA) : at::Device(at::kCPU))

@@ -310,6 +310,11 @@ TEST_CASE("reliability 7: resuming from a state.json without its keys names the 
   CHECK_THAT(resume_with([](nlohmann::json& j) { j["tokens"] = "many"; }), LAWCAT_CONTAINS(state.string() + ": "));
   CHECK_THAT(resume_with([](nlohmann::json& j) { j["scheduler"] = nlohmann::json::object(); }),
              LAWCAT_CONTAINS(state.string() + ": "));
+  // 9 (the loop's own guard): fewer steps than the checkpoint has done.
+  fs::atomic_write_text(state, good.dump(2));
+  spec.cfg.steps = 3;
+  CHECK_THAT(error_of([&] { train::run_stage(spec, data, lo); }),
+             LAWCAT_CONTAINS("toy.steps: 3 is fewer than the 4 steps already done"));
 }
 
 // ---- 8. CLI ranges -----------------------------------------------------------------------------------------
@@ -330,4 +335,45 @@ TEST_CASE("reliability 8: out-of-range CLI values give one short message", "[tra
     CHECK_THAT(r.out, LAWCAT_CONTAINS(message));
     CHECK(r.out.size() < 200);  // not a 309-digit bound
   }
+}
+
+// ---- 9. resume: never backwards; config.yaml only rewritten when a stage runs ------------------------------
+TEST_CASE("reliability 9: resume refuses fewer steps than done and keeps config.yaml when nothing runs",
+          "[train][reliability]") {
+  OneThread one_thread;
+  auto root = test::scratch_dir("rel_resume");
+  const std::string yaml = tiny_run(root, 2, 3);
+  train::RecipeOptions ro;
+  ro.progress = false;
+  // Interrupted in the LoRA stage after step 2 of 3.
+  train::RecipeOptions cut = ro;
+  cut.after_step = [](const std::string& stage, int64_t step) {
+    if (stage == "lora" && step == 2) ::raise(SIGINT);
+  };
+  train::install_signal_handlers();
+  auto part = train::run_recipe(config::parse_run_config(yaml, "run.yaml"), cut);
+  train::stop_flag() = false;
+  REQUIRE(part.interrupted);
+  const stdfs::path saved = root / "run" / "config.yaml";
+  const std::string before = bytes_of(saved);
+  ro.resume = true;
+  // Fewer steps than a checkpoint holds: refused, config.yaml untouched.
+  std::string e = error_of([&] { train::run_recipe(config::parse_run_config(yaml, "run.yaml", {"lora.steps=1"}), ro); });
+  CHECK_THAT(e, LAWCAT_CONTAINS("lora.steps: 1 is fewer than the 2 steps this run has already done"));
+  CHECK_THAT(e, LAWCAT_CONTAINS("step-00000002"));
+  // Fewer steps than a finished stage did: refused too.
+  e = error_of([&] { train::run_recipe(config::parse_run_config(yaml, "run.yaml", {"distill.steps=1"}), ro); });
+  CHECK_THAT(e, LAWCAT_CONTAINS("distill.steps: 1 is fewer than the 2 steps"));
+  CHECK_THAT(e, LAWCAT_CONTAINS("done.json"));
+  CHECK(bytes_of(saved) == before);
+  // The resume that finishes the run records its config.
+  auto done = train::run_recipe(config::parse_run_config(yaml, "run.yaml", {"lora.keep_last=5"}), ro);
+  CHECK_FALSE(done.interrupted);
+  const std::string finished = bytes_of(saved);
+  CHECK_THAT(finished, LAWCAT_CONTAINS("keep_last: 5"));
+  // A finished run resumed with more steps trains nothing, so config.yaml keeps what ran.
+  auto again = train::run_recipe(config::parse_run_config(yaml, "run.yaml", {"lora.steps=12", "lora.keep_last=5"}), ro);
+  CHECK(again.stages.size() == 2);
+  CHECK(again.stages[1].steps == 3);
+  CHECK(bytes_of(saved) == finished);
 }
