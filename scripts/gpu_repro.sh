@@ -7,6 +7,7 @@
 # There (device call with carry [".devdata", ".devdeps", "runs/repro/tasks"]):
 #   scripts/gpu_repro.sh build probe                 # build-gpu, then the diagnosis sweep
 #   scripts/gpu_repro.sh build tasks train eval report
+# REPRO_TIMEOUT_<stage> bounds a stage (seconds) so the call ends inside the device's limit.
 # Stages after `build` are scripts/repro.sh's (tasks train grid eval report) or `probe`.
 # Logs, run summaries and docs/results are packed into $OUT/repro.tgz (the device returns
 # at most 8 files).
@@ -44,7 +45,8 @@ mkdir -p "$OUT" "$L"
 pack_out() {
   tar czf "$OUT/repro.tgz" --ignore-failed-read \
     $(ls -d runs/repro/*/results.* runs/repro/*/*/summary.* runs/repro/*/*/distill/metrics.jsonl \
-            runs/repro/*/*/lora/metrics.jsonl runs/repro/*/*/run.log runs/repro/eval docs/results 2>/dev/null) \
+            runs/repro/*/*/lora/metrics.jsonl runs/repro/*/*/run.log runs/repro/*/*/distill/best/trainable.safetensors \
+            runs/repro/*/*/lora/best/trainable.safetensors runs/repro/*/*/config.yaml runs/repro/eval docs/results 2>/dev/null) \
     "$L" 2>/dev/null
 }
 trap pack_out EXIT
@@ -67,7 +69,7 @@ if [[ " $* " == *" build "* ]]; then
   stamp "built"
 fi
 export LAWCAT_BIN=build-gpu/lawcat
-[[ -f runs/repro/tasks/tasks.jsonl.xz && ! -f runs/repro/tasks/tasks.jsonl ]] && xz -dk runs/repro/tasks/tasks.jsonl.xz
+for f in runs/repro/tasks/*.jsonl.xz; do [[ -f $f && ! -f ${f%.xz} ]] && xz -dk "$f"; done
 
 if [[ " $* " == *" probe "* ]]; then
   J="${REPRO_JOBS:-9}"
@@ -102,6 +104,8 @@ rest=()
 for s in "$@"; do [[ $s == build || $s == probe ]] || rest+=("$s"); done
 if ((${#rest[@]})); then
   stamp "repro.sh ${rest[*]}"
-  scripts/repro.sh "${rest[@]}"
+  for st in "${rest[@]}"; do
+    to=REPRO_TIMEOUT_${st}; timeout "${!to:-3000}" scripts/repro.sh "$st" 2>&1 | tee -a "$L/repro_$st.log" | grep -v "^\[.*info" | tail -60
+  done
 fi
 stamp "end"

@@ -14,6 +14,9 @@
 #   LAWCAT_BIN      the lawcat binary (default build/lawcat)
 #   REPRO_JOBS      processes sharing the GPU (default 8)
 #   REPRO_ONLY      students to run, comma-separated (default: all of configs/repro/students.yaml)
+#   REPRO_SET       extra overrides for every training run, e.g. "distill.steps=800 lora.steps=300"
+#   REPRO_EVAL      eval groups (default: passkey niah babilong ppl longppl)
+#   REPRO_PK_SAMPLES  passkey samples per (length, depth) cell (default 5)
 #   REPRO_SMOKE=1   a tiny slice on the CPU (2 steps per stage, short prompts): the CI check
 #                   that the recipe, sweeps, evals and report fit together
 #   REPRO_OUT       where the runs go (default runs/repro); docs go to REPRO_DOCS (docs/results)
@@ -35,6 +38,8 @@ stamp() { echo "[repro +$(( $(date +%s) - T0 ))s] $*"; }
 
 # ---- settings: full run, or the CPU smoke slice ----------------------------------------------
 SWEEP_SET=(--set "data.cache_dir=$R/cache")
+for kv in ${REPRO_SET:-}; do SWEEP_SET+=(--set "$kv"); done
+EVAL_GROUPS="${REPRO_EVAL:-passkey niah babilong ppl longppl}"
 if [[ "${REPRO_SMOKE:-0}" == 1 ]]; then
   SWEEP_SET+=(--set device=cpu --set threads=2 --set data.seq_len=128 --set data.max_tokens=60000
               --set distill.steps=2 --set distill.batch_size=2 --set distill.eval_every=1 --set distill.val_batches=1
@@ -51,7 +56,7 @@ if [[ "${REPRO_SMOKE:-0}" == 1 ]]; then
 else
   DEVICE=(--device cuda)
   TASKS_ARGS=(--count 6000 --min-tokens 128 --max-tokens 1024)
-  PK=(--lengths 1024,2048,4096,8192,16384,32768 --depths 0,25,50,75,100 --samples 5)
+  PK=(--lengths 1024,2048,4096,8192,16384,32768 --depths 0,25,50,75,100 --samples "${REPRO_PK_SAMPLES:-5}")
   NIAH=(--variant s-niah-1,s-niah-2,s-niah-3 --lengths 1024,2048,4096,8192,16384 --depths 0,25,50,75,100
         --samples 2 --max-new-tokens 32)
   BABI=(--variant qa1,qa2,qa3 --lengths 0,1024,2048,4096,8192,16384 --samples 10)
@@ -76,6 +81,7 @@ if has tasks; then
   # configs/repro/students.yaml (tasks_data) reads runs/repro/tasks/tasks.jsonl, whatever REPRO_OUT is.
   mkdir -p runs/repro/tasks
   [[ -s runs/repro/tasks/tasks.jsonl ]] || "$B" tasks --tokenizer "$TEACHER" --out runs/repro/tasks/tasks.jsonl "${TASKS_ARGS[@]}"
+  [[ -s runs/repro/tasks/tasks2.jsonl ]] || "$B" tasks --tokenizer "$TEACHER" --out runs/repro/tasks/tasks2.jsonl --seed 2 "${TASKS_ARGS[@]}"
 fi
 
 # ---- 2. students (configs/repro/students.yaml), shards sharing the GPU -----------------------
@@ -116,8 +122,9 @@ eval_one() {  # model task-group
 if has eval; then
   stamp "eval: ${#models[@]} models x passkey, niah, babilong, ppl, longppl ($J at a time)"
   jobs_list=()
-  for m in "${models[@]}"; do for g in passkey niah babilong ppl longppl; do jobs_list+=("$m|$g"); done; done
+  for m in "${models[@]}"; do for g in $EVAL_GROUPS; do jobs_list+=("$m|$g"); done; done
   running=0
+  mkdir -p "$R/eval"
   for jg in "${jobs_list[@]}"; do
     eval_one "${jg%%|*}" "${jg##*|}" > "$R/eval/log_$(name_of "${jg%%|*}")_${jg##*|}.txt" 2>&1 &
     running=$((running + 1))
@@ -130,14 +137,20 @@ if has eval; then
     cat "$R"/eval/parts/*/"$t"/results.jsonl > "$R/eval/all/$t/results.jsonl" 2>/dev/null || true
   done
   ms=$(IFS=,; echo "${models[*]}")
-  "$B" eval --task passkey --models "$ms" "${PK[@]}" "${DEVICE[@]}" --out "$R/eval/all/passkey" --no-progress
-  "$B" eval --task niah --models "$ms" "${NIAH[@]}" "${DEVICE[@]}" --out "$R/eval/all/niah" --no-progress
-  "$B" eval --task babilong --models "$ms" "${BABI[@]}" "${DEVICE[@]}" --out "$R/eval/all/babilong" --no-progress
-  "$B" eval --task babilong --raw-probe --models "$ms" "${BABI[@]}" "${DEVICE[@]}" --out "$R/eval/all/babilong_raw" --no-progress
-  "$B" eval --task ppl --models "$ms" --lengths 1024 --ppl-documents --text "$DATA/corpora/tinystories/tinystories_val_head.txt" "${PPL_MAX[@]}" "${DEVICE[@]}" --out "$R/eval/all/ppl_tinystories" --no-progress --no-plot
-  "$B" eval --task ppl --models "$ms" --lengths 1024 --text "$DATA/corpora/gutenberg/gutenberg_val.jsonl.xz" "${PPL_MAX[@]}" "${DEVICE[@]}" --out "$R/eval/all/ppl_gutenberg" --no-progress --no-plot
-  "$B" eval --task ppl --models "$ms" --lengths 1024 --text "$DATA/corpora/wikipedia/wikipedia_val.jsonl.xz" "${PPL_MAX[@]}" "${DEVICE[@]}" --out "$R/eval/all/ppl_wikipedia" --no-progress --no-plot
-  "$B" eval --task longppl --models "$ms" --text "$DATA/corpora/gutenberg/gutenberg_val.jsonl.xz" "${LONG[@]}" "${DEVICE[@]}" --out "$R/eval/all/longppl" --no-progress
+  ev() { [[ " $EVAL_GROUPS " == *" $1 "* ]]; }
+  ev passkey && "$B" eval --task passkey --models "$ms" "${PK[@]}" "${DEVICE[@]}" --out "$R/eval/all/passkey" --no-progress
+  ev niah && "$B" eval --task niah --models "$ms" "${NIAH[@]}" "${DEVICE[@]}" --out "$R/eval/all/niah" --no-progress
+  if ev babilong; then
+    "$B" eval --task babilong --models "$ms" "${BABI[@]}" "${DEVICE[@]}" --out "$R/eval/all/babilong" --no-progress
+    "$B" eval --task babilong --raw-probe --models "$ms" "${BABI[@]}" "${DEVICE[@]}" --out "$R/eval/all/babilong_raw" --no-progress
+  fi
+  if ev ppl; then
+    "$B" eval --task ppl --models "$ms" --lengths 1024 --ppl-documents --text "$DATA/corpora/tinystories/tinystories_val_head.txt" "${PPL_MAX[@]}" "${DEVICE[@]}" --out "$R/eval/all/ppl_tinystories" --no-progress --no-plot
+    "$B" eval --task ppl --models "$ms" --lengths 1024 --text "$DATA/corpora/gutenberg/gutenberg_val.jsonl.xz" "${PPL_MAX[@]}" "${DEVICE[@]}" --out "$R/eval/all/ppl_gutenberg" --no-progress --no-plot
+    "$B" eval --task ppl --models "$ms" --lengths 1024 --text "$DATA/corpora/wikipedia/wikipedia_val.jsonl.xz" "${PPL_MAX[@]}" "${DEVICE[@]}" --out "$R/eval/all/ppl_wikipedia" --no-progress --no-plot
+  fi
+  ev longppl && "$B" eval --task longppl --models "$ms" --text "$DATA/corpora/gutenberg/gutenberg_val.jsonl.xz" "${LONG[@]}" "${DEVICE[@]}" --out "$R/eval/all/longppl" --no-progress
+  true
 fi
 
 # ---- 4. docs/results ------------------------------------------------------------------------------
