@@ -68,10 +68,9 @@ LawcatOptions lawcat_options_from_config(const config::AttentionConfig& a, int64
 
 int64_t LawcatState::memory_bytes() const {
   int64_t n = 0;
-  for (const at::Tensor* t : {&S, &z, &conv_q_cache, &conv_k_cache, &conv_v_cache, &win_k, &win_v,
-                              &win_phik, &win_lin_v, &win_g, &S_lag, &z_lag})
+  for (const at::Tensor* t : {&S, &z, &conv_q_cache, &conv_k_cache, &conv_v_cache})
     if (t->defined()) n += t->numel() * t->element_size();
-  return n;
+  return n + window.memory_bytes();
 }
 
 namespace {
@@ -295,27 +294,10 @@ at::Tensor LawcatAttentionImpl::fused_prefill(const at::Tensor& x, const at::Ten
 }
 
 at::Tensor LawcatAttentionImpl::lawcat_output(const at::Tensor& x, const MixerContext& ctx) {
-  const auto& o = options_;
-  const int64_t T = x.size(1);
   LawcatState* st = nullptr;
   if (ctx.state) {
     st = dynamic_cast<LawcatState*>(ctx.state);
     TORCH_CHECK(st, "LawcatAttention: the decode state is not a LawcatState");
-  }
-  // Window hybrid with a state: a continuation longer than one token goes token by
-  // token, so the window ring stays exact (prefill-then-step == one parallel pass).
-  if (st && o.window > 0 && st->seen > 0 && T > 1) {
-    std::vector<at::Tensor> outs;
-    for (int64_t t = 0; t < T; ++t) {
-      MixerContext c1 = ctx;
-      c1.position_offset = ctx.position_offset + t;
-      if (ctx.cos.defined()) {
-        c1.cos = ctx.cos.narrow(0, t, 1);
-        c1.sin = ctx.sin.narrow(0, t, 1);
-      }
-      outs.push_back(lawcat_output(x.narrow(1, t, 1), c1));
-    }
-    return at::cat(outs, 1);
   }
   return lawcat_core(x, q_proj->forward(x), k_proj->forward(x), v_proj->forward(x), ctx, st);
 }
@@ -410,7 +392,12 @@ at::Tensor LawcatAttentionImpl::lawcat_core(const at::Tensor& x, const at::Tenso
       q_r = apply_rope(q_r, ctx.cos, ctx.sin);
       k_r = apply_rope(k_r, ctx.cos, ctx.sin);
     }
-    y = window_hybrid(q_r, k_r, v4, phiq, phik, g, st);
+    WindowHybridOptions wopt;
+    wopt.window = o.window;
+    wopt.gate = o.gate;
+    wopt.eps = o.eps;
+    wopt.chunk_size = o.chunk_size;
+    y = window_hybrid(q_r, k_r, v4, phiq, phik, g, window_weight, wopt, st ? &st->window : nullptr);
   } else if (st) {
     if (!st->S.defined()) {
       st->S = at::zeros({B, H, o.phi_dim(), d}, x.options().dtype(at::kFloat));
@@ -430,113 +417,6 @@ at::Tensor LawcatAttentionImpl::lawcat_core(const at::Tensor& x, const at::Tenso
   }
   if (st) st->seen += T;
   return y.reshape({B, T, H * d}).to(x.scalar_type());
-}
-
-// LoLCATs-style hybrid: softmax over the last `window` tokens plus gated linear
-// attention over everything older, summed with one shared normalizer:
-//   y_t = (σ_h Σ_win e_ts v_s + (1-σ_h) Σ_{s<t-W+1} A_ts v_s) / (σ_h Σ_win e_ts + (1-σ_h) Σ A_ts)
-// with e_ts = exp(q_t·k_s/√d - max) and A_ts = φq_t·(φk_s ⊙ e^{G_t-G_s}).
-// The linear sum over older tokens is the full gated sum minus its window band;
-// the band's exponents G_t - G_s (s ≤ t) are ≤ 0.
-at::Tensor LawcatAttentionImpl::window_hybrid(const at::Tensor& q_rope, const at::Tensor& k_rope,
-                                              const at::Tensor& v, const at::Tensor& phiq,
-                                              const at::Tensor& phik, const at::Tensor& g, LawcatState* st) {
-  const auto& o = options_;
-  const int64_t B = phiq.size(0), T = phiq.size(1), H = o.num_heads, Hkv = o.num_kv_heads,
-                d = o.head_dim, F = o.phi_dim(), grp = o.group(), W = o.window;
-  auto f32 = phiq.options().dtype(at::kFloat);
-  // Tokens in view: the ring (previous tokens still in the window, only when decoding) + these T.
-  at::Tensor kr = k_rope, vr = v.transpose(1, 2), pk = phik.to(at::kFloat), vv = v, gg = g;
-  int64_t P = 0;  // tokens from the ring
-  if (st && st->seen > 0) {
-    P = st->win_k.size(2);
-    kr = at::cat({st->win_k, k_rope}, 2);
-    vr = at::cat({st->win_v, vr}, 2);
-    pk = at::cat({st->win_phik, pk}, 1);
-    vv = at::cat({st->win_lin_v, v}, 1);
-    gg = at::cat({st->win_g, g}, 1);
-  }
-  const int64_t N = P + T;
-  // Full gated linear sums (numerator and denominator) over all tokens ≤ t.
-  ops::GlaOptions raw;
-  raw.chunk_size = o.chunk_size;
-  raw.normalize = false;
-  at::Tensor num_full, den_full;  // [B, T, H, d], [B, T, H, 1]
-  at::Tensor ones = at::ones({B, T, Hkv, 1}, v.options());
-  if (st) {
-    if (!st->S.defined()) {
-      st->S = at::zeros({B, H, F, d}, f32);
-      st->z = at::zeros({B, H, F}, f32);
-    }
-    // Denominators = the numerator of a value column of ones, whose state is z.
-    auto rn = ops::chunk_gla(phiq, phik, v, g, st->S, st->z, raw);
-    auto rd = ops::chunk_gla(phiq, phik, ones, g, st->z.unsqueeze(-1).contiguous(), st->z, raw);
-    num_full = rn.y;
-    den_full = rd.y;
-    st->S = rn.state.detach();
-    st->z = rn.normalizer.detach();
-  } else {
-    num_full = ops::chunk_gla(phiq, phik, v, g, std::nullopt, std::nullopt, raw).y;
-    den_full = ops::chunk_gla(phiq, phik, ones, g, std::nullopt, std::nullopt, raw).y;
-  }
-  num_full = num_full.to(at::kFloat);
-  den_full = den_full.to(at::kFloat);
-
-  // Cumulative log-gates over the N tokens in view, per query head: [B, N, H, F].
-  at::Tensor G = gg.cumsum(1).unsqueeze(3).expand({B, N, Hkv, grp, F}).reshape({B, N, H, F});
-  at::Tensor Gt = G.narrow(1, P, T);
-  at::Tensor pq = phiq.to(at::kFloat);
-  at::Tensor vq = vv.to(at::kFloat).unsqueeze(3).expand({B, N, Hkv, grp, d}).reshape({B, N, H, d});
-  // Softmax logits over the window: offsets j = 0..W-1 (s = t - j).
-  at::Tensor qf = q_rope.to(at::kFloat);                                   // [B, H, T, d]
-  at::Tensor kf = kr.to(at::kFloat).repeat_interleave(grp, 1);             // [B, H, N, d]
-  at::Tensor vf = vr.to(at::kFloat).repeat_interleave(grp, 1);             // [B, H, N, d]
-  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-  std::vector<at::Tensor> logits, band_a;
-  at::Tensor band_num = at::zeros({B, T, H, d}, f32), band_den = at::zeros({B, T, H, 1}, f32);
-  for (int64_t j = 0; j < W; ++j) {
-    // s = t - j; rows with s < 0 are masked. Shift the sequences by j along time.
-    if (j >= N) break;
-    int64_t lo = std::max<int64_t>(0, j - P);  // first t (of T) with s >= 0
-    if (lo >= T) break;
-    int64_t cnt = T - lo;
-    int64_t s0 = P + lo - j;  // s of the first valid t
-    // linear band term A_ts v_s
-    at::Tensor decay = at::exp(Gt.narrow(1, lo, cnt) - G.narrow(1, s0, cnt));     // ≤ 1
-    at::Tensor a = (pq.narrow(1, lo, cnt) * pk.narrow(1, s0, cnt) * decay).sum(-1, true);  // [B, cnt, H, 1]
-    band_num.narrow(1, lo, cnt).add_(a * vq.narrow(1, s0, cnt));
-    band_den.narrow(1, lo, cnt).add_(a);
-    // softmax logit q_t · k_s / √d
-    at::Tensor l = at::full({B, H, T}, -INFINITY, f32);
-    l.narrow(2, lo, cnt).copy_((qf.narrow(2, lo, cnt) * kf.narrow(2, s0, cnt)).sum(-1) * scale);
-    logits.push_back(l);
-  }
-  at::Tensor L = at::stack(logits, -1);                                   // [B, H, T, J]
-  at::Tensor m = std::get<0>(L.max(-1, true));
-  at::Tensor e = at::exp(L - m);                                          // masked -> 0
-  at::Tensor sm_num = at::zeros({B, H, T, d}, f32);
-  for (int64_t j = 0; j < static_cast<int64_t>(logits.size()); ++j) {
-    int64_t lo = std::max<int64_t>(0, j - P);
-    int64_t cnt = T - lo;
-    int64_t s0 = P + lo - j;
-    sm_num.narrow(2, lo, cnt).add_(e.select(-1, j).narrow(2, lo, cnt).unsqueeze(-1) * vf.narrow(2, s0, cnt));
-  }
-  at::Tensor sm_den = e.sum(-1, true);                                    // [B, H, T, 1]
-  at::Tensor w = at::sigmoid(window_weight).view({1, H, 1, 1});
-  at::Tensor lin_num = (num_full - band_num).transpose(1, 2);             // [B, H, T, d]
-  at::Tensor lin_den = (den_full - band_den).transpose(1, 2);             // [B, H, T, 1]
-  at::Tensor y = (w * sm_num + (1 - w) * lin_num) / (w * sm_den + (1 - w) * lin_den + o.eps);
-
-  if (st) {  // keep the last W tokens of the view for the next step
-    int64_t keep = std::min<int64_t>(W, N);
-    st->win_k = kr.narrow(2, N - keep, keep).detach().contiguous();
-    st->win_v = vr.narrow(2, N - keep, keep).detach().contiguous();
-    st->win_phik = pk.narrow(1, N - keep, keep).detach().contiguous();
-    st->win_lin_v = vv.narrow(1, N - keep, keep).detach().contiguous();
-    // Gates of the kept tokens; the decay between them is all the band needs.
-    st->win_g = gg.narrow(1, N - keep, keep).detach().contiguous();
-  }
-  return y.transpose(1, 2).to(v.scalar_type());  // [B, T, H, d]
 }
 
 }  // namespace lawcat::model

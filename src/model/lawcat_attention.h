@@ -24,11 +24,12 @@
 #include "model/attention.h"
 #include "model/lawcat_options.h"
 #include "model/token_mixer.h"
+#include "model/window_hybrid.h"
 
 namespace lawcat::model {
 
 // Decode state: (S, z) per head plus the conv tails; constant in context length
-// (the window hybrid adds a ring of the last `window` tokens).
+// (the window hybrid keeps its own lagged (S, z) and a ring of the last `window` tokens).
 class LawcatState : public LayerState {
  public:
   at::Tensor S;             // [B, H, F, d] fp32
@@ -36,11 +37,7 @@ class LawcatState : public LayerState {
   at::Tensor conv_q_cache;  // [B, H*d, c-1] last inputs of each conv
   at::Tensor conv_k_cache;  // [B, H*d, c-1]
   at::Tensor conv_v_cache;  // [B, Hkv*d, c-1]
-  // Window hybrid: the last `window` tokens (raw RoPE'd k, v for the softmax part;
-  // φk, v, log α for handing them to the linear state when they leave the window).
-  at::Tensor win_k, win_v;          // [B, Hkv, n, d]
-  at::Tensor win_phik, win_lin_v, win_g;  // [B, n, H, F], [B, n, Hkv, d], [B, n, Hkv, F]
-  at::Tensor S_lag, z_lag;          // linear state of tokens that left the window, decayed to their exit
+  WindowHybridState window;  // window hybrid only (window > 0)
   int64_t seen = 0;
   int64_t memory_bytes() const override;
 };
@@ -98,9 +95,6 @@ class LawcatAttentionImpl : public TokenMixer {
   // not take); undefined when the settings or inputs fit neither (then the ATen path
   // runs). y [B, T, H, d].
   at::Tensor fused_prefill(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                           LawcatState* st);
-  at::Tensor window_hybrid(const at::Tensor& q_rope, const at::Tensor& k_rope, const at::Tensor& v,
-                           const at::Tensor& phiq, const at::Tensor& phik, const at::Tensor& g,
                            LawcatState* st);
 
   LawcatOptions options_;
