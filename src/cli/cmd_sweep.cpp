@@ -21,6 +21,7 @@
 #include <cmath>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "cli/command.h"
@@ -212,6 +213,9 @@ lawcat::cli::Runner setup_sweep(CLI::App& app) {
       return 0;
     }
     stdfs::create_directories(root);
+    // --shard processes share root by design; each run locks its own folder in run_recipe.
+    std::optional<fs::DirLock> sweep_lock;
+    if (shard_n == 1) sweep_lock.emplace(root);
     // Runs share one token cache: the base config's data.cache_dir, else <output_dir>/cache.
     const std::string base_cache_dir = config::load_run_config(s.base, *extra).data.cache_dir;
     int failed = 0;

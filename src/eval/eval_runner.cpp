@@ -17,6 +17,7 @@
 #include "eval/passkey.h"
 #include "eval/position_ppl.h"
 #include "model/convert.h"
+#include "model/model_tokenizer.h"
 #include "text/tokenizer.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -250,6 +251,7 @@ EvalSummary run_eval(const EvalOptions& options) {
   EvalSummary summary;
   summary.out = o.out;
   std::filesystem::create_directories(o.out);
+  const fs::DirLock out_lock(o.out);  // one lawcat eval per output folder
   ResultStore store(o.out / "results.jsonl");
 
   // Unique display names.
@@ -318,7 +320,7 @@ EvalSummary run_eval(const EvalOptions& options) {
       log::info("eval ", task, ": ", name, ": resuming, ", work.size() - todo.size(), " of ", work.size(),
                 " results already in ", store.path().string());
 
-    auto tokenizer = text::load_tokenizer(model_dir_of(o.models[mi]));
+    auto tokenizer = model::load_model_tokenizer(model_dir_of(o.models[mi]));
     model::LlamaForCausalLM model = load_eval_model(o.models[mi], o.device, o.dtype);
     model->eval();
     const bool pure_lawcat = all_layers_lawcat(*model);
