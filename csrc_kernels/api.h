@@ -13,6 +13,27 @@ namespace lawcat::kernels {
 enum class DType : int { kF32 = 0, kBF16 = 1, kF16 = 2 };
 
 // ---------------------------------------------------------------------------
+// What the LAWCAT kernels take: the one statement of the support rule. The launchers check
+// it (cudaErrorInvalidValue otherwise); src/ops asks it, with the sizes read from the tensors,
+// to pick a path. Head dim D in {64, 128} (feature dim f = D / 2); conv width 1..8; gate rank
+// R a multiple of 16 (the prologue: any such R; the fused forward / backward: R <= 128).
+constexpr int kLawcatMaxWidth = 8;
+constexpr int kLawcatMaxFusedRank = 128;
+constexpr bool lawcat_head_dim_supported(int D) { return D == 64 || D == 128; }
+constexpr bool lawcat_width_supported(int width) { return width >= 1 && width <= kLawcatMaxWidth; }
+constexpr bool lawcat_prologue_supported(int D, int width, int rank) {
+  return lawcat_head_dim_supported(D) && lawcat_width_supported(width) && rank > 0 && rank % 16 == 0;
+}
+// The fused core (launch_lawcat_fwd / launch_lawcat_bwd): 16-bit inputs and R <= 128 besides.
+constexpr bool lawcat_fwd_supported(DType dtype, int D, int width, int rank) {
+  return dtype != DType::kF32 && lawcat_prologue_supported(D, width, rank) && rank <= kLawcatMaxFusedRank;
+}
+// The backward takes what the forward takes (D = 128 splits the value columns over two CTAs).
+constexpr bool lawcat_bwd_supported(DType dtype, int D, int width, int rank) {
+  return lawcat_fwd_supported(dtype, D, width, rank);
+}
+
+// ---------------------------------------------------------------------------
 // Causal depthwise Conv1D over time.
 //   out[b, t, c] = sum_j w[c, j] * x[b, t - W + 1 + j, cin(c)]
 // cin(c) = c when repeat == 1; with repeat = g > 1 the input has C / g channels laid
@@ -169,7 +190,7 @@ struct LawcatFwdParams {
   GlaParams gla;
   const void* a = nullptr;                  // [.., R]: row r at a + b * a_batch_stride + r * a_row_stride
   int64_t a_batch_stride = 0, a_row_stride = 0;
-  int width = 4, rank = 16;                 // conv width W (1..8), gate rank R (multiple of 16, <= 128)
+  int width = 4, rank = 16;                 // conv width W, gate rank R (lawcat_fwd_supported)
   float tau = 16.f;
   const float *conv_q = nullptr, *conv_k = nullptr;  // [H * D, W] fp32 (per query head)
   const float* wphi = nullptr;                       // [H, D, D / 2] fp32
@@ -213,12 +234,9 @@ struct LawcatBwdParams {
   // (the caller must then use the unfused backward; the gradients are not valid).
   int* extreme_chunks = nullptr;
 };
-// True when launch_lawcat_bwd handles this dtype / head dim / width / rank.
-bool lawcat_bwd_supported(DType dtype, int D, int width, int rank);
+// True when launch_lawcat_bwd handles this dtype / head dim / width / rank (lawcat_fwd_supported).
 cudaError_t launch_lawcat_bwd(const LawcatBwdParams& p, cudaStream_t stream);
 
-// True when launch_lawcat_fwd handles this dtype / head dim / width / rank.
-bool lawcat_fwd_supported(DType dtype, int D, int width, int rank);
 cudaError_t launch_lawcat_fwd(const LawcatFwdParams& p, cudaStream_t stream);
 
 }  // namespace lawcat::kernels

@@ -17,11 +17,6 @@ LAWCAT_FUSED_BWD_EXTERN(__half, 128)
 
 namespace lawcat::kernels {
 
-bool lawcat_fwd_supported(DType dtype, int D, int width, int rank) {
-  return dtype != DType::kF32 && (D == 64 || D == 128) && width >= 1 && width <= 8 && rank >= 16 && rank <= 128 &&
-         rank % 16 == 0;
-}
-
 cudaError_t launch_lawcat_fwd(const LawcatFwdParams& p, cudaStream_t stream) {
   const GlaParams& g = p.gla;
   if (!lawcat_fwd_supported(g.dtype, g.D, p.width, p.rank) || g.H <= 0 || g.Hkv <= 0 || g.H % g.Hkv != 0 ||
@@ -31,9 +26,6 @@ cudaError_t launch_lawcat_fwd(const LawcatFwdParams& p, cudaStream_t stream) {
     return LAWCAT_HEADDIM_SWITCH(g.D, kD, [&] { return fused::run_lawcat_fwd<__nv_bfloat16, kD>(p, stream); });
   return LAWCAT_HEADDIM_SWITCH(g.D, kD, [&] { return fused::run_lawcat_fwd<__half, kD>(p, stream); });
 }
-
-// The backward takes what the forward takes (D = 128 splits the value columns over two CTAs).
-bool lawcat_bwd_supported(DType dtype, int D, int width, int rank) { return lawcat_fwd_supported(dtype, D, width, rank); }
 
 cudaError_t launch_lawcat_bwd(const LawcatBwdParams& p, cudaStream_t stream) {
   const GlaParams& g = p.fwd.gla;

@@ -174,8 +174,8 @@ __global__ void __launch_bounds__(kThreads) prologue_fwd_kernel(const ProloguePa
 
 namespace lawcat::kernels {
 cudaError_t launch_lawcat_prologue_fwd(const PrologueParams& p, cudaStream_t stream) {
-  if (p.H <= 0 || p.Hkv <= 0 || p.H % p.Hkv != 0 || p.width < 1 || p.width > prologue::kMaxW || p.rank % 16 != 0 ||
-      p.rank <= 0)
+  static_assert(prologue::kMaxW >= kLawcatMaxWidth, "the prologue's filters must hold every supported width");
+  if (p.H <= 0 || p.Hkv <= 0 || p.H % p.Hkv != 0 || !lawcat_prologue_supported(p.D, p.width, p.rank))
     return cudaErrorInvalidValue;
   if (p.batch == 0 || p.seqlen == 0) return cudaSuccess;
   return LAWCAT_DTYPE_SWITCH(p.dtype, T, [&] {

@@ -1,20 +1,14 @@
 #include "model/lawcat_attention.h"
 
 #include <ATen/ATen.h>
-#include <torch/csrc/autograd/custom_function.h>
 #include <torch/nn/init.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <string>
 
 #include "model/rope.h"
-#include "ops/conv1d.h"
-#include "ops/cuda_ops.h"
-#include "ops/gla.h"
 #include "ops/lawcat_core.h"
 #include "util/error.h"
-#include "util/log.h"
 
 namespace lawcat::model {
 
@@ -148,29 +142,6 @@ std::unique_ptr<LayerState> LawcatAttentionImpl::make_state(int64_t batch) const
   return std::make_unique<LawcatState>();
 }
 
-at::Tensor LawcatAttentionImpl::phi(const at::Tensor& u) const {
-  // u [B, T, H, d] -> [softmax(u Wφ_h) ; softmax(-u Wφ_h)] [B, T, H, 2f]
-  return ops::hedgehog_feature_map(u, feature_map);
-}
-
-at::Tensor LawcatAttentionImpl::log_gate(const at::Tensor& x) const {
-  // W1 then W2 (+ b), in fp32: F.linear without going through the (non-const) modules.
-  return ops::low_rank_log_gate(at::linear(x.to(at::kFloat), gate_down->weight), gate_up->weight, gate_up->bias,
-                                options_.gate_tau, options_.num_kv_heads);
-}
-
-at::Tensor LawcatAttentionImpl::conv(const at::Tensor& x, const at::Tensor& w, at::Tensor* cache) const {
-  // x [B, T, C]; cache [B, C, c-1] continues a stream when given.
-  if (!cache) return ops::causal_conv1d(x, w);
-  const int64_t width = w.size(1);
-  std::optional<at::Tensor> init;
-  if (cache->defined()) init = *cache;
-  at::Tensor out = ops::causal_conv1d(x, w, init);
-  *cache = ops::causal_conv1d_cache(x.detach(), width, init ? std::optional<at::Tensor>(init->detach())
-                                                            : std::optional<at::Tensor>());
-  return out;
-}
-
 at::Tensor LawcatAttentionImpl::forward(const at::Tensor& hidden, const MixerContext& ctx) {
   switch (mode_) {
     case MixerMode::kTeacher:
@@ -200,99 +171,6 @@ at::Tensor LawcatAttentionImpl::forward(const at::Tensor& hidden, const MixerCon
   }
 }
 
-namespace {
-
-#ifdef LAWCAT_HAVE_CUDA
-// Causal conv of k [B, T, Hkv*d] with per-query-head filters w [H*d, W], the kv head
-// indexed by the kernel rather than k repeated to H heads first (training, no cache).
-struct RepeatConvFunction : public torch::autograd::Function<RepeatConvFunction> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w,
-                            int64_t repeat, int64_t head_dim) {
-    ctx->save_for_backward({x, w});
-    ctx->saved_data["repeat"] = repeat;
-    ctx->saved_data["head_dim"] = head_dim;
-    return ops::cuda::causal_conv1d_fwd(x, w, at::Tensor(), repeat, head_dim);
-  }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grads) {
-    const auto s = ctx->get_saved_variables();
-    auto [dx, dw, dcache] = ops::cuda::causal_conv1d_bwd(s[0], s[1], at::Tensor(), grads[0].contiguous(),
-                                                         ctx->saved_data["repeat"].toInt(),
-                                                         ctx->saved_data["head_dim"].toInt());
-    (void)dcache;
-    return {dx, dw.to(s[1].scalar_type()), at::Tensor(), at::Tensor()};
-  }
-};
-#endif
-
-// LAWCAT_NO_FUSED_PREFILL=1 turns the fused prefill off (A/B timing, debugging).
-bool fused_prefill_disabled() {
-  static const bool off = [] {
-    const char* e = std::getenv("LAWCAT_NO_FUSED_PREFILL");
-    return e && *e && std::string(e) != "0";
-  }();
-  return off;
-}
-
-// The conv cache after a sequence, from its last W-1 inputs only: x [B, T, C] -> [B, C, W-1].
-at::Tensor tail_cache(const at::Tensor& x, int64_t width) {
-  const int64_t T = x.size(1), m = std::min<int64_t>(T, width - 1);
-  return ops::causal_conv1d_cache(x.narrow(1, T - m, m), width);
-}
-
-}  // namespace
-
-bool LawcatAttentionImpl::fused_core_settings() const {
-  const auto& o = options_;
-  return o.conv_width >= 1 && o.conv_width <= 8 && o.gate && o.phi_dim() == o.head_dim && !o.rope && o.window == 0 &&
-         !o.conv_on_v;
-}
-
-at::Tensor LawcatAttentionImpl::gate_activations(const at::Tensor& x) const {
-  return at::linear(x, gate_down->weight.to(x.scalar_type()));
-}
-
-at::Tensor LawcatAttentionImpl::fused_prefill(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k,
-                                              const at::Tensor& v, LawcatState* st) {
-#ifdef LAWCAT_HAVE_CUDA
-  const auto& o = options_;
-  const int64_t B = x.size(0), T = x.size(1), H = o.num_heads, Hkv = o.num_kv_heads, d = o.head_dim;
-  const bool fits = x.is_cuda() && !at::GradMode::is_enabled() && !fused_prefill_disabled() && fused_core_settings() &&
-                    o.gate_rank % 16 == 0 && (d == 64 || d == 128) && (st == nullptr || st->seen == 0) && T > 1 &&
-                    (q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf);
-  if (!fits) return at::Tensor();
-  const at::Tensor a = gate_activations(x);
-  const at::Tensor q4 = q.view({B, T, H, d}), k4 = k.view({B, T, Hkv, d}), v4 = v.view({B, T, Hkv, d});
-  ops::GlaResult r;
-  if (ops::cuda::lawcat_core_fwd_supported(q4, o.conv_width, o.gate_rank)) {
-    // One fused kernel per pass: conv + φ + gate + normalized GLA, no intermediates in memory.
-    std::tie(r.y, r.state, r.normalizer) = ops::cuda::lawcat_core_fwd(
-        q4, k4, v4, a, conv_q, conv_k, feature_map, gate_up->weight, gate_up->bias, o.gate_tau, o.eps, o.normalize);
-  } else {
-    auto [phiq, phik, g] =
-        ops::cuda::lawcat_prologue_fwd(q4, k4, a, conv_q, conv_k, feature_map, gate_up->weight, gate_up->bias, o.gate_tau);
-    ops::GlaOptions gopt;
-    gopt.chunk_size = o.chunk_size;
-    gopt.normalize = o.normalize;
-    gopt.eps = o.eps;
-    r = ops::chunk_gla(phiq, phik, v4, g, std::nullopt, std::nullopt, gopt);
-  }
-  if (st) {
-    st->S = r.state;
-    st->z = r.normalizer;
-    st->conv_q_cache = tail_cache(q, o.conv_width);
-    const int64_t m = std::min<int64_t>(T, o.conv_width - 1);
-    const at::Tensor k_tail = k.narrow(1, T - m, m).view({B, m, Hkv, 1, d}).expand({B, m, Hkv, o.group(), d});
-    st->conv_k_cache = tail_cache(k_tail.reshape({B, m, H * d}), o.conv_width);
-    st->seen += T;
-  }
-  return r.y;  // [B, T, H, d]
-#else
-  (void)x, (void)q, (void)k, (void)v, (void)st;
-  return at::Tensor();
-#endif
-}
-
 at::Tensor LawcatAttentionImpl::lawcat_output(const at::Tensor& x, const MixerContext& ctx) {
   LawcatState* st = nullptr;
   if (ctx.state) {
@@ -302,90 +180,45 @@ at::Tensor LawcatAttentionImpl::lawcat_output(const at::Tensor& x, const MixerCo
   return lawcat_core(x, q_proj->forward(x), k_proj->forward(x), v_proj->forward(x), ctx, st);
 }
 
+ops::LawcatCoreWeights LawcatAttentionImpl::core_weights() const {
+  ops::LawcatCoreWeights w;
+  w.conv_q = conv_q;
+  w.conv_k = conv_k;
+  w.conv_v = conv_v;
+  w.wphi = feature_map;
+  if (gate_down) {
+    w.w1 = gate_down->weight;
+    w.w2 = gate_up->weight;
+    w.b2 = gate_up->bias;
+  }
+  return w;
+}
+
+ops::LawcatCoreOptions LawcatAttentionImpl::core_options() const {
+  ops::LawcatCoreOptions co;
+  co.tau = options_.gate_tau;
+  co.eps = options_.eps;
+  co.normalize = options_.normalize;
+  co.chunk_size = options_.chunk_size;
+  return co;
+}
+
 at::Tensor LawcatAttentionImpl::lawcat_core(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k,
                                             const at::Tensor& v, const MixerContext& ctx, LawcatState* st) {
   // q [B, T, H*d], k, v [B, T, Hkv*d]
   const auto& o = options_;
   const int64_t B = x.size(0), T = x.size(1), H = o.num_heads, Hkv = o.num_kv_heads, d = o.head_dim;
-  static bool fused_ok = true;  // a kernel error turns the fused prefill off for the process (logged)
-  if (fused_ok) {
-    try {
-      if (at::Tensor y = fused_prefill(x, q, k, v, st); y.defined()) return y.reshape({B, T, H * d}).to(x.scalar_type());
-    } catch (const c10::Error& e) {
-      fused_ok = false;
-      log::warn("LAWCAT fused prefill failed, using the ATen path from now on: ", e.what_without_backtrace());
-      if (st) *st = LawcatState();
-    }
-  }
-
-  // Training on CUDA: the whole core as one fused op (forward and backward kernels).
-  if (!st && at::GradMode::is_enabled() && x.is_cuda() && fused_core_settings() &&
-      (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf)) {
-    const at::Tensor q4 = q.view({B, T, H, d});
-    if (ops::lawcat_core_fused_supported(q4, o.conv_width, o.gate_rank)) {
-      ops::LawcatCoreOptions co;
-      co.tau = o.gate_tau;
-      co.eps = o.eps;
-      co.normalize = o.normalize;
-      return ops::lawcat_core(q4, k.view({B, T, Hkv, d}), v.view({B, T, Hkv, d}), gate_activations(x), conv_q,
-                              conv_k, feature_map, gate_up->weight, gate_up->bias, co)
-          .reshape({B, T, H * d})
-          .to(x.scalar_type());
-    }
-  }
-
-  const bool step = st && T == 1 && !at::GradMode::is_enabled();  // one decoding step
-  at::Tensor q_conv = q, k_conv, v_lin = v;
-  // GQA: every query head has its own k filter, so k is repeated to H heads before the
-  // conv (on CUDA in training the conv kernel indexes the kv head instead).
-  auto k_rep = [&] { return k.view({B, T, Hkv, 1, d}).expand({B, T, Hkv, o.group(), d}).reshape({B, T, H * d}); };
-  if (o.conv_width > 0) {
-    if (step) {
-      // Roll the caches in place: one kernel per conv instead of a conv plus a new cache.
-      auto step_conv = [&](const at::Tensor& u, const at::Tensor& w, at::Tensor& cache) {
-        if (!cache.defined()) cache = at::zeros({B, u.size(2), o.conv_width - 1}, u.options());
-        return ops::causal_conv1d_step(u.select(1, 0), w, cache).unsqueeze(1);
-      };
-      q_conv = step_conv(q, conv_q, st->conv_q_cache);
-      k_conv = step_conv(k_rep(), conv_k, st->conv_k_cache);
-      if (o.conv_on_v) v_lin = step_conv(v, conv_v, st->conv_v_cache);
-    } else {
-#ifdef LAWCAT_HAVE_CUDA
-      const bool indexed = !st && x.is_cuda() && o.group() > 1;
-#else
-      const bool indexed = false;
-#endif
-      q_conv = conv(q, conv_q, st ? &st->conv_q_cache : nullptr);
-#ifdef LAWCAT_HAVE_CUDA
-      if (indexed) k_conv = RepeatConvFunction::apply(k.contiguous(), conv_k, o.group(), d);
-#endif
-      if (!indexed) k_conv = conv(k_rep(), conv_k, st ? &st->conv_k_cache : nullptr);
-      if (o.conv_on_v) v_lin = conv(v, conv_v, st ? &st->conv_v_cache : nullptr);
-    }
-  } else {
-    k_conv = k_rep();
-  }
-  at::Tensor q4 = q_conv.view({B, T, H, d});
-  at::Tensor k4 = k_conv.view({B, T, H, d});
-  at::Tensor v4 = v_lin.view({B, T, Hkv, d});
+  ops::LawcatCoreInputs in{x, q, k, v, at::Tensor(), at::Tensor()};
   if (o.rope) {
     TORCH_CHECK(ctx.cos.defined(), "LawcatAttention: rope on the linear path needs RoPE tables in the context");
-    q4 = apply_rope(q4.transpose(1, 2), ctx.cos, ctx.sin).transpose(1, 2);
-    k4 = apply_rope(k4.transpose(1, 2), ctx.cos, ctx.sin).transpose(1, 2);
+    in.cos = ctx.cos;
+    in.sin = ctx.sin;
   }
-  // φ in fp32, handed to the GLA op in the values' dtype (bf16 on GPU: tensor cores).
-  at::Tensor phiq = phi(q4).to(v4.scalar_type());
-  at::Tensor phik = phi(k4).to(v4.scalar_type());
-  at::Tensor g = o.gate ? log_gate(x)
-                        : at::zeros({B, T, Hkv, o.phi_dim()}, x.options().dtype(at::kFloat));
-  ops::GlaOptions gopt;
-  gopt.chunk_size = o.chunk_size;
-  gopt.normalize = o.normalize;
-  gopt.eps = o.eps;
-
   at::Tensor y;  // [B, T, H, d]
   if (o.window > 0) {
-    // The window part attends with the teacher's RoPE'd projections (as LoLCATs).
+    // The window hybrid: the core's features, then softmax over the window + linear beyond,
+    // the window part attending with the teacher's RoPE'd projections (as LoLCATs).
+    const ops::LawcatFeatures f = ops::lawcat_features(in, core_weights(), core_options(), st);
     at::Tensor q_r = q.view({B, T, H, d}).transpose(1, 2);
     at::Tensor k_r = k.view({B, T, Hkv, d}).transpose(1, 2);
     if (ctx.cos.defined()) {
@@ -397,25 +230,13 @@ at::Tensor LawcatAttentionImpl::lawcat_core(const at::Tensor& x, const at::Tenso
     wopt.gate = o.gate;
     wopt.eps = o.eps;
     wopt.chunk_size = o.chunk_size;
-    y = window_hybrid(q_r, k_r, v4, phiq, phik, g, window_weight, wopt, st ? &st->window : nullptr);
-  } else if (st) {
-    if (!st->S.defined()) {
-      st->S = at::zeros({B, H, o.phi_dim(), d}, x.options().dtype(at::kFloat));
-      st->z = at::zeros({B, H, o.phi_dim()}, x.options().dtype(at::kFloat));
-    }
-    if (T == 1 && !at::GradMode::is_enabled()) {
-      y = ops::gla_step(phiq.select(1, 0), phik.select(1, 0), v4.select(1, 0), g.select(1, 0), st->S, st->z, gopt)
-              .unsqueeze(1);
-    } else {
-      ops::GlaResult r = ops::chunk_gla(phiq, phik, v4, g, st->S, st->z, gopt);
-      y = r.y;
-      st->S = r.state.detach();
-      st->z = r.normalizer.detach();
-    }
+    y = window_hybrid(q_r, k_r, f.v, f.phiq, f.phik, f.g, window_weight, wopt, st ? &st->window : nullptr);
+    if (st) st->seen += T;
+  } else if (st && T == 1 && !at::GradMode::is_enabled()) {
+    y = ops::lawcat_core_step(in, core_weights(), core_options(), *st);  // one decoding step
   } else {
-    y = ops::chunk_gla(phiq, phik, v4, g, std::nullopt, std::nullopt, gopt).y;
+    y = ops::lawcat_core(in, core_weights(), core_options(), st);  // training, prefill, no-grad
   }
-  if (st) st->seen += T;
   return y.reshape({B, T, H * d}).to(x.scalar_type());
 }
 

@@ -25,20 +25,17 @@
 #include "model/lawcat_options.h"
 #include "model/token_mixer.h"
 #include "model/window_hybrid.h"
+#include "ops/lawcat_core.h"
 
 namespace lawcat::model {
 
 // Decode state: (S, z) per head plus the conv tails; constant in context length
 // (the window hybrid keeps its own lagged (S, z) and a ring of the last `window` tokens).
-class LawcatState : public LayerState {
+// ops::LawcatCoreState holds S [B, H, F, d], z [B, H, F] (fp32), the conv caches
+// conv_q_cache / conv_k_cache [B, H*d, c-1], conv_v_cache [B, Hkv*d, c-1] and `seen`.
+class LawcatState : public LayerState, public ops::LawcatCoreState {
  public:
-  at::Tensor S;             // [B, H, F, d] fp32
-  at::Tensor z;             // [B, H, F] fp32
-  at::Tensor conv_q_cache;  // [B, H*d, c-1] last inputs of each conv
-  at::Tensor conv_k_cache;  // [B, H*d, c-1]
-  at::Tensor conv_v_cache;  // [B, Hkv*d, c-1]
   WindowHybridState window;  // window hybrid only (window > 0)
-  int64_t seen = 0;
   int64_t memory_bytes() const override;
 };
 
@@ -77,25 +74,12 @@ class LawcatAttentionImpl : public TokenMixer {
   at::Tensor window_weight;            // [H] logits, σ(w_h) weighs the window part
 
  private:
-  // φ(u): u [B, T, H, d] -> [B, T, H, F] (fp32)
-  at::Tensor phi(const at::Tensor& u) const;
-  // log α [B, T, Hkv, F] fp32 from x [B, T, hidden]
-  at::Tensor log_gate(const at::Tensor& x) const;
-  at::Tensor conv(const at::Tensor& x, const at::Tensor& w, at::Tensor* cache) const;
-  // lawcat_output from the projections q [B, T, H*d], k, v [B, T, Hkv*d] of x.
+  // lawcat_output from the projections q [B, T, H*d], k, v [B, T, Hkv*d] of x: one op call
+  // (ops::lawcat_core, ops::lawcat_core_step, or the window hybrid's two).
   at::Tensor lawcat_core(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                          const MixerContext& ctx, LawcatState* st);
-  // Whether the layer's settings are the fused CUDA core's (conv width 1..8, gate on, φ of
-  // dimension d, no RoPE / window / conv on v); shapes and dtypes are checked by the callers.
-  bool fused_core_settings() const;
-  // a = W1 x [B, T, R], the gate's low-rank activations in x's dtype (the fused core's input).
-  at::Tensor gate_activations(const at::Tensor& x) const;
-  // Prefill without autograd on CUDA through the fused LAWCAT forward kernel (conv + φ +
-  // gate + normalized GLA; or the fused prologue, then the GLA kernel, for shapes it does
-  // not take); undefined when the settings or inputs fit neither (then the ATen path
-  // runs). y [B, T, H, d].
-  at::Tensor fused_prefill(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                           LawcatState* st);
+  ops::LawcatCoreWeights core_weights() const;
+  ops::LawcatCoreOptions core_options() const;
 
   LawcatOptions options_;
   std::shared_ptr<LlamaAttentionImpl> teacher_;  // not registered: shares the projections

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "io/hf_config.h"
+#include "ops/rope.h"
 
 namespace lawcat::model {
 
@@ -39,7 +40,7 @@ class RotaryEmbedding {
   at::Tensor inv_freq_;
 };
 
-// x [B, H, T, D], cos/sin [T, D] (same dtype as x) -> [B, H, T, D].
-at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+// x [B, H, T, D], cos/sin [T, D] (same dtype as x) -> [B, H, T, D] (the op lives in ops/rope.h).
+using ops::apply_rope;
 
 }  // namespace lawcat::model

@@ -80,7 +80,48 @@ struct CausalConv1dFunction : public torch::autograd::Function<CausalConv1dFunct
   }
 };
 
+#ifdef LAWCAT_HAVE_CUDA
+// The GQA-indexed conv on CUDA: x [B, T, Cin], w [Cin * repeat, W] (kv head indexed by the kernel).
+struct RepeatConvFunction : public torch::autograd::Function<RepeatConvFunction> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w, int64_t repeat,
+                            int64_t head_dim) {
+    ctx->save_for_backward({x, w});
+    ctx->saved_data["repeat"] = repeat;
+    ctx->saved_data["head_dim"] = head_dim;
+    return cuda::causal_conv1d_fwd(x, w, at::Tensor(), repeat, head_dim);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto s = ctx->get_saved_variables();
+    auto [dx, dw, dcache] = cuda::causal_conv1d_bwd(s[0], s[1], at::Tensor(), grads[0].contiguous(),
+                                                    ctx->saved_data["repeat"].toInt(),
+                                                    ctx->saved_data["head_dim"].toInt());
+    (void)dcache;
+    return {dx, dw.to(s[1].scalar_type()), at::Tensor(), at::Tensor()};
+  }
+};
+#endif
+
 }  // namespace
+
+at::Tensor causal_conv1d(const at::Tensor& x, const at::Tensor& w, int64_t repeat, int64_t head_dim) {
+  TORCH_CHECK(x.dim() == 3, "causal_conv1d: x must be [B, T, Hkv*D], got ", x.sizes());
+  TORCH_CHECK(repeat >= 1 && head_dim >= 1 && x.size(2) % head_dim == 0, "causal_conv1d: repeat ", repeat,
+              " / head_dim ", head_dim, " do not fit x ", x.sizes(), " [B, T, Hkv*D]");
+  const int64_t B = x.size(0), T = x.size(1), Hkv = x.size(2) / head_dim;
+  if (x.is_cuda() && repeat > 1) {
+#ifdef LAWCAT_HAVE_CUDA
+    TORCH_CHECK(w.dim() == 2 && w.size(0) == x.size(2) * repeat && w.size(1) >= 1, "causal_conv1d: w must be [H*D, W] ",
+                "with H*D = ", x.size(2) * repeat, ", got ", w.sizes());
+    TORCH_CHECK(w.device() == x.device(), "causal_conv1d: w on ", w.device(), " but x on ", x.device());
+    return RepeatConvFunction::apply(x.contiguous(), w, repeat, head_dim);
+#else
+    no_cuda("causal_conv1d");
+#endif
+  }
+  // Elsewhere: repeat the kv heads, then the plain conv.
+  const at::Tensor xr = x.reshape({B, T, Hkv, 1, head_dim}).expand({B, T, Hkv, repeat, head_dim});
+  return causal_conv1d(xr.reshape({B, T, Hkv * repeat * head_dim}), w);
+}
 
 at::Tensor causal_conv1d(const at::Tensor& x, const at::Tensor& w,
                          const std::optional<at::Tensor>& initial_cache) {

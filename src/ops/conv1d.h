@@ -14,6 +14,13 @@ namespace lawcat::ops {
 at::Tensor causal_conv1d(const at::Tensor& x, const at::Tensor& w,
                          const std::optional<at::Tensor>& initial_cache = {});
 
+// GQA-indexed: x [B, T, Hkv*D] holds kv heads of D = head_dim channels, w [H*D, W] one filter
+// per query head (H = Hkv * repeat); query head h reads kv head h / repeat. Equal to
+// causal_conv1d of x with every kv head repeated `repeat` times ([B, T, H*D] out); on CUDA
+// (repeat > 1) the kernel indexes the kv head instead of materialising the repeat. No cache
+// (whole sequences, training). Differentiable w.r.t. x (grads summed over the repeats) and w.
+at::Tensor causal_conv1d(const at::Tensor& x, const at::Tensor& w, int64_t repeat, int64_t head_dim);
+
 // Cache after a sequence: the last W-1 inputs [B, C, W-1] (zero-padded on the left).
 at::Tensor causal_conv1d_cache(const at::Tensor& x, int64_t width,
                                const std::optional<at::Tensor>& initial_cache = {});

@@ -73,7 +73,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> causal_conv1d_bwd(
 // (contiguous, one dtype), conv_q / conv_k [H*D, W], wphi [H, D, D/2], w2 [Hkv*D, R], b2 [Hkv*D]
 // (any float dtype; used in fp32). Returns (phi_q [B, T, H, D], phi_k [B, T, H, D] in q's dtype,
 // g [B, T, Hkv, D] fp32): conv, Hedgehog feature map (clamped at 1e-12), logsigmoid gate / tau.
-// D in {64, 128}; R a multiple of 16.
+// lawcat_prologue_supported says which head dims / widths / ranks it takes (csrc_kernels/api.h's rule).
+bool lawcat_prologue_supported(int64_t head_dim, int64_t width, int64_t rank);
 std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_prologue_fwd(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& a, const at::Tensor& conv_q,
     const at::Tensor& conv_k, const at::Tensor& wphi, const at::Tensor& w2, const at::Tensor& b2,
@@ -85,7 +86,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_prologue_fwd(
 // [H*D, W], wphi [H, D, D/2], w2 [Hkv*D, R], b2 [Hkv*D] (any float dtype; used in fp32).
 // Returns (y [B, T, H, D] in q's dtype, S_T [B, H, D, D], z_T [B, H, D] fp32).
 // lawcat_core_fwd_supported says whether these shapes / dtypes take the fused kernel
-// (D in {64, 128}, W <= 8, R a multiple of 16 up to 128, 16-bit inputs).
+// (csrc_kernels/api.h's lawcat_fwd_supported: head dim, width, rank, 16-bit inputs).
 // With `saved` (training) it also keeps what lawcat_core_bwd reads.
 struct LawcatCoreSaved {
   at::Tensor state_chunks, z_chunks, den;  // state / normalizer before every chunk, den + eps per token (fp32)

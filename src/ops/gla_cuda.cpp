@@ -417,11 +417,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_prologue_fwd(const at::Ten
   const int64_t B = q.size(0), T = q.size(1), H = q.size(2), D = q.size(3), Hkv = k.size(2), R = a.size(2);
   TORCH_CHECK(k.size(0) == B && k.size(1) == T && k.size(3) == D && Hkv >= 1 && H % Hkv == 0, op, ": k ", k.sizes(),
               " does not fit q ", q.sizes());
-  TORCH_CHECK(a.size(0) == B && a.size(1) == T && R % 16 == 0 && R > 0, op, ": a must be [B, T, R], R % 16 == 0, got ",
-              a.sizes());
-  TORCH_CHECK(D == 64 || D == 128, op, ": head dim must be 64 or 128, got ", D);
+  TORCH_CHECK(a.size(0) == B && a.size(1) == T, op, ": a must be [B, T, R], got ", a.sizes());
   TORCH_CHECK(conv_q.dim() == 2 && conv_q.size(0) == H * D && conv_k.sizes() == conv_q.sizes(), op,
               ": conv_q / conv_k must be [H*D, W], got ", conv_q.sizes(), ", ", conv_k.sizes());
+  TORCH_CHECK(lawcat_prologue_supported(D, conv_q.size(1), R), op, ": unsupported head dim ", D, " / conv width ",
+              conv_q.size(1), " / gate rank ", R, " (the kernels take D 64 or 128, W 1..", k::kLawcatMaxWidth,
+              ", R a multiple of 16)");
   TORCH_CHECK(wphi.sizes() == at::IntArrayRef({H, D, D / 2}), op, ": wphi must be [H, D, D/2], got ", wphi.sizes());
   TORCH_CHECK(w2.sizes() == at::IntArrayRef({Hkv * D, R}), op, ": w2 must be [Hkv*D, R], got ", w2.sizes());
   TORCH_CHECK(!b2.defined() || b2.numel() == Hkv * D, op, ": b2 must have Hkv*D elements");
@@ -454,6 +455,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_prologue_fwd(const at::Ten
   p.g = g.data_ptr<float>();
   check_launch(k::launch_lawcat_prologue_fwd(p, at::cuda::getCurrentCUDAStream()), op);
   return {phi_q, phi_k, g};
+}
+
+bool lawcat_prologue_supported(int64_t head_dim, int64_t width, int64_t rank) {
+  return k::lawcat_prologue_supported(static_cast<int>(head_dim), static_cast<int>(width), static_cast<int>(rank));
 }
 
 bool lawcat_core_fwd_supported(const at::Tensor& q, int64_t width, int64_t rank) {

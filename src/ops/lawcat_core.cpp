@@ -3,9 +3,14 @@
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+
 #include "ops/conv1d.h"
 #include "ops/cuda_ops.h"
 #include "ops/gla.h"
+#include "ops/rope.h"
 #include "util/log.h"
 
 namespace lawcat::ops {
@@ -31,6 +36,7 @@ at::Tensor lawcat_core_unfused(const at::Tensor& q, const at::Tensor& k, const a
   const at::Tensor phiq = hedgehog_feature_map(qc, wphi).to(v.scalar_type());
   const at::Tensor phik = hedgehog_feature_map(kc, wphi).to(v.scalar_type());
   GlaOptions go;
+  go.chunk_size = o.chunk_size;
   go.normalize = o.normalize;
   go.eps = o.eps;
   return chunk_gla(phiq, phik, v, low_rank_log_gate(a, w2, b2, o.tau, Hkv), std::nullopt, std::nullopt, go).y;
@@ -135,6 +141,253 @@ at::Tensor lawcat_core(const at::Tensor& q, const at::Tensor& k, const at::Tenso
     return LawcatCoreFunction::apply(q, k, v, a, conv_q, conv_k, wphi, w2, b2, o.tau, o.eps, o.normalize);
 #endif
   return lawcat_core_unfused(q, k, v, a, conv_q, conv_k, wphi, w2, b2, o);
+}
+
+// ---- layer level ---------------------------------------------------------------------
+
+namespace {
+
+// Shapes read from the tensors: H, D from wphi [H, D, f]; Hkv from k [B, T, Hkv*D].
+struct Dims {
+  int64_t B, T, H, Hkv, D, F;
+  int64_t group() const { return H / Hkv; }
+};
+
+Dims check_inputs(const char* op, const LawcatCoreInputs& in, const LawcatCoreWeights& w) {
+  TORCH_CHECK(w.wphi.defined() && w.wphi.dim() == 3, op, ": wphi must be [H, D, f], got ",
+              w.wphi.defined() ? w.wphi.sizes() : at::IntArrayRef{});
+  const int64_t H = w.wphi.size(0), D = w.wphi.size(1);
+  TORCH_CHECK(in.x.dim() == 3 && in.q.dim() == 3 && in.k.dim() == 3 && in.v.dim() == 3, op,
+              ": x, q, k, v must be [B, T, C], got ", in.x.sizes(), ", ", in.q.sizes(), ", ", in.k.sizes(), ", ",
+              in.v.sizes());
+  const int64_t B = in.x.size(0), T = in.x.size(1);
+  TORCH_CHECK(in.q.size(0) == B && in.q.size(1) == T && in.q.size(2) == H * D, op, ": q must be [B, T, H*D] = [", B,
+              ", ", T, ", ", H * D, "], got ", in.q.sizes());
+  TORCH_CHECK(in.k.size(0) == B && in.k.size(1) == T && in.k.size(2) % D == 0 && in.k.size(2) > 0, op,
+              ": k must be [B, T, Hkv*D] with D = ", D, ", got ", in.k.sizes());
+  TORCH_CHECK(in.v.sizes() == in.k.sizes(), op, ": v ", in.v.sizes(), " must match k ", in.k.sizes());
+  const int64_t Hkv = in.k.size(2) / D;
+  TORCH_CHECK(H % Hkv == 0, op, ": H = ", H, " query heads is not a multiple of Hkv = ", Hkv);
+  TORCH_CHECK(w.conv_q.defined() == w.conv_k.defined(), op, ": give both conv_q and conv_k or neither");
+  TORCH_CHECK(!w.w1.defined() || (w.w2.defined() && w.w1.dim() == 2 && w.w1.size(1) == in.x.size(2)), op,
+              ": the gate needs w1 [R, hidden = ", in.x.size(2), "] and w2, got w1 ",
+              w.w1.defined() ? w.w1.sizes() : at::IntArrayRef{});
+  TORCH_CHECK(in.cos.defined() == in.sin.defined(), op, ": give both RoPE tables (cos, sin) or neither");
+  return {B, T, H, Hkv, D, 2 * w.wphi.size(2)};
+}
+
+// A decoding step: one token continuing a state, without autograd.
+bool is_step(const LawcatCoreInputs& in, const LawcatCoreState* st) {
+  return st && in.x.size(1) == 1 && !at::GradMode::is_enabled();
+}
+
+// Causal conv of x [B, T, C] continuing `cache` [B, C, W-1] when given (then updated).
+at::Tensor conv_stream(const at::Tensor& x, const at::Tensor& w, at::Tensor* cache) {
+  if (!cache) return causal_conv1d(x, w);
+  const int64_t width = w.size(1);
+  std::optional<at::Tensor> init;
+  if (cache->defined()) init = *cache;
+  at::Tensor out = causal_conv1d(x, w, init);
+  *cache = causal_conv1d_cache(x.detach(), width,
+                               init ? std::optional<at::Tensor>(init->detach()) : std::optional<at::Tensor>());
+  return out;
+}
+
+// One step of the conv: rolls the cache in place (one kernel instead of a conv plus a new cache).
+at::Tensor conv_step(const at::Tensor& u, const at::Tensor& w, at::Tensor& cache) {
+  if (!cache.defined()) cache = at::zeros({u.size(0), u.size(2), w.size(1) - 1}, u.options());
+  return causal_conv1d_step(u.select(1, 0), w, cache).unsqueeze(1);
+}
+
+// Whether the layer's settings are the fused CUDA core's: conv on q and k, the gate, φ of
+// dimension D, no RoPE, no conv on v (shapes, widths, ranks and dtypes: the kernels' rule).
+bool fused_settings(const LawcatCoreInputs& in, const LawcatCoreWeights& w, const Dims& d) {
+  return w.conv_q.defined() && w.w1.defined() && d.F == d.D && !in.cos.defined() && !w.conv_v.defined();
+}
+
+bool half_precision(const at::Tensor& t) {
+  return t.scalar_type() == at::kBFloat16 || t.scalar_type() == at::kHalf;
+}
+
+// a = W1 x [B, T, R], the gate's low-rank activations in x's dtype (the fused core's input).
+at::Tensor gate_activations(const at::Tensor& x, const at::Tensor& w1) {
+  return at::linear(x, w1.to(x.scalar_type()));
+}
+
+#ifdef LAWCAT_HAVE_CUDA
+// The conv cache after a sequence, from its last W-1 inputs only: x [B, T, C] -> [B, C, W-1].
+at::Tensor tail_cache(const at::Tensor& x, int64_t width) {
+  const int64_t T = x.size(1), m = std::min<int64_t>(T, width - 1);
+  return causal_conv1d_cache(x.narrow(1, T - m, m), width);
+}
+
+// LAWCAT_NO_FUSED_PREFILL=1 turns the fused prefill off (A/B timing, debugging).
+bool fused_prefill_disabled() {
+  static const bool off = [] {
+    const char* e = std::getenv("LAWCAT_NO_FUSED_PREFILL");
+    return e && *e && std::string(e) != "0";
+  }();
+  return off;
+}
+
+#endif
+
+// Prefill without autograd on CUDA through the fused LAWCAT forward kernel (conv + φ + gate +
+// normalized GLA; or the fused prologue, then the GLA kernel, for shapes it does not take);
+// undefined when the settings or inputs fit neither (then the separate ops run). y [B, T, H, D].
+at::Tensor fused_prefill(const LawcatCoreInputs& in, const LawcatCoreWeights& w, const LawcatCoreOptions& o,
+                         const Dims& d, LawcatCoreState* st) {
+#ifdef LAWCAT_HAVE_CUDA
+  const bool fits = in.x.is_cuda() && !at::GradMode::is_enabled() && !fused_prefill_disabled() &&
+                    fused_settings(in, w, d) && (st == nullptr || st->seen == 0) && d.T > 1 && half_precision(in.q) &&
+                    cuda::lawcat_prologue_supported(d.D, w.conv_q.size(1), w.w1.size(0));
+  if (!fits) return at::Tensor();
+  const int64_t W = w.conv_q.size(1);
+  const at::Tensor a = gate_activations(in.x, w.w1);
+  const at::Tensor q4 = in.q.view({d.B, d.T, d.H, d.D}), k4 = in.k.view({d.B, d.T, d.Hkv, d.D}),
+                   v4 = in.v.view({d.B, d.T, d.Hkv, d.D});
+  GlaResult r;
+  if (cuda::lawcat_core_fwd_supported(q4, W, a.size(-1))) {
+    // One fused kernel per pass: conv + φ + gate + normalized GLA, no intermediates in memory.
+    std::tie(r.y, r.state, r.normalizer) =
+        cuda::lawcat_core_fwd(q4, k4, v4, a, w.conv_q, w.conv_k, w.wphi, w.w2, w.b2, o.tau, o.eps, o.normalize);
+  } else {
+    auto [phiq, phik, g] = cuda::lawcat_prologue_fwd(q4, k4, a, w.conv_q, w.conv_k, w.wphi, w.w2, w.b2, o.tau);
+    GlaOptions gopt;
+    gopt.chunk_size = o.chunk_size;
+    gopt.normalize = o.normalize;
+    gopt.eps = o.eps;
+    r = chunk_gla(phiq, phik, v4, g, std::nullopt, std::nullopt, gopt);
+  }
+  if (st) {
+    st->S = r.state;
+    st->z = r.normalizer;
+    st->conv_q_cache = tail_cache(in.q, W);
+    const int64_t m = std::min<int64_t>(d.T, W - 1);
+    const at::Tensor k_tail =
+        in.k.narrow(1, d.T - m, m).view({d.B, m, d.Hkv, 1, d.D}).expand({d.B, m, d.Hkv, d.group(), d.D});
+    st->conv_k_cache = tail_cache(k_tail.reshape({d.B, m, d.H * d.D}), W);
+    st->seen += d.T;
+  }
+  return r.y;  // [B, T, H, D]
+#else
+  (void)in, (void)w, (void)o, (void)d, (void)st;
+  return at::Tensor();
+#endif
+}
+
+LawcatFeatures features(const LawcatCoreInputs& in, const LawcatCoreWeights& w, const LawcatCoreOptions& o,
+                        const Dims& d, LawcatCoreState* st) {
+  const int64_t B = d.B, T = d.T, H = d.H, Hkv = d.Hkv, D = d.D;
+  const bool step = is_step(in, st);
+  // GQA: every query head has its own k filter, so k is repeated to H heads before the conv
+  // (without a state, causal_conv1d's GQA option: on CUDA the kernel indexes the kv head).
+  auto k_rep = [&] { return in.k.view({B, T, Hkv, 1, D}).expand({B, T, Hkv, d.group(), D}).reshape({B, T, H * D}); };
+  at::Tensor q_conv = in.q, k_conv, v_lin = in.v;
+  if (w.conv_q.defined()) {
+    if (step) {
+      q_conv = conv_step(in.q, w.conv_q, st->conv_q_cache);
+      k_conv = conv_step(k_rep(), w.conv_k, st->conv_k_cache);
+      if (w.conv_v.defined()) v_lin = conv_step(in.v, w.conv_v, st->conv_v_cache);
+    } else {
+      q_conv = conv_stream(in.q, w.conv_q, st ? &st->conv_q_cache : nullptr);
+      k_conv = st ? conv_stream(k_rep(), w.conv_k, &st->conv_k_cache)
+                  : causal_conv1d(in.k.contiguous(), w.conv_k, d.group(), D);
+      if (w.conv_v.defined()) v_lin = conv_stream(in.v, w.conv_v, st ? &st->conv_v_cache : nullptr);
+    }
+  } else {
+    k_conv = k_rep();
+  }
+  at::Tensor q4 = q_conv.view({B, T, H, D});
+  at::Tensor k4 = k_conv.view({B, T, H, D});
+  LawcatFeatures f;
+  f.v = v_lin.view({B, T, Hkv, D});
+  if (in.cos.defined()) {
+    q4 = apply_rope(q4.transpose(1, 2), in.cos, in.sin).transpose(1, 2);
+    k4 = apply_rope(k4.transpose(1, 2), in.cos, in.sin).transpose(1, 2);
+  }
+  // φ in fp32, handed to the GLA op in the values' dtype (bf16 on GPU: tensor cores).
+  f.phiq = hedgehog_feature_map(q4, w.wphi).to(f.v.scalar_type());
+  f.phik = hedgehog_feature_map(k4, w.wphi).to(f.v.scalar_type());
+  // W1 then W2 (+ b), in fp32.
+  f.g = w.w1.defined() ? low_rank_log_gate(at::linear(in.x.to(at::kFloat), w.w1), w.w2, w.b2, o.tau, Hkv)
+                       : at::zeros({B, T, Hkv, d.F}, in.x.options().dtype(at::kFloat));
+  return f;
+}
+
+GlaOptions gla_options(const LawcatCoreOptions& o) {
+  GlaOptions g;
+  g.chunk_size = o.chunk_size;
+  g.normalize = o.normalize;
+  g.eps = o.eps;
+  return g;
+}
+
+}  // namespace
+
+LawcatFeatures lawcat_features(const LawcatCoreInputs& in, const LawcatCoreWeights& w, const LawcatCoreOptions& o,
+                               LawcatCoreState* st) {
+  return features(in, w, o, check_inputs("lawcat_features", in, w), st);
+}
+
+at::Tensor lawcat_core(const LawcatCoreInputs& in, const LawcatCoreWeights& w, const LawcatCoreOptions& o,
+                       LawcatCoreState* st) {
+  const Dims d = check_inputs("lawcat_core", in, w);
+  static bool fused_ok = true;  // a kernel error turns the fused prefill off for the process (logged)
+  if (fused_ok) {
+    try {
+      if (at::Tensor y = fused_prefill(in, w, o, d, st); y.defined()) return y;
+    } catch (const c10::Error& e) {
+      fused_ok = false;
+      log::warn("LAWCAT fused prefill failed, using the ATen path from now on: ", e.what_without_backtrace());
+      if (st) *st = LawcatCoreState();
+    }
+  }
+
+  // Training on CUDA: the whole core as one fused op (forward and backward kernels).
+  if (!st && at::GradMode::is_enabled() && in.x.is_cuda() && fused_settings(in, w, d) && half_precision(in.x)) {
+    const at::Tensor q4 = in.q.view({d.B, d.T, d.H, d.D});
+    if (lawcat_core_fused_supported(q4, w.conv_q.size(1), w.w1.size(0))) {
+      LawcatCoreOptions co = o;
+      return lawcat_core(q4, in.k.view({d.B, d.T, d.Hkv, d.D}), in.v.view({d.B, d.T, d.Hkv, d.D}),
+                         gate_activations(in.x, w.w1), w.conv_q, w.conv_k, w.wphi, w.w2, w.b2, co);
+    }
+  }
+
+  // The separate ops: conv, φ, gate, chunk_gla (any device, dtype and settings).
+  const LawcatFeatures f = features(in, w, o, d, st);
+  at::Tensor y;  // [B, T, H, D]
+  if (st) {
+    if (!st->S.defined()) {
+      st->S = at::zeros({d.B, d.H, d.F, d.D}, in.x.options().dtype(at::kFloat));
+      st->z = at::zeros({d.B, d.H, d.F}, in.x.options().dtype(at::kFloat));
+    }
+    GlaResult r = chunk_gla(f.phiq, f.phik, f.v, f.g, st->S, st->z, gla_options(o));
+    y = r.y;
+    st->S = r.state.detach();
+    st->z = r.normalizer.detach();
+    st->seen += d.T;
+  } else {
+    y = chunk_gla(f.phiq, f.phik, f.v, f.g, std::nullopt, std::nullopt, gla_options(o)).y;
+  }
+  return y;
+}
+
+at::Tensor lawcat_core_step(const LawcatCoreInputs& in, const LawcatCoreWeights& w, const LawcatCoreOptions& o,
+                            LawcatCoreState& st) {
+  const Dims d = check_inputs("lawcat_core_step", in, w);
+  TORCH_CHECK(is_step(in, &st), "lawcat_core_step: one token (T = 1) without autograd expected, got T = ", d.T,
+              at::GradMode::is_enabled() ? " with autograd on" : "");
+  const LawcatFeatures f = features(in, w, o, d, &st);
+  if (!st.S.defined()) {
+    st.S = at::zeros({d.B, d.H, d.F, d.D}, in.x.options().dtype(at::kFloat));
+    st.z = at::zeros({d.B, d.H, d.F}, in.x.options().dtype(at::kFloat));
+  }
+  at::Tensor y =
+      gla_step(f.phiq.select(1, 0), f.phik.select(1, 0), f.v.select(1, 0), f.g.select(1, 0), st.S, st.z, gla_options(o))
+          .unsqueeze(1);
+  st.seen += d.T;
+  return y;  // [B, 1, H, D]
 }
 
 }  // namespace lawcat::ops
