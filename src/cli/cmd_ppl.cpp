@@ -1,4 +1,5 @@
 // `lawcat ppl`: mean NLL per token of a text file (documents on blank lines).
+#include <cmath>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -38,6 +39,11 @@ lawcat::cli::Runner setup_ppl(CLI::App& app) {
     eval::PerplexityOptions opt;
     opt.ctx = a->ctx;
     auto r = eval::perplexity_of_file(*model, *tokenizer, a->text, opt);
+    // NaN / Inf weights (or an overflow in a low precision) make every score meaningless.
+    LAWCAT_CHECK(std::isfinite(r.mean_nll()), DataError,
+                 "model " << a->model << ": the mean NLL on " << a->text << " is " << r.mean_nll()
+                          << " (not finite) over " << r.tokens << " tokens: the model's weights or activations hold "
+                             "NaN or Inf (check the weights; try --dtype float32)");
     std::cout << std::fixed << std::setprecision(4) << "mean NLL " << r.mean_nll() << " nats/token, perplexity "
               << r.perplexity() << " over " << r.tokens << " tokens (" << r.documents << " documents, "
               << r.windows << " windows of <= " << r.ctx << " tokens, " << std::setprecision(1) << r.seconds

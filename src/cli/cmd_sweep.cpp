@@ -43,6 +43,24 @@ struct Sweep {
   std::vector<std::pair<std::string, std::vector<std::string>>> variants;  // name -> overrides
 };
 
+// Metrics a sweep can plot: a stage's numeric summary.json field, or the derived
+// reduction (init_val / best_val) and ppl (exp best_val); see metric_value.
+const char* const kMetricStages[] = {"pretrain", "distill", "lora"};
+const char* const kMetricFields[] = {"init_val", "best_val", "final_val", "final_train", "final_lr", "steps",
+                                     "tokens", "best_step", "wall_s", "tokens_per_s", "reduction", "ppl"};
+bool known_metric(const std::string& metric) {
+  const auto dot = metric.find('.');
+  if (dot == std::string::npos) return false;
+  const std::string stage = metric.substr(0, dot), field = metric.substr(dot + 1);
+  return std::any_of(std::begin(kMetricStages), std::end(kMetricStages), [&](const char* s) { return stage == s; }) &&
+         std::any_of(std::begin(kMetricFields), std::end(kMetricFields), [&](const char* f) { return field == f; });
+}
+std::string known_metrics() {
+  std::string out;
+  for (const char* f : kMetricFields) out += std::string(out.empty() ? "" : ", ") + f;
+  return "<pretrain|distill|lora>.<" + out + ">";
+}
+
 std::string at_of(const std::string& file, const YAML::Node& n) {
   auto m = n.Mark();
   return m.is_null() ? file : file + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
@@ -64,7 +82,11 @@ Sweep read_sweep(const std::string& file) {
     try {
       if (key == "base") s.base = v.as<std::string>();
       else if (key == "output_dir") s.output_dir = v.as<std::string>();
-      else if (key == "metric") s.metric = v.as<std::string>();
+      else if (key == "metric") {
+        s.metric = v.as<std::string>();
+        if (!known_metric(s.metric))
+          errors.push_back(at_of(file, v) + ": unknown metric '" + s.metric + "' (known: " + known_metrics() + ")");
+      }
       else if (key == "set") {
         if (v.IsScalar()) s.set.push_back(v.as<std::string>());
         else for (const auto& e : v) s.set.push_back(e.as<std::string>());
@@ -160,7 +182,7 @@ lawcat::cli::Runner setup_sweep(CLI::App& app) {
   auto out_dir = std::make_shared<std::string>();
   app.add_option("file", *file, "sweep file (YAML): base, output_dir, set, grid, metric")->required();
   app.add_option("--set", *extra, "override for every run, e.g. --set distill.steps=50 (repeatable)");
-  app.add_flag("--dry-run", *dry, "list the runs and exit");
+  app.add_flag("--dry-run", *dry, "list the runs, load and check every run's config, and exit");
   app.add_option("--shard", *shard, "i/n: run only runs i, i+n, ... (0-based; n processes can share a GPU)");
   app.add_option("--only", *only, "variants to run, comma-separated (default: all)")->delimiter(',');
   app.add_option("--output-dir", *out_dir, "where the runs go (default: the sweep file's output_dir)");
@@ -208,8 +230,40 @@ lawcat::cli::Runner setup_sweep(CLI::App& app) {
     }
     const stdfs::path root = s.output_dir;
     std::cout << "sweep " << *file << ": " << runs.size() << " runs under " << root.string() << "\n";
+    // A run's overrides: the sweep's set, its variant, --set, its grid values, its folder.
+    auto overrides_of = [&](const Run& r, const std::string& base_cache_dir) {
+      std::vector<std::string> ov = s.set;
+      for (const auto& [name, vo] : s.variants)
+        if (name == r.variant) ov.insert(ov.end(), vo.begin(), vo.end());
+      ov.insert(ov.end(), extra->begin(), extra->end());
+      for (size_t k = 0; k < s.grid.size(); ++k) ov.push_back(s.grid[k].first + "=" + r.values[k]);
+      ov.push_back("output_dir=" + (root / r.name).string());
+      if (base_cache_dir.empty()) ov.push_back("data.cache_dir=" + (root / "cache").string());
+      return ov;
+    };
     if (*dry) {
-      for (const auto& r : runs) std::cout << "  " << r.name << "\n";
+      // Loads and checks every run's config as the real sweep would, and reports all problems.
+      std::vector<std::string> problems;
+      std::string base_cache_dir;
+      try {
+        base_cache_dir = config::load_run_config(s.base, *extra).data.cache_dir;
+      } catch (const std::exception& e) {
+        problems.push_back("base " + s.base + ": " + describe_exception(e));
+      }
+      for (const auto& r : runs) {
+        try {
+          config::load_run_config(s.base, overrides_of(r, base_cache_dir));
+          std::cout << "  " << r.name << ": ok\n";
+        } catch (const std::exception& e) {
+          std::cout << "  " << r.name << ": INVALID\n";
+          problems.push_back("run " + r.name + ": " + describe_exception(e));
+        }
+      }
+      if (!problems.empty()) {
+        std::string msg = std::to_string(problems.size()) + " problem(s) in sweep " + *file + ":";
+        for (const auto& p : problems) msg += "\n  " + p;
+        throw ConfigError(msg);
+      }
       return 0;
     }
     stdfs::create_directories(root);
@@ -223,13 +277,7 @@ lawcat::cli::Runner setup_sweep(CLI::App& app) {
       Run& r = runs[i];
       if (static_cast<int64_t>(i) % shard_n != shard_i) continue;
       const stdfs::path dir = root / r.name;
-      std::vector<std::string> ov = s.set;
-      for (const auto& [name, vo] : s.variants)
-        if (name == r.variant) ov.insert(ov.end(), vo.begin(), vo.end());
-      ov.insert(ov.end(), extra->begin(), extra->end());
-      for (size_t k = 0; k < s.grid.size(); ++k) ov.push_back(s.grid[k].first + "=" + r.values[k]);
-      ov.push_back("output_dir=" + dir.string());
-      if (base_cache_dir.empty()) ov.push_back("data.cache_dir=" + (root / "cache").string());
+      const std::vector<std::string> ov = overrides_of(r, base_cache_dir);
       if (stdfs::exists(dir / "summary.json")) {
         auto j = nlohmann::json::parse(fs::read_text(dir / "summary.json"));
         if (!j.value("interrupted", true) && !j.value("export_dir", std::string()).empty()) {

@@ -68,7 +68,9 @@ int main(int argc, char** argv) {
     cli::set_default_threads();
     return chosen ? chosen() : 1;
   } catch (const std::exception& e) {
-    std::cerr << "lawcat: error: " << describe_exception(e) << "\n";
+    const std::string message = describe_exception(e);
+    std::cerr << "lawcat: error: " << message << "\n";
+    log::write_to_files(log::Level::error, "lawcat: error: " + message);  // the run's run.log, if one is open
     return 1;
   }
 }

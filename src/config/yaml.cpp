@@ -233,6 +233,31 @@ void apply_override(YAML::Node& root, const std::string& spec, std::vector<std::
   chain.back()[parts.back()] = value;
 }
 
+// yaml-cpp keeps every key of a mapping as written and lookups return the first, so a
+// repeated key would silently lose the later value: report each one (file:line:col, key
+// path, where it first appeared), in any mapping, nested ones and lists of them included.
+void find_duplicate_keys(const YAML::Node& node, const std::string& prefix, const std::string& file,
+                         std::vector<std::string>& errors) {
+  if (node.IsSequence()) {
+    for (const auto& e : node) find_duplicate_keys(e, prefix, file, errors);
+    return;
+  }
+  if (!node.IsMap()) return;
+  std::map<std::string, YAML::Mark> first;
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const std::string k = it->first.IsScalar() ? it->first.Scalar() : std::string();
+    const std::string path = prefix + k;
+    if (it->first.IsScalar()) {
+      auto [at, fresh] = first.emplace(k, it->first.Mark());
+      if (!fresh) {
+        std::string prev = at->second.is_null() ? "" : " (first at line " + std::to_string(at->second.line + 1) + ")";
+        errors.push_back(where_of(file, it->first) + ": duplicate key '" + path + "'" + prev);
+      }
+    }
+    find_duplicate_keys(it->second, path + ".", file, errors);
+  }
+}
+
 }  // namespace
 
 namespace {
@@ -249,6 +274,7 @@ RunConfig parse_once(const std::string& yaml_text, const std::string& where, con
   if (!root.IsMap()) {
     throw ConfigError(where + ": expected a mapping at the top level");
   }
+  find_duplicate_keys(root, "", where, errors);
   std::map<std::string, std::string> overridden;
   for (const auto& o : overrides) {
     apply_override(root, o, errors);

@@ -37,7 +37,7 @@ std::string_view trim(std::string_view s) {
   return s.substr(b, e - b);
 }
 
-std::string read_checked(const stdfs::path& file) {
+std::string read_checked_impl(const stdfs::path& file) {
   std::error_code ec;
   LAWCAT_CHECK(stdfs::exists(file, ec), DataError, file.string() << ": file not found");
   LAWCAT_CHECK(stdfs::is_regular_file(file, ec), DataError, file.string() << ": not a regular file");
@@ -203,7 +203,7 @@ std::string render_alpaca(const std::string& instruction, const std::string& inp
 
 std::vector<std::string> read_documents(const stdfs::path& file, const CorpusOptions& options) {
   const std::string format = resolve_format(file, options.format);
-  const std::string text = read_checked(file);
+  const std::string text = read_checked_impl(file);
   std::vector<std::string> docs;
   if (format == "text") {
     docs = split_text_documents(text, options.separator);
@@ -241,5 +241,7 @@ std::vector<std::string> read_documents(const stdfs::path& file, const CorpusOpt
   }
   return docs;
 }
+
+std::string read_text_checked(const std::filesystem::path& file) { return read_checked_impl(file); }
 
 }  // namespace lawcat::dataset

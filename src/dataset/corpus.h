@@ -34,6 +34,11 @@ std::vector<std::filesystem::path> expand_paths(const std::vector<std::string>& 
 // Byte offset of the first invalid UTF-8 sequence, or npos.
 size_t find_invalid_utf8(std::string_view text);
 
+// The whole file as text (decompressed when named .xz / .gz / .zst). DataError naming the
+// file for a missing file, and the file and byte offset (line, byte) of the first
+// invalid UTF-8 sequence: every reader of user text (training corpora, ppl, eval) uses it.
+std::string read_text_checked(const std::filesystem::path& file);
+
 // Splits text into trimmed, non-empty documents: on blank (whitespace-only)
 // lines when separator is empty, else on lines equal to separator.
 std::vector<std::string> split_text_documents(std::string_view text, const std::string& separator = "");

@@ -4,6 +4,7 @@
 #include <torch/csrc/autograd/grad_mode.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdlib>
 #include <map>
@@ -157,6 +158,11 @@ static model::LlamaForCausalLM load_eval_model(const std::string& spec, const st
   return model::load_model(spec, device, dtype);
 }
 
+// Longest prompt or document eval builds (tokens).
+constexpr int64_t kMaxEvalLength = int64_t(1) << 20;
+// Prompts at least this long are announced before they are built.
+constexpr int64_t kLongPrompt = int64_t(1) << 16;
+
 EvalSummary run_eval(const EvalOptions& options) {
   EvalOptions o = options;
   const std::string& task = o.task;
@@ -167,9 +173,13 @@ EvalSummary run_eval(const EvalOptions& options) {
     LAWCAT_CHECK(std::filesystem::is_directory(model_dir_of(m)), CheckpointError,
                  model_dir_of(m) << ": model directory not found");
   if (o.lengths.empty()) o.lengths = default_lengths(task);
-  for (int64_t L : o.lengths)
+  for (int64_t L : o.lengths) {
     LAWCAT_CHECK(L > 0 || (task == "babilong" && L == 0), ConfigError,
                  "eval: --lengths must be positive (babilong also takes 0), got " << L);
+    // Prompts and documents are built whole in memory: a typo's extra zeros must not eat the machine.
+    LAWCAT_CHECK(L <= kMaxEvalLength, ConfigError,
+                 "eval: --lengths " << L << " is above the limit of " << kMaxEvalLength << " tokens (1M)");
+  }
   const bool has_depth = task == "passkey" || task == "niah";
   if (!has_depth) {
     o.depths = {-1};
@@ -334,6 +344,13 @@ EvalSummary run_eval(const EvalOptions& options) {
         stop_ids_for({model->config().eos_token_ids, tokenizer->eos_id(), tokenizer->bos_id()});
     const int64_t bos = tokenizer->bos_id() >= 0 ? tokenizer->bos_id() : model->config().bos_token_id;
 
+    // Lengths past the positions of softmax attention: said once per length, before any prompt is built.
+    std::set<int64_t> warned_lengths;
+    for (int64_t L : o.lengths)
+      if (!pure_lawcat && L > max_pos && warned_lengths.insert(L).second)
+        log::warn("eval ", task, ": ", name, ": length ", L, " is beyond max_position_embeddings ", max_pos,
+                  " of its softmax attention; evaluating anyway (marked '*')");
+
     std::optional<std::vector<std::vector<int64_t>>> ppl_streams;
     if (task == "ppl") ppl_streams = tokenize_for_long_ppl(*tokenizer, o.text, ppl_opt);
     std::vector<std::vector<int64_t>> long_docs;
@@ -345,7 +362,6 @@ EvalSummary run_eval(const EvalOptions& options) {
                                    << " tokens; --samples asks for " << o.samples);
     }
 
-    std::set<int64_t> warned_lengths;
     std::map<std::string, int64_t> hints;  // fitted haystack size per (variant, length, depth)
     std::optional<Progress> progress;
     if (o.progress) progress.emplace("eval " + task + " " + name, static_cast<int64_t>(todo.size()),
@@ -365,6 +381,13 @@ EvalSummary run_eval(const EvalOptions& options) {
                     " of its softmax attention; evaluating anyway (marked '*')");
         return beyond;
       };
+      // NaN / Inf weights make every score meaningless: stop, naming the model.
+      auto check_finite_nll = [&](double nll) {
+        LAWCAT_CHECK(std::isfinite(nll), DataError,
+                     "eval " << task << ": model " << o.models[mi] << ": the mean NLL at length " << w.length << " is "
+                             << nll << " (not finite): the model's weights or activations hold NaN or Inf "
+                                       "(check the weights; try --dtype float32)");
+      };
       try {
         if (task == "longppl") {
           rec["beyond_max_positions"] = warn_positions(o.lengths[0]);
@@ -379,6 +402,7 @@ EvalSummary run_eval(const EvalOptions& options) {
           rec["measured_tokens"] = static_cast<double>(w.length);
           rec["text"] = absolute_string(o.text);
           rec["document_length"] = o.lengths[0];
+          check_finite_nll(pn.mean(b));
         } else if (task == "ppl") {
           rec["beyond_max_positions"] = warn_positions(w.length);  // BOS + ctx - 1 inputs
           PerplexityResult pr = long_ppl(*model, *ppl_streams, w.length, bos, false);
@@ -389,12 +413,20 @@ EvalSummary run_eval(const EvalOptions& options) {
           rec["seconds"] = pr.seconds;
           rec["measured_tokens"] = static_cast<double>(w.length);
           rec["text"] = absolute_string(o.text);
+          check_finite_nll(rec["nll"].get<double>());
         } else {
           const std::string hint_key = w.variant + "|" + std::to_string(w.length) + "|" + std::to_string(w.depth);
           int64_t* hint = &hints[hint_key];
           const double depth = w.depth >= 0 ? static_cast<double>(w.depth) / 100.0 : 0.0;
           const uint64_t seed = sample_seed(o.seed, task + w.variant, w.length, w.depth, w.babi >= 0 ? w.babi : w.sample);
           PromptSample ps;
+          if (w.length >= kLongPrompt) {  // building takes seconds to minutes: say so
+            log::info("eval ", task, ": ", name, ": building a ", w.length, "-token prompt", w.depth >= 0 ? " at depth " + std::to_string(w.depth) + "%" : std::string());
+            if (progress) {
+              progress->set_status("building L=" + std::to_string(w.length));
+              progress->advance(0);
+            }
+          }
           if (task == "passkey") {
             ps = make_passkey_sample(*tokenizer, w.length, depth, seed, hint);
           } else if (task == "niah") {

@@ -21,7 +21,7 @@ std::vector<std::vector<int64_t>> tokenize_for_long_ppl(const text::Tokenizer& t
   std::vector<std::string> pieces;
   if (!is_plain_text_file(text_file)) {
     pieces = dataset::read_documents(text_file, dataset::CorpusOptions{});  // JSONL, Alpaca, compressed
-  } else if (const std::string text = fs::read_text(text_file); options.documents) {
+  } else if (const std::string text = dataset::read_text_checked(text_file); options.documents) {
     pieces = split_documents(text);
   } else if (text.find_first_not_of(" \t\r\n\f\v") != std::string::npos) {
     pieces.push_back(text);

@@ -100,7 +100,7 @@ PerplexityResult perplexity_of_file(model::LlamaForCausalLMImpl& model, const te
   LAWCAT_CHECK(std::filesystem::exists(text_file), DataError,
                "text file " << text_file.string() << " does not exist");
   std::vector<std::string> docs = is_plain_text_file(text_file)
-                                      ? split_documents(fs::read_text(text_file))
+                                      ? split_documents(dataset::read_text_checked(text_file))
                                       : dataset::read_documents(text_file, dataset::CorpusOptions{});
   LAWCAT_CHECK(!docs.empty(), DataError,
                "text file " << text_file.string() << " has no text (expected documents separated by blank lines)");

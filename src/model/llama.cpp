@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "io/llama_weights.h"
 #include "io/safetensors.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -274,6 +275,8 @@ LlamaForCausalLM load_llama(const stdfs::path& dir, at::Device device, at::Scala
                  "missing " << config_path.string() << " (expected a Hugging Face model directory)");
     io::LlamaConfig config = io::load_llama_config(config_path);
     validate_llama_config(config, config_path.string());
+    // Names and shapes from the safetensors headers before any module is built.
+    io::check_llama_weights(config, io::WeightSet(dir), config_path);
     LlamaForCausalLM model = build_llama(config);
     LoadWeightsOptions opt;
     opt.device = device;

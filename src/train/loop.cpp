@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cmath>
 #include <csignal>
+#include <exception>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include <sstream>
 
 #include "train/checkpoint.h"
+#include "train/resume_state.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -98,19 +100,6 @@ class MetricsFile {
 std::string nonfinite_hint(const std::string& stage) {
   return "Resuming with the same config repeats this step (the run is deterministic); start again in another "
          "output_dir with a lower " + stage + ".lr or " + stage + ".max_grad_norm > 0";
-}
-
-// The keys a resume reads from a checkpoint's state.json: a missing one is a
-// CheckpointError naming the file and the key (not a bare json out_of_range).
-void check_state_keys(const nlohmann::json& s, const std::string& file) {
-  LAWCAT_CHECK(s.is_object(), CheckpointError, file << ": expected a JSON object, got " << s.type_name());
-  for (const char* key : {"step", "tokens", "scheduler", "loader", "adam_steps"})
-    LAWCAT_CHECK(s.contains(key), CheckpointError,
-                 file << ": missing key '" << key << "' (an incomplete or foreign checkpoint)");
-  LAWCAT_CHECK(s["loader"].is_object(), CheckpointError, file << ": key 'loader': expected an object");
-  for (const char* key : {"epoch", "index", "consumed"})
-    LAWCAT_CHECK(s["loader"].contains(key), CheckpointError,
-                 file << ": missing key 'loader." << key << "' (an incomplete or foreign checkpoint)");
 }
 
 // Runs fn(), turning a JSON error (a wrong type, a missing scheduler field) into
@@ -266,8 +255,27 @@ StageResult run_stage(const StageSpec& spec, const dataset::DataSplits& data, co
                       cks.back().filename().string() +
                       "): pass --resume to continue it, or use another output_dir");
   if (opt.resume && !cks.empty()) {
-    const stdfs::path ck = cks.back();
-    CheckpointFiles f = with_context("while resuming from " + ck.string(), [&] { return load_checkpoint_dir(ck); });
+    // The newest checkpoint that loads: one cut short (a full disk, a damaged copy) is
+    // skipped with a warning naming it, and the previous good one is used. Only when
+    // none loads is the newest one's error reported.
+    stdfs::path ck;
+    CheckpointFiles f;
+    std::exception_ptr newest_error;
+    for (auto it = cks.rbegin(); it != cks.rend() && ck.empty(); ++it) {
+      try {
+        f = load_checkpoint_dir(*it);
+        ck = *it;
+      } catch (const Error& e) {
+        log::warn(spec.name, ": checkpoint ", it->string(), " does not load (", describe_exception(e), ")",
+                  std::next(it) != cks.rend() ? "; falling back to the one before it" : "");
+        if (!newest_error) newest_error = std::current_exception();
+      }
+    }
+    if (ck.empty())
+      with_context("while resuming from " + cks.back().string(), [&] { std::rethrow_exception(newest_error); });
+    if (ck != cks.back())
+      log::warn(spec.name, ": resuming from ", ck.string(), " instead of the newest checkpoint ",
+                cks.back().string(), ", which is damaged");
     std::map<std::string, at::Tensor> tr(f.trainable.begin(), f.trainable.end());
     std::string problems;
     for (const auto& [n, p] : spec.params) {
@@ -287,40 +295,35 @@ StageResult run_stage(const StageSpec& spec, const dataset::DataSplits& data, co
       for (const auto& [n, p] : spec.params) p.copy_(tr.at(n));
     }
     std::map<std::string, at::Tensor> ot(f.optimizer.begin(), f.optimizer.end());
-    const auto& s = f.state;
     const std::string state_file = (ck / "state.json").string();
-    check_state_keys(s, state_file);
-    // Wrong types (a hand-edited or foreign state.json) name the file too.
-    const int64_t saved_step = state_field(state_file, [&] { return s.at("step").get<int64_t>(); });
-    LAWCAT_CHECK(saved_step <= cfg.steps, ConfigError,
-                 spec.name << ".steps: " << cfg.steps << " is fewer than the " << saved_step
+    const ResumeState s = read_resume_state(f.state, state_file);  // every key and type checked, naming the file
+    LAWCAT_CHECK(s.step <= cfg.steps, ConfigError,
+                 spec.name << ".steps: " << cfg.steps << " is fewer than the " << s.step
                            << " steps already done (" << ck.string() << "); resume with " << spec.name
-                           << ".steps >= " << saved_step << ", or start a new run in another output_dir");
-    std::map<std::string, int64_t> adam_steps =
-        state_field(state_file, [&] { return s.at("adam_steps").get<std::map<std::string, int64_t>>(); });
-    load_adamw_state(*adam, spec.params, ot, adam_steps, ck.string());
+                           << ".steps >= " << s.step << ", or start a new run in another output_dir");
+    load_adamw_state(*adam, spec.params, ot, s.adam_steps, ck.string());
     if (ot.count("rng.cpu")) set_cpu_rng_state(ot.at("rng.cpu"));
+    LAWCAT_CHECK(s.world == world, ConfigError,
+                 ck.string() << ": saved by a run of " << s.world << " processes; this one has " << world
+                             << " (the data order would differ)");
+    start = s.step;
+    r.tokens = tokens_before = s.tokens;
+    r.wall_s = wall_before = s.wall_s;
     state_field(state_file, [&] {
-      LAWCAT_CHECK(s.value("world", 1) == world, ConfigError,
-                   ck.string() << ": saved by a run of " << s.value("world", 1) << " processes; this one has " << world
-                               << " (the data order would differ)");
-      start = saved_step;
-      r.tokens = tokens_before = s.at("tokens").get<int64_t>();
-      r.wall_s = wall_before = s.value("wall_s", 0.0);
-      sched.load_state(s.at("scheduler"));
-      dataset::LoaderPosition pos;
-      pos.epoch = s.at("loader").at("epoch").get<int64_t>();
-      pos.index = s.at("loader").at("index").get<int64_t>();
-      pos.consumed = s.at("loader").at("consumed").get<int64_t>();
-      loader.set_position(pos);
-      r.init_val = num_of(s, "init_val");
-      r.best_val = num_of(s, "best_val");
-      r.best_step = s.value("best_step", int64_t(-1));
-      r.final_val = num_of(s, "final_val");
-      interval_loss = s.value("interval_loss", 0.0);
-      interval_steps = s.value("interval_steps", int64_t(0));
+      sched.load_state(s.scheduler);
       return 0;
     });
+    dataset::LoaderPosition pos;
+    pos.epoch = s.loader_epoch;
+    pos.index = s.loader_index;
+    pos.consumed = s.loader_consumed;
+    loader.set_position(pos);
+    r.init_val = s.init_val;
+    r.best_val = s.best_val;
+    r.best_step = s.best_step;
+    r.final_val = s.final_val;
+    interval_loss = s.interval_loss;
+    interval_steps = s.interval_steps;
     if (writer) metrics.truncate_after(start);
     log::info(spec.name, ": resuming from ", ck.string(), " (step ", start, " of ", cfg.steps, ")");
   } else if (writer) {

@@ -15,6 +15,9 @@ void init(const std::string& level = "info");
 // Also write the log to `file` (appending); used by training runs.
 void add_file_sink(const std::filesystem::path& file);
 void write(Level level, const std::string& message);
+// Writes `message` to the log files added with add_file_sink only (and flushes them), not to
+// the terminal: cli/main.cpp prints a fatal error itself, and records it in run.log with this.
+void write_to_files(Level level, const std::string& message);
 bool enabled(Level level);
 
 template <typename... A>

@@ -9,7 +9,9 @@
 #include <ATen/Parallel.h>
 
 #include <fstream>
+#include <limits>
 #include <memory>
+#include <sstream>
 
 #include "common/catch.h"
 #include "config/yaml.h"
@@ -376,4 +378,228 @@ TEST_CASE("reliability 9: resume refuses fewer steps than done and keeps config.
   CHECK(again.stages.size() == 2);
   CHECK(again.stages[1].steps == 3);
   CHECK(bytes_of(saved) == finished);
+}
+
+// ---- 4. config.json checked against the safetensors headers before anything is built ------------------------
+TEST_CASE("reliability 4: a config.json that does not fit its weights is refused before any module is built",
+          "[train][reliability]") {
+  OneThread one_thread;
+  auto root = test::scratch_dir("rel_config_fit");
+  tiny_run(root);  // teacher/: 2 layers, hidden 32, vocab 300
+  auto with_config = [&](const std::string& name, const std::string& key, int64_t value) {
+    const stdfs::path dir = root / name;
+    stdfs::create_directories(dir);
+    for (const char* f : {"model.safetensors", "tokenizer.bin"}) stdfs::copy_file(root / "teacher" / f, dir / f);
+    nlohmann::json j = nlohmann::json::parse(bytes_of(root / "teacher" / "config.json"));
+    j[key] = value;
+    fs::atomic_write_text(dir / "config.json", j.dump(2));
+    return dir;
+  };
+  const stdfs::path layers = with_config("layers", "num_hidden_layers", 1000000);
+  const stdfs::path hidden = with_config("hidden", "hidden_size", 1000000000);
+  const stdfs::path vocab = with_config("vocab", "vocab_size", 1000000000);
+  std::string e = error_of([&] { model::load_llama(layers, at::kCPU, at::kFloat); });
+  CHECK_THAT(e, LAWCAT_CONTAINS((layers / "config.json").string() + " does not fit the weights in " + layers.string()));
+  CHECK_THAT(e, LAWCAT_CONTAINS("num_hidden_layers 1000000, but the weights hold layers 0..1 (no model.layers.2.*)"));
+  e = error_of([&] { model::load_llama(vocab, at::kCPU, at::kFloat); });
+  CHECK_THAT(e, LAWCAT_CONTAINS("tensor model.embed_tokens.weight in " + (vocab / "model.safetensors").string() +
+                                ": vocab_size, hidden_size give [1000000000, 32], the file holds [300, 32]"));
+  CHECK_NOTHROW(model::load_llama(root / "teacher", at::kCPU, at::kFloat));
+  // The CLI: one error naming the file and the tensor, quickly (it used to build 11 GB of
+  // modules, or end in an allocator error with a 25-frame trace).
+  LAWCAT_BINARY_OR_SKIP();
+  for (const auto& [dir, message] : {std::pair{layers, std::string("num_hidden_layers 1000000")},
+                                     std::pair{hidden, std::string("model.embed_tokens.weight in ")},
+                                     std::pair{vocab, std::string("[1000000000, 32], the file holds [300, 32]")}}) {
+    CAPTURE(dir);
+    Cli r = run_lawcat("ppl --model " + dir.string() + " --text " + (root / "corpus.txt").string(), root);
+    CHECK(r.rc == 1);
+    CHECK_THAT(r.out, LAWCAT_CONTAINS(message));
+    CHECK_THAT(r.out, LAWCAT_CONTAINS((dir / "config.json").string()));
+    CHECK(r.out.find("frame #") == std::string::npos);
+  }
+}
+
+// ---- 6. eval lengths: bounded, and a length past the softmax positions is said up front --------------------
+TEST_CASE("reliability 6: eval refuses absurd lengths and warns before building past max_position_embeddings",
+          "[train][reliability]") {
+  LAWCAT_BINARY_OR_SKIP();
+  OneThread one_thread;
+  auto root = test::scratch_dir("rel_eval_lengths");
+  tiny_run(root);  // teacher/: max_position_embeddings 64, softmax attention
+  const std::string base = "eval --models " + (root / "teacher").string() + " --no-plot --no-progress --out ";
+  Cli big = run_lawcat(base + (root / "big").string() + " --task passkey --samples 1 --depths 50 --lengths 100000000");
+  CHECK(big.rc == 1);
+  CHECK_THAT(big.out, LAWCAT_CONTAINS("--lengths 100000000 is above the limit of 1048576 tokens"));
+  Cli far = run_lawcat(base + (root / "far").string() + " --task ppl --lengths 100 --text " +
+                       (root / "corpus.txt").string());
+  CHECK(far.rc == 0);
+  CHECK_THAT(far.out, LAWCAT_CONTAINS("length 100 is beyond max_position_embeddings 64 of its softmax attention"));
+}
+
+// ---- 10a. duplicate YAML keys ------------------------------------------------------------------------------
+TEST_CASE("reliability 10a: a key given twice in the YAML is an error naming file:line and the key",
+          "[train][reliability]") {
+  auto root = test::scratch_dir("rel_dup_keys");
+  const std::string yaml = tiny_run(root) + "distill:\n  lr: 0.5\n";  // a second 'distill' section
+  { std::ofstream(root / "dup.yaml") << yaml; }
+  std::string e = error_of([&] { config::load_run_config(root / "dup.yaml"); });
+  const int line = static_cast<int>(std::count(yaml.begin(), yaml.end(), '\n')) - 1;
+  CHECK_THAT(e, LAWCAT_CONTAINS((root / "dup.yaml").string() + ":" + std::to_string(line) +
+                                ":1: duplicate key 'distill' (first at line"));
+  e = error_of([&] { config::parse_run_config("distill:\n  lr: 0.1\n  steps: 3\n  lr: 0.2\n", "x.yaml"); });
+  CHECK_THAT(e, LAWCAT_CONTAINS("x.yaml:4:3: duplicate key 'distill.lr' (first at line 2)"));
+  LAWCAT_BINARY_OR_SKIP();
+  Cli r = run_lawcat("distill " + (root / "dup.yaml").string() + " --no-progress");
+  CHECK(r.rc == 1);
+  CHECK_THAT(r.out, LAWCAT_CONTAINS("duplicate key 'distill'"));
+  CHECK_FALSE(stdfs::exists(root / "run"));
+}
+
+// ---- 10b. sweep --dry-run checks every run; an unknown metric is an error -----------------------------------
+TEST_CASE("reliability 10b: sweep --dry-run loads and checks every run's config; an unknown metric is an error",
+          "[train][reliability]") {
+  LAWCAT_BINARY_OR_SKIP();
+  auto root = test::scratch_dir("rel_sweep_dry");
+  { std::ofstream(root / "run.yaml") << tiny_run(root); }
+  const std::string head = "base: " + (root / "run.yaml").string() + "\noutput_dir: " + (root / "sweep").string() + "\n";
+  { std::ofstream(root / "bad_runs.yaml") << head + "grid:\n  attention.conv_width: [2, 99]\n  distill.steps: [1, many]\n"; }
+  Cli r = run_lawcat("sweep " + (root / "bad_runs.yaml").string() + " --dry-run");
+  CHECK(r.rc == 1);
+  CHECK_THAT(r.out, LAWCAT_CONTAINS("3 problem(s) in sweep"));
+  CHECK_THAT(r.out, LAWCAT_CONTAINS("run conv_width-99_steps-1: "));
+  CHECK_THAT(r.out, LAWCAT_CONTAINS("attention.conv_width: 99 is above the supported maximum 16"));
+  CHECK_THAT(r.out, LAWCAT_CONTAINS("run conv_width-2_steps-many: "));
+  CHECK_THAT(r.out, LAWCAT_CONTAINS("key 'distill.steps': expected an integer, got 'many'"));
+  CHECK_FALSE(stdfs::exists(root / "sweep"));
+  { std::ofstream(root / "metric.yaml") << head + "grid:\n  attention.conv_width: [2, 4]\nmetric: distill.best_vall\n"; }
+  Cli m = run_lawcat("sweep " + (root / "metric.yaml").string() + " --dry-run");
+  CHECK(m.rc == 1);
+  CHECK_THAT(m.out, LAWCAT_CONTAINS(":5:9: unknown metric 'distill.best_vall'"));
+  { std::ofstream(root / "good.yaml") << head + "grid:\n  attention.conv_width: [2, 4]\nmetric: lora.ppl\n"; }
+  Cli ok = run_lawcat("sweep " + (root / "good.yaml").string() + " --dry-run");
+  CHECK(ok.rc == 0);
+  CHECK_THAT(ok.out, LAWCAT_CONTAINS("conv_width-4: ok"));
+}
+
+// ---- 10c, 10d. ppl: NaN weights and non-UTF-8 text are errors -----------------------------------------------
+TEST_CASE("reliability 10c/10d: ppl fails on NaN weights (naming the model) and on non-UTF-8 text (file, offset)",
+          "[train][reliability]") {
+  LAWCAT_BINARY_OR_SKIP();
+  OneThread one_thread;
+  auto root = test::scratch_dir("rel_ppl_nan");
+  tiny_run(root);
+  {
+    auto m = model::load_llama(root / "teacher", at::kCPU, at::kFloat);
+    at::NoGradGuard no_grad;
+    m->model->norm->weight.fill_(std::numeric_limits<float>::quiet_NaN());
+    model::save_llama(*m, root / "nan");
+    stdfs::copy_file(root / "teacher" / "tokenizer.bin", root / "nan" / "tokenizer.bin");
+  }
+  const std::string text = (root / "corpus.txt").string();
+  Cli r = run_lawcat("ppl --model " + (root / "nan").string() + " --text " + text);
+  CHECK(r.rc == 1);
+  CHECK_THAT(r.out, LAWCAT_CONTAINS("model " + (root / "nan").string() + ": the mean NLL on " + text + " is nan"));
+  for (const char* task : {"ppl", "longppl"}) {
+    CAPTURE(task);
+    Cli e = run_lawcat(std::string("eval --task ") + task + " --models " + (root / "nan").string() + " --text " + text +
+                       " --lengths 32 --bucket 16 --no-plot --no-progress --out " +
+                       (root / (std::string("eval_") + task)).string());
+    CHECK(e.rc == 1);
+    CHECK_THAT(e.out, LAWCAT_CONTAINS("model " + (root / "nan").string() + ": the mean NLL at length"));
+  }
+  Cli good = run_lawcat("ppl --model " + (root / "teacher").string() + " --text " + text);
+  CHECK(good.rc == 0);
+  // 10d: bytes that are not UTF-8 (distill's reader refuses them too).
+  std::string noise = "some text\n\n";
+  for (int i = 0; i < 200; ++i) noise += static_cast<char>((i * 2654435761u) >> 13);
+  { std::ofstream(root / "noise.txt", std::ios::binary) << noise; }
+  Cli bad = run_lawcat("ppl --model " + (root / "teacher").string() + " --text " + (root / "noise.txt").string());
+  CHECK(bad.rc == 1);
+  CHECK_THAT(bad.out, LAWCAT_CONTAINS((root / "noise.txt").string() + ": not valid UTF-8 at byte offset "));
+}
+
+// ---- 10e. fatal errors reach run.log ------------------------------------------------------------------------
+TEST_CASE("reliability 10e: the error that stops a run is written to its run.log", "[train][reliability]") {
+  LAWCAT_BINARY_OR_SKIP();
+  auto root = test::scratch_dir("rel_runlog");
+  { std::ofstream(root / "run.yaml") << tiny_run(root); }
+  Cli ok = run_lawcat("distill " + (root / "run.yaml").string() + " --no-progress");
+  REQUIRE(ok.rc == 0);
+  Cli r = run_lawcat("distill " + (root / "run.yaml").string() + " --no-progress --resume --set lora.steps=1");
+  CHECK(r.rc == 1);
+  CHECK_THAT(r.out, LAWCAT_CONTAINS("lora.steps: 1 is fewer than the 2 steps"));
+  const std::string log = bytes_of(root / "run" / "run.log");
+  CHECK_THAT(log, LAWCAT_CONTAINS("error lawcat: error: lora.steps: 1 is fewer than the 2 steps"));
+}
+
+// ---- 10f. a damaged newest checkpoint: resume falls back to the previous good one ---------------------------
+TEST_CASE("reliability 10f: resume falls back to the newest checkpoint that loads, warning about the bad one",
+          "[train][reliability]") {
+  OneThread one_thread;
+  dataset::DataSplits data = [] {
+    dataset::TokenizedCorpus c;
+    c.files = {"synthetic"};
+    c.doc_offsets = {0};
+    at::manual_seed(3);
+    for (int d = 0; d < 24; ++d) {
+      at::Tensor t = at::randint(3, 64, {40}, at::kLong);
+      c.tokens.push_back(1);
+      for (int64_t i = 0; i < 40; ++i) c.tokens.push_back(static_cast<int32_t>(t[i].item<int64_t>()));
+      c.doc_offsets.push_back(c.num_tokens());
+    }
+    return dataset::make_splits(c, nullptr, 16, 0.2, 3);
+  }();
+  auto run = [&](const stdfs::path& dir, bool resume) {
+    at::manual_seed(5);
+    at::Tensor w = at::zeros({4}, at::kFloat).set_requires_grad(true);
+    train::StageSpec spec;
+    spec.name = "toy";
+    spec.cfg.steps = 4;
+    spec.cfg.batch_size = 2;
+    spec.cfg.grad_accum = 1;
+    spec.cfg.eval_every = 2;
+    spec.cfg.val_batches = 1;
+    spec.cfg.keep_last = 2;
+    spec.params = {{"w", w}};
+    spec.loss = [&](const at::Tensor& b) { return (w - b.narrow(1, 0, 4).to(at::kFloat) / 64).pow(2).mean(); };
+    train::LoopOptions lo;
+    lo.dir = dir;
+    lo.progress = false;
+    lo.tokens_per_example = 16;
+    lo.resume = resume;
+    auto r = train::run_stage(spec, data, lo);
+    return std::pair{r, w.detach().clone()};
+  };
+  const stdfs::path whole_dir = test::scratch_dir("rel_fallback_whole");
+  const auto [whole, w_whole] = run(whole_dir, false);
+  // metrics.jsonl without the timings.
+  auto metrics_of = [](const stdfs::path& d) {
+    std::string out;
+    std::istringstream in(bytes_of(d / "metrics.jsonl"));
+    for (std::string line; std::getline(in, line);) {
+      nlohmann::json j = nlohmann::json::parse(line);
+      j.erase("tokens_per_s");
+      j.erase("elapsed_s");
+      out += j.dump() + "\n";
+    }
+    return out;
+  };
+  const stdfs::path dir = test::scratch_dir("rel_fallback");
+  run(dir, false);
+  const stdfs::path bad = dir / "checkpoints" / train::step_dir_name(4);
+  REQUIRE(stdfs::exists(dir / "checkpoints" / train::step_dir_name(2) / "state.json"));
+  const std::string weights = bytes_of(bad / "trainable.safetensors");
+  fs::atomic_write_text(bad / "trainable.safetensors", weights.substr(0, weights.size() / 2));  // cut short
+  auto [resumed, w_resumed] = run(dir, true);
+  CHECK(resumed.start_step == 2);
+  CHECK(resumed.steps == 4);
+  CHECK(at::equal(w_resumed, w_whole));
+  CHECK(metrics_of(dir) == metrics_of(whole_dir));
+  // Every checkpoint damaged: the newest one's error, naming it.
+  for (const int64_t step : {2, 4}) {
+    const stdfs::path ck = dir / "checkpoints" / train::step_dir_name(step);
+    fs::atomic_write_text(ck / "trainable.safetensors", "x");
+  }
+  CHECK_THAT(error_of([&] { run(dir, true); }), LAWCAT_CONTAINS("while resuming from " + bad.string()));
 }

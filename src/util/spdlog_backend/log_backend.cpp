@@ -20,6 +20,11 @@ std::shared_ptr<spdlog::logger> logger() {
   });
   return spdlog::get("lawcat");
 }
+// The file sinks alone (no terminal), for write_to_files.
+std::shared_ptr<spdlog::logger> file_logger() {
+  static auto l = std::make_shared<spdlog::logger>("lawcat_files");
+  return l;
+}
 spdlog::level::level_enum to_spd(Level l) {
   switch (l) {
     case Level::trace: return spdlog::level::trace;
@@ -40,6 +45,15 @@ void add_file_sink(const std::filesystem::path& file) {
   auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(file.string(), false);
   sink->set_pattern("[%Y-%m-%d %H:%M:%S.%e] %l %v");
   logger()->sinks().push_back(sink);
+  file_logger()->sinks().push_back(sink);
+}
+
+void write_to_files(Level level, const std::string& message) {
+  auto l = file_logger();
+  if (l->sinks().empty()) return;
+  l->set_level(spdlog::level::trace);
+  l->log(to_spd(level), message);
+  l->flush();
 }
 
 void write(Level level, const std::string& message) { logger()->log(to_spd(level), message); }

@@ -1,0 +1,78 @@
+#include "train/resume_state.h"
+
+#include <limits>
+
+#include "util/error.h"
+
+namespace lawcat::train {
+namespace {
+
+// A number or null (NaN), as num_or_null writes it.
+double num_or_nan(const nlohmann::json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return std::numeric_limits<double>::quiet_NaN();
+  return it->get<double>();
+}
+
+}  // namespace
+
+ResumeState read_resume_state(const nlohmann::json& s, const std::string& file) {
+  LAWCAT_CHECK(s.is_object(), CheckpointError, file << ": expected a JSON object, got " << s.type_name());
+  for (const char* key : {"step", "tokens", "scheduler", "loader", "adam_steps"})
+    LAWCAT_CHECK(s.contains(key), CheckpointError,
+                 file << ": missing key '" << key << "' (an incomplete or foreign checkpoint)");
+  LAWCAT_CHECK(s["loader"].is_object(), CheckpointError, file << ": key 'loader': expected an object");
+  for (const char* key : {"epoch", "index", "consumed"})
+    LAWCAT_CHECK(s["loader"].contains(key), CheckpointError,
+                 file << ": missing key 'loader." << key << "' (an incomplete or foreign checkpoint)");
+  LAWCAT_CHECK(s["scheduler"].is_object(), CheckpointError, file << ": key 'scheduler': expected an object");
+  ResumeState r;
+  // Wrong types (a hand-edited or foreign state.json) name the file too.
+  try {
+    r.step = s.at("step").get<int64_t>();
+    r.tokens = s.at("tokens").get<int64_t>();
+    r.wall_s = s.value("wall_s", 0.0);
+    r.scheduler = s.at("scheduler");
+    // ReduceLROnPlateau::load_state's fields, so that it cannot fail later.
+    (void)r.scheduler.at("lr").get<double>();
+    if (!r.scheduler.at("best").is_null()) (void)r.scheduler.at("best").get<double>();
+    (void)r.scheduler.at("num_bad").get<int64_t>();
+    const auto& l = s.at("loader");
+    r.loader_epoch = l.at("epoch").get<int64_t>();
+    r.loader_index = l.at("index").get<int64_t>();
+    r.loader_consumed = l.at("consumed").get<int64_t>();
+    r.adam_steps = s.at("adam_steps").get<std::map<std::string, int64_t>>();
+    r.world = s.value("world", int64_t(1));
+    r.init_val = num_or_nan(s, "init_val");
+    r.best_val = num_or_nan(s, "best_val");
+    r.final_val = num_or_nan(s, "final_val");
+    r.best_step = s.value("best_step", int64_t(-1));
+    r.interval_loss = s.value("interval_loss", 0.0);
+    r.interval_steps = s.value("interval_steps", int64_t(0));
+  } catch (const nlohmann::json::exception& e) {
+    throw CheckpointError(file + ": " + e.what());
+  }
+  for (const auto& [key, v] : {std::pair<const char*, int64_t>{"step", r.step},
+                               {"tokens", r.tokens},
+                               {"loader.epoch", r.loader_epoch},
+                               {"loader.index", r.loader_index},
+                               {"loader.consumed", r.loader_consumed},
+                               {"interval_steps", r.interval_steps}})
+    LAWCAT_CHECK(v >= 0, CheckpointError, file << ": key '" << key << "' must be >= 0, got " << v);
+  LAWCAT_CHECK(r.world >= 1, CheckpointError, file << ": key 'world' must be >= 1, got " << r.world);
+  for (const auto& [name, n] : r.adam_steps)
+    LAWCAT_CHECK(n >= 0, CheckpointError, file << ": adam_steps['" << name << "'] must be >= 0, got " << n);
+  return r;
+}
+
+ResumeState parse_resume_state(const std::string& text, const std::string& file) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw CheckpointError(file + ": not valid JSON: " + e.what());
+  }
+  return read_resume_state(j, file);
+}
+
+}  // namespace lawcat::train
