@@ -27,16 +27,9 @@
 #include <vector>
 
 #include "io/hf_config.h"
+#include "io/llama2c_header.h"
 
 namespace lawcat::io {
-
-struct Llama2cHeader {
-  int version = 0;  // 0 = legacy, 1 = "ak42" v1
-  int32_t dim = 0, hidden_dim = 0, n_layers = 0, n_heads = 0, n_kv_heads = 0, vocab_size = 0,
-          seq_len = 0;
-  bool shared_classifier = true;
-  int64_t head_size() const { return n_heads ? dim / n_heads : 0; }
-};
 
 struct Llama2cModel {
   Llama2cHeader header;

@@ -218,28 +218,9 @@ WeightSet::WeightSet(const sfs::path& dir) : dir_(dir) {
     } catch (const Error& e) {
       throw CheckpointError(e.what());
     }
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::exception& e) {
-      throw CheckpointError(index.string() + ": invalid JSON: " + e.what());
-    }
-    LAWCAT_CHECK(j.is_object() && j.contains("weight_map") && j["weight_map"].is_object(),
-                 CheckpointError,
-                 index.string() << ": expected an object with a \"weight_map\" object "
-                                   "(tensor name -> shard file)");
     std::map<std::string, size_t> shard_index;
-    for (const auto& [name, shard] : j["weight_map"].items()) {
-      LAWCAT_CHECK(shard.is_string(), CheckpointError,
-                   index.string() << ": weight_map['" << name << "'] must be a file name, got "
-                                  << shard.type_name());
-      const std::string file = shard.get<std::string>();
+    for (const auto& [name, file] : parse_safetensors_index(text, index.string(), dir.string())) {
       const sfs::path rel(file);
-      bool safe = !file.empty() && rel.is_relative();
-      for (const auto& part : rel) safe = safe && part != "..";
-      LAWCAT_CHECK(safe, CheckpointError,
-                   index.string() << ": weight_map['" << name << "'] = '" << file
-                                  << "' is not a file name inside " << dir.string());
       auto it = shard_index.find(file);
       if (it == shard_index.end()) {
         LAWCAT_CHECK(sfs::is_regular_file(dir / rel, ec), CheckpointError,

@@ -1,6 +1,8 @@
 // Safetensors header parsing, validation and building (torch-free; see the header).
 #include "io/safetensors_header.h"
 
+#include <filesystem>
+
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -313,6 +315,32 @@ std::string build_safetensors_header(const std::string& where,
   std::string out(8, '\0');
   std::memcpy(out.data(), &n, 8);
   return out + text;
+}
+
+std::vector<std::pair<std::string, std::string>> parse_safetensors_index(const std::string& text,
+                                                                         const std::string& where,
+                                                                         const std::string& dir) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw CheckpointError(where + ": invalid JSON: " + e.what());
+  }
+  LAWCAT_CHECK(j.is_object() && j.contains("weight_map") && j["weight_map"].is_object(), CheckpointError,
+               where << ": expected an object with a \"weight_map\" object (tensor name -> shard file)");
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [name, shard] : j["weight_map"].items()) {
+    LAWCAT_CHECK(shard.is_string(), CheckpointError,
+                 where << ": weight_map['" << name << "'] must be a file name, got " << shard.type_name());
+    const std::string file = shard.get<std::string>();
+    const std::filesystem::path rel(file);
+    bool safe = !file.empty() && rel.is_relative();
+    for (const auto& part : rel) safe = safe && part != "..";
+    LAWCAT_CHECK(safe, CheckpointError,
+                 where << ": weight_map['" << name << "'] = '" << file << "' is not a file name inside " << dir);
+    out.emplace_back(name, file);
+  }
+  return out;
 }
 
 }  // namespace lawcat::io

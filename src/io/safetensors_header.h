@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace lawcat::io {
@@ -74,5 +75,14 @@ std::string build_safetensors_header(const std::string& where,
                                      const std::map<std::string, std::string>& metadata,
                                      std::vector<size_t>& order,
                                      std::vector<uint64_t>& offsets);
+
+// The tensor -> shard map of a sharded checkpoint's model.safetensors.index.json
+// ({"weight_map": {"name": "model-00001-of-00002.safetensors", ...}, "metadata": ...}),
+// in the file's order. Throws CheckpointError naming `where` for invalid JSON, a missing
+// weight_map, a value that is not a string, and a shard that is not a plain relative
+// file name inside `dir` (empty, absolute, or with a ".." part).
+std::vector<std::pair<std::string, std::string>> parse_safetensors_index(const std::string& text,
+                                                                         const std::string& where,
+                                                                         const std::string& dir);
 
 }  // namespace lawcat::io
