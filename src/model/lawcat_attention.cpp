@@ -12,6 +12,17 @@
 
 namespace lawcat::model {
 
+namespace {
+// Runs the range checks attached to the attention section's fields (config/schema.h's visit).
+struct AttentionRangeCheck {
+  template <class K, class T> void operator()(const K&, T&) {}
+  template <class K, class T, class C> void operator()(const K& key, T& value, C&& check) {
+    const std::string e = check(value);
+    LAWCAT_CHECK(e.empty(), ConfigError, "attention." << key << ": " << e << " (got " << value << ")");
+  }
+};
+}  // namespace
+
 void LawcatOptions::validate() const {
   LAWCAT_CHECK(hidden_size > 0 && num_heads > 0 && num_kv_heads > 0 && head_dim > 0, ConfigError,
                "attention: invalid teacher shape (hidden " << hidden_size << ", heads " << num_heads
@@ -19,43 +30,27 @@ void LawcatOptions::validate() const {
                                                            << head_dim << ")");
   LAWCAT_CHECK(num_heads % num_kv_heads == 0, ConfigError,
                "attention: num_heads " << num_heads << " is not a multiple of num_kv_heads " << num_kv_heads);
-  LAWCAT_CHECK(conv_width >= 0 && conv_width <= kMaxConvWidth, ConfigError,
+  config::AttentionConfig knobs = *this;
+  AttentionRangeCheck range_check;
+  knobs.visit(range_check);
+  LAWCAT_CHECK(conv_width <= kMaxConvWidth, ConfigError,
                "attention.conv_width: " << conv_width << " is outside the supported range 0.." << kMaxConvWidth);
-  LAWCAT_CHECK(!gate || gate_rank > 0, ConfigError,
-               "attention.gate_rank: must be > 0 when the gate is on (got " << gate_rank << ")");
-  LAWCAT_CHECK(gate_tau > 0, ConfigError, "attention.gate_tau: must be > 0 (got " << gate_tau << ")");
-  LAWCAT_CHECK(feature_dim >= 0, ConfigError, "attention.feature_dim: must be >= 0 (got " << feature_dim << ")");
   LAWCAT_CHECK(feature_dim > 0 || head_dim % 2 == 0, ConfigError,
                "attention.feature_dim: the default (head_dim / 2) needs an even head_dim; got head_dim "
                    << head_dim << " — set feature_dim explicitly");
   LAWCAT_CHECK(f() <= head_dim, ConfigError,
                "attention.feature_dim: " << f() << " must not exceed head_dim " << head_dim
                                          << " (the map is initialised to eye(head_dim, feature_dim))");
-  LAWCAT_CHECK(window >= 0, ConfigError, "attention.window: must be >= 0 (got " << window << ")");
-  LAWCAT_CHECK(window_weight_init > 0 && window_weight_init < 1, ConfigError,
-               "attention.window_weight_init: must be in (0, 1) (got " << window_weight_init << ")");
-  LAWCAT_CHECK(chunk_size > 0, ConfigError, "attention.chunk_size: must be > 0 (got " << chunk_size << ")");
 }
 
 LawcatOptions lawcat_options_from_config(const config::AttentionConfig& a, int64_t hidden_size,
                                          int64_t num_heads, int64_t num_kv_heads, int64_t head_dim) {
   LawcatOptions o;
+  static_cast<config::AttentionConfig&>(o) = a;
   o.hidden_size = hidden_size;
   o.num_heads = num_heads;
   o.num_kv_heads = num_kv_heads;
   o.head_dim = head_dim;
-  o.conv_width = a.conv_width;
-  o.conv_on_v = a.conv_on_v;
-  o.gate = a.gate;
-  o.gate_rank = a.gate_rank;
-  o.gate_tau = a.gate_tau;
-  o.feature_dim = a.feature_dim;
-  o.normalize = a.normalize;
-  o.rope = a.rope;
-  o.window = a.window;
-  o.window_weight_init = a.window_weight_init;
-  o.eps = a.eps;
-  o.chunk_size = a.chunk_size;
   o.validate();
   return o;
 }
