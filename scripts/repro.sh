@@ -52,6 +52,7 @@ if [[ "${REPRO_SMOKE:-0}" == 1 ]]; then
   BABI=(--variant qa1 --lengths 0 --samples 1)
   LONG=(--lengths 512 --bucket 256 --samples 1)
   PPL_MAX=(--ppl-max-tokens 2000)
+  PPL_SETS="tinystories"
   J=1
 else
   DEVICE=(--device cuda)
@@ -62,7 +63,14 @@ else
   BABI=(--variant qa1,qa2,qa3 --lengths 0,1024,2048,4096,8192,16384 --samples 10)
   LONG=(--lengths 32768 --bucket 1024 --samples 8)
   PPL_MAX=(--ppl-max-tokens 200000)
+  PPL_SETS="tinystories gutenberg wikipedia"
 fi
+ppl_text() {  # held-out text of a ppl set
+  case $1 in
+    tinystories) echo "$DATA/corpora/tinystories/tinystories_val_head.txt" ;;
+    *) echo "$DATA/corpora/$1/$1_val.jsonl.xz" ;;
+  esac
+}
 ONLY_ARGS=()
 [[ -n "${REPRO_ONLY:-}" ]] && ONLY_ARGS=(--only "$REPRO_ONLY")
 
@@ -113,9 +121,10 @@ eval_one() {  # model task-group
       "$B" eval --task babilong --models "$m" "${BABI[@]}" "${DEVICE[@]}" --out "$out/babilong" --no-plot --no-progress
       "$B" eval --task babilong --raw-probe --models "$m" "${BABI[@]}" "${DEVICE[@]}" --out "$out/babilong_raw" --no-plot --no-progress ;;
     ppl)
-      "$B" eval --task ppl --models "$m" --lengths 1024 --ppl-documents --text "$DATA/corpora/tinystories/tinystories_val_head.txt" "${PPL_MAX[@]}" "${DEVICE[@]}" --out "$out/ppl_tinystories" --no-plot --no-progress
-      "$B" eval --task ppl --models "$m" --lengths 1024 --text "$DATA/corpora/gutenberg/gutenberg_val.jsonl.xz" "${PPL_MAX[@]}" "${DEVICE[@]}" --out "$out/ppl_gutenberg" --no-plot --no-progress
-      "$B" eval --task ppl --models "$m" --lengths 1024 --text "$DATA/corpora/wikipedia/wikipedia_val.jsonl.xz" "${PPL_MAX[@]}" "${DEVICE[@]}" --out "$out/ppl_wikipedia" --no-plot --no-progress ;;
+      for p in $PPL_SETS; do
+        "$B" eval --task ppl --models "$m" --lengths 1024 --ppl-documents --text "$(ppl_text $p)" "${PPL_MAX[@]}" \
+          "${DEVICE[@]}" --out "$out/ppl_$p" --no-plot --no-progress
+      done ;;
     longppl) "$B" eval --task longppl --models "$m" --text "$DATA/corpora/gutenberg/gutenberg_val.jsonl.xz" "${LONG[@]}" "${DEVICE[@]}" --out "$out/longppl" --no-plot --no-progress ;;
   esac
 }
@@ -131,25 +140,27 @@ if has eval; then
     if ((running >= J)); then wait -n || true; running=$((running - 1)); fi
   done 2>/dev/null || true
   wait || true
-  # Side by side: merge each task's records, then one call over all models (all reused).
+  # Side by side in lawcat's own tables and plots: merge each task's records, then one call over
+  # all models (every record reused). The report below reads the parts directly.
   for t in passkey niah babilong babilong_raw ppl_tinystories ppl_gutenberg ppl_wikipedia longppl; do
     mkdir -p "$R/eval/all/$t"
     cat "$R"/eval/parts/*/"$t"/results.jsonl > "$R/eval/all/$t/results.jsonl" 2>/dev/null || true
   done
   ms=$(IFS=,; echo "${models[*]}")
   ev() { [[ " $EVAL_GROUPS " == *" $1 "* ]]; }
-  ev passkey && "$B" eval --task passkey --models "$ms" "${PK[@]}" "${DEVICE[@]}" --out "$R/eval/all/passkey" --no-progress
-  ev niah && "$B" eval --task niah --models "$ms" "${NIAH[@]}" "${DEVICE[@]}" --out "$R/eval/all/niah" --no-progress
+  ev passkey && "$B" eval --task passkey --models "$ms" "${PK[@]}" "${DEVICE[@]}" --out "$R/eval/all/passkey" --no-progress || true
+  ev niah && "$B" eval --task niah --models "$ms" "${NIAH[@]}" "${DEVICE[@]}" --out "$R/eval/all/niah" --no-progress || true
   if ev babilong; then
-    "$B" eval --task babilong --models "$ms" "${BABI[@]}" "${DEVICE[@]}" --out "$R/eval/all/babilong" --no-progress
-    "$B" eval --task babilong --raw-probe --models "$ms" "${BABI[@]}" "${DEVICE[@]}" --out "$R/eval/all/babilong_raw" --no-progress
+    "$B" eval --task babilong --models "$ms" "${BABI[@]}" "${DEVICE[@]}" --out "$R/eval/all/babilong" --no-progress || true
+    "$B" eval --task babilong --raw-probe --models "$ms" "${BABI[@]}" "${DEVICE[@]}" --out "$R/eval/all/babilong_raw" --no-progress || true
   fi
   if ev ppl; then
-    "$B" eval --task ppl --models "$ms" --lengths 1024 --ppl-documents --text "$DATA/corpora/tinystories/tinystories_val_head.txt" "${PPL_MAX[@]}" "${DEVICE[@]}" --out "$R/eval/all/ppl_tinystories" --no-progress --no-plot
-    "$B" eval --task ppl --models "$ms" --lengths 1024 --text "$DATA/corpora/gutenberg/gutenberg_val.jsonl.xz" "${PPL_MAX[@]}" "${DEVICE[@]}" --out "$R/eval/all/ppl_gutenberg" --no-progress --no-plot
-    "$B" eval --task ppl --models "$ms" --lengths 1024 --text "$DATA/corpora/wikipedia/wikipedia_val.jsonl.xz" "${PPL_MAX[@]}" "${DEVICE[@]}" --out "$R/eval/all/ppl_wikipedia" --no-progress --no-plot
+    for p in $PPL_SETS; do
+      "$B" eval --task ppl --models "$ms" --lengths 1024 --ppl-documents --text "$(ppl_text $p)" "${PPL_MAX[@]}" \
+        "${DEVICE[@]}" --out "$R/eval/all/ppl_$p" --no-progress --no-plot || true
+    done
   fi
-  ev longppl && "$B" eval --task longppl --models "$ms" --text "$DATA/corpora/gutenberg/gutenberg_val.jsonl.xz" "${LONG[@]}" "${DEVICE[@]}" --out "$R/eval/all/longppl" --no-progress
+  ev longppl && "$B" eval --task longppl --models "$ms" --text "$DATA/corpora/gutenberg/gutenberg_val.jsonl.xz" "${LONG[@]}" "${DEVICE[@]}" --out "$R/eval/all/longppl" --no-progress || true
   true
 fi
 
@@ -157,5 +168,6 @@ fi
 if has report; then
   stamp "report: $DOCS"
   python3 scripts/repro_report.py --runs "$R" --docs "$DOCS"
+  [[ -f docs/results/NOTES.md && "$DOCS" != docs/results ]] && cp docs/results/NOTES.md "$DOCS/" || true
 fi
 stamp "done"

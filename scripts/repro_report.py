@@ -1,261 +1,340 @@
 #!/usr/bin/env python3
 """docs/results/ from a scripts/repro.sh run: tables (Markdown + CSV + JSON) and gnuplot plots.
 
-Reads what `lawcat eval` and `lawcat sweep` wrote under the runs folder (every number comes from
-those files; nothing is computed here but means and layout) and writes:
-  README.md            every table, with the commands that produced it
-  summary.csv/json     one row per model: the headline figures
-  <task>.csv/.json     the eval cells, copied
-  passkey_heatmap.png  passkey accuracy, length x depth, one panel per model (lawcat eval's plot)
-  passkey_vs_length.png, niah_vs_length.png, babilong_vs_length.png   accuracy vs length, a line per model
-  nll_by_position.png  long-document NLL per 1K-token bucket (lawcat eval's plot)
-  curves.png           stage-1 validation MSE and stage-2 validation CE per student
+Reads the records `lawcat eval` appended under <runs>/eval/parts/<model>/<task>/results.jsonl (one
+JSON object per prompt / bucket / ppl cell, each with its score) and the `lawcat sweep` tables
+under <runs>/students, <runs>/grid and <runs>/probe, and writes into <docs>:
+  README.md              every table, with the commands that produced it
+  summary.csv / .json    one row per model: the headline figures
+  passkey.csv / .json    accuracy per model x length x depth
+  longppl.csv / .json    mean NLL per model x position bucket
+  <task>.csv / .json     the other eval tasks (niah, babilong, babilong_raw, ppl_*) when present
+  passkey_heatmap.png    passkey accuracy, length x depth, one panel per model
+  passkey_vs_length.png  passkey accuracy vs length, one line per model
+  nll_by_position.png    long-document NLL by position, one line per model
+  curves.png             stage-1 validation MSE and stage-2 validation CE per student
+  records.tar.xz         every raw record (the eval results.jsonl files)
 
-Standard library only (json, csv) plus gnuplot for the plots; hand-written because the layout is
-ours: it is a formatter over the toolkit's JSON, not an analysis.
+It only groups records and takes means (the same cells `lawcat eval` prints); standard library plus
+gnuplot. Hand-written because the layout is this reproduction's, not a general tool.
 """
 import argparse
 import csv
 import json
-import math
 import os
 import shutil
 import subprocess
+import tarfile
 from collections import defaultdict
 
-TASKS = ["passkey", "niah", "babilong", "babilong_raw", "ppl_tinystories", "ppl_gutenberg", "ppl_wikipedia", "longppl"]
-
-
-def load(path):
-    with open(path) as f:
-        return json.load(f)
+PPL = {"ppl_tinystories": "TinyStories val", "ppl_gutenberg": "Gutenberg val", "ppl_wikipedia": "Wikipedia val"}
 
 
 def klabel(n):
     return f"{n // 1024}K" if n >= 1024 and n % 1024 == 0 else str(n)
 
 
-def mean(xs):
-    xs = [x for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
-    return sum(xs) / len(xs) if xs else None
+def records(path):
+    out = []
+    with open(path) as f:
+        for line in f:
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if "score" in r and r.get("error") is None:
+                out.append(r)
+    return out
 
 
-def fmt(v, pct=True, nd=1):
-    if v is None:
-        return "-"
-    return f"{100 * v:.{nd}f}" if pct else f"{v:.{max(nd, 3)}f}"
+def cells(recs):
+    """(variant, length, depth) -> [mean score, n]"""
+    acc = defaultdict(lambda: [0.0, 0])
+    for r in recs:
+        c = acc[(r.get("variant", ""), r["length"], r.get("depth", -1))]
+        c[0] += r["score"]
+        c[1] += 1
+    return {k: (s / n, n) for k, (s, n) in acc.items()}
 
 
-def by_model_length(cells, variant=None):
-    """model -> length -> mean score over depths (weighted by samples)."""
-    acc = defaultdict(lambda: defaultdict(lambda: [0.0, 0]))
-    for c in cells:
-        if variant is not None and c["variant"] != variant:
-            continue
-        if c.get("samples", c.get("n", 0)) == 0:
-            continue
-        n = c.get("samples", c.get("n", 1))
-        a = acc[c["model"]][c["length"]]
-        a[0] += c["score"] * n
-        a[1] += n
-    return {m: {L: s / n for L, (s, n) in d.items() if n} for m, d in acc.items()}
-
-
-def gnuplot(script, out_png):
+def gnuplot(script):
     if not shutil.which("gnuplot"):
-        print(f"repro_report: gnuplot not found, no {out_png}")
-        return
+        return False
     subprocess.run(["gnuplot"], input=script, text=True, check=True)
+    return True
 
 
-def lines_plot(path_png, title, ylabel, series, logx=True, yrange="[0:100]"):
-    """series: {name: [(x, y), ...]}"""
-    dat = path_png[:-4] + ".dat"
+def lines_plot(png, title, xlabel, ylabel, series, logx=True, yrange="[*:*]"):
+    dat = png[:-4] + ".dat"
     with open(dat, "w") as f:
         for name, pts in series.items():
-            f.write(f"# {name}\n")
-            for x, y in sorted(pts):
-                f.write(f"{x} {y}\n")
-            f.write("\n\n")
-    plots = ", ".join(f"'{dat}' index {i} using 1:2 with linespoints lw 2 pt 7 title '{n}' noenhanced"
-                      for i, n in enumerate(series))
-    gnuplot(f"""set terminal pngcairo size 1000,560 font 'sans,10'
-set output '{path_png}'
+            f.write(f"# {name}\n" + "".join(f"{x} {y}\n" for x, y in sorted(pts)) + "\n\n")
+    plots = ", ".join(f"'{dat}' index {i} using 1:2 with linespoints lw 2 pt {7 + i // 8} ps 0.6 dt {1 + i // 8} "
+                      f"title '{n}' noenhanced" for i, n in enumerate(series))
+    ok = gnuplot(f"""set terminal pngcairo size 1000,560 font 'sans,10'
+set output '{png}'
 set title '{title}' noenhanced
-set xlabel 'context length (tokens)'
+set xlabel '{xlabel}'
 set ylabel '{ylabel}'
 {'set logscale x 2' if logx else ''}
 set yrange {yrange}
 set grid
 set key outside right
 plot {plots}
-""", path_png)
+""")
     os.remove(dat)
+    return ok
+
+
+def heatmaps(png, title, models, grid):
+    """grid: model -> {(length, depth): score}"""
+    lengths = sorted({L for g in grid.values() for L, _ in g})
+    depths = sorted({d for g in grid.values() for _, d in g})
+    dat = png[:-4] + ".dat"
+    with open(dat, "w") as f:
+        for m in models:
+            f.write(f"# {m}\n")
+            for yi, d in enumerate(depths):
+                for xi, L in enumerate(lengths):
+                    v = grid[m].get((L, d))
+                    f.write(f"{xi} {yi} {100 * v if v is not None else 'NaN'}\n")
+            f.write("\n\n")
+    cols = min(len(models), 4)
+    rows = (len(models) + cols - 1) // cols
+    xt = ", ".join(f"'{klabel(L)}' {i}" for i, L in enumerate(lengths))
+    yt = ", ".join(f"'{d}' {i}" for i, d in enumerate(depths))
+    body = "".join(f"set title '{m}' noenhanced\nplot '{dat}' index {i} using 1:2:3 with image notitle, "
+                   f"'' index {i} using 1:2:(sprintf('%.0f', $3)) with labels notitle\n" for i, m in enumerate(models))
+    ok = gnuplot(f"""set terminal pngcairo size {330 * cols},{260 * rows} font 'sans,9'
+set output '{png}'
+set palette defined (0 '#b2182b', 50 '#fee08b', 100 '#1a9850')
+set cbrange [0:100]
+unset colorbox
+set xlabel 'length'
+set ylabel 'depth %'
+set xrange [-0.5:{len(lengths) - 0.5}]
+set yrange [-0.5:{len(depths) - 0.5}]
+set xtics ({xt})
+set ytics ({yt})
+set datafile missing 'NaN'
+set multiplot layout {rows},{cols} title '{title}'
+{body}unset multiplot
+""")
+    os.remove(dat)
+    return ok
+
+
+def write_csv_json(base, header, rows):
+    with open(base + ".csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    with open(base + ".json", "w") as f:
+        json.dump([dict(zip(header, r)) for r in rows], f, indent=1)
+
+
+def fmt(v, pct=True):
+    if v is None:
+        return "-"
+    return f"{100 * v:.0f}" if pct else f"{v:.2f}"
+
+
+def curves_plot(png, runs_root):
+    curves = {}
+    for sweep in ("students", "grid"):  # (the probe's curves are in its own table)
+        d = os.path.join(runs_root, sweep)
+        if not os.path.isdir(d):
+            continue
+        for run in sorted(os.listdir(d)):
+            for stage in ("distill", "lora"):
+                mf = os.path.join(d, run, stage, "metrics.jsonl")
+                if os.path.exists(mf):
+                    pts = [(r["step"], r["val_loss"]) for r in records_any(mf) if r.get("val_loss") is not None]
+                    if pts:
+                        curves[(stage, run if sweep == "students" else f"grid/{run}")] = pts
+    if not curves:
+        return False
+    dat = png[:-4] + ".dat"
+    idx = {"distill": [], "lora": []}
+    with open(dat, "w") as f:
+        for i, ((stage, name), pts) in enumerate(curves.items()):
+            f.write(f"# {stage} {name}\n" + "".join(f"{s} {v}\n" for s, v in pts) + "\n\n")
+            idx[stage].append((i, name))
+    plot = lambda st: ", ".join(f"'{dat}' index {i} using 1:2 with lines lw 2 title '{n}' noenhanced"
+                                 for i, n in idx[st]) or "0 notitle"
+    ok = gnuplot(f"""set terminal pngcairo size 1400,560 font 'sans,9'
+set output '{png}'
+set multiplot layout 1,2
+set grid
+set key outside right
+set xlabel 'optimizer step (8 x 1024 tokens)'
+set title 'stage 1: validation attention MSE x1000'
+set logscale y
+plot {plot('distill')}
+unset logscale y
+set title 'stage 2 (LoRA): validation cross-entropy'
+plot {plot('lora')}
+unset multiplot
+""")
+    os.remove(dat)
+    return ok
+
+
+def records_any(path):
+    out = []
+    with open(path) as f:
+        for line in f:
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass
+    return out
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", default="runs/repro")
     ap.add_argument("--docs", default="docs/results")
+    ap.add_argument("--parts", default=None, help="eval parts folder (default <runs>/eval/parts)")
     a = ap.parse_args()
+    parts = a.parts or os.path.join(a.runs, "eval", "parts")
     os.makedirs(a.docs, exist_ok=True)
-    ev = {}
-    for t in TASKS:
-        j = os.path.join(a.runs, "eval", "all", t, ("babilong" if t == "babilong_raw" else
-                                                     "ppl" if t.startswith("ppl_") else t) + ".json")
-        if os.path.exists(j):
-            ev[t] = load(j)
-            base = os.path.join(a.docs, t)
-            with open(base + ".json", "w") as f:
-                json.dump({"settings": ev[t]["settings"], "models": ev[t]["models"], "cells": ev[t]["cells"]}, f,
-                          indent=1)
-            src_csv = j[:-5] + ".csv"
-            if os.path.exists(src_csv):
-                shutil.copy(src_csv, base + ".csv")
-    models = [m["name"] for m in ev["passkey"]["models"]] if "passkey" in ev else []
-    md = ["# Results: retriever13m distilled at 1K tokens, evaluated to 32K", "",
-          "Generated by `scripts/repro.sh` (stage `report`: `python3 scripts/repro_report.py`) from the",
-          "`lawcat eval` and `lawcat sweep` outputs under `" + a.runs + "`. Every figure is from that run;",
-          "docs/results/NOTES.md says what each experiment showed and why.", ""]
+    models = sorted(os.listdir(parts), key=lambda m: (m != "teacher", m)) if os.path.isdir(parts) else []
+    data = {m: {} for m in models}  # model -> task -> cells
+    tasks = set()
+    for m in models:
+        for t in sorted(os.listdir(os.path.join(parts, m))):
+            f = os.path.join(parts, m, t, "results.jsonl")
+            if os.path.exists(f):
+                data[m][t] = cells(records(f))
+                tasks.add(t)
+    md = ["# Results: retriever13m distilled at 1K tokens into LAWCAT, evaluated to 32K", "",
+          "Generated by `python3 scripts/repro_report.py` (the `report` stage of `scripts/repro.sh`) from the",
+          "records `lawcat eval` wrote and the tables `lawcat sweep` wrote. NOTES.md beside this file says",
+          "what the experiments show and why; every figure here is from those records.", ""]
 
-    # ---- headline: one row per model ----
-    head = {}
-    pk = by_model_length(ev["passkey"]["cells"]) if "passkey" in ev else {}
-    pk_lengths = sorted({c["length"] for c in ev["passkey"]["cells"]}) if "passkey" in ev else []
-    niah = {}
-    if "niah" in ev:
-        for v in sorted({c["variant"] for c in ev["niah"]["cells"]}):
-            niah[v] = by_model_length(ev["niah"]["cells"], v)
-    ppl = {}
-    for t in ("ppl_tinystories", "ppl_gutenberg", "ppl_wikipedia"):
-        if t in ev:
-            ppl[t] = {c["model"]: c["score"] for c in ev[t]["cells"] if c.get("samples", 1)}
-    cols = ["model"] + [f"passkey {klabel(L)}" for L in pk_lengths] + \
-           [f"{v} (mean)" for v in niah] + ["ppl TinyStories 1K", "ppl Gutenberg 1K", "ppl Wikipedia 1K"]
+    # ---- headline ----
+    pk_lengths = sorted({L for m in models for (_, L, _) in data[m].get("passkey", {})})
+    lp_marks = [1024, 4096, 16384, 32768]
+    header = ["model"] + [f"passkey {klabel(L)} %" for L in pk_lengths] + \
+             [f"ppl 1K {v}" for k, v in PPL.items() if k in tasks] + \
+             [f"NLL @{klabel(L)}" for L in lp_marks if any((("", L, -1) in data[m].get("longppl", {})) for m in models)]
     rows = []
     for m in models:
-        r = [m] + [fmt(pk.get(m, {}).get(L)) for L in pk_lengths]
-        for v in niah:
-            r.append(fmt(mean(list(niah[v].get(m, {}).values()))))
-        for t in ("ppl_tinystories", "ppl_gutenberg", "ppl_wikipedia"):
-            r.append(fmt(ppl.get(t, {}).get(m), pct=False))
+        r = [m]
+        pk = data[m].get("passkey", {})
+        for L in pk_lengths:
+            vs = [(s, n) for (v, LL, d), (s, n) in pk.items() if LL == L]
+            r.append(fmt(sum(s * n for s, n in vs) / sum(n for _, n in vs)) if vs else "-")
+        for k in PPL:
+            if k in tasks:
+                c = data[m].get(k, {})
+                r.append(fmt(next(iter(c.values()))[0], pct=False) if c else "-")
+        for L in lp_marks:
+            if any((("", L, -1) in data[mm].get("longppl", {})) for mm in models):
+                c = data[m].get("longppl", {}).get(("", L, -1))
+                r.append(fmt(c[0], pct=False) if c else "-")
         rows.append(r)
-    with open(os.path.join(a.docs, "summary.csv"), "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(cols)
-        w.writerows(rows)
-    with open(os.path.join(a.docs, "summary.json"), "w") as f:
-        json.dump([dict(zip(cols, r)) for r in rows], f, indent=1)
+    write_csv_json(os.path.join(a.docs, "summary"), header, rows)
     md += ["## Headline", "",
-           "Passkey: % correct, mean over 5 depths × samples per length. S-NIAH: mean over lengths and depths.",
-           "Perplexity at 1K tokens on held-out text (lower is better).", "",
-           "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    md += ["| " + " | ".join(r) + " |" for r in rows]
-    md.append("")
+           "Passkey: % correct over 5 depths x samples per length (fixed eval seed 0). Perplexity at 1K",
+           "tokens on held-out text. NLL @L: mean NLL (nats/token) of the 1K-token bucket ending at L in",
+           "long held-out Gutenberg books (one pass over the first 32K tokens of each).", "",
+           "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    md += ["| " + " | ".join(r) + " |" for r in rows] + [""]
 
-    # ---- plots ----
-    if pk:
+    # ---- passkey detail ----
+    if "passkey" in tasks:
+        grid = {m: {(L, d): s for (_, L, d), (s, n) in data[m].get("passkey", {}).items()} for m in models}
+        depths = sorted({d for g in grid.values() for _, d in g})
+        hdr = ["model", "length", "depth", "accuracy", "samples"]
+        rws = [[m, L, d, round(s, 4), n] for m in models for (_, L, d), (s, n) in sorted(data[m].get("passkey", {}).items())]
+        write_csv_json(os.path.join(a.docs, "passkey"), hdr, rws)
+        md += ["## Passkey by length and depth (% correct)", "",
+               "| model | length | " + " | ".join(f"depth {d}" for d in depths) + " |",
+               "|---|---|" + "---|" * len(depths)]
+        for m in models:
+            for L in pk_lengths:
+                md.append(f"| {m} | {klabel(L)} | " + " | ".join(fmt(grid[m].get((L, d))) for d in depths) + " |")
+        md.append("")
+        heatmaps(os.path.join(a.docs, "passkey_heatmap.png"), "passkey accuracy (%), length x depth", models, grid)
         lines_plot(os.path.join(a.docs, "passkey_vs_length.png"), "passkey accuracy vs context length",
-                   "accuracy (%)", {m: [(L, 100 * s) for L, s in pk[m].items()] for m in models if m in pk})
-        src = os.path.join(a.runs, "eval", "all", "passkey", "passkey.png")
-        if os.path.exists(src):
-            shutil.copy(src, os.path.join(a.docs, "passkey_heatmap.png"))
-    if niah:
-        series = {}
-        for v, d in niah.items():
-            for m in models:
-                if m in d:
-                    series[f"{m} {v}"] = [(L, 100 * s) for L, s in d[m].items()]
-        lines_plot(os.path.join(a.docs, "niah_vs_length.png"), "S-NIAH accuracy vs context length",
-                   "accuracy (%)", series)
-    if "babilong" in ev or "babilong_raw" in ev:
-        series = {}
-        for t in ("babilong", "babilong_raw"):
-            if t not in ev:
-                continue
-            for v in sorted({c["variant"] for c in ev[t]["cells"]}):
-                d = by_model_length(ev[t]["cells"], v)
-                for m in models:
-                    if m in d:
-                        series[f"{m} {v}"] = [(max(L, 256), 100 * s) for L, s in d[m].items()]
-        lines_plot(os.path.join(a.docs, "babilong_vs_length.png"), "BABILong accuracy vs context length (0K at 256)",
-                   "accuracy (%)", series)
-    src = os.path.join(a.runs, "eval", "all", "longppl", "longppl.png")
-    if os.path.exists(src):
-        shutil.copy(src, os.path.join(a.docs, "nll_by_position.png"))
+                   "context length (tokens)", "accuracy (%)",
+                   {m: [(L, 100 * sum(s for (LL, _), s in grid[m].items() if LL == L) /
+                             max(1, sum(1 for (LL, _) in grid[m] if LL == L))) for L in pk_lengths] for m in models},
+                   yrange="[-5:105]")
 
-    # ---- every eval table, as lawcat eval printed it ----
-    for t in TASKS:
-        if t in ev:
-            md += [f"## {t}", "", "```", ev[t]["table"].rstrip(), "```", ""]
+    # ---- long-document NLL by position ----
+    if "longppl" in tasks:
+        hdr = ["model", "position_end", "mean_nll", "documents"]
+        rws = [[m, L, round(s, 5), n] for m in models for (_, L, _), (s, n) in sorted(data[m].get("longppl", {}).items())]
+        write_csv_json(os.path.join(a.docs, "longppl"), hdr, rws)
+        lines_plot(os.path.join(a.docs, "nll_by_position.png"),
+                   "held-out Gutenberg books: mean NLL per 1K-token bucket (teacher trained at 1K)",
+                   "position (tokens, bucket end)", "NLL (nats/token)",
+                   {m: [(L, s) for (_, L, _), (s, n) in data[m].get("longppl", {}).items()] for m in models})
 
-    # ---- training: sweep tables and curves ----
-    curves = {}
-    for sweep in ("students", "grid"):
+    # ---- other tasks, when run ----
+    for t in sorted(tasks - {"passkey", "longppl"} - set(PPL)):
+        hdr = ["model", "variant", "length", "depth", "score", "samples"]
+        rws = [[m, v, L, d, round(s, 4), n] for m in models for (v, L, d), (s, n) in sorted(data[m].get(t, {}).items())]
+        write_csv_json(os.path.join(a.docs, t), hdr, rws)
+        md += [f"## {t} (% correct, mean over depths)", ""]
+        variants = sorted({v for m in models for (v, _, _) in data[m].get(t, {})})
+        lens = sorted({L for m in models for (_, L, _) in data[m].get(t, {})})
+        md += ["| model | variant | " + " | ".join(klabel(L) for L in lens) + " |", "|---|---|" + "---|" * len(lens)]
+        for m in models:
+            for v in variants:
+                vals = []
+                for L in lens:
+                    vs = [(s, n) for (vv, LL, d), (s, n) in data[m].get(t, {}).items() if vv == v and LL == L]
+                    vals.append(fmt(sum(s * n for s, n in vs) / sum(n for _, n in vs)) if vs else "-")
+                md.append(f"| {m} | {v} | " + " | ".join(vals) + " |")
+        md.append("")
+
+    # ---- the diagnosis sweep's passkey (configs/repro/probe.yaml; scripts/gpu_repro.sh probe) ----
+    probe = os.path.join(a.runs, "eval", "probe_parts")
+    if os.path.isdir(probe):
+        pm = sorted(os.listdir(probe), key=lambda m: (m != "teacher", m))
+        pc = {m: cells(records(os.path.join(probe, m, "passkey", "results.jsonl"))) for m in pm
+              if os.path.exists(os.path.join(probe, m, "passkey", "results.jsonl"))}
+        lens = sorted({L for c in pc.values() for (_, L, _) in c})
+        depths = sorted({d for c in pc.values() for (_, _, d) in c})
+        md += ["## Diagnosis sweep: passkey (% correct; configs/repro/probe.yaml, 600 + 300 steps)", "",
+               "| model | " + " | ".join(f"{klabel(L)} depth {d}" for L in lens for d in depths) + " |",
+               "|---|" + "---|" * (len(lens) * len(depths))]
+        for m, c in pc.items():
+            md.append(f"| {m} | " + " | ".join(fmt(c.get(("", L, d), (None,))[0]) for L in lens for d in depths) + " |")
+        md.append("")
+
+    # ---- training ----
+    for sweep in ("students", "probe", "grid"):
         p = os.path.join(a.runs, sweep, "results.md")
         if os.path.exists(p):
             with open(p) as f:
-                md += [f"## Training: {sweep}", "", f.read().split("\n", 3)[-1].strip(), ""]
+                body = f.read().split("\n", 3)[-1].strip()
+            md += [f"## Training: {sweep} (`lawcat sweep configs/repro/{sweep}.yaml`)", "", body, ""]
             shutil.copy(os.path.join(a.runs, sweep, "results.csv"), os.path.join(a.docs, f"train_{sweep}.csv"))
-        d = os.path.join(a.runs, sweep)
-        if os.path.isdir(d):
-            for run in sorted(os.listdir(d)):
-                for stage in ("distill", "lora"):
-                    mf = os.path.join(d, run, stage, "metrics.jsonl")
-                    if not os.path.exists(mf):
-                        continue
-                    pts = []
-                    with open(mf) as f:
-                        for line in f:
-                            try:
-                                r = json.loads(line)
-                            except json.JSONDecodeError:
-                                continue
-                            if r.get("val_loss") is not None:
-                                pts.append((r["step"], r["val_loss"]))
-                    if pts:
-                        curves[(stage, f"{sweep}/{run}")] = pts
-    if curves and shutil.which("gnuplot"):
-        png = os.path.join(a.docs, "curves.png")
-        dat = png[:-4] + ".dat"
-        idx = {"distill": [], "lora": []}
-        with open(dat, "w") as f:
-            i = 0
-            for (stage, name), pts in curves.items():
-                f.write(f"# {stage} {name}\n" + "".join(f"{s} {v}\n" for s, v in pts) + "\n\n")
-                idx[stage].append((i, name))
-                i += 1
-        plot = lambda st: ", ".join(f"'{dat}' index {i} using 1:2 with lines lw 2 title '{n}' noenhanced"
-                                     for i, n in idx[st]) or "0 notitle"
-        gnuplot(f"""set terminal pngcairo size 1400,560 font 'sans,9'
-set output '{png}'
-set multiplot layout 1,2
-set grid
-set key outside right
-set xlabel 'step'
-set title 'stage 1: validation attention MSE x1000'
-set logscale y
-plot {plot('distill')}
-unset logscale y
-set title 'stage 2: validation cross-entropy'
-plot {plot('lora')}
-unset multiplot
-""", png)
-        os.remove(dat)
-    md += ["## Plots", "",
-           "passkey_heatmap.png, passkey_vs_length.png, niah_vs_length.png, babilong_vs_length.png,",
-           "nll_by_position.png, curves.png (beside this file).", "",
-           "## Commands", "", "```", "scripts/repro.sh            # on the GPU machine; resumable", "```", "",
-           "Per stage (what the script runs): `lawcat tasks` (retrieval-task text for the data ablation),",
-           "`lawcat sweep configs/repro/students.yaml --shard i/n` and `configs/repro/grid.yaml` (training),",
-           "`lawcat eval --task passkey|niah|babilong|ppl|longppl` per model, then once over all models.", ""]
-    for t in TASKS:
-        if t in ev:
-            s = ev[t]["settings"]
-            md.append(f"- {t}: " + ", ".join(f"{k}={v}" for k, v in s.items() if k not in ("device",)))
+    curves_plot(os.path.join(a.docs, "curves.png"), a.runs)
+
+    # ---- raw records ----
+    if os.path.isdir(parts):
+        with tarfile.open(os.path.join(a.docs, "records.tar.xz"), "w:xz") as tf:
+            for m in models:
+                for t in sorted(os.listdir(os.path.join(parts, m))):
+                    f = os.path.join(parts, m, t, "results.jsonl")
+                    if os.path.exists(f):
+                        tf.add(f, arcname=f"{m}/{t}/results.jsonl")
+    md += ["## Commands", "",
+           "```", "scripts/repro.sh            # on the GPU machine (scripts/gpu_repro.sh carries the data); resumable",
+           "```", "",
+           "What it runs: `lawcat tasks` (retrieval-task text, training seeds), `lawcat sweep",
+           "configs/repro/students.yaml --shard i/n` (all students in parallel on one GPU), `lawcat eval --task",
+           "passkey|niah|babilong|ppl|longppl` per model into eval/parts/<model>/<task>, then this report.",
+           "Plots: passkey_heatmap.png, passkey_vs_length.png, nll_by_position.png, curves.png.", ""]
     with open(os.path.join(a.docs, "README.md"), "w") as f:
         f.write("\n".join(md) + "\n")
-    print(f"repro_report: wrote {a.docs}/README.md and {len(os.listdir(a.docs))} files")
+    print(f"repro_report: wrote {a.docs}/README.md ({len(models)} models, tasks: {', '.join(sorted(tasks))})")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Rebuild a student's export from a run's small best checkpoints, off the GPU machine.
+
+A device call returns at most 16 MiB per file, so scripts/gpu_repro.sh brings back each run's
+stage-1 and stage-2 best trainable tensors (distill/best, lora/best: well under 1 MB each) and its
+export's config.json instead of the 25 MB export. This writes the same export `lawcat distill`
+writes (model/export.cpp): the teacher's weights with the LoRA deltas merged in fp32,
+W + (alpha / rank) * B @ A, then cast to the export dtype; the LAWCAT tensors in fp32; the
+teacher's tokenizer files; the run's export config.json.
+
+  python3 scripts/rebuild_export.py --teacher ../shared/data/models/retriever13m \
+      --run runs/repro/students/lawcat --out runs/repro/students/lawcat/export
+"""
+import argparse
+import json
+import os
+import shutil
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+
+def tensors(path):
+    with safe_open(path, "pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--teacher", required=True)
+    ap.add_argument("--run", required=True, help="run folder with distill/best, lora/best and export/config.json")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--lora-alpha", type=float, default=16.0)
+    a = ap.parse_args()
+    cfg = json.load(open(os.path.join(a.run, "export", "config.json")))
+    dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(cfg.get("torch_dtype"), torch.float32)
+    weights = {}
+    index = os.path.join(a.teacher, "model.safetensors.index.json")
+    files = sorted(set(json.load(open(index))["weight_map"].values())) if os.path.exists(index) else ["model.safetensors"]
+    for f in files:
+        weights.update(tensors(os.path.join(a.teacher, f)))
+    lora_file = os.path.join(a.run, "lora", "best", "trainable.safetensors")
+    if os.path.exists(lora_file):
+        lora = tensors(lora_file)
+        rank = None
+        for k, A in lora.items():
+            if not k.endswith(".lora_A.weight"):
+                continue
+            base = k[: -len(".lora_A.weight")]
+            B = lora[base + ".lora_B.weight"]
+            rank = A.shape[0]
+            w = weights[base + ".weight"].float() + (B.float() @ A.float()) * (a.lora_alpha / rank)
+            weights[base + ".weight"] = w.to(dtype)
+    for k, v in tensors(os.path.join(a.run, "distill", "best", "trainable.safetensors")).items():
+        weights[k] = v.float()
+    weights = {k: (v.to(dtype) if ".self_attn." not in k or k.endswith("_proj.weight") else v).contiguous()
+               for k, v in weights.items()}
+    os.makedirs(a.out, exist_ok=True)
+    save_file(weights, os.path.join(a.out, "model.safetensors"))
+    for f in ("tokenizer.model", "tokenizer_config.json", "generation_config.json", "tokenizer.json"):
+        if os.path.exists(os.path.join(a.teacher, f)):
+            shutil.copy(os.path.join(a.teacher, f), a.out)
+    with open(os.path.join(a.out, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+    print(f"rebuilt {a.out}: {len(weights)} tensors ({dtype})")
+
+
+if __name__ == "__main__":
+    main()
