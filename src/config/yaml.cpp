@@ -84,7 +84,14 @@ class Reader {
   void finish() {
     if (!node_.IsMap()) return;
     for (auto it = node_.begin(); it != node_.end(); ++it) {
-      std::string k = it->first.as<std::string>();
+      if (!it->first.IsScalar()) {  // e.g. "{a: 1, {b: 2}}": a mapping or a list used as a key
+        const std::string section = prefix_.empty() ? "(top level)" : prefix_.substr(0, prefix_.size() - 1);
+        const char* got = it->first.IsMap() ? "a mapping" : it->first.IsSequence() ? "a list" : "nothing";
+        errors_.push_back(where_of(file_, it->first) + ": in section '" + section +
+                          "': a key must be a plain name, got " + got);
+        continue;
+      }
+      std::string k = it->first.Scalar();
       if (!seen_.count(k)) {
         std::string known;
         for (auto& s : seen_) known += (known.empty() ? "" : ", ") + s;

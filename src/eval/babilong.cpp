@@ -114,6 +114,11 @@ std::vector<BabiSample> load_babi(const std::filesystem::path& file) {
     LAWCAT_CHECK(ok, DataError,
                  file.string() << ":" << lineno << ": malformed bAbI line (expected '<number> <sentence>'): '"
                                << line.substr(0, 80) << "'");
+    // bAbI numbers the lines of a story from 1; more digits than that would overflow.
+    LAWCAT_CHECK(sp <= 9, DataError,
+                 file.string() << ":" << lineno << ": malformed bAbI line: line number '"
+                               << line.substr(0, std::min<size_t>(sp, 30)) << (sp > 30 ? "..." : "")
+                               << "' is out of range");
     n = std::stoll(line.substr(0, sp));
     if (n == 1) story.clear();
     const std::string rest = line.substr(sp + 1);

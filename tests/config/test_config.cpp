@@ -68,6 +68,23 @@ TEST_CASE("bad overrides and cross-field problems are errors", "[config]") {
   CHECK(error_of("a: [").find("YAML syntax error") != std::string::npos);
 }
 
+TEST_CASE("a mapping or a list used as a key is a ConfigError with its position (found by fuzz_yaml_config)",
+          "[config]") {
+  // yaml-cpp's bad-conversion exception used to escape, naming no file.
+  CHECK_THAT(error_of("attention: {gate_rank: 4, {min_lr: 0.1}}\n"),
+             LAWCAT_CONTAINS("run.yaml:1:27: in section 'attention': a key must be a plain name, got a mapping"));
+  CHECK_THAT(error_of("? [a, b]\n: 1\n"),
+             LAWCAT_CONTAINS("run.yaml:1:3: in section '(top level)': a key must be a plain name, got a list"));
+}
+
+TEST_CASE("a key given twice is a ConfigError naming both lines (issue 17 case 10a)", "[config]") {
+  CHECK_THAT(error_of("distill:\n  lr: 0.1\n  steps: 3\n  lr: 0.2\n"),
+             LAWCAT_CONTAINS("run.yaml:4:3: duplicate key 'distill.lr' (first at line 2)"));
+  CHECK_THAT(error_of("data: {train: [a.txt]}\ndata: {seq_len: 8}\n"),
+             LAWCAT_CONTAINS("run.yaml:2:1: duplicate key 'data' (first at line 1)"));
+  CHECK(error_of(kMinimal).find("duplicate") == std::string::npos);
+}
+
 TEST_CASE("resolved config round-trips through YAML and JSON", "[config]") {
   RunConfig c = parse_run_config(kMinimal, "run.yaml", {"attention.window=64", "lora.lora_targets=[q_proj]"});
   RunConfig back = parse_run_config(to_yaml(c), "resolved.yaml");

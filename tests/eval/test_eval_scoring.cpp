@@ -87,6 +87,10 @@ TEST_CASE("missing or malformed eval data: a DataError naming the file", "[eval]
              LAWCAT_CONTAINS("qa2_missing_test.txt"));
   write_file(dir / "bad.txt", "1 Mary went to the kitchen.\nMary got the ball.\n");
   CHECK_THAT(data_error_message([&] { load_babi(dir / "bad.txt"); }), LAWCAT_CONTAINS("bad.txt:2"));
+  // Found by fuzz_babi: a line number too large for int64 escaped as std::out_of_range (stoll).
+  write_file(dir / "big.txt", "1 Mary went to the kitchen.\n99999999999999999999 Where is Mary?\tkitchen\t1\n");
+  CHECK_THAT(data_error_message([&] { load_babi(dir / "big.txt"); }),
+             LAWCAT_CONTAINS("big.txt:2: malformed bAbI line: line number '99999999999999999999' is out of range"));
   write_file(dir / "noq.txt", "1 Mary went to the kitchen.\n");
   CHECK_THAT(data_error_message([&] { load_babi(dir / "noq.txt"); }), LAWCAT_CONTAINS("noq.txt"));
   CHECK_THAT(data_error_message([&] { babi_test_file(dir, "qa2"); }), LAWCAT_CONTAINS("qa2_*_test.txt"));
