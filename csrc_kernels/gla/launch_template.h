@@ -8,16 +8,9 @@
 #include "api.h"
 #include "gla/chunk_bwd.cuh"
 #include "gla/chunk_fwd.cuh"
+#include "gla/combine.cuh"
 
 namespace lawcat::kernels::gla {
-
-inline cudaError_t launch_combine(const GlaParams& p, bool reverse, cudaStream_t stream) {
-  if (p.num_seqs == 0) return cudaSuccess;
-  dim3 grid(p.num_seqs * p.H, (p.D * p.D + p.D + 255) / 256);
-  if (reverse) gla_combine_kernel<true><<<grid, 256, 0, stream>>>(p);
-  else gla_combine_kernel<false><<<grid, 256, 0, stream>>>(p);
-  return cudaGetLastError();
-}
 
 template <typename T, int kD>
 cudaError_t run_gla_fwd(const GlaParams& p, cudaStream_t stream) {

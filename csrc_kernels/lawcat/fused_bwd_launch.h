@@ -4,7 +4,7 @@
 // Instantiated per head dim in fused_bwd_hdim*.cu; entry point in fused_api.cu.
 #pragma once
 #include "lawcat/fused_bwd.cuh"
-#include "lawcat/fused_launch.h"  // launch_gate, launch_combine
+#include "lawcat/fused_launch.h"  // launch_gate, gla::launch_combine
 
 namespace lawcat::kernels::fused {
 
@@ -18,7 +18,7 @@ cudaError_t run_lawcat_bwd_w(const LawcatBwdParams& P, cudaStream_t stream) {
   if (g.num_segs > 0 && g.segs_per_seq > 1)
     LAWCAT_CUDA_TRY(launch_with_smem(lawcat_dstate_kernel<Tr, kWp>, grid, Tr::kThreads, DStateLayout<Tr>().total,
                                      stream, P));
-  LAWCAT_CUDA_TRY(launch_combine<true>(g, stream));
+  LAWCAT_CUDA_TRY(gla::launch_combine(g, true, stream));
   if (g.num_segs > 0) {
     constexpr int kSplit = VSplit<Tr>::kSplit;  // > 1: the splits of a (segment, head) form a cluster
     const dim3 grid3(g.num_segs, g.H, kSplit);

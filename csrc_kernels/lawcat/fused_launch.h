@@ -2,7 +2,7 @@
 // per chunk and kv head) -> segment-local state pass (only when a sequence has several segments) -> combine (gla's) -> output
 // pass. Instantiated per head dim in fused_fwd_hdim*.cu so the variants compile in parallel.
 #pragma once
-#include "gla/chunk_bwd.cuh"  // gla_combine_kernel
+#include "gla/combine.cuh"
 #include "lawcat/fused_fwd.cuh"
 
 namespace lawcat::kernels::fused {
@@ -16,15 +16,6 @@ cudaError_t launch_gate(const LawcatFwdParams& p, cudaStream_t stream) {
                           GateLayout<GTr>(p.rank).total, stream, p);
 }
 
-// Segment states -> each segment's start state (forward) or dL/dS at its end (kReverse).
-template <bool kReverse>
-cudaError_t launch_combine(const GlaParams& g, cudaStream_t stream) {
-  if (g.num_seqs == 0) return cudaSuccess;
-  const dim3 cgrid(g.num_seqs * g.H, (g.D * g.D + g.D + 255) / 256);
-  gla::gla_combine_kernel<kReverse><<<cgrid, 256, 0, stream>>>(g);
-  return cudaGetLastError();
-}
-
 template <typename T, int kD, int kWp>
 cudaError_t run_lawcat_fwd_w(const LawcatFwdParams& p, cudaStream_t stream) {
   using Tr = FTraits<T, kD>;
@@ -35,7 +26,7 @@ cudaError_t run_lawcat_fwd_w(const LawcatFwdParams& p, cudaStream_t stream) {
   if (g.num_segs > 0 && g.segs_per_seq > 1)
     LAWCAT_CUDA_TRY(launch_with_smem(lawcat_state_kernel<Tr, kWp>, grid, Tr::kThreads, StateLayout<Tr, kWp>().total,
                                   stream, p));
-  LAWCAT_CUDA_TRY(launch_combine<false>(g, stream));
+  LAWCAT_CUDA_TRY(gla::launch_combine(g, false, stream));
   if (g.num_segs > 0)
     LAWCAT_CUDA_TRY(launch_with_smem(lawcat_fwd_kernel<Tr, kWp>, grid, Tr::kThreads, smem, stream, p));
   return cudaSuccess;

@@ -9,12 +9,11 @@
 // GLA: ops::cuda::lawcat_core_fwd); shapes it does not support take the fused prologue
 // kernel (conv + φ + gate) then the GLA forward. Forward + backward (training): the fused op
 // ops::lawcat_core (fused forward saving the chunk states, fused backward) where it applies
-// (head dim 64); otherwise conv and GLA on the csrc_kernels kernels (own autograd Functions
-// here), φ and the gate as ATen ops (their backward through autograd).
-#include "eval/bench_attention.h"
+// (head dim 64); otherwise the public ops ops::causal_conv1d (GQA-indexed k) and ops::chunk_gla
+// on the csrc_kernels kernels, φ and the gate as ATen ops (their backward through autograd).
+#include "bench/bench_attention.h"
 
 #include <ATen/ATen.h>
-#include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
 #include <cmath>
@@ -26,11 +25,13 @@
 #include <ATen/cuda/CUDAEvent.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 
+#include "ops/conv1d.h"
 #include "ops/cuda_ops.h"
+#include "ops/gla.h"
 #include "ops/lawcat_core.h"
 #endif
 
-namespace lawcat::eval {
+namespace lawcat::bench {
 
 #ifndef LAWCAT_HAVE_CUDA
 BenchAttentionResult bench_attention(const BenchAttentionOptions&) {
@@ -38,40 +39,6 @@ BenchAttentionResult bench_attention(const BenchAttentionOptions&) {
 }
 #else
 namespace {
-
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
-
-struct ConvFn : public torch::autograd::Function<ConvFn> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w, int64_t repeat,
-                            int64_t head_dim) {
-    ctx->save_for_backward({x, w});
-    ctx->saved_data["repeat"] = repeat;
-    ctx->saved_data["head_dim"] = head_dim;
-    return ops::cuda::causal_conv1d_fwd(x, w, at::Tensor(), repeat, head_dim);
-  }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto s = ctx->get_saved_variables();
-    auto [dx, dw, dc] = ops::cuda::causal_conv1d_bwd(s[0], s[1], at::Tensor(), grads[0].contiguous(),
-                                                     ctx->saved_data["repeat"].toInt(),
-                                                     ctx->saved_data["head_dim"].toInt());
-    return {dx, dw, at::Tensor(), at::Tensor()};
-  }
-};
-
-struct GlaFn : public torch::autograd::Function<GlaFn> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                            const at::Tensor& g) {
-    ctx->save_for_backward({q, k, v, g});
-    return std::get<0>(ops::cuda::chunk_gla_fwd(q, k, v, g, at::Tensor(), at::Tensor(), ops::GlaOptions{}));
-  }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto s = ctx->get_saved_variables();
-    auto r = ops::cuda::chunk_gla_bwd(s[0], s[1], s[2], s[3], at::Tensor(), at::Tensor(), grads[0], at::Tensor(),
-                                      at::Tensor(), ops::GlaOptions{});
-    return {std::get<0>(r), std::get<1>(r), std::get<2>(r), std::get<3>(r)};
-  }
-};
 
 struct Shape {
   std::string name;
@@ -114,11 +81,11 @@ at::Tensor lawcat_core(const Inputs& in, const Params& P, const Shape& s) {
   }
   if (ops::lawcat_core_fused_supported(in.q, P.conv_q.size(1), in.a.size(2)))  // fused forward + backward
     return ops::lawcat_core(in.q, in.k, in.v, in.a, P.conv_q, P.conv_k, P.wphi, P.w2, P.b2);
-  const at::Tensor qc = ConvFn::apply(in.q.reshape({B, T, s.H * s.d}), P.conv_q, 1, s.d).view({B, T, s.H, s.d});
+  const at::Tensor qc = ops::causal_conv1d(in.q.reshape({B, T, s.H * s.d}), P.conv_q).view({B, T, s.H, s.d});
   const at::Tensor kc =
-      ConvFn::apply(in.k.reshape({B, T, s.Hkv * s.d}), P.conv_k, s.H / s.Hkv, s.d).view({B, T, s.H, s.d});
+      ops::causal_conv1d(in.k.reshape({B, T, s.Hkv * s.d}), P.conv_k, s.H / s.Hkv, s.d).view({B, T, s.H, s.d});
   const at::Tensor g = gate(in.a, P, s.Hkv, s.d);
-  return GlaFn::apply(feature_map(qc, P.wphi), feature_map(kc, P.wphi), in.v, g);
+  return ops::chunk_gla(feature_map(qc, P.wphi), feature_map(kc, P.wphi), in.v, g).y;
 }
 
 at::Tensor rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {  // x [B, h, T, d]
@@ -300,4 +267,4 @@ BenchAttentionResult bench_attention(const BenchAttentionOptions& opt) {
 }
 #endif
 
-}  // namespace lawcat::eval
+}  // namespace lawcat::bench

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace lawcat::eval {
+namespace lawcat::bench {
 
 struct BenchAttentionOptions {
   std::vector<std::string> shapes = {"1B", "7B"};  // 1B: d = 64; 7B: d = 128 (H = 32, Hkv = 8)
@@ -41,4 +41,4 @@ struct BenchAttentionResult {
 // Runs on the current CUDA device; throws when CUDA kernels are not built or no GPU.
 BenchAttentionResult bench_attention(const BenchAttentionOptions& options);
 
-}  // namespace lawcat::eval
+}  // namespace lawcat::bench

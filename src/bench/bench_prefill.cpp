@@ -1,4 +1,4 @@
-#include "eval/bench_prefill.h"
+#include "bench/bench_prefill.h"
 
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/grad_mode.h>
@@ -16,14 +16,14 @@
 #endif
 
 #include "config/yaml.h"
-#include "eval/profile.h"
+#include "bench/profile.h"
 #include "io/hf_config.h"
-#include "model/convert.h"
+#include "model/swap.h"
 #include "model/llama.h"
 #include "util/error.h"
 #include "util/log.h"
 
-namespace lawcat::eval {
+namespace lawcat::bench {
 
 namespace {
 
@@ -329,4 +329,4 @@ nlohmann::json bench_prefill_json(const BenchPrefillResult& r, const BenchPrefil
           {"rows", rows}};
 }
 
-}  // namespace lawcat::eval
+}  // namespace lawcat::bench

@@ -26,7 +26,7 @@
 
 #include "config/schema.h"
 
-namespace lawcat::eval {
+namespace lawcat::bench {
 
 struct BenchPrefillOptions {
   std::string model_dir;    // a checkpoint (teacher or LAWCAT model), or
@@ -42,7 +42,7 @@ struct BenchPrefillOptions {
   bool lawcat = true;       // time the LAWCAT student
   config::AttentionConfig attention;  // the swap, when the model has no LAWCAT layers
   uint64_t seed = 0;
-  // Kernel profiles (eval/profile.h) of one prefill and of `profile_decode` decode
+  // Kernel profiles (bench/profile.h) of one prefill and of `profile_decode` decode
   // steps, for each kind at these lengths (after their timings; not in the numbers).
   std::vector<int64_t> profile_lengths;
   int64_t profile_decode = 8;
@@ -74,4 +74,4 @@ BenchPrefillResult bench_prefill(const BenchPrefillOptions& options);
 std::string format_bench_prefill(const BenchPrefillResult& result);
 nlohmann::json bench_prefill_json(const BenchPrefillResult& result, const BenchPrefillOptions& options);
 
-}  // namespace lawcat::eval
+}  // namespace lawcat::bench

@@ -1,4 +1,4 @@
-#include "eval/profile.h"
+#include "bench/profile.h"
 
 #include <torch/csrc/autograd/profiler_kineto.h>
 
@@ -14,7 +14,7 @@
 #include <ATen/cuda/CUDAContext.h>
 #endif
 
-namespace lawcat::eval {
+namespace lawcat::bench {
 
 namespace {
 void sync_device() {
@@ -95,4 +95,4 @@ std::string profile_region(const std::function<void()>& fn, const ProfileOptions
   return os.str();
 }
 
-}  // namespace lawcat::eval
+}  // namespace lawcat::bench

@@ -8,7 +8,7 @@
 #include <functional>
 #include <string>
 
-namespace lawcat::eval {
+namespace lawcat::bench {
 
 struct ProfileOptions {
   int top = 20;            // kernels listed
@@ -19,4 +19,4 @@ struct ProfileOptions {
 // and returns the summary text. Without a profiler (or when it fails) the text says so.
 std::string profile_region(const std::function<void()>& fn, const ProfileOptions& options = {});
 
-}  // namespace lawcat::eval
+}  // namespace lawcat::bench

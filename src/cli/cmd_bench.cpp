@@ -1,17 +1,17 @@
 // `lawcat bench attention`: LAWCAT attention core vs RoPE + SDPA on the GPU
-// (eval/bench_attention.h). Prints a table; --json FILE writes every number.
+// (bench/bench_attention.h). Prints a table; --json FILE writes every number.
 #include <iomanip>
 #include <iostream>
 #include <sstream>
 
 #include "cli/command.h"
-#include "eval/bench_attention.h"
+#include "bench/bench_attention.h"
 #include "util/fs.h"
 
 namespace {
 
 struct BenchArgs {
-  lawcat::eval::BenchAttentionOptions opt;
+  lawcat::bench::BenchAttentionOptions opt;
   std::string json;
   bool no_sdpa = false, fwd_only = false;
 };
@@ -41,7 +41,7 @@ lawcat::cli::Runner setup_bench(CLI::App& app) {
   return [a] {
     a->opt.sdpa = !a->no_sdpa;
     a->opt.backward = !a->fwd_only;
-    const auto r = lawcat::eval::bench_attention(a->opt);
+    const auto r = lawcat::bench::bench_attention(a->opt);
     std::cout << "device: " << r.device << ", copy bandwidth " << fmt(r.copy_gbps, 0)
               << " GB/s (read + write); times in ms, median of " << a->opt.reps << " reps\n";
     std::cout << "shape      T | lawcat fwd  sdpa fwd  speedup | lawcat f+b  sdpa f+b  speedup | floor fwd (frac) | "

@@ -1,18 +1,18 @@
 // `lawcat bench prefill`: end-to-end prefill latency, decode tokens/s and peak
-// memory, LAWCAT vs the softmax teacher in one run (eval/bench_prefill.h).
+// memory, LAWCAT vs the softmax teacher in one run (bench/bench_prefill.h).
 //
 //   lawcat bench prefill --config configs/llama3.2-1b.config.json --device cuda --json prefill.json
 //   lawcat bench prefill --model out/export --lengths 1024,4096,16384
 #include <iostream>
 
 #include "cli/command.h"
-#include "eval/bench_prefill.h"
+#include "bench/bench_prefill.h"
 #include "util/fs.h"
 
 namespace {
 
 struct BenchPrefillArgs {
-  lawcat::eval::BenchPrefillOptions opt;
+  lawcat::bench::BenchPrefillOptions opt;
   std::string json;
   bool no_softmax = false, no_lawcat = false;
 };
@@ -49,12 +49,12 @@ lawcat::cli::Runner setup_bench_prefill(CLI::App& app) {
     auto o = a->opt;
     o.softmax = !a->no_softmax;
     o.lawcat = !a->no_lawcat;
-    const auto r = lawcat::eval::bench_prefill(o);
+    const auto r = lawcat::bench::bench_prefill(o);
     for (const auto& row : r.rows)
       if (!row.profile.empty()) std::cout << row.profile;
-    std::cout << lawcat::eval::format_bench_prefill(r);
+    std::cout << lawcat::bench::format_bench_prefill(r);
     if (!a->json.empty()) {
-      lawcat::fs::atomic_write_text(a->json, lawcat::eval::bench_prefill_json(r, o).dump(2) + "\n");
+      lawcat::fs::atomic_write_text(a->json, lawcat::bench::bench_prefill_json(r, o).dump(2) + "\n");
       std::cout << "wrote " << a->json << "\n";
     }
     return 0;

@@ -11,7 +11,7 @@
 // --dtype (bf16 by default; `full` trains them in that dtype too, as the HF
 // anchor does), LAWCAT and LoRA parameters and their AdamW state in fp32.
 // The reference column is ../shared/spec/ANCHORS.md (same H100, same shape).
-// --profile prints a kernel profile (eval/profile.h) of one more step per mode.
+// --profile prints a kernel profile (bench/profile.h) of one more step per mode.
 #include <ATen/ATen.h>
 #include <torch/optim/adamw.h>
 
@@ -23,9 +23,9 @@
 
 #include "cli/command.h"
 #include "config/schema.h"
-#include "eval/profile.h"
+#include "bench/profile.h"
 #include "io/hf_config.h"
-#include "model/convert.h"
+#include "model/swap.h"
 #include "model/llama.h"
 #include "model/lora.h"
 #include "train/distill.h"
@@ -148,9 +148,9 @@ lawcat::cli::Runner setup_bench_train(CLI::App& app) {
       double tps = a->batch * a->seq / (m / 1000.0);
       std::printf("%-12s %12.2f %12.0f  %s\n", mode.c_str(), m, tps, reference_of(mode));
       if (a->profile) {
-        eval::ProfileOptions po;
+        bench::ProfileOptions po;
         if (!a->profile_traces.empty()) po.trace_path = a->profile_traces + "/train_" + mode + ".json";
-        profiles += "profile " + mode + ": one step\n" + eval::profile_region([&] { step(); }, po);
+        profiles += "profile " + mode + ": one step\n" + bench::profile_region([&] { step(); }, po);
       }
       out["results"].push_back({{"mode", mode}, {"step_ms_median", m}, {"tokens_per_s", tps},
                                 {"trainable_params", [&] { int64_t n = 0; for (auto& t : trainable) n += t.numel(); return n; }()}});

@@ -5,7 +5,7 @@
 #include <iostream>
 
 #include "cli/command.h"
-#include "model/convert.h"
+#include "model/swap.h"
 #include "eval/perplexity.h"
 #include "model/llama.h"
 #include "model/model_tokenizer.h"

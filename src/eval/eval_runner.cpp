@@ -17,7 +17,7 @@
 #include "eval/niah.h"
 #include "eval/passkey.h"
 #include "eval/position_ppl.h"
-#include "model/convert.h"
+#include "model/swap.h"
 #include "model/model_tokenizer.h"
 #include "text/tokenizer.h"
 #include "util/error.h"

@@ -6,7 +6,7 @@
 
 #include "io/hf_config.h"
 #include "io/safetensors.h"
-#include "model/convert.h"
+#include "model/swap.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/log.h"

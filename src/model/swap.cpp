@@ -1,4 +1,4 @@
-#include "model/convert.h"
+#include "model/swap.h"
 
 #include <set>
 

@@ -7,22 +7,16 @@
 #include <c10/cuda/CUDAGuard.h>
 
 #include "api.h"
+#include "ops/cuda_binding.h"
 #include "ops/cuda_ops.h"
 
 namespace lawcat::ops::cuda {
 namespace {
 
+using binding::check_launch;
+using binding::kernel_dtype;
+using binding::to_kdtype;
 namespace k = lawcat::kernels;
-
-at::ScalarType kernel_dtype(at::ScalarType t) {
-  return (t == at::kBFloat16 || t == at::kHalf || t == at::kFloat) ? t : at::kFloat;
-}
-k::DType to_kdtype(at::ScalarType t) {
-  return t == at::kBFloat16 ? k::DType::kBF16 : t == at::kHalf ? k::DType::kF16 : k::DType::kF32;
-}
-void check_launch(cudaError_t err, const char* op) {
-  TORCH_CHECK(err == cudaSuccess, op, ": CUDA kernel launch failed: ", cudaGetErrorString(err));
-}
 
 struct ConvInputs {
   at::Tensor x, w, cache;  // x: kernel dtype, last dim contiguous; w fp32 [C, W]; cache [B, Cin, W-1]

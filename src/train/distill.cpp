@@ -1,6 +1,6 @@
 #include "train/distill.h"
 
-#include "model/convert.h"
+#include "model/swap.h"
 #include "util/error.h"
 
 namespace lawcat::train {

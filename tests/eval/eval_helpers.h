@@ -9,7 +9,7 @@
 #include "common/catch.h"
 #include "config/schema.h"
 #include "io/hf_config.h"
-#include "model/convert.h"
+#include "model/swap.h"
 #include "model/llama.h"
 
 namespace lawcat::test {

@@ -3,13 +3,13 @@
 #include <filesystem>
 
 #include "common/catch.h"
-#include "eval/bench_prefill.h"
+#include "bench/bench_prefill.h"
 #include "eval/eval_helpers.h"
 #include "io/hf_config.h"
 #include "util/error.h"
 
 using namespace lawcat;
-using namespace lawcat::eval;
+using namespace lawcat::bench;
 
 TEST_CASE("bench prefill on the CPU from a config.json (random weights)", "[eval][bench]") {
   test::SingleThread single_thread;

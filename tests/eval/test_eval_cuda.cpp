@@ -7,7 +7,7 @@
 
 #include "common/catch.h"
 #include "eval/eval_helpers.h"
-#include "model/convert.h"
+#include "model/swap.h"
 
 using namespace lawcat;
 

@@ -6,7 +6,7 @@
 #include "common/catch.h"
 #include "config/schema.h"
 #include "io/llama2c_checkpoint.h"
-#include "model/convert.h"
+#include "model/swap.h"
 #include "model/llama.h"
 #include "util/error.h"
 

@@ -8,7 +8,7 @@
 
 #include "common/catch.h"
 #include "io/llama2c_checkpoint.h"
-#include "model/convert.h"
+#include "model/swap.h"
 #include "model/llama.h"
 #include "model/lora.h"
 #include "train/distill.h"

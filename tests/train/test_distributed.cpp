@@ -15,7 +15,7 @@
 #include "common/catch.h"
 #include "train/train_helpers.h"
 #include "io/safetensors.h"
-#include "model/convert.h"
+#include "model/swap.h"
 #include "model/llama.h"
 #include "train/distill.h"
 #include "train/distributed.h"

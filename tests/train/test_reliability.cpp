@@ -18,7 +18,7 @@
 #include "dataset/bpe_trainer.h"
 #include "dataset/packing.h"
 #include "io/hf_config.h"
-#include "model/convert.h"
+#include "model/swap.h"
 #include "model/llama.h"
 #include "model/model_tokenizer.h"
 #include "train/checkpoint.h"

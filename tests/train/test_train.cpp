@@ -15,7 +15,7 @@
 #include "dataset/bpe_trainer.h"
 #include "dataset/packing.h"
 #include "io/safetensors.h"
-#include "model/convert.h"
+#include "model/swap.h"
 #include "model/export.h"
 #include "model/llama.h"
 #include "model/lora.h"
