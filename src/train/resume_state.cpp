@@ -14,6 +14,19 @@ double num_or_nan(const nlohmann::json& j, const char* key) {
   return it->get<double>();
 }
 
+// An integer field. nlohmann's get<int64_t>() on a float (a hand-edited 1e60) is a
+// float-to-int conversion out of range, which is undefined behaviour (found by
+// fuzz_state_json): integers must be stored as JSON integers.
+int64_t int_of(const nlohmann::json& v, const std::string& key, const std::string& file) {
+  LAWCAT_CHECK(v.is_number_integer(), CheckpointError,
+               file << ": key '" << key << "': expected an integer, got " << (v.is_number() ? v.dump() : v.type_name()));
+  return v.get<int64_t>();
+}
+int64_t int_or(const nlohmann::json& j, const char* key, int64_t fallback, const std::string& file) {
+  auto it = j.find(key);
+  return it == j.end() ? fallback : int_of(*it, key, file);
+}
+
 }  // namespace
 
 ResumeState read_resume_state(const nlohmann::json& s, const std::string& file) {
@@ -29,26 +42,28 @@ ResumeState read_resume_state(const nlohmann::json& s, const std::string& file) 
   ResumeState r;
   // Wrong types (a hand-edited or foreign state.json) name the file too.
   try {
-    r.step = s.at("step").get<int64_t>();
-    r.tokens = s.at("tokens").get<int64_t>();
+    r.step = int_of(s.at("step"), "step", file);
+    r.tokens = int_of(s.at("tokens"), "tokens", file);
     r.wall_s = s.value("wall_s", 0.0);
     r.scheduler = s.at("scheduler");
     // ReduceLROnPlateau::load_state's fields, so that it cannot fail later.
     (void)r.scheduler.at("lr").get<double>();
     if (!r.scheduler.at("best").is_null()) (void)r.scheduler.at("best").get<double>();
-    (void)r.scheduler.at("num_bad").get<int64_t>();
+    (void)int_of(r.scheduler.at("num_bad"), "scheduler.num_bad", file);
     const auto& l = s.at("loader");
-    r.loader_epoch = l.at("epoch").get<int64_t>();
-    r.loader_index = l.at("index").get<int64_t>();
-    r.loader_consumed = l.at("consumed").get<int64_t>();
-    r.adam_steps = s.at("adam_steps").get<std::map<std::string, int64_t>>();
-    r.world = s.value("world", int64_t(1));
+    r.loader_epoch = int_of(l.at("epoch"), "loader.epoch", file);
+    r.loader_index = int_of(l.at("index"), "loader.index", file);
+    r.loader_consumed = int_of(l.at("consumed"), "loader.consumed", file);
+    const auto& adam = s.at("adam_steps");
+    LAWCAT_CHECK(adam.is_object(), CheckpointError, file << ": key 'adam_steps': expected an object");
+    for (const auto& [name, n] : adam.items()) r.adam_steps[name] = int_of(n, "adam_steps." + name, file);
+    r.world = int_or(s, "world", 1, file);
     r.init_val = num_or_nan(s, "init_val");
     r.best_val = num_or_nan(s, "best_val");
     r.final_val = num_or_nan(s, "final_val");
-    r.best_step = s.value("best_step", int64_t(-1));
+    r.best_step = int_or(s, "best_step", -1, file);
     r.interval_loss = s.value("interval_loss", 0.0);
-    r.interval_steps = s.value("interval_steps", int64_t(0));
+    r.interval_steps = int_or(s, "interval_steps", 0, file);
   } catch (const nlohmann::json::exception& e) {
     throw CheckpointError(file + ": " + e.what());
   }
