@@ -279,11 +279,20 @@ def main():
         hdr = ["model", "variant", "length", "depth", "score", "samples"]
         rws = [[m, v, L, d, round(s, 4), n] for m in models for (v, L, d), (s, n) in sorted(data[m].get(t, {}).items())]
         write_csv_json(os.path.join(a.docs, t), hdr, rws)
-        md += [f"## {t} (% correct, mean over depths)", ""]
+        devices = set()
+        for m in models:
+            for j in ("niah.json", "babilong.json", "ppl.json"):
+                f = os.path.join(parts, m, t, j)
+                if os.path.exists(f):
+                    with open(f) as fh:
+                        devices.add(json.load(fh).get("settings", {}).get("device", "?"))
+        md += [f"## {t} (% correct, mean over depths; run on {', '.join(sorted(devices)) or '?'})", ""]
         variants = sorted({v for m in models for (v, _, _) in data[m].get(t, {})})
         lens = sorted({L for m in models for (_, L, _) in data[m].get(t, {})})
         md += ["| model | variant | " + " | ".join(klabel(L) for L in lens) + " |", "|---|---|" + "---|" * len(lens)]
         for m in models:
+            if not data[m].get(t):
+                continue
             for v in variants:
                 vals = []
                 for L in lens:
