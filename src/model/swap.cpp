@@ -4,6 +4,7 @@
 
 #include "config/yaml.h"
 #include "io/hf_config.h"
+#include "io/llama_weights.h"
 #include "io/safetensors.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -118,6 +119,8 @@ LlamaForCausalLM load_model(const std::filesystem::path& dir, at::Device device,
     if (cfg.lawcat.is_null() || cfg.lawcat.empty()) return load_llama(dir, device, dtype);
     validate_llama_config(cfg, (dir / "config.json").string());
     config::AttentionConfig settings = config::attention_from_json(cfg.lawcat, (dir / "config.json").string());
+    // Names and shapes from the safetensors headers before any module is built.
+    io::check_llama_weights(cfg, io::WeightSet(dir), dir / "config.json");
     LlamaForCausalLM model = build_llama(cfg);
     swap_to_lawcat(*model, settings);
     LoadWeightsOptions lo;

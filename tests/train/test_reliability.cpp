@@ -418,6 +418,16 @@ TEST_CASE("reliability 4: a config.json that does not fit its weights is refused
     CHECK_THAT(r.out, LAWCAT_CONTAINS((dir / "config.json").string()));
     CHECK(r.out.find("frame #") == std::string::npos);
   }
+  // A LAWCAT export (model::load_model) is checked the same way.
+  { std::ofstream(root / "run.yaml") << tiny_run(root); }
+  REQUIRE(run_lawcat("distill " + (root / "run.yaml").string() + " --no-progress").rc == 0);
+  const stdfs::path exported = root / "run" / "export";
+  nlohmann::json j = nlohmann::json::parse(bytes_of(exported / "config.json"));
+  j["num_hidden_layers"] = 1000000;
+  fs::atomic_write_text(exported / "config.json", j.dump(2));
+  Cli r = run_lawcat("ppl --model " + exported.string() + " --text " + (root / "corpus.txt").string(), root);
+  CHECK(r.rc == 1);
+  CHECK_THAT(r.out, LAWCAT_CONTAINS("num_hidden_layers 1000000, but the weights hold layers 0..1"));
 }
 
 // ---- 6. eval lengths: bounded, and a length past the softmax positions is said up front --------------------
