@@ -73,8 +73,8 @@ void check_llama_weights(const LlamaConfig& c, const WeightSet& weights, const s
     }
     const auto& stored = weights.info(e.name).shape;
     if (stored != e.shape)
-      problem("tensor " + e.name + " in " + weights.file(e.name).path().string() + ": " + e.because + " give " +
-              shape_str(e.shape) + ", the file holds " + shape_str(stored));
+      problem("tensor " + e.name + " in " + weights.file(e.name).path().string() + ": expected shape " +
+              shape_str(e.shape) + ", got " + shape_str(stored) + " (from " + e.because + ")");
   };
   for (const auto& e : llama_global_tensors(c)) check(e);
   const int64_t stored = stored_layers(weights);

@@ -403,14 +403,14 @@ TEST_CASE("reliability 4: a config.json that does not fit its weights is refused
   CHECK_THAT(e, LAWCAT_CONTAINS("num_hidden_layers 1000000, but the weights hold layers 0..1 (no model.layers.2.*)"));
   e = error_of([&] { model::load_llama(vocab, at::kCPU, at::kFloat); });
   CHECK_THAT(e, LAWCAT_CONTAINS("tensor model.embed_tokens.weight in " + (vocab / "model.safetensors").string() +
-                                ": vocab_size, hidden_size give [1000000000, 32], the file holds [300, 32]"));
+                                ": expected shape [1000000000, 32], got [300, 32] (from vocab_size, hidden_size)"));
   CHECK_NOTHROW(model::load_llama(root / "teacher", at::kCPU, at::kFloat));
   // The CLI: one error naming the file and the tensor, quickly (it used to build 11 GB of
   // modules, or end in an allocator error with a 25-frame trace).
   LAWCAT_BINARY_OR_SKIP();
   for (const auto& [dir, message] : {std::pair{layers, std::string("num_hidden_layers 1000000")},
                                      std::pair{hidden, std::string("model.embed_tokens.weight in ")},
-                                     std::pair{vocab, std::string("[1000000000, 32], the file holds [300, 32]")}}) {
+                                     std::pair{vocab, std::string("expected shape [1000000000, 32], got [300, 32]")}}) {
     CAPTURE(dir);
     Cli r = run_lawcat("ppl --model " + dir.string() + " --text " + (root / "corpus.txt").string(), root);
     CHECK(r.rc == 1);
