@@ -140,7 +140,7 @@ run() {  # run <target>
     log "FAILED: $t (reproduce: $bin $artifacts<crash file>; full log $OUT/fuzz_$t.log)"
     return 1
   fi
-  grep -E '^(Done [0-9]+ runs|stat::)' "$OUT/fuzz_$t.log" || true
+  grep -a -E '^(Done [0-9]+ runs|stat::)' "$OUT/fuzz_$t.log" || true
   log "ok: $t"
 }
 
