@@ -11,8 +11,29 @@
 #include "util/fs.h"
 #include "util/log.h"
 
+// kModelingLawcatPy, kConfigurationLawcatPy: python/lawcat_hf/*.py (cmake/lawcat_python_files.cmake).
+#include "lawcat_python_files.h"
+
 namespace lawcat::model {
 namespace stdfs = std::filesystem;
+
+namespace {
+// config.json; a LAWCAT student also gets the Python modeling files and the auto_map that points
+// transformers at them (AutoModelForCausalLM.from_pretrained(dir, trust_remote_code=True)).
+// A plain teacher (no lawcat section, or kind "softmax") stays a "llama" / "mistral" directory.
+void write_config_and_modeling(const stdfs::path& dir, const io::LlamaConfig& config) {
+  nlohmann::json j = io::to_json(config);
+  const bool student = config.lawcat.is_object() && config.lawcat.value("kind", std::string("lawcat")) == "lawcat";
+  if (student) {
+    j["model_type"] = "lawcat";
+    j["auto_map"] = {{"AutoConfig", "configuration_lawcat.LawcatConfig"},
+                     {"AutoModelForCausalLM", "modeling_lawcat.LawcatForCausalLM"}};
+    fs::atomic_write_text(dir / "modeling_lawcat.py", kModelingLawcatPy);
+    fs::atomic_write_text(dir / "configuration_lawcat.py", kConfigurationLawcatPy);
+  }
+  fs::atomic_write_text(dir / "config.json", j.dump(2) + "\n");
+}
+}  // namespace
 
 int64_t export_model(LlamaForCausalLMImpl& model, const LoraAdapters* lora, const stdfs::path& out_dir,
                      const ExportOptions& o) {
@@ -41,7 +62,7 @@ int64_t export_model(LlamaForCausalLMImpl& model, const LoraAdapters* lora, cons
   try {
     stdfs::create_directories(tmp);
     io::save_weight_set(tmp, tensors, o.shards);
-    io::save_llama_config(tmp / "config.json", config);
+    write_config_and_modeling(tmp, config);
     if (!o.tokenizer_dir.empty()) {
       const int n = copy_tokenizer_files(o.tokenizer_dir, tmp);
       if (n == 0) log::warn("export: no tokenizer files in ", o.tokenizer_dir.string(), " to copy");

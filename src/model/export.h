@@ -5,6 +5,10 @@
 //   config.json          the teacher's config + the "lawcat" section (attention settings)
 //   model.safetensors    every weight, LoRA merged (W + s·B A); LAWCAT parameters in fp32
 //   tokenizer files      copied from the teacher directory
+//   modeling_lawcat.py, configuration_lawcat.py   LAWCAT students only (python/lawcat_hf/, embedded
+//                        at build time); config.json then has "model_type": "lawcat" and an "auto_map",
+//                        so transformers' AutoModelForCausalLM.from_pretrained(dir, trust_remote_code=True)
+//                        loads it (a plain teacher export stays "llama" / "mistral")
 //
 // Written into a temporary directory beside the target and renamed into place.
 #pragma once
