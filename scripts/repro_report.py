@@ -35,16 +35,8 @@ def klabel(n):
 
 
 def records(path):
-    out = []
-    with open(path) as f:
-        for line in f:
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if "score" in r and r.get("error") is None:
-                out.append(r)
-    return out
+    """The scored records of an eval results.jsonl (failed samples left out)."""
+    return [r for r in records_any(path) if "score" in r and r.get("error") is None]
 
 
 def cells(recs):
@@ -181,6 +173,7 @@ unset multiplot
 
 
 def records_any(path):
+    """Every JSON line of a file (a torn last line is skipped)."""
     out = []
     with open(path) as f:
         for line in f:

@@ -142,17 +142,24 @@ std::vector<BabiSample> load_babi(const std::filesystem::path& file) {
   return out;
 }
 
-std::filesystem::path babi_test_file(const std::filesystem::path& babi_en_dir, const std::string& task) {
+std::filesystem::path babi_file(const std::filesystem::path& babi_en_dir, const std::string& task,
+                                const std::string& split) {
   babilong_prompt(task);  // validates the task name
   LAWCAT_CHECK(std::filesystem::is_directory(babi_en_dir), DataError,
                babi_en_dir.string() << ": bAbI directory not found (expected ../shared/data/eval/babi/"
                                     << "tasks_1-20_v1-2/en; set --data or $LAWCAT_SHARED_DATA)");
+  const std::string suffix = "_" + split + ".txt";
   for (const auto& e : std::filesystem::directory_iterator(babi_en_dir)) {
     const std::string name = e.path().filename().string();
-    if (name.rfind(task + "_", 0) == 0 && name.size() > 9 && name.substr(name.size() - 9) == "_test.txt")
+    if (name.rfind(task + "_", 0) == 0 && name.size() > suffix.size() &&
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
       return e.path();
   }
-  throw DataError((babi_en_dir / (task + "_*_test.txt")).string() + ": bAbI test file not found");
+  throw DataError((babi_en_dir / (task + "_*" + suffix)).string() + ": bAbI " + split + " file not found");
+}
+
+std::filesystem::path babi_test_file(const std::filesystem::path& babi_en_dir, const std::string& task) {
+  return babi_file(babi_en_dir, task, "test");
 }
 
 std::vector<int64_t> load_babilong_indices(const std::filesystem::path& json_file, const std::string& task) {

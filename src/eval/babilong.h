@@ -54,6 +54,9 @@ struct BabiSample {
 std::vector<BabiSample> load_babi(const std::filesystem::path& file);
 // The bAbI test file of a task under `babi_en_dir` (qa2_*_test.txt), DataError if absent.
 std::filesystem::path babi_test_file(const std::filesystem::path& babi_en_dir, const std::string& task);
+// The task's file of a split ("test", "train": qa2_*_train.txt), DataError if absent.
+std::filesystem::path babi_file(const std::filesystem::path& babi_en_dir, const std::string& task,
+                                const std::string& split);
 // test_100_idxs.json: {"qa1": [i, ...], ...}. Returns the task's list; DataError
 // naming the file when malformed or the task is missing.
 std::vector<int64_t> load_babilong_indices(const std::filesystem::path& json_file, const std::string& task);

@@ -11,24 +11,11 @@
 #include "util/progress.h"
 
 namespace lawcat::eval {
-namespace stdfs = std::filesystem;
 
 namespace {
 
 bool is_babi(const std::string& t) { return t == "qa1" || t == "qa2" || t == "qa3"; }
 bool is_niah(const std::string& t) { return t.rfind("s-niah-", 0) == 0; }
-
-// The bAbI training file of a task (qa2_*_train.txt), DataError if absent.
-stdfs::path babi_train_file(const stdfs::path& babi_en_dir, const std::string& task) {
-  babilong_prompt(task);
-  if (stdfs::is_directory(babi_en_dir))
-    for (const auto& e : stdfs::directory_iterator(babi_en_dir)) {
-      const std::string name = e.path().filename().string();
-      if (name.rfind(task + "_", 0) == 0 && name.size() > 10 && name.substr(name.size() - 10) == "_train.txt")
-        return e.path();
-    }
-  throw DataError((babi_en_dir / (task + "_*_train.txt")).string() + ": bAbI training file not found");
-}
 
 }  // namespace
 
@@ -64,7 +51,7 @@ std::vector<TaskDocument> make_task_corpus(const text::Tokenizer& tokenizer, con
     if (is_niah(t)) {
       niah[t] = load_niah_data(o.data / "eval" / "ruler", niah_variant(t));
     } else if (is_babi(t)) {
-      babi[t] = load_babi(babi_train_file(o.data / "eval" / "babi" / "tasks_1-20_v1-2" / "en", t));
+      babi[t] = load_babi(babi_file(o.data / "eval" / "babi" / "tasks_1-20_v1-2" / "en", t, "train"));
       if (background.empty())
         background = load_background_sentences(o.data / "corpora" / "moby_dick" / "moby_dick.txt");
     } else {
