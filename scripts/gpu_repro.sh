@@ -55,7 +55,6 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 if [[ " $* " == *" build "* ]]; then
   stamp "configure + build"
   X=()
-  [[ -f /usr/include/CLI/CLI.hpp ]] || true   # CMakeLists finds .devdeps/include/CLI itself
   if [[ ! -f /usr/include/lzma.h ]]; then
     lib=$(ls /usr/lib/x86_64-linux-gnu/liblzma.so* /lib/x86_64-linux-gnu/liblzma.so* 2>/dev/null | head -1)
     [[ -n "$lib" ]] && X+=(-DLIBLZMA_INCLUDE_DIR="$ROOT/.devdeps/include" -DLIBLZMA_LIBRARY="$lib")
