@@ -3,12 +3,18 @@
 #
 # Here (no GPU): gather what the call needs into two git-ignored folders, carried with it:
 #   scripts/gpu_repro.sh pack            # .devdata (the ../shared/data files the repro reads),
-#                                        # .devdeps (headers the GPU machine may lack)
+#                                        # .devdeps (headers and the safetensors wheel the GPU
+#                                        # machine may lack)
+#   REPRO_PACK=eval scripts/gpu_repro.sh pack   # only what the evals read (no training corpora)
 # There (device call with carry [".devdata", ".devdeps", "runs/repro/tasks"]):
 #   scripts/gpu_repro.sh build probe                 # build-gpu, then the diagnosis sweep
 #   scripts/gpu_repro.sh build tasks train eval report
+#   scripts/gpu_repro.sh build rebuild eval          # evaluate runs carried as small checkpoints
 # REPRO_TIMEOUT_<stage> bounds a stage (seconds) so the call ends inside the device's limit.
-# Stages after `build` are scripts/repro.sh's (tasks train grid eval report) or `probe`.
+# Stages after `build` are scripts/repro.sh's (tasks train grid eval report), `probe`, or
+# `rebuild`: a run carried without its 25 MB export (runs/repro/{students,grid}/<name> with
+# distill/best, lora/best and export/config.json) gets its export back from
+# scripts/rebuild_export.py, so a later call can evaluate runs trained by an earlier one.
 # Logs, run summaries and docs/results are packed into $OUT/repro.tgz (the device returns
 # at most 8 files).
 set -uo pipefail
@@ -23,15 +29,26 @@ if [[ "${1:-}" == pack ]]; then
   mkdir -p .devdata/models .devdata/corpora/{gutenberg,wikipedia,alpaca,tinystories,moby_dick} \
     .devdata/eval/ruler .devdata/eval/babilong .devdata/eval/babi/tasks_1-20_v1-2/en .devdeps/include
   cp -r $S/models/retriever13m .devdata/models/
-  cp $S/corpora/gutenberg/*.xz .devdata/corpora/gutenberg/
-  cp $S/corpora/wikipedia/*.xz .devdata/corpora/wikipedia/
-  cp $S/corpora/alpaca/alpaca_5000.json .devdata/corpora/alpaca/
+  if [[ "${REPRO_PACK:-all}" == eval ]]; then   # held-out text only
+    cp $S/corpora/gutenberg/*_val.jsonl.xz .devdata/corpora/gutenberg/
+    cp $S/corpora/wikipedia/*_val.jsonl.xz .devdata/corpora/wikipedia/
+  else
+    cp $S/corpora/gutenberg/*.xz .devdata/corpora/gutenberg/
+    cp $S/corpora/wikipedia/*.xz .devdata/corpora/wikipedia/
+    cp $S/corpora/alpaca/alpaca_5000.json .devdata/corpora/alpaca/
+  fi
   cp $S/corpora/tinystories/tinystories_val_head.txt .devdata/corpora/tinystories/
   cp $S/corpora/moby_dick/moby_dick.txt .devdata/corpora/moby_dick/
   cp $S/eval/ruler/* .devdata/eval/ruler/
   cp $S/eval/babilong/* .devdata/eval/babilong/
   cp $S/eval/babi/tasks_1-20_v1-2/en/qa[123]_* .devdata/eval/babi/tasks_1-20_v1-2/en/
   cp -r /usr/include/CLI /usr/include/lzma.h /usr/include/lzma .devdeps/include/
+  # rebuild_export.py reads safetensors; the GPU machine's python3 may not have it
+  python3 -m pip download safetensors --no-deps --only-binary=:all: --python-version 3.12 \
+    --platform manylinux2014_x86_64 -d .devdeps/wheels -q 2>/dev/null \
+    || "${LAWCAT_VENV:-$HOME/.cache/lawcat/venv}/bin/pip" download safetensors --no-deps --only-binary=:all: \
+         --python-version 3.12 --platform manylinux2014_x86_64 -d .devdeps/wheels -q \
+    || echo "pack: no safetensors wheel (the rebuild stage needs python3's safetensors on the GPU machine)"
   grep -qx '/.devdata/' .git/info/exclude 2>/dev/null || echo '/.devdata/' >> .git/info/exclude
   du -sh .devdata .devdeps
   exit 0
@@ -43,6 +60,7 @@ OUT="${OUT:-$ROOT/out}"
 L=/tmp/gpu_repro
 mkdir -p "$OUT" "$L"
 pack_out() {
+  pkill -f "build-gpu/lawcat" 2>/dev/null && sleep 2   # evals cut by a stage timeout: stop writing first
   tar czf "$OUT/repro.tgz" --ignore-failed-read \
     $(ls -d runs/repro/*/results.* runs/repro/*/*/summary.* runs/repro/*/*/distill/metrics.jsonl \
             runs/repro/*/*/lora/metrics.jsonl runs/repro/*/*/run.log runs/repro/*/*/distill/best/trainable.safetensors \
@@ -99,8 +117,22 @@ if [[ " $* " == *" probe "* ]]; then
   stamp "probe done"
 fi
 
+if [[ " $* " == *" rebuild "* ]]; then
+  if ! python3 -c 'import safetensors' 2>/dev/null; then
+    w=$(ls .devdeps/wheels/safetensors-*.whl 2>/dev/null | head -1)
+    [[ -n "$w" ]] && python3 -m zipfile -e "$w" /tmp/gpu_repro_py && export PYTHONPATH="/tmp/gpu_repro_py${PYTHONPATH:+:$PYTHONPATH}"
+  fi
+  for run in runs/repro/students/*/ runs/repro/grid/*/; do
+    run=${run%/}
+    [[ -f $run/distill/best/trainable.safetensors && -f $run/export/config.json && ! -f $run/export/model.safetensors ]] || continue
+    python3 scripts/rebuild_export.py --teacher "$S/models/retriever13m" --run "$run" --out "$run/export" \
+      || stamp "rebuild FAILED: $run"
+  done
+  stamp "rebuilt exports"
+fi
+
 rest=()
-for s in "$@"; do [[ $s == build || $s == probe ]] || rest+=("$s"); done
+for s in "$@"; do [[ $s == build || $s == probe || $s == rebuild ]] || rest+=("$s"); done
 if ((${#rest[@]})); then
   stamp "repro.sh ${rest[*]}"
   for st in "${rest[@]}"; do
