@@ -136,7 +136,11 @@ for s in "$@"; do [[ $s == build || $s == probe || $s == rebuild ]] || rest+=("$
 if ((${#rest[@]})); then
   stamp "repro.sh ${rest[*]}"
   for st in "${rest[@]}"; do
-    to=REPRO_TIMEOUT_${st}; timeout "${!to:-3000}" scripts/repro.sh "$st" 2>&1 | tee -a "$L/repro_$st.log" | grep -v "^\[.*info" | tail -60
+    stages=$st
+    # train and grid together: repro.sh runs both sets of shards at once (REPRO_TIMEOUT_train bounds them)
+    if [[ $st == grid && " ${rest[*]} " == *" train "* ]]; then continue; fi
+    if [[ $st == train && " ${rest[*]} " == *" grid "* ]]; then stages="train grid"; fi
+    to=REPRO_TIMEOUT_${st}; timeout "${!to:-3000}" scripts/repro.sh $stages 2>&1 | tee -a "$L/repro_$st.log" | grep -v "^\[.*info" | tail -60
   done
 fi
 stamp "end"

@@ -92,19 +92,24 @@ if has tasks; then
   [[ -s runs/repro/tasks/tasks2.jsonl ]] || "$B" tasks --tokenizer "$TEACHER" --out runs/repro/tasks/tasks2.jsonl --seed 2 "${TASKS_ARGS[@]}"
 fi
 
-# ---- 2. students (configs/repro/students.yaml), shards sharing the GPU -----------------------
+# ---- 2. students (configs/repro/students.yaml) and the grid, shards sharing the GPU -------------
+# Asked together, both sets of shards run at once (the GPU has room for all of them).
+pids=()
 if has train; then
   stamp "train: students, $J shards sharing the GPU"
   "$B" sweep configs/repro/students.yaml --dry-run "${ONLY_ARGS[@]}"
   parallel_shards "$J" "$B" sweep configs/repro/students.yaml "${SWEEP_SET[@]}" --output-dir "$R/students" \
-    "${ONLY_ARGS[@]}" --shard
-  "$B" sweep configs/repro/students.yaml "${SWEEP_SET[@]}" --output-dir "$R/students" "${ONLY_ARGS[@]}"
+    "${ONLY_ARGS[@]}" --shard & pids+=($!)
 fi
 if has grid; then
   stamp "grid: gate rank x conv width, $J shards"
-  parallel_shards "$J" "$B" sweep configs/repro/grid.yaml "${SWEEP_SET[@]}" --output-dir "$R/grid" --shard
-  "$B" sweep configs/repro/grid.yaml "${SWEEP_SET[@]}" --output-dir "$R/grid"
+  parallel_shards "$J" "$B" sweep configs/repro/grid.yaml "${SWEEP_SET[@]}" --output-dir "$R/grid" --shard & pids+=($!)
 fi
+train_rc=0
+for p in "${pids[@]}"; do wait "$p" || train_rc=1; done
+has train && "$B" sweep configs/repro/students.yaml "${SWEEP_SET[@]}" --output-dir "$R/students" "${ONLY_ARGS[@]}"
+has grid && "$B" sweep configs/repro/grid.yaml "${SWEEP_SET[@]}" --output-dir "$R/grid"
+((train_rc == 0)) || { echo "repro: a training shard failed (logs under $R)" >&2; exit 1; }
 
 # ---- 3. evaluation: every model beside the teacher ---------------------------------------------
 # One process per (model, task group) in parallel; each writes its own results.jsonl, then
