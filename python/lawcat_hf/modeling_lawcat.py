@@ -26,7 +26,8 @@ taken element-wise from the chunk's cumulative log-gate, so every exponent is <=
 
 Not implemented: a recurrent cache. `generate` works by recomputing the whole prefix at every step
 (use_cache=False is forced), so decoding costs O(T^2) here; `lawcat generate` decodes in constant
-memory. Left padding is refused (right padding is harmless for a causal model).
+memory. Left padding is refused (right padding is harmless for a causal model). Students of Qwen2 /
+Qwen3 teachers (config.json "architectures") are refused with NotImplementedError.
 """
 import math
 
@@ -51,6 +52,10 @@ _DEFAULTS = {
     "window": 0,
     "chunk_size": 64,
 }
+
+
+# Teacher architectures (config.json "architectures") whose students this file builds.
+_TEACHERS = {"LlamaForCausalLM", "MistralForCausalLM"}
 
 
 def lawcat_settings(config):
@@ -228,6 +233,14 @@ class LawcatForCausalLM(LlamaForCausalLM):
     config_class = LawcatConfig
 
     def __init__(self, config):
+        teacher = (getattr(config, "architectures", None) or ["LlamaForCausalLM"])[0]
+        if teacher not in _TEACHERS:
+            # Qwen2 (q/k/v biases without an o bias, sliding-window layers) and Qwen3 (q_norm /
+            # k_norm) attention are not built here: refuse rather than load wrong weights.
+            raise NotImplementedError(
+                f"this LAWCAT student was distilled from a {teacher} teacher; modeling_lawcat.py only "
+                f"builds students of {', '.join(sorted(_TEACHERS))} teachers (use `lawcat generate` / "
+                f"`lawcat ppl` / `lawcat eval` for it)")
         super().__init__(config)
         s = lawcat_settings(config)
         if s["kind"] != "lawcat":

@@ -99,10 +99,13 @@ GenerateResult generate_ids(model::LlamaForCausalLMImpl& model, const std::vecto
 GenerateResult generate_text(model::LlamaForCausalLMImpl& model, const text::Tokenizer& tokenizer,
                              const std::string& prompt, GenerateOptions options,
                              const std::function<void(const std::string&)>& on_text) {
-  std::vector<int64_t> ids = tokenizer.encode(prompt, /*add_bos=*/true);
+  // BOS as the model's own tokenizer pipeline adds it (none for Qwen2 / SmolLM2-style
+  // tokenizer.json without a BOS template or add_bos_token).
+  std::vector<int64_t> ids = tokenizer.encode(prompt, /*add_bos=*/tokenizer.add_bos_by_default());
   if (prompt.empty()) {
-    const int64_t bos = tokenizer.bos_id() >= 0 ? tokenizer.bos_id() : model.config().bos_token_id;
-    ids = {bos};
+    ids.clear();
+    for (int64_t id : {tokenizer.bos_id(), model.config().bos_token_id, tokenizer.eos_id(), model.config().eos_token_id})
+      if (id >= 0 && ids.empty()) ids = {id};
   }
   LAWCAT_CHECK(!ids.empty(), DataError, "generate: the prompt encodes to no tokens and the tokenizer has no BOS");
   if (options.stop_ids.empty()) {

@@ -160,14 +160,18 @@ LlamaConfig parse_llama_config(const json& j, const std::string& where) {
     std::string t = r.str("model_type", *mt);
     if (t == "llama") c.architecture = "LlamaForCausalLM";
     else if (t == "mistral") c.architecture = "MistralForCausalLM";
-    else r.fail("model_type", "'" + t + "' is not supported (supported: llama, mistral)");
+    else if (t == "qwen2") c.architecture = "Qwen2ForCausalLM";
+    else if (t == "qwen3") c.architecture = "Qwen3ForCausalLM";
+    else r.fail("model_type", "'" + t + "' is not supported (supported: llama, mistral, qwen2, qwen3)");
   } else {
     r.require("architectures");
   }
   const bool mistral = c.architecture == "MistralForCausalLM";
-  if (c.architecture != "LlamaForCausalLM" && !mistral)
+  const bool qwen = c.is_qwen();
+  if (c.architecture != "LlamaForCausalLM" && !mistral && !qwen)
     r.fail("architectures", "names unsupported architecture '" + c.architecture +
-                                "' (supported: LlamaForCausalLM, MistralForCausalLM)");
+                                "' (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, "
+                                "Qwen3ForCausalLM)");
 
   c.vocab_size = r.req_positive_int("vocab_size");
   c.hidden_size = r.req_positive_int("hidden_size");
@@ -183,6 +187,8 @@ LlamaConfig parse_llama_config(const json& j, const std::string& where) {
   }
   if (r.has("head_dim")) {
     c.head_dim = r.positive_int("head_dim", *r.find("head_dim"));
+  } else if (c.is_qwen3()) {
+    c.head_dim = 128;  // Qwen3Config's default (not hidden_size / heads)
   } else {
     if (c.hidden_size % c.num_attention_heads != 0) {
       std::ostringstream os;
@@ -194,7 +200,7 @@ LlamaConfig parse_llama_config(const json& j, const std::string& where) {
   }
   c.rms_norm_eps = r.opt_positive_num("rms_norm_eps", 1e-6);
   c.max_position_embeddings =
-      r.opt_positive_int("max_position_embeddings", mistral ? 4096 * 32 : 2048);
+      r.opt_positive_int("max_position_embeddings", mistral ? 4096 * 32 : qwen ? 32768 : 2048);
   c.tie_word_embeddings = r.opt_bool("tie_word_embeddings", false);
 
   // RoPE: transformers v5 "rope_parameters" (with rope_theta inside), else
@@ -209,7 +215,35 @@ LlamaConfig parse_llama_config(const json& j, const std::string& where) {
     c.rope_scaling = parse_rope(*rs, where, "rope_scaling");
   }
 
-  if (j.contains("sliding_window")) {
+  if (qwen) {
+    // transformers 5 (Qwen2Config / Qwen3Config): sliding_window is kept only with
+    // use_sliding_window; layer_types, when absent, puts the window on layers >= max_window_layers.
+    c.use_sliding_window = r.opt_bool("use_sliding_window", false);
+    if (const json* m = r.find("max_window_layers")) {
+      c.max_window_layers = r.as_int("max_window_layers", *m);
+      if (c.max_window_layers < 0)
+        r.fail("max_window_layers", "must be non-negative, got " + std::to_string(c.max_window_layers));
+    }
+    if (c.use_sliding_window) c.sliding_window = r.opt_positive_int("sliding_window", 4096);
+    if (const json* lt = r.find("layer_types")) {
+      if (!lt->is_array() || static_cast<int64_t>(lt->size()) != c.num_hidden_layers)
+        r.fail("layer_types", "must be a list of num_hidden_layers (" + std::to_string(c.num_hidden_layers) +
+                                  ") strings, got " + show(*lt));
+      for (const auto& t : *lt) {
+        if (!t.is_string() || (t != "full_attention" && t != "sliding_attention"))
+          r.fail("layer_types", "holds " + show(t) + " (supported: \"full_attention\", \"sliding_attention\")");
+        c.layer_types.push_back(t.get<std::string>());
+      }
+    } else {
+      for (int64_t i = 0; i < c.num_hidden_layers; ++i)
+        c.layer_types.push_back(c.sliding_window && i >= c.max_window_layers ? "sliding_attention" : "full_attention");
+    }
+    for (size_t i = 0; i < c.layer_types.size(); ++i)
+      if (c.layer_types[i] == "sliding_attention" && !c.sliding_window)
+        r.fail("layer_types", "names layer " + std::to_string(i) +
+                                  " \"sliding_attention\" but there is no window (use_sliding_window is false or "
+                                  "sliding_window is null)");
+  } else if (j.contains("sliding_window")) {
     if (r.has("sliding_window"))
       c.sliding_window = r.positive_int("sliding_window", *r.find("sliding_window"));
   } else if (mistral) {
@@ -232,8 +266,11 @@ LlamaConfig parse_llama_config(const json& j, const std::string& where) {
   // Features lawcat's Llama does not implement: refuse rather than load wrongly.
   const std::string act = r.opt_str("hidden_act", "silu");
   if (act != "silu") r.fail("hidden_act", "'" + act + "' is not supported (only silu)");
-  if (r.opt_bool("attention_bias", false))
-    r.fail("attention_bias", "is true: attention projections with biases are not supported");
+  // Qwen2 always has q/k/v biases (its config has no attention_bias; a stray one is ignored,
+  // as transformers does); Llama and Qwen3 put attention_bias on all four projections.
+  if (!c.is_qwen2()) c.attention_bias = r.opt_bool("attention_bias", false);
+  if (mistral && c.attention_bias)
+    r.fail("attention_bias", "is true: MistralForCausalLM has no attention biases");
   if (r.opt_bool("mlp_bias", false))
     r.fail("mlp_bias", "is true: MLP projections with biases are not supported");
 
@@ -265,7 +302,7 @@ json to_json(const LlamaConfig& c) {
   const bool mistral = c.architecture == "MistralForCausalLM";
   json j = json::object();
   j["architectures"] = json::array({c.architecture});
-  j["model_type"] = mistral ? "mistral" : "llama";
+  j["model_type"] = mistral ? "mistral" : c.is_qwen2() ? "qwen2" : c.is_qwen3() ? "qwen3" : "llama";
   j["vocab_size"] = c.vocab_size;
   j["hidden_size"] = c.hidden_size;
   j["intermediate_size"] = c.intermediate_size;
@@ -274,7 +311,7 @@ json to_json(const LlamaConfig& c) {
   j["num_key_value_heads"] = c.num_key_value_heads;
   j["head_dim"] = c.head_dim;
   j["hidden_act"] = "silu";
-  j["attention_bias"] = false;
+  if (!c.is_qwen2()) j["attention_bias"] = c.attention_bias;
   j["mlp_bias"] = false;
   j["rms_norm_eps"] = c.rms_norm_eps;
   j["rope_theta"] = c.rope_theta;
@@ -293,7 +330,12 @@ json to_json(const LlamaConfig& c) {
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   j["max_position_embeddings"] = c.max_position_embeddings;
   if (c.sliding_window) j["sliding_window"] = *c.sliding_window;
-  else if (mistral) j["sliding_window"] = nullptr;
+  else if (mistral || c.is_qwen()) j["sliding_window"] = nullptr;
+  if (c.is_qwen()) {
+    j["use_sliding_window"] = c.use_sliding_window;
+    j["max_window_layers"] = c.max_window_layers;
+    j["layer_types"] = c.layer_types;
+  }
   j["bos_token_id"] = c.bos_token_id < 0 ? json(nullptr) : json(c.bos_token_id);
   if (c.eos_token_ids.empty()) j["eos_token_id"] = nullptr;
   else if (c.eos_token_ids.size() == 1) j["eos_token_id"] = c.eos_token_ids[0];
@@ -305,6 +347,11 @@ json to_json(const LlamaConfig& c) {
 
 void save_llama_config(const std::filesystem::path& config_json, const LlamaConfig& c) {
   fs::atomic_write_text(config_json, to_json(c).dump(2) + "\n");
+}
+
+int64_t LlamaConfig::attention_window(int64_t layer) const {
+  if (!is_qwen() || !sliding_window || layer < 0 || layer >= static_cast<int64_t>(layer_types.size())) return 0;
+  return layer_types[layer] == "sliding_attention" ? *sliding_window : 0;
 }
 
 bool operator==(const RopeScaling& a, const RopeScaling& b) {
@@ -322,7 +369,9 @@ bool operator==(const LlamaConfig& a, const LlamaConfig& b) {
          a.rms_norm_eps == b.rms_norm_eps && a.rope_theta == b.rope_theta &&
          a.rope_scaling == b.rope_scaling && a.tie_word_embeddings == b.tie_word_embeddings &&
          a.max_position_embeddings == b.max_position_embeddings &&
-         a.sliding_window == b.sliding_window && a.bos_token_id == b.bos_token_id &&
+         a.sliding_window == b.sliding_window && a.attention_bias == b.attention_bias &&
+         a.use_sliding_window == b.use_sliding_window && a.max_window_layers == b.max_window_layers &&
+         a.layer_types == b.layer_types && a.bos_token_id == b.bos_token_id &&
          a.eos_token_id == b.eos_token_id && a.eos_token_ids == b.eos_token_ids &&
          a.torch_dtype == b.torch_dtype && a.lawcat == b.lawcat;
 }

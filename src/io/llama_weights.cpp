@@ -45,7 +45,7 @@ std::vector<ExpectedTensor> llama_layer_tensors(const LlamaConfig& c, int64_t la
   const std::string p = "model.layers." + std::to_string(layer) + ".";
   const int64_t H = c.hidden_size, I = c.intermediate_size;
   const int64_t q = c.num_attention_heads * c.head_dim, kv = c.num_key_value_heads * c.head_dim;
-  return {
+  std::vector<ExpectedTensor> out = {
       {p + "self_attn.q_proj.weight", {q, H}, "num_attention_heads x head_dim, hidden_size"},
       {p + "self_attn.k_proj.weight", {kv, H}, "num_key_value_heads x head_dim, hidden_size"},
       {p + "self_attn.v_proj.weight", {kv, H}, "num_key_value_heads x head_dim, hidden_size"},
@@ -56,6 +56,21 @@ std::vector<ExpectedTensor> llama_layer_tensors(const LlamaConfig& c, int64_t la
       {p + "input_layernorm.weight", {H}, "hidden_size"},
       {p + "post_attention_layernorm.weight", {H}, "hidden_size"},
   };
+  const char* bias_keys = c.is_qwen2() ? "Qwen2 (always), num_attention_heads x head_dim"
+                                       : "attention_bias, num_attention_heads x head_dim";
+  const char* kv_bias_keys = c.is_qwen2() ? "Qwen2 (always), num_key_value_heads x head_dim"
+                                          : "attention_bias, num_key_value_heads x head_dim";
+  if (c.qkv_bias()) {
+    out.push_back({p + "self_attn.q_proj.bias", {q}, bias_keys});
+    out.push_back({p + "self_attn.k_proj.bias", {kv}, kv_bias_keys});
+    out.push_back({p + "self_attn.v_proj.bias", {kv}, kv_bias_keys});
+  }
+  if (c.o_bias()) out.push_back({p + "self_attn.o_proj.bias", {H}, "attention_bias, hidden_size"});
+  if (c.qk_norm()) {
+    out.push_back({p + "self_attn.q_norm.weight", {c.head_dim}, "Qwen3 q_norm, head_dim"});
+    out.push_back({p + "self_attn.k_norm.weight", {c.head_dim}, "Qwen3 k_norm, head_dim"});
+  }
+  return out;
 }
 
 void check_llama_weights(const LlamaConfig& c, const WeightSet& weights, const std::filesystem::path& config_json) {

@@ -20,8 +20,8 @@ struct ExpectedTensor {
 };
 
 // Names and shapes of LlamaForCausalLM's weights for `c` (HF names, [out, in] for linears),
-// layers first .. last; the attention projections of `layer` only (the other layers
-// follow the same pattern). Used with layer = -1 for the layer-independent ones.
+// layers first .. last; the tensors of `layer` only (the other layers follow the same
+// pattern), with the q/k/v(/o) biases and Qwen3's q_norm / k_norm when the config has them. Used with layer = -1 for the layer-independent ones.
 std::vector<ExpectedTensor> llama_layer_tensors(const LlamaConfig& c, int64_t layer);
 std::vector<ExpectedTensor> llama_global_tensors(const LlamaConfig& c);
 

@@ -20,13 +20,24 @@ LlamaAttentionImpl::LlamaAttentionImpl(const LlamaAttentionOptions& o) : options
   q_proj = register_module("q_proj", torch::nn::Linear(LinearOptions(D, q_dim).bias(o.bias())));
   k_proj = register_module("k_proj", torch::nn::Linear(LinearOptions(D, kv_dim).bias(o.bias())));
   v_proj = register_module("v_proj", torch::nn::Linear(LinearOptions(D, kv_dim).bias(o.bias())));
-  o_proj = register_module("o_proj", torch::nn::Linear(LinearOptions(q_dim, D).bias(false)));
+  o_proj = register_module("o_proj", torch::nn::Linear(LinearOptions(q_dim, D).bias(o.o_bias())));
+  if (o.qk_norm()) {  // Qwen3Attention registers them after the projections
+    q_norm = register_module("q_norm", RMSNorm(RMSNormOptions(o.head_dim()).eps(o.norm_eps())));
+    k_norm = register_module("k_norm", RMSNorm(RMSNormOptions(o.head_dim()).eps(o.norm_eps())));
+  }
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> LlamaAttentionImpl::projections(const at::Tensor& hidden) {
   TORCH_CHECK(hidden.dim() == 3 && hidden.size(2) == options_.hidden_size(),
               "LlamaAttention: hidden must be [B, T, ", options_.hidden_size(), "], got ", hidden.sizes());
-  return {q_proj(hidden), k_proj(hidden), v_proj(hidden)};  // [B, T, H*D], [B, T, Hkv*D] x2
+  at::Tensor q = q_proj(hidden), k = k_proj(hidden);  // [B, T, H*D], [B, T, Hkv*D]
+  if (q_norm) {
+    // Per head: [B, T, h, D] -> RMSNorm over D -> [B, T, h*D].
+    const int64_t B = hidden.size(0), T = hidden.size(1), Dh = options_.head_dim();
+    q = q_norm(q.view({B, T, options_.num_heads(), Dh})).reshape({B, T, options_.num_heads() * Dh});
+    k = k_norm(k.view({B, T, options_.num_kv_heads(), Dh})).reshape({B, T, options_.num_kv_heads() * Dh});
+  }
+  return {q, k, v_proj(hidden)};  // [B, T, H*D], [B, T, Hkv*D] x2
 }
 
 namespace {
@@ -59,7 +70,7 @@ at::Tensor LlamaAttentionImpl::attention_from_projections(const at::Tensor& q_in
     TORCH_CHECK(cache, "LlamaAttention: decode state of this layer is not a KVCache");
     std::tie(k, v) = cache->append(k, v);  // [B, Hkv, S, D]
   }
-  at::Tensor y = causal_softmax_attention(q, k, v);  // [B, H, T, D]
+  at::Tensor y = causal_softmax_attention(q, k, v, options_.window());  // [B, H, T, D]
   const int64_t B = q_in.size(0), T = q_in.size(1);
   return y.transpose(1, 2).reshape({B, T, options_.num_heads() * options_.head_dim()});
 }
@@ -77,13 +88,31 @@ std::unique_ptr<LayerState> LlamaAttentionImpl::make_state(int64_t /*batch*/) co
   return std::make_unique<KVCache>();
 }
 
-at::Tensor causal_softmax_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-  TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "causal_softmax_attention: q ", q.sizes(),
-              ", k ", k.sizes(), ", v ", v.sizes(), " must be [B, H, T, D]");
-  const int64_t T = q.size(2), S = k.size(2), H = q.size(1), Hkv = k.size(1);
-  TORCH_CHECK(S >= T && v.size(2) == S && Hkv > 0 && H % Hkv == 0 && v.size(1) == Hkv,
-              "causal_softmax_attention: q ", q.sizes(), ", k ", k.sizes(), ", v ", v.sizes());
+at::Tensor causal_softmax_attention(const at::Tensor& q, const at::Tensor& k_all, const at::Tensor& v_all,
+                                    int64_t window) {
+  TORCH_CHECK(q.dim() == 4 && k_all.dim() == 4 && v_all.dim() == 4, "causal_softmax_attention: q ", q.sizes(),
+              ", k ", k_all.sizes(), ", v ", v_all.sizes(), " must be [B, H, T, D]");
+  const int64_t T = q.size(2), H = q.size(1), Hkv = k_all.size(1);
+  TORCH_CHECK(k_all.size(2) >= T && v_all.size(2) == k_all.size(2) && Hkv > 0 && H % Hkv == 0 &&
+                  v_all.size(1) == Hkv,
+              "causal_softmax_attention: q ", q.sizes(), ", k ", k_all.sizes(), ", v ", v_all.sizes());
+  TORCH_CHECK(window >= 0, "causal_softmax_attention: window must be >= 0, got ", window);
   const bool gqa = H != Hkv;
+  at::Tensor k = k_all, v = v_all;
+  if (window > 0 && k.size(2) > window) {
+    if (T == 1) {  // one query: the last `window` keys, then the plain path below
+      k = k.narrow(2, k.size(2) - window, window);
+      v = v.narrow(2, v.size(2) - window, window);
+    } else {
+      // Query i sits at position past + i and sees keys past + i - window < j <= past + i.
+      const int64_t S = k.size(2), past = S - T;
+      auto lopts = at::TensorOptions().dtype(at::kLong).device(q.device());
+      const at::Tensor j = at::arange(S, lopts).unsqueeze(0), i = (at::arange(T, lopts) + past).unsqueeze(1);
+      const at::Tensor mask = (j <= i).logical_and(j > i - window);  // [T, S]
+      return at::scaled_dot_product_attention(q, k, v, mask, 0.0, /*is_causal=*/false, std::nullopt, gqa);
+    }
+  }
+  const int64_t S = k.size(2);
   if (S == T) {
     return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, std::nullopt, gqa);
   }

@@ -1,10 +1,15 @@
 // The teacher's token mixer: grouped-query softmax attention with RoPE, as
-// Hugging Face LlamaAttention / MistralAttention (no biases, causal).
+// Hugging Face LlamaAttention / MistralAttention / Qwen2Attention / Qwen3Attention.
 //
-//   q = x Wq -> [B, H, T, D],  k = x Wk, v = x Wv -> [B, Hkv, T, D]
+//   q = x Wq (+ bq) -> [B, H, T, D],  k = x Wk (+ bk), v = x Wv (+ bv) -> [B, Hkv, T, D]
+//   q, k <- q_norm(q), k_norm(k)           Qwen3: RMSNorm over D per head (weight [D])
 //   q, k <- rope(q), rope(k) at positions offset..offset+T-1
 //   y = softmax(q k^T / sqrt(D) + causal mask) v   (kv head h/g serves query head h)
-//   out = Wo concat_h(y)
+//        a sliding window (Qwen's "sliding_attention" layers) also masks keys j <= i - window
+//   out = Wo concat_h(y) (+ bo)
+//
+// `projections` returns q and k after the biases and norms (before RoPE): what
+// every path (the softmax teacher, the LAWCAT student) takes as "q" and "k".
 //
 // `attention_output` returns y before Wo, [B, T, H*D]: the distillation target.
 // With a decode state (a KVCache) the new k, v are appended and the queries
@@ -16,6 +21,7 @@
 
 #include <memory>
 
+#include "model/rmsnorm.h"
 #include "model/token_mixer.h"
 
 namespace lawcat::model {
@@ -28,7 +34,11 @@ struct LlamaAttentionOptions {
   TORCH_ARG(int64_t, num_heads);     // H
   TORCH_ARG(int64_t, num_kv_heads);  // Hkv, divides H
   TORCH_ARG(int64_t, head_dim);      // D
-  TORCH_ARG(bool, bias) = false;     // q/k/v biases (Qwen2 style); Llama and Mistral have none
+  TORCH_ARG(bool, bias) = false;     // q/k/v biases (Qwen2; Llama / Qwen3 with attention_bias)
+  TORCH_ARG(bool, o_bias) = false;   // o_proj bias (Llama / Qwen3 with attention_bias)
+  TORCH_ARG(bool, qk_norm) = false;  // Qwen3: q_norm / k_norm, RMSNorm over head_dim
+  TORCH_ARG(double, norm_eps) = 1e-6;  // their eps (rms_norm_eps)
+  TORCH_ARG(int64_t, window) = 0;    // sliding window (keys within the last `window` positions); 0 = none
 };
 
 class LlamaAttentionImpl : public TokenMixer {
@@ -43,7 +53,7 @@ class LlamaAttentionImpl : public TokenMixer {
   // Projections with RoPE applied: q [B, H, T, D], k, v [B, Hkv, T, D].
   std::tuple<at::Tensor, at::Tensor, at::Tensor> qkv(const at::Tensor& hidden,
                                                     const MixerContext& ctx);
-  // The raw projections, no RoPE: q [B, T, H*D], k, v [B, T, Hkv*D].
+  // The projections (biases, Qwen3's q/k norms), no RoPE: q [B, T, H*D], k, v [B, T, Hkv*D].
   std::tuple<at::Tensor, at::Tensor, at::Tensor> projections(const at::Tensor& hidden);
   // attention_output from projections already computed (shared with LAWCAT in
   // distillation): q [B, T, H*D], k, v [B, T, Hkv*D] -> [B, T, H*D].
@@ -55,6 +65,7 @@ class LlamaAttentionImpl : public TokenMixer {
   const LlamaAttentionOptions& options() const { return options_; }
 
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  RMSNorm q_norm{nullptr}, k_norm{nullptr};  // Qwen3 only, weight [D]
 
  private:
   LlamaAttentionOptions options_;
@@ -67,7 +78,11 @@ using LlamaAttention = std::shared_ptr<LlamaAttentionImpl>;
 // bottom-right causal mask when 1 < T < S, and for one query (decoding, T == 1) on
 // CUDA in 16 bits SDPA with the cuDNN backend off (see attention.cpp), elsewhere two
 // batched products with the kv heads indexed, not repeated (fp32 scores and softmax).
-at::Tensor causal_softmax_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+// window > 0: query i (position S - T + i) sees only keys j > S - T + i - window (sliding
+// window, as transformers' sliding_window_overlay); an explicit mask, or for T == 1 the
+// last `window` keys.
+at::Tensor causal_softmax_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                    int64_t window = 0);
 
 // RoPE for inference: the same rotation as apply_rope in three passes instead of
 // six (x * cos, then each half += the other half * ±sin). x [B, h, T, D] (any

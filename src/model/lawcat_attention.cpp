@@ -85,6 +85,10 @@ LawcatAttentionImpl::LawcatAttentionImpl(const LawcatOptions& options,
   k_proj = register_module("k_proj", teacher_->k_proj);
   v_proj = register_module("v_proj", teacher_->v_proj);
   o_proj = register_module("o_proj", teacher_->o_proj);
+  if (teacher_->q_norm) {  // Qwen3: the per-head q/k norms are part of producing q and k
+    q_norm = register_module("q_norm", teacher_->q_norm);
+    k_norm = register_module("k_norm", teacher_->k_norm);
+  }
   // New parameters live on the teacher's device, in fp32 (trainable weights stay fp32).
   at::Device device = teacher_->q_proj->weight.device();
   auto f32 = at::TensorOptions().dtype(at::kFloat).device(device);
@@ -172,7 +176,8 @@ at::Tensor LawcatAttentionImpl::lawcat_output(const at::Tensor& x, const MixerCo
     st = dynamic_cast<LawcatState*>(ctx.state);
     TORCH_CHECK(st, "LawcatAttention: the decode state is not a LawcatState");
   }
-  return lawcat_core(x, q_proj->forward(x), k_proj->forward(x), v_proj->forward(x), ctx, st);
+  auto [q, k, v] = teacher_->projections(x);  // biases and Qwen3's q/k norms included
+  return lawcat_core(x, q, k, v, ctx, st);
 }
 
 ops::LawcatCoreWeights LawcatAttentionImpl::core_weights() const {

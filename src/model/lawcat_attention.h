@@ -4,6 +4,8 @@
 // attention, no RoPE (../shared/spec/LAWCAT.md, "The layer").
 //
 //   q = x Wq [B,T,H,d]; k = x Wk, v = x Wv [B,T,Hkv,d]; k repeated to H heads
+//     (the teacher's projections() exactly: Qwen2's q/k/v biases, and Qwen3's per-head
+//     q_norm / k_norm, which therefore sit before the conv and φ on the linear path)
 //   q̃ = conv_q(q), k̃ = conv_k(k)             (width c, per channel)
 //   φ(u) = [softmax(u Wφ_h); softmax(-u Wφ_h)]  (F = 2f dims, clamp ≥ 1e-12)
 //   log α = logsigmoid(W2 W1 x + b) / τ        [B,T,Hkv,F], ≤ 0
@@ -67,6 +69,7 @@ class LawcatAttentionImpl : public TokenMixer {
   const std::shared_ptr<LlamaAttentionImpl>& teacher() const { return teacher_; }
 
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  RMSNorm q_norm{nullptr}, k_norm{nullptr};  // Qwen3: the teacher's (shared, same names)
   at::Tensor conv_q, conv_k, conv_v;   // [H*d, c], [H*d, c], [Hkv*d, c] (conv_v only with conv_on_v)
   at::Tensor feature_map;              // Wφ [H, d, f]
   torch::nn::Linear gate_down{nullptr};  // W1: hidden -> r, no bias

@@ -22,8 +22,13 @@ LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const io::LlamaConfig& c, int64_t l
     : layer_index_(layer_index) {
   // Registration order follows HF's LlamaDecoderLayer.
   self_attn = register_module(
-      "self_attn", std::make_shared<LlamaAttentionImpl>(LlamaAttentionOptions(
-                       c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.head_dim)));
+      "self_attn", std::make_shared<LlamaAttentionImpl>(
+                       LlamaAttentionOptions(c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.head_dim)
+                           .bias(c.qkv_bias())
+                           .o_bias(c.o_bias())
+                           .qk_norm(c.qk_norm())
+                           .norm_eps(c.rms_norm_eps)
+                           .window(c.attention_window(layer_index))));
   mlp = register_module("mlp", LlamaMLP(LlamaMLPOptions(c.hidden_size, c.intermediate_size)));
   input_layernorm =
       register_module("input_layernorm", RMSNorm(RMSNormOptions(c.hidden_size).eps(c.rms_norm_eps)));

@@ -1,10 +1,13 @@
-// The Llama-family decoder (Llama 2/3, TinyLlama, Mistral, SmolLM, llama2.c
-// checkpoints after conversion), module for module as Hugging Face's
-// LlamaForCausalLM so that named_parameters() equals the safetensors names:
+// The Llama-family decoder (Llama 2/3, TinyLlama, Mistral, SmolLM / SmolLM2, Qwen2,
+// Qwen3, llama2.c checkpoints after conversion), module for module as Hugging Face's
+// LlamaForCausalLM (Qwen2/Qwen3ForCausalLM: the same layout) so that named_parameters()
+// equals the safetensors names:
 //
 //   model.embed_tokens.weight                           [V, D]
 //   model.layers.N.input_layernorm.weight               [D]
 //   model.layers.N.self_attn.{q,k,v,o}_proj.weight      (a TokenMixer; swappable)
+//   model.layers.N.self_attn.{q,k,v}_proj.bias          Qwen2 (attention_bias: + o_proj.bias)
+//   model.layers.N.self_attn.{q,k}_norm.weight          [head_dim], Qwen3
 //   model.layers.N.post_attention_layernorm.weight      [D]
 //   model.layers.N.mlp.{gate,up,down}_proj.weight
 //   model.norm.weight                                   [D]

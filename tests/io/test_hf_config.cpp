@@ -44,6 +44,27 @@ const char* kMistral = R"({
   "tie_word_embeddings": false, "torch_dtype": "bfloat16", "transformers_version": "4.34.0.dev0",
   "use_cache": true, "vocab_size": 32000
 })";
+// Qwen/Qwen2.5-0.5B config.json (as published): no head_dim, tied, theta 1e6, window unused.
+const char* kQwen25 = R"({
+  "architectures": ["Qwen2ForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 151643,
+  "eos_token_id": 151643, "hidden_act": "silu", "hidden_size": 896, "initializer_range": 0.02,
+  "intermediate_size": 4864, "max_position_embeddings": 32768, "max_window_layers": 24,
+  "model_type": "qwen2", "num_attention_heads": 14, "num_hidden_layers": 24, "num_key_value_heads": 2,
+  "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "sliding_window": 32768, "tie_word_embeddings": true,
+  "torch_dtype": "bfloat16", "transformers_version": "4.40.1", "use_cache": true,
+  "use_sliding_window": false, "vocab_size": 151936
+})";
+// Qwen/Qwen3-0.6B config.json (as published): head_dim 128 != 1024 / 16.
+const char* kQwen3 = R"({
+  "architectures": ["Qwen3ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+  "bos_token_id": 151643, "eos_token_id": 151645, "head_dim": 128, "hidden_act": "silu",
+  "hidden_size": 1024, "initializer_range": 0.02, "intermediate_size": 3072,
+  "max_position_embeddings": 40960, "max_window_layers": 28, "model_type": "qwen3",
+  "num_attention_heads": 16, "num_hidden_layers": 28, "num_key_value_heads": 8, "rms_norm_eps": 1e-06,
+  "rope_scaling": null, "rope_theta": 1000000, "sliding_window": null, "tie_word_embeddings": true,
+  "torch_dtype": "bfloat16", "transformers_version": "4.51.0", "use_cache": true,
+  "use_sliding_window": false, "vocab_size": 151936
+})";
 // The smallest config we accept.
 json minimal() {
   return json{{"architectures", {"LlamaForCausalLM"}}, {"vocab_size", 40}, {"hidden_size", 16},
@@ -203,9 +224,9 @@ TEST_CASE("positivity and divisibility", "[io]") {
 
 TEST_CASE("unsupported architecture, rope type and features", "[io]") {
   auto j = minimal();
-  j["architectures"] = {"Qwen2ForCausalLM"};
-  LAWCAT_CHECK_MSG(parse_error(j), "config.json", "architectures", "'Qwen2ForCausalLM'",
-                   "supported: LlamaForCausalLM, MistralForCausalLM");
+  j["architectures"] = {"GemmaForCausalLM"};
+  LAWCAT_CHECK_MSG(parse_error(j), "config.json", "architectures", "'GemmaForCausalLM'",
+                   "supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM");
   j.erase("architectures");
   j["model_type"] = "gemma";
   LAWCAT_CHECK_MSG(parse_error(j), "config.json", "model_type", "'gemma' is not supported");
@@ -220,13 +241,84 @@ TEST_CASE("unsupported architecture, rope type and features", "[io]") {
   j["hidden_act"] = "gelu";
   LAWCAT_CHECK_MSG(parse_error(j), "key 'hidden_act'", "'gelu' is not supported");
   j = minimal();
+  j["architectures"] = {"MistralForCausalLM"};
   j["attention_bias"] = true;
-  LAWCAT_CHECK_MSG(parse_error(j), "key 'attention_bias'");
+  LAWCAT_CHECK_MSG(parse_error(j), "config.json", "key 'attention_bias'", "MistralForCausalLM has no attention biases");
+  j = minimal();
+  j["mlp_bias"] = true;
+  LAWCAT_CHECK_MSG(parse_error(j), "config.json", "key 'mlp_bias'");
+}
+
+TEST_CASE("Qwen2.5 and Qwen3 configs: biases, q/k norms, head_dim, sliding-window layers", "[io]") {
+  auto q2 = parse_llama_config(json::parse(kQwen25), "config.json");
+  CHECK(q2.architecture == "Qwen2ForCausalLM");
+  CHECK(q2.head_dim == 64);
+  CHECK(q2.rope_theta == 1e6);
+  CHECK(q2.tie_word_embeddings);
+  CHECK(q2.qkv_bias());
+  CHECK(!q2.o_bias());
+  CHECK(!q2.qk_norm());
+  CHECK(!q2.use_sliding_window);
+  CHECK(!q2.sliding_window);  // transformers drops it without use_sliding_window
+  CHECK(q2.max_window_layers == 24);
+  REQUIRE(q2.layer_types.size() == 24);
+  for (int64_t i = 0; i < 24; ++i) CHECK(q2.attention_window(i) == 0);
+  auto q3 = parse_llama_config(json::parse(kQwen3), "config.json");
+  CHECK(q3.architecture == "Qwen3ForCausalLM");
+  CHECK(q3.head_dim == 128);
+  CHECK(q3.qk_norm());
+  CHECK(!q3.qkv_bias());
+  CHECK(!q3.o_bias());
+  CHECK(q3.eos_token_id == 151645);
+  CHECK(q3.max_position_embeddings == 40960);
+
+  // Qwen3 without head_dim: transformers' default 128, not hidden / heads.
+  auto j = json::parse(kQwen3);
+  j.erase("head_dim");
+  CHECK(parse_llama_config(j, "c").head_dim == 128);
+  j["attention_bias"] = true;
+  auto biased = parse_llama_config(j, "c");
+  CHECK(biased.qkv_bias());
+  CHECK(biased.o_bias());
+  // model_type alone.
+  j = json::parse(kQwen25);
+  j.erase("architectures");
+  CHECK(parse_llama_config(j, "c").architecture == "Qwen2ForCausalLM");
+
+  // The window: layers >= max_window_layers when use_sliding_window (no layer_types) ...
+  j = json::parse(kQwen25);
+  j["use_sliding_window"] = true;
+  j["sliding_window"] = 128;
+  j["max_window_layers"] = 20;
+  auto sw = parse_llama_config(j, "c");
+  CHECK(sw.sliding_window == std::optional<int64_t>(128));
+  CHECK(sw.attention_window(19) == 0);
+  CHECK(sw.attention_window(20) == 128);
+  CHECK(sw.attention_window(23) == 128);
+  // ... or as layer_types lists them (transformers 5 writes layer_types).
+  j["layer_types"] = json::array();
+  for (int i = 0; i < 24; ++i) j["layer_types"].push_back(i % 2 ? "sliding_attention" : "full_attention");
+  auto lt = parse_llama_config(j, "c");
+  CHECK(lt.attention_window(0) == 0);
+  CHECK(lt.attention_window(1) == 128);
+  CHECK(parse_llama_config(to_json(lt), "round-trip") == lt);
+  // Errors name the file and the key.
+  j["layer_types"][3] = "chunked_attention";
+  LAWCAT_CHECK_MSG(parse_error(j), "config.json", "key 'layer_types'", "chunked_attention");
+  j["layer_types"] = {"full_attention"};
+  LAWCAT_CHECK_MSG(parse_error(j), "config.json", "key 'layer_types'", "num_hidden_layers (24)");
+  j["layer_types"] = json::array();
+  for (int i = 0; i < 24; ++i) j["layer_types"].push_back("sliding_attention");
+  j["use_sliding_window"] = false;
+  LAWCAT_CHECK_MSG(parse_error(j), "config.json", "key 'layer_types'", "no window");
+  j.erase("layer_types");
+  j["max_window_layers"] = -1;
+  LAWCAT_CHECK_MSG(parse_error(j), "config.json", "key 'max_window_layers'", "non-negative");
 }
 
 TEST_CASE("to_json / save round-trip, lawcat section kept", "[io]") {
   auto dir = test::scratch_dir("hf_config");
-  for (const char* text : {kLlama31, kTinyLlama, kMistral}) {
+  for (const char* text : {kLlama31, kTinyLlama, kMistral, kQwen25, kQwen3}) {
     auto c = parse_llama_config(json::parse(text), "config.json");
     c.lawcat = {{"attention", "lawcat"}, {"conv_width", 4}, {"layers", {0, 1, 2}}};
     auto back = parse_llama_config(to_json(c), "round-trip");

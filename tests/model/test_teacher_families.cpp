@@ -1,0 +1,258 @@
+// Teachers beyond Llama (issue 16 item 1): Qwen2 (q/k/v biases, untied and tied, theta 1e6,
+// sliding-window layers), Qwen3 (per-head q/k RMSNorm, head_dim != hidden / heads) and a
+// SmolLM2-style Llama (byte-level BPE tokenizer.json, no BOS). The checkpoints, the tokenizers
+// and the reference logits / NLL / token ids all come from Hugging Face transformers and
+// tokenizers (tests/reference/hf_family.py), so config.json is what transformers 5 writes.
+// Checked: logits and NLL against transformers (float32, eager), prefill + one-token decoding
+// against the full forward (the window crosses), tokenization and `ppl`'s document NLL against
+// transformers, and the distill -> export -> reload loop (tiny step counts, CPU).
+// Skips with a message when no Python with transformers is found.
+#include <cstdlib>
+#include <fstream>
+
+#include "config/yaml.h"
+#include "eval/perplexity.h"
+#include "model/model_helpers.h"
+#include "model/model_tokenizer.h"
+#include "model/swap.h"
+#include "train/recipe.h"
+#include "util/fs.h"
+
+using namespace lawcat;
+using namespace lawcat::test;
+using nlohmann::json;
+
+namespace {
+
+struct Family {
+  std::string name;
+  std::string architecture;
+  std::filesystem::path dir;
+  int64_t window = 0;  // sliding window of the last layer (0 = none)
+};
+
+const std::vector<std::string> kTexts = {
+    "Once upon a time, there was a little girl named Lily.",
+    "The numbers 12345 and 3.14159, next to 2024-01-31!",
+    "Café, naïve; Straße. Москва. 東京は日本の首都です。 😀",
+    "I'm sure you'll see they've said it's what we'd do.\nTabs\tand  spaces   here.",
+};
+
+json base_config(bool tied) {
+  return json{{"hidden_size", 64},        {"intermediate_size", 112}, {"num_hidden_layers", 2},
+              {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"tie_word_embeddings", tied},
+              {"max_position_embeddings", 256}, {"rms_norm_eps", 1e-6}};
+}
+
+// The families, written by transformers once per process; empty with `why` set when skipped.
+const std::vector<Family>& families(std::string& why) {
+  static std::vector<Family> out;
+  static std::string skip;
+  static bool done = false;
+  if (done) {
+    why = skip;
+    return out;
+  }
+  done = true;
+  std::string tried;
+  const std::string py = find_transformers_python(tried);
+  if (py.empty()) {
+    skip = "no Python with torch + safetensors + transformers (tried " + tried + ")";
+    why = skip;
+    return out;
+  }
+  const auto root = scratch_dir("teacher_families");
+  struct Spec {
+    std::string name, architecture, model_type, tokenizer;
+    json config;
+    int64_t window;
+  };
+  json q2w = base_config(false);  // untied, layer 1 sliding (window 8), theta 1e6
+  q2w.update({{"rope_theta", 1e6}, {"use_sliding_window", true}, {"sliding_window", 8}, {"max_window_layers", 1}});
+  json q2t = base_config(true);
+  q2t.update({{"rope_theta", 1e6}});
+  json q3 = base_config(true);  // head_dim 24 != 64 / 4, q/k norms
+  q3.update({{"head_dim", 24}, {"rope_theta", 1e6}, {"attention_bias", false}});
+  json q3b = base_config(false);  // attention_bias: biases on q, k, v and o; sliding window on layer 1
+  q3b.update({{"head_dim", 8}, {"attention_bias", true}, {"use_sliding_window", true}, {"sliding_window", 5},
+              {"max_window_layers", 1}});
+  json smol = base_config(true);
+  smol.update({{"rope_theta", 1e5}});
+  const std::vector<Spec> specs = {
+      {"qwen2_untied_window", "Qwen2ForCausalLM", "qwen2", "qwen2", q2w, 8},
+      {"qwen2_tied", "Qwen2ForCausalLM", "qwen2", "qwen2", q2t, 0},
+      {"qwen3", "Qwen3ForCausalLM", "qwen3", "qwen2", q3, 0},
+      {"qwen3_bias_window", "Qwen3ForCausalLM", "qwen3", "qwen2", q3b, 5},
+      {"smollm2", "LlamaForCausalLM", "llama", "smollm2", smol, 0},
+  };
+  std::string cmd = shell_quote(py) + " " + shell_quote(std::string(LAWCAT_SOURCE_DIR) + "/tests/reference/hf_family.py");
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const auto& s = specs[i];
+    const auto dir = root / s.name;
+    std::filesystem::create_directories(dir);
+    // 330 = the tokenizer's vocabulary (hf_family.py trains it to that size).
+    json spec{{"model_type", s.model_type},
+              {"config", s.config},
+              {"tokenizer", s.tokenizer},
+              {"ids", {random_ids(40, 330, 60 + i), random_ids(40, 330, 70 + i)}},
+              {"texts", kTexts},
+              {"seed", 5 + i}};
+    std::ofstream(dir / "spec.json") << spec.dump();
+    cmd += " " + shell_quote(dir.string());
+    out.push_back({s.name, s.architecture, dir, s.window});
+  }
+  cmd += " > " + shell_quote((root / "log.txt").string()) + " 2>&1";
+  if (std::system(cmd.c_str()) != 0) {
+    std::ifstream in(root / "log.txt");
+    const std::string log(std::istreambuf_iterator<char>(in), {});
+    out.clear();
+    FAIL("hf_family.py failed:\n" << log);
+  }
+  return out;
+}
+
+json read_json(const std::filesystem::path& p) { return json::parse(fs::read_text(p)); }
+
+at::Tensor ids_tensor(const json& rows) {
+  std::vector<at::Tensor> r;
+  for (const auto& row : rows) r.push_back(at::tensor(row.get<std::vector<int64_t>>(), at::kLong));
+  return at::stack(r);
+}
+
+// Mean next-token NLL per row of logits [B, T, V] for ids [B, T] -> [B].
+at::Tensor row_nll(const at::Tensor& logits, const at::Tensor& ids) {
+  const int64_t T = ids.size(1);
+  at::Tensor lp = logits.narrow(1, 0, T - 1).log_softmax(-1).gather(-1, ids.narrow(1, 1, T - 1).unsqueeze(-1));
+  return -lp.squeeze(-1).mean(-1);
+}
+
+}  // namespace
+
+TEST_CASE("Qwen2 / Qwen3 / SmolLM2 teachers: logits and NLL equal transformers'; decoding equals the forward",
+          "[model][python]") {
+  std::string why;
+  const auto& fam = families(why);
+  if (fam.empty()) LAWCAT_SKIP(why);
+  for (const auto& f : fam) {
+    CAPTURE(f.name);
+    const auto cfg = io::load_llama_config(f.dir / "config.json");
+    CHECK(cfg.architecture == f.architecture);
+    CHECK(cfg.attention_window(1) == f.window);
+    auto m = model::load_llama(f.dir, at::kCPU, at::kFloat);
+    io::SafetensorsFile hf(f.dir / "hf_out.safetensors");
+    const at::Tensor ids = ids_tensor(read_json(f.dir / "spec.json")["ids"]);
+    at::NoGradGuard g;
+    const at::Tensor ours = m->forward(ids);
+    const at::Tensor ref = hf.load("logits");
+    REQUIRE(ours.sizes() == ref.sizes());
+    CAPTURE(rel_rms(ours, ref), max_abs(ours, ref));
+    CHECK(rel_rms(ours, ref) < 1e-5);
+    CHECK(max_abs(ours, ref) < 1e-4);
+    CHECK(max_abs(row_nll(ours, ids), hf.load("nll")) < 1e-5);
+
+    // Prefill 7 tokens, then one token at a time (the KV cache; the window crosses).
+    model::DecodeState st = m->new_decode_state(ids.size(0));
+    std::vector<at::Tensor> parts = {m->forward(ids.narrow(1, 0, 7), st)};
+    for (int64_t t = 7; t < ids.size(1); ++t) parts.push_back(m->forward(ids.narrow(1, t, 1), st));
+    const at::Tensor stepped = at::cat(parts, 1);
+    CAPTURE(max_abs(stepped, ours));
+    CHECK(max_abs(stepped, ours) < 1e-4);
+  }
+}
+
+TEST_CASE("Qwen2 / SmolLM2 byte-level tokenizers: ids and ppl's document NLL equal transformers'",
+          "[model][python][text]") {
+  std::string why;
+  const auto& fam = families(why);
+  if (fam.empty()) LAWCAT_SKIP(why);
+  for (const auto& f : fam) {
+    CAPTURE(f.name);
+    auto tok = model::load_model_tokenizer(f.dir);
+    CHECK(tok->kind() == "bpe");
+    CHECK(!tok->add_bos_by_default());  // neither family adds a BOS
+    if (f.name.rfind("qwen", 0) == 0) CHECK(tok->bos_id() == -1);  // bos_token null
+    else CHECK(tok->bos_id() == tok->piece_to_id("<|endoftext|>"));
+    const json hf_ids = read_json(f.dir / "hf_tokens.json")["ids"];
+    REQUIRE(hf_ids.size() == kTexts.size());
+    for (size_t i = 0; i < kTexts.size(); ++i) {
+      CAPTURE(kTexts[i]);
+      CHECK(tok->encode(kTexts[i], tok->add_bos_by_default()) == hf_ids[i].get<std::vector<int64_t>>());
+      CHECK(tok->decode(hf_ids[i].get<std::vector<int64_t>>()) == kTexts[i]);
+    }
+    // `lawcat ppl` over the texts as blank-line separated documents.
+    std::string text;
+    for (const auto& t : kTexts) text += t + "\n\n";
+    fs::atomic_write_text(f.dir / "docs.txt", text);
+    auto m = model::load_llama(f.dir, at::kCPU, at::kFloat);
+    eval::PerplexityOptions po;
+    po.progress = false;
+    const auto r = eval::perplexity_of_file(*m, *tok, f.dir / "docs.txt", po);
+    io::SafetensorsFile hf(f.dir / "hf_out.safetensors");
+    const at::Tensor doc = hf.load("doc_nll", at::kCPU, at::kDouble);
+    CHECK(r.tokens == static_cast<int64_t>(doc[1].item<double>()));
+    CAPTURE(r.nll_sum, doc[0].item<double>());
+    CHECK(std::abs(r.nll_sum - doc[0].item<double>()) < 1e-3);
+  }
+}
+
+TEST_CASE("Qwen2 / Qwen3 / SmolLM2 teachers: distill -> export -> reload", "[model][python][train]") {
+  std::string why;
+  const auto& fam = families(why);
+  if (fam.empty()) LAWCAT_SKIP(why);
+  const auto root = scratch_dir("teacher_families_distill");
+  std::string corpus;
+  for (int i = 0; i < 30; ++i)
+    for (const auto& t : kTexts) corpus += t + " " + std::to_string(i) + "\n\n";
+  fs::atomic_write_text(root / "corpus.txt", corpus);
+  for (const auto& f : fam) {
+    CAPTURE(f.name);
+    const auto out = root / f.name;
+    const std::string yaml = "output_dir: " + out.string() + "\nthreads: 1\nmodel: {path: " + f.dir.string() +
+                             "}\ndata: {train: [" + (root / "corpus.txt").string() +
+                             "], seq_len: 24, val_fraction: 0.2}\nattention: {gate_rank: 4, feature_dim: 4}\n"
+                             "distill: {steps: 2, eval_every: 1, val_batches: 1, grad_accum: 1}\n"
+                             "lora: {steps: 2, eval_every: 1, val_batches: 1, grad_accum: 1}\n";
+    train::RecipeOptions ro;
+    ro.progress = false;
+    const auto r = train::run_recipe(config::parse_run_config(yaml, "run.yaml"), ro);
+    REQUIRE(r.stages.size() == 2);
+    CHECK(std::isfinite(r.teacher_val_ce));
+    for (const auto& s : r.stages) CHECK(std::isfinite(s.best_val));
+
+    // The export: the teacher's architecture, its biases / q-k norms untouched by LoRA (it adapts weights).
+    const auto cfg = io::load_llama_config(r.export_dir / "config.json");
+    CHECK(cfg.architecture == f.architecture);
+    CHECK(cfg.attention_window(1) == f.window);
+    CHECK(read_json(r.export_dir / "config.json")["model_type"] == "lawcat");
+    io::WeightSet teacher(f.dir), exported(r.export_dir);
+    for (const char* n : {"model.layers.1.self_attn.q_proj.bias", "model.layers.1.self_attn.v_proj.bias",
+                          "model.layers.1.self_attn.o_proj.bias", "model.layers.1.self_attn.q_norm.weight",
+                          "model.layers.1.self_attn.k_norm.weight"}) {
+      CAPTURE(n);
+      CHECK(teacher.contains(n) == exported.contains(n));
+      if (teacher.contains(n)) CHECK(at::equal(teacher.load(n, at::kCPU, at::kFloat), exported.load(n, at::kCPU, at::kFloat)));
+    }
+    CHECK(exported.contains("model.layers.0.self_attn.conv_q"));
+    CHECK(exported.contains("lm_head.weight") == !cfg.tie_word_embeddings);
+    CHECK(std::filesystem::exists(r.export_dir / "tokenizer.json"));
+
+    // Reloaded: LAWCAT on every layer, finite logits; in teacher mode it is the teacher but for
+    // LoRA's merged weights, so the same loader reads both.
+    auto student = model::load_model(r.export_dir);
+    CHECK(model::lawcat_layers(*student).size() == 2);
+    auto tok = model::load_model_tokenizer(r.export_dir);
+    const auto ids = tok->encode(kTexts[0]);
+    at::NoGradGuard g;
+    const at::Tensor x = at::tensor(ids, at::kLong).unsqueeze(0);
+    const at::Tensor logits = student->forward(x);
+    CHECK(logits.isfinite().all().item<bool>());
+    // Prefill + steps on the recurrent state equals the full forward.
+    model::DecodeState st = student->new_decode_state(1);
+    std::vector<at::Tensor> parts = {student->forward(x.narrow(1, 0, 5), st)};
+    for (int64_t t = 5; t < x.size(1); ++t) parts.push_back(student->forward(x.narrow(1, t, 1), st));
+    CAPTURE(max_abs(at::cat(parts, 1), logits));
+    CHECK(max_abs(at::cat(parts, 1), logits) < 1e-3);
+    // A second load is the same model.
+    CHECK(at::equal(model::load_model(r.export_dir)->forward(x), logits));
+  }
+}
