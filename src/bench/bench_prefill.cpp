@@ -21,6 +21,7 @@
 #include "model/swap.h"
 #include "model/llama.h"
 #include "util/error.h"
+#include "util/format.h"
 #include "util/log.h"
 
 namespace lawcat::bench {
@@ -251,11 +252,7 @@ BenchPrefillResult bench_prefill(const BenchPrefillOptions& o) {
 }
 
 std::string format_bench_prefill(const BenchPrefillResult& r) {
-  auto fmt = [](double x, int prec) {
-    std::ostringstream s;
-    s << std::fixed << std::setprecision(prec) << x;
-    return s.str();
-  };
+  auto fmt = [](double x, int prec) { return format::fixed(x, prec); };
   auto find = [&](const std::string& kind, int64_t T) -> const BenchPrefillRow* {
     for (const auto& row : r.rows)
       if (row.kind == kind && row.T == T) return &row;

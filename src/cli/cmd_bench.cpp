@@ -6,6 +6,7 @@
 
 #include "cli/command.h"
 #include "bench/bench_attention.h"
+#include "util/format.h"
 #include "util/fs.h"
 
 namespace {
@@ -16,11 +17,7 @@ struct BenchArgs {
   bool no_sdpa = false, fwd_only = false;
 };
 
-std::string fmt(double x, int prec = 3) {
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(prec) << x;
-  return s.str();
-}
+std::string fmt(double x, int prec = 3) { return lawcat::format::fixed(x, prec); }
 
 lawcat::cli::Runner setup_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();

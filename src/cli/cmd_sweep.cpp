@@ -29,8 +29,10 @@
 #include "train/loop.h"
 #include "train/recipe.h"
 #include "util/error.h"
+#include "util/format.h"
 #include "util/fs.h"
 #include "util/log.h"
+#include "util/plot.h"
 
 namespace {
 namespace stdfs = std::filesystem;
@@ -166,12 +168,7 @@ double metric_value(const nlohmann::json& summary, const std::string& metric) {
   return stage_value(summary, stage, field);
 }
 
-std::string num(double v, int prec = 4) {
-  if (!std::isfinite(v)) return "";
-  std::ostringstream os;
-  os << std::setprecision(prec) << v;
-  return os.str();
-}
+std::string num(double v, int prec = 4) { return std::isfinite(v) ? lawcat::format::significant(v, prec) : ""; }
 
 lawcat::cli::Runner setup_sweep(CLI::App& app) {
   auto file = std::make_shared<std::string>();
@@ -352,7 +349,7 @@ lawcat::cli::Runner setup_sweep(CLI::App& app) {
     // ---- plot: metric against the last grid key, one line per value of the others ------------
     if (s.grid.empty()) {
       // variants only: the table is the result
-    } else if (std::system("command -v gnuplot >/dev/null 2>&1") == 0) {
+    } else if (lawcat::plot::have_gnuplot()) {
       const std::string xkey = s.grid.back().first;
       std::map<std::string, std::string> series;  // legend -> "x y" lines
       for (const auto& r : runs) {
@@ -366,12 +363,12 @@ lawcat::cli::Runner setup_sweep(CLI::App& app) {
       }
       std::ostringstream dat, gp;
       int idx = 0;
-      gp << "set terminal pngcairo size 900,540 enhanced font ',10'\nset output '" << (root / "results.png").string()
-         << "'\nset title 'sweep " << *file << "' noenhanced\nset xlabel '" << xkey << "' noenhanced\nset ylabel '"
+      gp << "set terminal pngcairo size 900,540 enhanced font ',10'\nset output " << lawcat::plot::file(root / "results.png")
+         << "\nset title 'sweep " << *file << "' noenhanced\nset xlabel '" << xkey << "' noenhanced\nset ylabel '"
          << s.metric << "' noenhanced\nset grid\nset key outside right\nplot ";
       for (const auto& [legend, lines] : series) {
         dat << "# " << legend << "\n" << lines << "\n\n";
-        gp << (idx ? ", " : "") << "'" << (root / "results.dat").string() << "' index " << idx
+        gp << (idx ? ", " : "") << lawcat::plot::file(root / "results.dat") << " index " << idx
            << " using 1:2 with linespoints pt 7 lw 2 title '" << legend << "' noenhanced";
         ++idx;
       }
@@ -379,8 +376,7 @@ lawcat::cli::Runner setup_sweep(CLI::App& app) {
       if (idx > 0) {
         fs::atomic_write_text(root / "results.dat", dat.str());
         fs::atomic_write_text(root / "results.gp", gp.str());
-        const std::string cmd = "gnuplot '" + (root / "results.gp").string() + "'";
-        if (std::system(cmd.c_str()) == 0) std::cout << "plot: " << (root / "results.png").string() << "\n";
+        if (lawcat::plot::run(root / "results.gp", root / "results.png")) std::cout << "plot: " << (root / "results.png").string() << "\n";
       }
     } else {
       log::warn("gnuplot not found: no sweep plot (install gnuplot-nox)");

@@ -13,8 +13,10 @@
 #include <tuple>
 
 #include "util/error.h"
+#include "util/format.h"
 #include "util/fs.h"
 #include "util/log.h"
+#include "util/plot.h"
 
 namespace lawcat::eval {
 
@@ -117,29 +119,12 @@ std::vector<Cell> aggregate(const std::vector<nlohmann::json>& records, const st
 }
 
 namespace {
-std::string fixed(double v, int prec) {
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(prec) << v;
-  return s.str();
-}
+using format::fixed;
 std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos) return s;
   std::string o = "\"";
   for (char c : s) o += c == '"' ? std::string("\"\"") : std::string(1, c);
   return o + "\"";
-}
-std::string gp_string(const std::string& s) {  // gnuplot double-quoted string
-  std::string o = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    o += c;
-  }
-  return o + "\"";
-}
-std::string gp_file(const std::filesystem::path& p) {  // gnuplot single-quoted file name
-  std::string o = "'";
-  for (char c : p.string()) o += c == '\'' ? std::string("''") : std::string(1, c);
-  return o + "'";
 }
 std::string length_label(int64_t L) {
   if (L >= 1024 && L % 1024 == 0) return std::to_string(L / 1024) + "K";
@@ -278,25 +263,7 @@ nlohmann::json cells_to_json(const std::vector<Cell>& cells) {
 
 // ---- plots -------------------------------------------------------------------------
 
-bool have_gnuplot() { return std::system("command -v gnuplot >/dev/null 2>&1") == 0; }
-
 namespace {
-bool run_gnuplot(const std::filesystem::path& script, const std::filesystem::path& png) {
-  if (!have_gnuplot()) {
-    log::warn("gnuplot not found: skipping the plot ", png.string(), " (install gnuplot-nox; data and script are in ",
-              script.parent_path().string(), ")");
-    return false;
-  }
-  const std::filesystem::path err = script.string() + ".log";
-  const std::string cmd = "gnuplot " + gp_file(script) + " >" + gp_file(err) + " 2>&1";
-  if (std::system(cmd.c_str()) != 0 || !std::filesystem::exists(png)) {
-    log::warn("gnuplot failed on ", script.string(), " (see ", err.string(), ")");
-    return false;
-  }
-  std::filesystem::remove(err);
-  return true;
-}
-
 // The distinct values of one field over the cells, ascending (the plots' axes).
 std::vector<int64_t> sorted_distinct(const std::vector<Cell>& cells, int64_t Cell::*field) {
   std::vector<int64_t> v;
@@ -335,24 +302,24 @@ bool plot_heatmaps(const std::filesystem::path& png, const std::string& title, c
   const int cols = std::min<int>(static_cast<int>(models.size()), 5);  // panels wrap after 5 models
   const int rows = (static_cast<int>(models.size()) + cols - 1) / cols;
   g << "set terminal pngcairo size " << panel_w * cols << "," << h * rows
-    << " font 'sans,10'\nset output " << gp_file(png) << "\n";
+    << " font 'sans,10'\nset output " << plot::file(png) << "\n";
   g << "set palette defined (0 '#b2182b', 50 '#fee08b', 100 '#1a9850')\nset cbrange [0:100]\n";
   g << "set cblabel 'accuracy (%)'\nset xlabel 'context length (tokens)'\nset ylabel 'depth (%)'\n";
   g << "set xrange [-0.5:" << lengths.size() - 0.5 << "]\nset yrange [-0.5:" << depths.size() - 0.5 << "]\n";
   g << "set xtics (";
-  for (size_t i = 0; i < lengths.size(); ++i) g << (i ? ", " : "") << gp_string(length_label(lengths[i])) << " " << i;
+  for (size_t i = 0; i < lengths.size(); ++i) g << (i ? ", " : "") << plot::quote(length_label(lengths[i])) << " " << i;
   g << ")\nset ytics (";
-  for (size_t i = 0; i < depths.size(); ++i) g << (i ? ", " : "") << gp_string(std::to_string(depths[i])) << " " << i;
+  for (size_t i = 0; i < depths.size(); ++i) g << (i ? ", " : "") << plot::quote(std::to_string(depths[i])) << " " << i;
   g << ")\nset datafile missing 'NaN'\n";
-  g << "set multiplot layout " << rows << "," << cols << " title " << gp_string(title) << "\n";
+  g << "set multiplot layout " << rows << "," << cols << " title " << plot::quote(title) << "\n";
   for (size_t mi = 0; mi < models.size(); ++mi) {
-    g << "set title " << gp_string(models[mi]) << "\n";
-    g << "plot " << gp_file(dat) << " index " << mi << " using 1:2:3 with image notitle, '' index " << mi
+    g << "set title " << plot::quote(models[mi]) << "\n";
+    g << "plot " << plot::file(dat) << " index " << mi << " using 1:2:3 with image notitle, '' index " << mi
       << " using 1:2:(sprintf('%.0f', $3)) with labels notitle\n";
   }
   g << "unset multiplot\n";
   fs::atomic_write_text(gp, g.str());
-  return run_gnuplot(gp, png);
+  return plot::run(gp, png);
 }
 
 bool plot_lines(const std::filesystem::path& png, const std::string& title, const std::string& ylabel,
@@ -380,20 +347,20 @@ bool plot_lines(const std::filesystem::path& png, const std::string& title, cons
   }
   fs::atomic_write_text(dat, d.str());
   std::ostringstream g;
-  g << "set terminal pngcairo size 720,480 font 'sans,10'\nset output " << gp_file(png) << "\n";
-  g << "set title " << gp_string(title) << "\nset xlabel 'context length (tokens)'\nset ylabel "
-    << gp_string(ylabel) << "\nset key top left\nset grid\nset datafile missing 'NaN'\n";
+  g << "set terminal pngcairo size 720,480 font 'sans,10'\nset output " << plot::file(png) << "\n";
+  g << "set title " << plot::quote(title) << "\nset xlabel 'context length (tokens)'\nset ylabel "
+    << plot::quote(ylabel) << "\nset key top left\nset grid\nset datafile missing 'NaN'\n";
   g << "set xrange [-0.3:" << lengths.size() - 0.7 << "]\nset xtics (";
-  for (size_t i = 0; i < lengths.size(); ++i) g << (i ? ", " : "") << gp_string(length_label(lengths[i])) << " " << i;
+  for (size_t i = 0; i < lengths.size(); ++i) g << (i ? ", " : "") << plot::quote(length_label(lengths[i])) << " " << i;
   g << ")\n";
   if (percent) g << "set yrange [0:100]\n";
   g << "plot ";
   for (size_t mi = 0; mi < models.size(); ++mi)
-    g << (mi ? ", " : "") << gp_file(dat) << " index " << mi << " using 1:2 with linespoints lw 2 title "
-      << gp_string(models[mi]);
+    g << (mi ? ", " : "") << plot::file(dat) << " index " << mi << " using 1:2 with linespoints lw 2 title "
+      << plot::quote(models[mi]);
   g << "\n";
   fs::atomic_write_text(gp, g.str());
-  return run_gnuplot(gp, png);
+  return plot::run(gp, png);
 }
 
 }  // namespace lawcat::eval

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "util/plot.h"
+
 namespace lawcat::eval {
 
 class ResultStore {
@@ -65,8 +67,8 @@ std::string format_table(const std::string& task, const std::vector<Cell>& cells
 void write_cells_csv(const std::filesystem::path& file, const std::string& task, const std::vector<Cell>& cells);
 nlohmann::json cells_to_json(const std::vector<Cell>& cells);
 
-// gnuplot is on PATH.
-bool have_gnuplot();
+// gnuplot is on PATH (util/plot.h).
+using plot::have_gnuplot;
 // Heatmaps (x: length, y: depth, colour: accuracy %), one panel per model, for
 // the cells of one variant. Writes <png> plus <png stem>.dat / .gp beside it.
 // Returns false (with a warning) when gnuplot is missing or fails.

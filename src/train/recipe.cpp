@@ -27,6 +27,7 @@
 #include "train/finetune.h"
 #include "model/precision.h"
 #include "util/error.h"
+#include "util/format.h"
 #include "util/fs.h"
 #include "util/log.h"
 
@@ -35,28 +36,10 @@ namespace stdfs = std::filesystem;
 
 namespace {
 
-std::string fixed(double v, int prec) {
-  std::ostringstream os;
-  os << std::fixed << std::setprecision(prec) << v;
-  return os.str();
-}
-std::string human(double v) {
-  std::ostringstream os;
-  os << std::fixed << std::setprecision(1);
-  if (v >= 1e9) os << v / 1e9 << "G";
-  else if (v >= 1e6) os << v / 1e6 << "M";
-  else if (v >= 1e3) os << v / 1e3 << "K";
-  else os << std::setprecision(0) << v;
-  return os.str();
-}
-std::string duration(double s) {
-  std::ostringstream os;
-  if (s >= 3600) os << static_cast<int64_t>(s / 3600) << "h" << std::setw(2) << std::setfill('0') << static_cast<int64_t>(s / 60) % 60 << "m";
-  else if (s >= 60) os << static_cast<int64_t>(s / 60) << "m" << std::setw(2) << std::setfill('0') << static_cast<int64_t>(s) % 60 << "s";
-  else os << fixed(s, 1) << "s";
-  return os.str();
-}
-std::string num(double v) { return std::isfinite(v) ? fixed(v, v < 10 ? 4 : 2) : std::string("n/a"); }
+using format::duration;
+using format::fixed;
+std::string human(double v) { return format::human_count(v); }
+std::string num(double v) { return std::isfinite(v) ? format::fixed(v, v < 10 ? 4 : 2) : std::string("n/a"); }
 
 bool writer(const RecipeOptions& o) { return !o.comm || o.comm->rank() == 0; }
 void barrier(const RecipeOptions& o) {
