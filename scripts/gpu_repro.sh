@@ -60,7 +60,9 @@ OUT="${OUT:-$ROOT/out}"
 L=/tmp/gpu_repro
 mkdir -p "$OUT" "$L"
 pack_out() {
-  pkill -f "build-gpu/lawcat" 2>/dev/null && sleep 2   # evals cut by a stage timeout: stop writing first
+  # evals cut by a stage timeout: stop them writing first (by process name: a -f pattern would
+  # also match the shell whose command line names the binary)
+  pkill -x lawcat 2>/dev/null && sleep 2
   tar czf "$OUT/repro.tgz" --ignore-failed-read \
     $(ls -d runs/repro/*/results.* runs/repro/*/*/summary.* runs/repro/*/*/distill/metrics.jsonl \
             runs/repro/*/*/lora/metrics.jsonl runs/repro/*/*/run.log runs/repro/*/*/distill/best/trainable.safetensors \
