@@ -199,7 +199,10 @@ TEST_CASE("Qwen2 / Qwen3 / SmolLM2 teachers: distill -> export -> reload", "[mod
   std::string why;
   const auto& fam = families(why);
   if (fam.empty()) LAWCAT_SKIP(why);
+  std::string tried;
+  const std::string py = find_transformers_python(tried);
   const auto root = scratch_dir("teacher_families_distill");
+  std::vector<std::pair<Family, std::filesystem::path>> exports;
   std::string corpus;
   for (int i = 0; i < 30; ++i)
     for (const auto& t : kTexts) corpus += t + " " + std::to_string(i) + "\n\n";
@@ -254,5 +257,33 @@ TEST_CASE("Qwen2 / Qwen3 / SmolLM2 teachers: distill -> export -> reload", "[mod
     CHECK(max_abs(at::cat(parts, 1), logits) < 1e-3);
     // A second load is the same model.
     CHECK(at::equal(model::load_model(r.export_dir)->forward(x), logits));
+    exports.emplace_back(f, r.export_dir);
+  }
+
+  // In Python (modeling_lawcat.py): the SmolLM2 (Llama) student gives lawcat's logits; students of
+  // Qwen teachers are refused with a message rather than loaded without their biases / norms.
+  const auto script = std::string(LAWCAT_SOURCE_DIR) + "/tests/reference/lawcat_student_logits.py";
+  for (const auto& [f, dir] : exports) {
+    CAPTURE(f.name);
+    const std::vector<int64_t> row = random_ids(30, 330, 90);
+    std::ofstream(dir / "ids.json") << json({row}).dump();
+    std::ofstream(dir / "generate.json") << json{{"prompt", {row[0], row[1]}}, {"max_new_tokens", 3}}.dump();
+    const auto log = dir / "py.log";
+    const int rc = std::system((shell_quote(py) + " " + shell_quote(script) + " " + shell_quote((dir / "py.safetensors").string()) +
+                                " " + shell_quote(dir.string()) + " > " + shell_quote(log.string()) + " 2>&1")
+                                   .c_str());
+    const std::string out = fs::read_text(log);
+    if (f.architecture == "LlamaForCausalLM") {
+      INFO(out);
+      REQUIRE(rc == 0);
+      auto m = model::load_model(dir);
+      at::NoGradGuard g;
+      const at::Tensor ours = m->forward(at::tensor(row, at::kLong).unsqueeze(0));
+      CHECK(max_abs(ours, io::SafetensorsFile(dir / "py.safetensors").load("logits.0")) <= 1e-3);
+    } else {
+      CHECK(rc != 0);
+      CHECK_THAT(out, LAWCAT_CONTAINS("distilled from a " + f.architecture + " teacher"));
+      CHECK_THAT(out, LAWCAT_CONTAINS("NotImplementedError"));
+    }
   }
 }
