@@ -287,3 +287,40 @@ TEST_CASE("Qwen2 / Qwen3 / SmolLM2 teachers: distill -> export -> reload", "[mod
     }
   }
 }
+
+TEST_CASE("Qwen checkpoints that do not fit their config: errors name the file, the tensor and the key",
+          "[model][python][errors]") {
+  std::string why;
+  const auto& fam = families(why);
+  if (fam.empty()) LAWCAT_SKIP(why);
+  const auto dir = scratch_dir("teacher_families_bad");
+  const auto& q2 = fam[1];  // qwen2_tied
+  REQUIRE(q2.name == "qwen2_tied");
+  std::filesystem::copy_file(q2.dir / "model.safetensors", dir / "model.safetensors");
+  json cfg = read_json(q2.dir / "config.json");
+  // Qwen2 weights read as Qwen3: the q/k norms are missing (the biases are left over: a warning).
+  cfg["architectures"] = {"Qwen3ForCausalLM"};
+  cfg["model_type"] = "qwen3";
+  cfg["head_dim"] = 16;
+  fs::atomic_write_text(dir / "config.json", cfg.dump());
+  require_error<CheckpointError>([&] { model::load_llama(dir); },
+                                 {(dir / "config.json").string(), "model.layers.0.self_attn.q_norm.weight",
+                                  "Qwen3 q_norm, head_dim"});
+  // Qwen3 with attention_bias: o_proj.bias is missing too.
+  cfg["attention_bias"] = true;
+  fs::atomic_write_text(dir / "config.json", cfg.dump());
+  require_error<CheckpointError>([&] { model::load_llama(dir); },
+                                 {"model.layers.0.self_attn.o_proj.bias", "attention_bias, hidden_size"});
+  // A Qwen2 config over weights without biases.
+  cfg = read_json(q2.dir / "config.json");
+  fs::atomic_write_text(dir / "config.json", cfg.dump());
+  io::WeightSet ws(q2.dir);
+  std::vector<std::pair<std::string, at::Tensor>> no_bias;
+  for (const auto& n : ws.names())
+    if (n.find(".bias") == std::string::npos) no_bias.emplace_back(n, ws.load(n));
+  std::filesystem::remove(dir / "model.safetensors");
+  io::save_weight_set(dir, no_bias, 1);
+  require_error<CheckpointError>([&] { model::load_llama(dir); },
+                                 {(dir / "config.json").string(), "missing tensor model.layers.1.self_attn.k_proj.bias",
+                                  "Qwen2 (always)"});
+}
