@@ -1,11 +1,16 @@
 // `lawcat eval`: runs one long-context task on several models, side by side.
 //
+// run_eval is a generic grid runner; each task (eval/task.h: passkey, niah,
+// babilong, ppl, longppl) gives its defaults, data, cells and how one is run:
+//
+//   resolve the options (common checks, then the task's defaults) and load the
+//   task's data, before any model is loaded
 //   for each model (loaded one at a time with model::load_model):
-//     for each variant × length × depth × sample not yet in <out>/results.jsonl:
-//       build the prompt with the model's tokenizer (eval/passkey.h, niah.h, babilong.h),
+//     for each cell sample of the task's grid not yet in <out>/results.jsonl:
+//       run it (prompt tasks: build the prompt with the model's tokenizer,
 //       greedy-decode it through the model's DecodeState (KV cache for softmax
-//       layers, constant-size recurrent state for LAWCAT layers), score it, and
-//       append the record to results.jsonl (fsync'ed: resumable)
+//       layers, constant-size recurrent state for LAWCAT layers; generate_ids),
+//       score it), and append the record to results.jsonl (fsync'ed: resumable)
 //   aggregate the records of this request into cells; print the table; write
 //   <task>.csv and <task>.json atomically; plot (gnuplot; skipped with a warning
 //   when missing).
@@ -65,7 +70,8 @@ EvalSummary run_eval(const EvalOptions& options);
 std::filesystem::path find_shared_data();
 
 // Greedy decoding through the decode state: one prefill of `prompt` (batch 1),
-// then one token per step, stopping after any of `stop_ids` or `max_new_tokens`.
+// then one token per step, stopping after any of `stop_ids` or `max_new_tokens`
+// (eval/generate.h's generate_ids with the greedy sampler).
 struct DecodeResult {
   std::vector<int64_t> tokens;  // generated ids, a final stop id included
   bool stopped = false;         // ended on a stop id

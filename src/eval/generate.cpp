@@ -85,7 +85,7 @@ GenerateResult generate_ids(model::LlamaForCausalLMImpl& model, const std::vecto
       result.stop_reason = "stop_id";
       break;
     }
-    if (!warned_positions && state.position + 1 > model.max_positions()) {
+    if (options.warn_positions && !warned_positions && state.position + 1 > model.max_positions()) {
       log::warn("generate: past the model's max_position_embeddings (", model.max_positions(), ")");
       warned_positions = true;
     }

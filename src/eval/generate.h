@@ -29,6 +29,9 @@ struct GenerateOptions {
   // Generation stops after producing any of these ids (typically EOS, and BOS,
   // which llama2.c-style models emit between documents).
   std::vector<int64_t> stop_ids;
+  // Warn once when decoding goes past the model's max_position_embeddings
+  // (the eval marks such lengths itself).
+  bool warn_positions = true;
 };
 
 struct GenerateResult {
