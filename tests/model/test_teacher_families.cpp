@@ -160,6 +160,30 @@ TEST_CASE("Qwen2 / Qwen3 / SmolLM2 teachers: logits and NLL equal transformers';
   }
 }
 
+TEST_CASE("Qwen2 / Qwen3 / SmolLM2 teachers saved by lawcat load in transformers as the same model",
+          "[model][python]") {
+  std::string why;
+  const auto& fam = families(why);
+  if (fam.empty()) LAWCAT_SKIP(why);
+  std::string tried;
+  const std::string py = find_transformers_python(tried);
+  const auto root = scratch_dir("teacher_families_resave");
+  std::string cmd = shell_quote(py) + " " + shell_quote(std::string(LAWCAT_SOURCE_DIR) + "/tests/reference/hf_family.py") +
+                    " --same";
+  for (const auto& f : fam) {
+    auto m = model::load_llama(f.dir, at::kCPU, at::kFloat);
+    model::save_llama(*m, root / f.name);
+    const auto j = read_json(root / f.name / "config.json");
+    CHECK(j["architectures"][0] == f.architecture);
+    cmd += " " + shell_quote(f.dir.string()) + " " + shell_quote((root / f.name).string());
+  }
+  cmd += " > " + shell_quote((root / "log.txt").string()) + " 2>&1";
+  const int rc = std::system(cmd.c_str());
+  const std::string log = fs::read_text(root / "log.txt");
+  INFO(log);
+  CHECK(rc == 0);
+}
+
 TEST_CASE("Qwen2 / SmolLM2 byte-level tokenizers: ids and ppl's document NLL equal transformers'",
           "[model][python][text]") {
   std::string why;

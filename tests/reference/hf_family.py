@@ -26,6 +26,13 @@ norms matter), tokenizer files, and hf_out.safetensors with
            (tokenizer's ids with its own special tokens; the lead token bos_token_id when the
            tokenizer adds no BOS)
 and hf_tokens.json: {"ids": [[...] per text]} (tokenizer(text)["input_ids"]).
+
+  python hf_family.py --same ORIG EXPORT ...
+
+loads each pair of directories with AutoModelForCausalLM (transformers' own class for the
+config.json, float32, eager), prints the class and the max abs difference of their logits on
+ORIG/spec.json's ids, and exits 1 when the classes differ or the difference exceeds 1e-4 (lawcat's
+re-export of a teacher must load in transformers as the same model).
 """
 import json
 import math
@@ -96,7 +103,24 @@ def randomize(model, seed):
                 p.copy_(r / math.sqrt(p.shape[1]))
 
 
+def same(pairs):
+    from transformers import AutoModelForCausalLM
+
+    ok = True
+    for a, b in zip(pairs[::2], pairs[1::2]):
+        ids = torch.tensor(json.load(open(os.path.join(a, "spec.json")))["ids"], dtype=torch.long)
+        ma = AutoModelForCausalLM.from_pretrained(a, dtype=torch.float32, attn_implementation="eager").eval()
+        mb = AutoModelForCausalLM.from_pretrained(b, dtype=torch.float32, attn_implementation="eager").eval()
+        with torch.no_grad():
+            diff = (ma(ids).logits - mb(ids).logits).abs().max().item()
+        print(f"{b}: {type(mb).__name__} vs {type(ma).__name__}, max abs logit difference {diff:.3g}")
+        ok = ok and type(ma) is type(mb) and diff <= 1e-4
+    sys.exit(0 if ok else 1)
+
+
 def main():
+    if sys.argv[1] == "--same":
+        return same(sys.argv[2:])
     from safetensors.torch import save_file
     from transformers import AutoConfig, AutoModelForCausalLM
 
