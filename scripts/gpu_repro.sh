@@ -16,7 +16,7 @@
 # distill/best, lora/best and export/config.json) gets its export back from
 # scripts/rebuild_export.py, so a later call can evaluate runs trained by an earlier one.
 # Logs, run summaries and docs/results are packed into $OUT/repro.tgz (the device returns
-# at most 8 files).
+# at most 8 files, each at most 16 MiB: a bigger archive comes back as repro.tgz.part_aa, _ab, ...).
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -68,6 +68,10 @@ pack_out() {
             runs/repro/*/*/lora/metrics.jsonl runs/repro/*/*/run.log runs/repro/*/*/distill/best/trainable.safetensors \
             runs/repro/*/*/lora/best/trainable.safetensors runs/repro/*/*/config.yaml runs/repro/eval docs/results 2>/dev/null) \
     "$L" 2>/dev/null
+  # the device returns files up to 16 MiB: split a bigger archive (cat repro.tgz.part_* | tar xz)
+  if (( $(stat -c %s "$OUT/repro.tgz") > 15 * 1024 * 1024 )); then
+    split -b 15M "$OUT/repro.tgz" "$OUT/repro.tgz.part_" && rm "$OUT/repro.tgz"
+  fi
 }
 trap pack_out EXIT
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
