@@ -6,6 +6,7 @@
 //     trainable.safetensors   the trained parameters (fp32), by full name
 //     optimizer.safetensors   AdamW exp_avg / exp_avg_sq per parameter, "rng.cpu" generator state
 //     state.json              step, tokens, scheduler, loader position, best / initial val loss, Adam steps
+//                             (train/resume_state.h: TrainState, to_json / from_json)
 //     config.yaml             the resolved run config
 //   <stage>/best/             same layout (the best validation loss so far)
 #pragma once

@@ -25,6 +25,7 @@
 #include "train/distill.h"
 #include "train/distributed.h"
 #include "train/finetune.h"
+#include "train/teacher.h"
 #include "model/precision.h"
 #include "util/error.h"
 #include "util/format.h"
@@ -101,58 +102,6 @@ Data load_data(const config::RunConfig& c, const stdfs::path& tokenizer_dir, con
   });
 }
 
-// A llama2.c checkpoint converted into <out>/teacher once (keyed by the files' hashes).
-stdfs::path convert_llama2c_teacher(const config::ModelConfig& m, const stdfs::path& out, std::string& note) {
-  const stdfs::path dir = out / "teacher";
-  uint64_t h = dataset::hash_bytes("llama2c-v1", 10);
-  for (const auto& f : {m.llama2c, m.llama2c_tokenizer}) {
-    fs::MappedFile mf(f);
-    h = dataset::hash_bytes(mf.data(), mf.size(), h);
-  }
-  const std::string key = dataset::hex64(h);
-  std::error_code ec;
-  if (stdfs::exists(dir / "source.json", ec)) {
-    try {
-      auto j = nlohmann::json::parse(fs::read_text(dir / "source.json"));
-      if (j.value("hash", "") == key && stdfs::exists(dir / "model.safetensors")) {
-        note = "llama2.c " + m.llama2c + " (converted earlier into " + dir.string() + ")";
-        return dir;
-      }
-    } catch (const std::exception&) {
-    }
-  }
-  with_context("while converting the llama2.c teacher " + m.llama2c, [&] {
-    io::convert_llama2c(m.llama2c, m.llama2c_tokenizer, dir, [&](const stdfs::path& t, const io::LlamaConfig& lc) {
-      model::check_tokenizer_vocab(text::load_llama2c(t)->vocab_size(), t, lc.vocab_size, m.llama2c);
-    });
-  });
-  fs::atomic_write_text(dir / "source.json",
-                        nlohmann::json{{"llama2c", m.llama2c}, {"tokenizer", m.llama2c_tokenizer}, {"hash", key}}.dump(2));
-  note = "llama2.c " + m.llama2c + " (converted into " + dir.string() + ")";
-  log::info("converted ", m.llama2c, " into ", dir.string());
-  return dir;
-}
-
-io::LlamaConfig scratch_llama_config(const config::ScratchModelConfig& s, int64_t vocab, int64_t seq_len) {
-  io::LlamaConfig c;
-  c.vocab_size = vocab;
-  c.hidden_size = s.hidden_size;
-  c.intermediate_size = s.intermediate_size;
-  c.num_hidden_layers = s.num_layers;
-  c.num_attention_heads = s.num_heads;
-  c.num_key_value_heads = s.num_kv_heads;
-  c.head_dim = s.hidden_size / s.num_heads;
-  c.rms_norm_eps = 1e-5;
-  c.rope_theta = s.rope_theta;
-  c.tie_word_embeddings = true;
-  c.max_position_embeddings = s.max_position > 0 ? s.max_position : seq_len;
-  c.bos_token_id = 1;
-  c.eos_token_id = 2;
-  c.eos_token_ids = {2};
-  c.torch_dtype = "float32";
-  return c;
-}
-
 void write_done(const stdfs::path& dir, const StageResult& r, const nlohmann::json& extra = {}) {
   nlohmann::json j = r.to_json();
   for (auto it = extra.begin(); it != extra.end(); ++it) j[it.key()] = it.value();
@@ -218,55 +167,61 @@ std::string RecipeResult::summary() const {
   return os.str();
 }
 
-RecipeResult run_recipe(const config::RunConfig& c, const RecipeOptions& opt) {
-  const std::vector<std::string> stages_known = {"all", "pretrain", "distill", "lora"};
-  LAWCAT_CHECK(std::find(stages_known.begin(), stages_known.end(), opt.stage) != stages_known.end(), ConfigError,
-               "--stage: '" << opt.stage << "' is not one of pretrain, distill, lora, all");
-  auto want = [&](const std::string& s) { return opt.stage == "all" || opt.stage == s; };
-  const stdfs::path out = c.output_dir;
-  RecipeResult R;
-  R.output_dir = out;
-  const bool w = writer(opt);
-  // A teacher file the config names must be there (a typo never trains something else).
-  config::check_teacher_exists(c);
-  // One process per output_dir: the lock is held until this function returns, and
-  // the kernel drops it if the process dies (kill -9 leaves no stale lock).
-  std::optional<fs::DirLock> lock;
-  if (w) lock.emplace(out);
-  barrier(opt);
-  if (w) log::add_file_sink(out / "run.log");
+namespace {
 
-  // ---- the run's identity: resolved config -------------------------------------------
-  const std::string yaml = config::to_yaml(c);
-  std::error_code ec;
-  if (stdfs::exists(out / "config.yaml", ec)) {
-    LAWCAT_CHECK(opt.resume, ConfigError,
-                 out.string() << " already holds a run (config.yaml): pass --resume to continue it (finished stages "
-                                 "are skipped), or choose another output_dir");
-    config::RunConfig saved = config::parse_run_config(fs::read_text(out / "config.yaml"), (out / "config.yaml").string());
-    std::vector<std::string> bad;
-    for (const auto& d : config::config_differences(saved, c))
-      if (!harmless_config_key(d.substr(0, d.find(':')))) bad.push_back(d);
-    if (!bad.empty()) {
-      std::string msg = "cannot resume " + out.string() + " with a different config (saved -> now):";
-      for (const auto& b : bad) msg += "\n  " + b;
-      msg += "\nOnly steps, keep_last, save_every, enabled, threads, device, export_dir and export_dtype may change. "
-             "Use another output_dir for a new run.";
-      throw ConfigError(msg);
-    }
+// What the stages of one run_recipe call share.
+struct Run {
+  Run(const config::RunConfig& config, const RecipeOptions& options)
+      : c(config), opt(options), out(config.output_dir), w(writer(options)) {
+    R.output_dir = out;
   }
-  // ---- what will run: resume never goes backwards, and a finished run keeps its config -------
-  const bool lawcat_attention = c.attention.kind == "lawcat";
+  bool want(const std::string& stage) const { return opt.stage == "all" || opt.stage == stage; }
+
+  const config::RunConfig& c;
+  const RecipeOptions& opt;
+  const stdfs::path out;
+  const bool w;  // this process writes the files (rank 0)
+  RecipeResult R;
+  LoopOptions lo;
+  at::Device device = at::kCPU;
+  stdfs::path teacher_dir;
+};
+
+// The resolved config is the run's identity: a resume refuses a different one,
+// except for the harmless keys.
+void check_saved_config(const Run& run) {
+  const stdfs::path file = run.out / "config.yaml";
+  std::error_code ec;
+  if (!stdfs::exists(file, ec)) return;
+  LAWCAT_CHECK(run.opt.resume, ConfigError,
+               run.out.string() << " already holds a run (config.yaml): pass --resume to continue it (finished "
+                                   "stages are skipped), or choose another output_dir");
+  config::RunConfig saved = config::parse_run_config(fs::read_text(file), file.string());
+  std::vector<std::string> bad;
+  for (const auto& d : config::config_differences(saved, run.c))
+    if (!harmless_config_key(d.substr(0, d.find(':')))) bad.push_back(d);
+  if (bad.empty()) return;
+  std::string msg = "cannot resume " + run.out.string() + " with a different config (saved -> now):";
+  for (const auto& b : bad) msg += "\n  " + b;
+  msg += "\nOnly steps, keep_last, save_every, enabled, threads, device, export_dir and export_dtype may change. "
+         "Use another output_dir for a new run.";
+  throw ConfigError(msg);
+}
+
+// What will run: resume never goes backwards (a stage's steps below what it has done),
+// and a finished run keeps its config.yaml. Writes config.yaml when a stage will run.
+void plan_stages(const Run& run, const std::string& yaml) {
+  const auto& c = run.c;
   const std::tuple<const char*, const config::StageConfig*, bool> planned[] = {
       {"pretrain", &c.pretrain, c.pretrain.enabled},
-      {"distill", &c.distill, lawcat_attention && c.distill.enabled},
+      {"distill", &c.distill, c.attention.kind == "lawcat" && c.distill.enabled},
       {"lora", &c.lora, c.lora.enabled}};
   bool any_stage_runs = false;
   for (const auto& [name, sc, enabled] : planned) {
     if (!enabled) continue;
-    const stdfs::path sdir = out / name;
-    const std::optional<nlohmann::json> done = opt.resume ? read_done(sdir) : std::nullopt;
-    if (opt.resume) {
+    const stdfs::path sdir = run.out / name;
+    const std::optional<nlohmann::json> done = run.opt.resume ? read_done(sdir) : std::nullopt;
+    if (run.opt.resume) {
       int64_t did = 0;
       std::string where;
       if (done) {
@@ -281,7 +236,7 @@ RecipeResult run_recipe(const config::RunConfig& c, const RecipeOptions& opt) {
                         << where << "); resume with " << name << ".steps >= " << did
                         << ", or start a new run in another output_dir");
     }
-    if (!want(name)) continue;
+    if (!run.want(name)) continue;
     if (!done) {
       any_stage_runs = true;
     } else if (done->value("steps", int64_t(0)) != sc->steps) {
@@ -289,245 +244,267 @@ RecipeResult run_recipe(const config::RunConfig& c, const RecipeOptions& opt) {
                 sc->steps, " is ignored (finished stages are skipped: train longer in another output_dir)");
     }
   }
-  if (!stdfs::exists(out / "config.yaml", ec) || any_stage_runs) {
-    if (w) fs::atomic_write_text(out / "config.yaml", yaml);
+  std::error_code ec;
+  if (!stdfs::exists(run.out / "config.yaml", ec) || any_stage_runs) {
+    if (run.w) fs::atomic_write_text(run.out / "config.yaml", yaml);
   } else {
-    log::info("every selected stage finished earlier: nothing to train; ", (out / "config.yaml").string(),
+    log::info("every selected stage finished earlier: nothing to train; ", (run.out / "config.yaml").string(),
               " is left as it was");
   }
+}
 
-  // ---- device, threads, seed ----------------------------------------------------------
+// Device, threads, TF32, the seed, and the loop options every stage shares.
+void setup_device(Run& run, const std::string& yaml) {
+  const auto& c = run.c;
   at::Device device = c.device == "auto" ? (at::hasCUDA() ? at::Device(at::kCUDA) : at::Device(at::kCPU))
                                          : model::parse_device(c.device);
-  if (opt.comm && device.is_cuda() && !device.has_index()) {
-    device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(local_rank_from_env(opt.comm->rank())));
+  if (run.opt.comm && device.is_cuda() && !device.has_index()) {
+    device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(local_rank_from_env(run.opt.comm->rank())));
   }
   if (c.threads > 0) at::set_num_threads(static_cast<int>(c.threads));
   model::use_tf32_on_cuda(device);
-  R.device = device.str() + (device.is_cpu() ? ", " + std::to_string(at::get_num_threads()) + " threads" : "");
+  run.device = device;
+  run.R.device = device.str() + (device.is_cpu() ? ", " + std::to_string(at::get_num_threads()) + " threads" : "");
   at::manual_seed(static_cast<uint64_t>(c.seed));
-  const stdfs::path cache_dir = out / "cache";
-  LoopOptions lo;
-  lo.resume = opt.resume;
-  lo.config_yaml = yaml;
-  lo.seed = static_cast<uint64_t>(c.seed) * 1000003ULL + static_cast<uint64_t>(c.data.shuffle_seed);
-  lo.tokens_per_example = c.data.seq_len;
-  lo.comm = opt.comm;
-  lo.progress = opt.progress;
+  run.lo.resume = run.opt.resume;
+  run.lo.config_yaml = yaml;
+  run.lo.seed = static_cast<uint64_t>(c.seed) * 1000003ULL + static_cast<uint64_t>(c.data.shuffle_seed);
+  run.lo.tokens_per_example = c.data.seq_len;
+  run.lo.comm = run.opt.comm;
+  run.lo.progress = run.opt.progress;
+}
 
-  auto finish = [&](RecipeResult& r) -> RecipeResult {
-    if (w) {
-      const std::string s = r.summary();
-      fs::atomic_write_text(out / "summary.md", "```\n" + s + "```\n");
-      nlohmann::json j = {{"output_dir", out.string()}, {"export_dir", r.export_dir.string()},
-                          {"teacher_dir", r.teacher_dir.string()}, {"interrupted", r.interrupted},
-                          {"teacher_val_ce", std::isfinite(r.teacher_val_ce) ? nlohmann::json(r.teacher_val_ce) : nlohmann::json(nullptr)},
-                          {"stages", nlohmann::json::array()}};
-      for (const auto& st : r.stages) j["stages"].push_back(st.to_json());
-      fs::atomic_write_text(out / "summary.json", j.dump(2) + "\n");
-    }
-    return r;
-  };
-  auto plot = [&](const StageResult& r, const std::string& label) {
-    if (w) plot_loss_curve(out / r.stage, r.stage + " (" + out.string() + ")", label);
-  };
-  // Runs one stage into dir (the after-step hook named after it) and loads its best checkpoint.
-  // Empty when the stage was interrupted: R records it and the caller returns finish(R).
-  auto run_one = [&](const std::string& name, const stdfs::path& dir, const StageSpec& spec,
-                     const dataset::DataSplits& splits) -> std::optional<StageResult> {
-    lo.dir = dir;
-    if (opt.after_step) lo.after_step = [&opt, name](int64_t s) { opt.after_step(name, s); };
-    StageResult r = run_stage(spec, splits, lo);
-    R.stages.push_back(r);
-    if (r.interrupted) {
-      R.interrupted = true;
-      return std::nullopt;
-    }
-    load_best(r.best_dir, spec.params);
-    return r;
-  };
-
-  // ---- teacher -------------------------------------------------------------------------------
-  const auto& m = c.model;
-  stdfs::path teacher_dir;
-  if (!m.path.empty()) {
-    teacher_dir = m.path;
-    R.teacher_note = m.path;
-  } else if (!m.llama2c.empty()) {
-    if (w) teacher_dir = convert_llama2c_teacher(m, out, R.teacher_note);
-    barrier(opt);
-    teacher_dir = out / "teacher";
+// summary.md and summary.json (writer), then the result.
+RecipeResult finish(const Run& run) {
+  const RecipeResult& r = run.R;
+  if (run.w) {
+    const std::string s = r.summary();
+    fs::atomic_write_text(run.out / "summary.md", "```\n" + s + "```\n");
+    nlohmann::json j = {{"output_dir", run.out.string()}, {"export_dir", r.export_dir.string()},
+                        {"teacher_dir", r.teacher_dir.string()}, {"interrupted", r.interrupted},
+                        {"teacher_val_ce", std::isfinite(r.teacher_val_ce) ? nlohmann::json(r.teacher_val_ce) : nlohmann::json(nullptr)},
+                        {"stages", nlohmann::json::array()}};
+    for (const auto& st : r.stages) j["stages"].push_back(st.to_json());
+    fs::atomic_write_text(run.out / "summary.json", j.dump(2) + "\n");
   }
+  return r;
+}
 
-  // ---- pretrain (full training; makes <out>/teacher) -------------------------------------------
-  if (c.pretrain.enabled && want("pretrain")) {
-    const stdfs::path sdir = out / "pretrain";
-    if (auto done = read_done(sdir); done && opt.resume) {
-      log::info("pretrain: finished earlier (", (sdir / "done.json").string(), "); skipping");
-      R.stages.push_back(StageResult::from_json(*done));
+// What a stage trains and on which data.
+struct StagePlan {
+  StageSpec spec;
+  const dataset::DataSplits* splits = nullptr;
+};
+
+// One stage in <out>/<name>, the same way for every stage. Finished earlier (done.json)
+// with --resume: its recorded result, and its best weights loaded into `done_params`
+// when given (else it is skipped). Otherwise `setup()` gives the spec and the data, the
+// loop runs it (from its newest checkpoint with --resume), its best weights are loaded,
+// and the writer calls `after(r)`, writes done.json (plus `extra`) and the loss curve.
+// Returns false when the stage was interrupted (recorded in run.R).
+bool run_or_resume(Run& run, const std::string& name, const std::function<StagePlan()>& setup,
+                   const NamedTensors* done_params, const std::function<void(const StageResult&)>& after = {},
+                   const nlohmann::json& extra = {}) {
+  const stdfs::path dir = run.out / name;
+  if (auto done = read_done(dir); done && run.opt.resume) {
+    if (done_params) {
+      log::info(name, ": finished earlier; loading its best checkpoint");
+      load_best(dir / "best", *done_params);
     } else {
-      // Tokenizer: the teacher's, the scratch one named in the config, or one learned from the data.
-      const stdfs::path init = sdir / "init";
-      stdfs::path tok_dir = teacher_dir;
-      if (teacher_dir.empty()) {
-        tok_dir = init;
-        if (w && !stdfs::exists(init / "tokenizer.bin") && !stdfs::exists(init / "tokenizer.json") &&
-            !stdfs::exists(init / "tokenizer.model")) {
-          if (!m.scratch.tokenizer.empty()) {
-            LAWCAT_CHECK(model::copy_tokenizer_files(m.scratch.tokenizer, init) > 0, DataError,
-                         "model.scratch.tokenizer: no tokenizer files in " << m.scratch.tokenizer);
-          } else {
-            dataset::CorpusOptions co;
-            co.format = c.data.format;
-            co.text_field = c.data.text_field;
-            co.separator = c.data.separator;
-            std::vector<std::string> docs;
-            for (const auto& f : dataset::expand_paths(c.data.train)) {
-              auto d = dataset::read_documents(f, co);
-              docs.insert(docs.end(), d.begin(), d.end());
-            }
-            dataset::BpeTrainOptions bo;
-            bo.vocab_size = m.scratch.vocab_size;
-            stdfs::create_directories(init);
-            dataset::train_llama2c_tokenizer(docs, init / "tokenizer.bin", bo);
-          }
-        }
-        barrier(opt);
-      }
-      Data data = load_data(c, tok_dir, cache_dir);
-      model::LlamaForCausalLM net{nullptr};
-      at::manual_seed(static_cast<uint64_t>(c.seed) * 16 + 1);  // per-stage seeds: a fresh start is
-                                                                 // reproducible whatever ran before
-      if (teacher_dir.empty()) {
-        auto tok = text::load_tokenizer(tok_dir);
-        io::LlamaConfig lc = scratch_llama_config(m.scratch, tok->vocab_size(), c.data.seq_len);
-        net = model::build_llama(lc);
-        init_from_scratch(*net, m.scratch.init_std);
-        net->to(device);
-        R.teacher_note = "trained from scratch (" + std::to_string(lc.num_hidden_layers) + " layers, hidden " +
-                         std::to_string(lc.hidden_size) + ", vocab " + std::to_string(lc.vocab_size) + ") into " +
-                         (out / "teacher").string();
-      } else {
-        net = model::load_llama(teacher_dir, device, at::kFloat);
-        R.teacher_note = "fine-tuned from " + teacher_dir.string() + " into " + (out / "teacher").string();
-      }
-      StageSpec spec = make_pretrain_stage(*net, c.pretrain);
-      const std::optional<StageResult> r = run_one("pretrain", sdir, spec, data.splits);
-      if (!r) return finish(R);
-      if (w) {
-        fs::remove_tree(out / "teacher", ec);
-        model::save_llama(*net, out / "teacher");
-        model::copy_tokenizer_files(tok_dir, out / "teacher");
-        write_done(sdir, *r);
-        plot(*r, spec.loss_label);
-      }
-      barrier(opt);
+      log::info(name, ": finished earlier (", (dir / "done.json").string(), "); skipping");
     }
-    teacher_dir = out / "teacher";
-  } else if (teacher_dir.empty()) {
-    teacher_dir = out / "teacher";
-    LAWCAT_CHECK(stdfs::exists(teacher_dir / "config.json"), ConfigError,
-                 "no teacher: " << teacher_dir.string() << " does not exist yet (run the pretrain stage first: --stage pretrain or all)");
-    R.teacher_note = "pretrained earlier: " + teacher_dir.string();
+    run.R.stages.push_back(StageResult::from_json(*done));
+    return true;
   }
-  R.teacher_dir = teacher_dir;
-  if (opt.stage == "pretrain") return finish(R);
+  const StagePlan plan = setup();
+  run.lo.dir = dir;
+  if (run.opt.after_step) run.lo.after_step = [&opt = run.opt, name](int64_t s) { opt.after_step(name, s); };
+  StageResult r = run_stage(plan.spec, *plan.splits, run.lo);
+  run.R.stages.push_back(r);
+  if (r.interrupted) {
+    run.R.interrupted = true;
+    return false;
+  }
+  load_best(r.best_dir, plan.spec.params);
+  if (run.w) {
+    if (after) after(r);
+    write_done(dir, r, extra);
+    plot_loss_curve(dir, r.stage + " (" + run.out.string() + ")", plan.spec.loss_label);
+  }
+  return true;
+}
 
-  // ---- LAWCAT model ------------------------------------------------------------------------------
-  Data data = load_data(c, teacher_dir, cache_dir);
-  R.data_note = human(static_cast<double>(data.train_tokens)) + " training tokens (" +
-                std::to_string(data.splits.train.size()) + " sequences of " + std::to_string(c.data.seq_len) + "), " +
-                human(static_cast<double>(data.val_tokens)) + " held-out validation tokens (" +
-                std::to_string(data.splits.validation.size()) + " sequences)";
-  const io::LlamaConfig tcfg = io::load_llama_config(teacher_dir / "config.json");
-  const at::ScalarType frozen_dtype = model::resolve_dtype(c.model.dtype, device, tcfg);
-  model::LlamaForCausalLM net = with_context("while loading the teacher " + teacher_dir.string(),
-                                             [&] { return model::load_llama(teacher_dir, device, frozen_dtype); });
-  const bool lawcat = c.attention.kind == "lawcat";
-  at::manual_seed(static_cast<uint64_t>(c.seed) * 16 + 2);  // LAWCAT init
-  if (lawcat) {
-    auto swapped = model::swap_to_lawcat(*net, c.attention);
+// The pretrain stage (full training): makes or fine-tunes the teacher in <out>/teacher.
+// Without it, a teacher must be there already. False when interrupted.
+bool pretrain(Run& run) {
+  const auto& c = run.c;
+  if (!(c.pretrain.enabled && run.want("pretrain"))) {
+    if (run.teacher_dir.empty()) {
+      run.teacher_dir = run.out / "teacher";
+      LAWCAT_CHECK(stdfs::exists(run.teacher_dir / "config.json"), ConfigError,
+                   "no teacher: " << run.teacher_dir.string()
+                                  << " does not exist yet (run the pretrain stage first: --stage pretrain or all)");
+      run.R.teacher_note = "pretrained earlier: " + run.teacher_dir.string();
+    }
+    return true;
+  }
+  Data data;
+  stdfs::path tok_dir;
+  model::LlamaForCausalLM net{nullptr};
+  auto setup = [&] {
+    tok_dir = pretrain_tokenizer(c, run.teacher_dir, run.out / "pretrain" / "init", run.w);
+    if (run.teacher_dir.empty()) barrier(run.opt);
+    data = load_data(c, tok_dir, run.out / "cache");
+    at::manual_seed(static_cast<uint64_t>(c.seed) * 16 + 1);  // per-stage seeds: a fresh start is
+                                                               // reproducible whatever ran before
+    net = pretrain_network(c, run.teacher_dir, tok_dir, run.device, run.out, run.R.teacher_note);
+    return StagePlan{make_pretrain_stage(*net, c.pretrain), &data.splits};
+  };
+  auto save_teacher = [&](const StageResult&) {
+    std::error_code ec;
+    fs::remove_tree(run.out / "teacher", ec);
+    model::save_llama(*net, run.out / "teacher");
+    model::copy_tokenizer_files(tok_dir, run.out / "teacher");
+  };
+  bool ran = false;
+  const bool finished = run_or_resume(run, "pretrain", [&] { ran = true; return setup(); }, nullptr, save_teacher);
+  if (!finished) return false;
+  if (ran) barrier(run.opt);
+  run.teacher_dir = run.out / "teacher";
+  return true;
+}
+
+// The teacher loaded as the student: its attention swapped to LAWCAT (attention.kind lawcat).
+model::LlamaForCausalLM load_student(const Run& run, at::ScalarType frozen_dtype) {
+  model::LlamaForCausalLM net = with_context("while loading the teacher " + run.teacher_dir.string(), [&] {
+    return model::load_llama(run.teacher_dir, run.device, frozen_dtype);
+  });
+  at::manual_seed(static_cast<uint64_t>(run.c.seed) * 16 + 2);  // LAWCAT init
+  if (run.c.attention.kind == "lawcat") {
+    auto swapped = model::swap_to_lawcat(*net, run.c.attention);
     log::info("swapped ", swapped.size(), " of ", net->num_layers(), " layers to LAWCAT attention (",
               model::lawcat_parameters(*net).size(), " parameter tensors)");
   }
+  return net;
+}
 
-  // ---- stage 1: distill ---------------------------------------------------------------------------------
-  const stdfs::path ddir = out / "distill";
-  if (lawcat && c.distill.enabled) {
-    auto params = model::lawcat_parameters(*net);
-    if (!want("distill")) {
-      LAWCAT_CHECK(stdfs::exists(ddir / "best" / "trainable.safetensors"), ConfigError,
-                   "--stage " << opt.stage << " needs the distill stage's best checkpoint " << (ddir / "best").string()
-                              << "; run --stage distill first");
-      load_best(ddir / "best", params);
-      if (auto done = read_done(ddir)) R.stages.push_back(StageResult::from_json(*done));
-    } else if (auto done = read_done(ddir); done && opt.resume) {
-      log::info("distill: finished earlier; loading its best checkpoint");
-      load_best(ddir / "best", params);
-      R.stages.push_back(StageResult::from_json(*done));
-    } else {
-      StageSpec spec = make_distill_stage(*net, c.distill);
-      const std::optional<StageResult> r = run_one("distill", ddir, spec, data.splits);
-      if (!r) return finish(R);
-      if (w) {
-        write_done(ddir, *r);
-        plot(*r, spec.loss_label);
-      }
-    }
-    model::set_mixer_mode(*net, model::MixerMode::kStudent);
-  } else if (!lawcat) {
+// Stage 1, attention transfer (LAWCAT parameters only). With --stage lora, the
+// distill stage's best checkpoint is loaded instead. False when interrupted.
+bool distill(Run& run, model::LlamaForCausalLMImpl& net, const Data& data) {
+  if (run.c.attention.kind != "lawcat") {
     log::info("attention.kind is softmax: no swap, no distillation");
+    return true;
   }
-  if (opt.stage == "distill") return finish(R);
+  if (!run.c.distill.enabled) return true;
+  const stdfs::path ddir = run.out / "distill";
+  const NamedTensors params = model::lawcat_parameters(net);
+  if (!run.want("distill")) {
+    LAWCAT_CHECK(stdfs::exists(ddir / "best" / "trainable.safetensors"), ConfigError,
+                 "--stage " << run.opt.stage << " needs the distill stage's best checkpoint "
+                            << (ddir / "best").string() << "; run --stage distill first");
+    load_best(ddir / "best", params);
+    if (auto done = read_done(ddir)) run.R.stages.push_back(StageResult::from_json(*done));
+  } else if (!run_or_resume(run, "distill", [&] { return StagePlan{make_distill_stage(net, run.c.distill), &data.splits}; },
+                            &params)) {
+    return false;
+  }
+  model::set_mixer_mode(net, model::MixerMode::kStudent);
+  return true;
+}
 
-  // ---- stage 2: LoRA ------------------------------------------------------------------------------------
-  std::shared_ptr<model::LoraAdapters> lora;
-  const stdfs::path ldir = out / "lora";
-  if (c.lora.enabled) {
-    // Baseline: the teacher's cross-entropy on the same validation batches.
-    const auto val = dataset::validation_batches(data.splits.validation, c.lora.batch_size, c.lora.val_batches);
-    if (w && !stdfs::exists(ldir / "teacher_val.json")) {
-      model::set_mixer_mode(*net, model::MixerMode::kTeacher);
-      StageSpec probe;
-      probe.loss = [&](const at::Tensor& b) { return next_token_loss(*net, b); };
-      const double ce = evaluate(probe, val);
-      model::set_mixer_mode(*net, model::MixerMode::kStudent);
-      stdfs::create_directories(ldir);
-      fs::atomic_write_text(ldir / "teacher_val.json", nlohmann::json{{"teacher_val_ce", ce}}.dump() + "\n");
-    }
-    if (stdfs::exists(ldir / "teacher_val.json"))
-      R.teacher_val_ce = nlohmann::json::parse(fs::read_text(ldir / "teacher_val.json")).at("teacher_val_ce").get<double>();
-    at::manual_seed(static_cast<uint64_t>(c.seed) * 16 + 3);  // LoRA init
-    StageSpec spec = make_lora_stage(*net, c.lora, lora);
-    if (auto done = read_done(ldir); done && opt.resume) {
-      log::info("lora: finished earlier; loading its best checkpoint");
-      load_best(ldir / "best", spec.params);
-      R.stages.push_back(StageResult::from_json(*done));
-    } else {
-      const std::optional<StageResult> r = run_one("lora", ldir, spec, data.splits);
-      if (!r) return finish(R);
-      if (w) {
-        write_done(ldir, *r, {{"teacher_val_ce", R.teacher_val_ce}});
-        plot(*r, spec.loss_label);
-      }
-    }
-    lora->restore();
+// The teacher's cross-entropy on the LoRA validation batches (the baseline of the
+// summary), measured once into <out>/lora/teacher_val.json.
+void teacher_baseline(Run& run, model::LlamaForCausalLMImpl& net, const Data& data) {
+  const stdfs::path ldir = run.out / "lora";
+  const auto val = dataset::validation_batches(data.splits.validation, run.c.lora.batch_size, run.c.lora.val_batches);
+  if (run.w && !stdfs::exists(ldir / "teacher_val.json")) {
+    model::set_mixer_mode(net, model::MixerMode::kTeacher);
+    StageSpec probe;
+    probe.loss = [&](const at::Tensor& b) { return next_token_loss(net, b); };
+    const double ce = evaluate(probe, val);
+    model::set_mixer_mode(net, model::MixerMode::kStudent);
+    stdfs::create_directories(ldir);
+    fs::atomic_write_text(ldir / "teacher_val.json", nlohmann::json{{"teacher_val_ce", ce}}.dump() + "\n");
   }
+  if (stdfs::exists(ldir / "teacher_val.json"))
+    run.R.teacher_val_ce =
+        nlohmann::json::parse(fs::read_text(ldir / "teacher_val.json")).at("teacher_val_ce").get<double>();
+}
 
-  // ---- export ----------------------------------------------------------------------------------------------
-  if (w) {
-    model::set_mixer_mode(*net, model::MixerMode::kStudent);
-    model::ExportOptions eo;
-    eo.dtype = c.export_dtype == "auto" ? model::parse_dtype(tcfg.torch_dtype == "bfloat16" || tcfg.torch_dtype == "float16"
-                                                                 ? tcfg.torch_dtype
-                                                                 : "float32")
-                                        : model::parse_dtype(c.export_dtype);
-    eo.tokenizer_dir = teacher_dir;
-    R.export_dir = c.export_dir.empty() ? out / "export" : stdfs::path(c.export_dir);
-    model::export_model(*net, lora.get(), R.export_dir, eo);
-  }
+// Stage 2, LoRA on q/k/v/o (cross-entropy). `lora` holds the adapters for the export.
+// False when interrupted.
+bool finetune(Run& run, model::LlamaForCausalLMImpl& net, const Data& data,
+              std::shared_ptr<model::LoraAdapters>& lora) {
+  if (!run.c.lora.enabled) return true;
+  teacher_baseline(run, net, data);
+  at::manual_seed(static_cast<uint64_t>(run.c.seed) * 16 + 3);  // LoRA init
+  const StageSpec spec = make_lora_stage(net, run.c.lora, lora);
+  if (!run_or_resume(run, "lora", [&] { return StagePlan{spec, &data.splits}; }, &spec.params, {},
+                     {{"teacher_val_ce", run.R.teacher_val_ce}}))
+    return false;
+  lora->restore();
+  return true;
+}
+
+// The merged model, in the teacher's dtype unless export_dtype says otherwise (writer).
+void export_student(Run& run, model::LlamaForCausalLMImpl& net, const model::LoraAdapters* lora,
+                    const io::LlamaConfig& tcfg) {
+  if (!run.w) return;
+  model::set_mixer_mode(net, model::MixerMode::kStudent);
+  model::ExportOptions eo;
+  const std::string& d = run.c.export_dtype;
+  eo.dtype = d == "auto" ? model::parse_dtype(tcfg.torch_dtype == "bfloat16" || tcfg.torch_dtype == "float16"
+                                                  ? tcfg.torch_dtype
+                                                  : "float32")
+                         : model::parse_dtype(d);
+  eo.tokenizer_dir = run.teacher_dir;
+  run.R.export_dir = run.c.export_dir.empty() ? run.out / "export" : stdfs::path(run.c.export_dir);
+  model::export_model(net, lora, run.R.export_dir, eo);
+}
+
+}  // namespace
+
+RecipeResult run_recipe(const config::RunConfig& c, const RecipeOptions& opt) {
+  const std::vector<std::string> stages_known = {"all", "pretrain", "distill", "lora"};
+  LAWCAT_CHECK(std::find(stages_known.begin(), stages_known.end(), opt.stage) != stages_known.end(), ConfigError,
+               "--stage: '" << opt.stage << "' is not one of pretrain, distill, lora, all");
+  Run run(c, opt);
+  // A teacher file the config names must be there (a typo never trains something else).
+  config::check_teacher_exists(c);
+  // One process per output_dir: the lock is held until this function returns, and
+  // the kernel drops it if the process dies (kill -9 leaves no stale lock).
+  std::optional<fs::DirLock> lock;
+  if (run.w) lock.emplace(run.out);
   barrier(opt);
-  return finish(R);
+  if (run.w) log::add_file_sink(run.out / "run.log");
+
+  // ---- the run's identity, what will run, where ----
+  const std::string yaml = config::to_yaml(c);
+  check_saved_config(run);
+  plan_stages(run, yaml);
+  setup_device(run, yaml);
+
+  // ---- teacher: found, converted, or pretrained ----
+  run.teacher_dir = find_teacher(c, run.out, run.w, [&] { barrier(opt); }, run.R.teacher_note);
+  if (!pretrain(run)) return finish(run);
+  run.R.teacher_dir = run.teacher_dir;
+  if (opt.stage == "pretrain") return finish(run);
+
+  // ---- student: the teacher swapped to LAWCAT, distilled, LoRA-fine-tuned, exported ----
+  const Data data = load_data(c, run.teacher_dir, run.out / "cache");
+  run.R.data_note = human(static_cast<double>(data.train_tokens)) + " training tokens (" +
+                    std::to_string(data.splits.train.size()) + " sequences of " + std::to_string(c.data.seq_len) +
+                    "), " + human(static_cast<double>(data.val_tokens)) + " held-out validation tokens (" +
+                    std::to_string(data.splits.validation.size()) + " sequences)";
+  const io::LlamaConfig tcfg = io::load_llama_config(run.teacher_dir / "config.json");
+  model::LlamaForCausalLM net = load_student(run, model::resolve_dtype(c.model.dtype, run.device, tcfg));
+  if (!distill(run, *net, data)) return finish(run);
+  if (opt.stage == "distill") return finish(run);
+  std::shared_ptr<model::LoraAdapters> lora;
+  if (!finetune(run, *net, data, lora)) return finish(run);
+  export_student(run, *net, lora.get(), tcfg);
+  barrier(opt);
+  return finish(run);
 }
 
 }  // namespace lawcat::train

@@ -1,5 +1,6 @@
 #include "train/resume_state.h"
 
+#include <cmath>
 #include <limits>
 
 #include "util/error.h"
@@ -42,6 +43,7 @@ ResumeState read_resume_state(const nlohmann::json& s, const std::string& file) 
   ResumeState r;
   // Wrong types (a hand-edited or foreign state.json) name the file too.
   try {
+    r.stage = s.value("stage", "");
     r.step = int_of(s.at("step"), "step", file);
     r.tokens = int_of(s.at("tokens"), "tokens", file);
     r.wall_s = s.value("wall_s", 0.0);
@@ -78,6 +80,28 @@ ResumeState read_resume_state(const nlohmann::json& s, const std::string& file) 
   for (const auto& [name, n] : r.adam_steps)
     LAWCAT_CHECK(n >= 0, CheckpointError, file << ": adam_steps['" << name << "'] must be >= 0, got " << n);
   return r;
+}
+
+nlohmann::json TrainState::to_json() const {
+  auto num_or_null = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
+  return nlohmann::json{{"stage", stage},
+                        {"step", step},
+                        {"tokens", tokens},
+                        {"wall_s", wall_s},
+                        {"scheduler", scheduler},
+                        {"loader", {{"epoch", loader_epoch}, {"index", loader_index}, {"consumed", loader_consumed}}},
+                        {"init_val", num_or_null(init_val)},
+                        {"best_val", num_or_null(best_val)},
+                        {"best_step", best_step},
+                        {"final_val", num_or_null(final_val)},
+                        {"interval_loss", interval_loss},
+                        {"interval_steps", interval_steps},
+                        {"adam_steps", adam_steps},
+                        {"world", world}};
+}
+
+TrainState TrainState::from_json(const nlohmann::json& s, const std::string& file) {
+  return read_resume_state(s, file);
 }
 
 ResumeState parse_resume_state(const std::string& text, const std::string& file) {
