@@ -8,7 +8,9 @@
 gives the same logits as `lawcat` (tests/model/test_python_student.cpp). The layers listed in
 `lawcat.layers` (all when absent) carry LAWCAT attention (../shared/spec/LAWCAT.md, "The layer"):
 
-    q = x Wq, k = x Wk, v = x Wv; k (and v) repeated to the H query heads (GQA)
+    q = x Wq, k = x Wk, v = x Wv (+ biases: Qwen2 on q/k/v, attention_bias on all four projections)
+    (Qwen3) q, k <- q_norm(q), k_norm(k)   RMSNorm over each head's d dims
+    k (and v) repeated to the H query heads (GQA)
     q~ = conv_q(q), k~ = conv_k(k)      causal depthwise, width c (0 = none), tap c-1 = current token
     v~ = conv_v(v)                      only with conv_on_v
     (rope: true) RoPE on q~, k~
@@ -27,7 +29,9 @@ taken element-wise from the chunk's cumulative log-gate, so every exponent is <=
 Not implemented: a recurrent cache. `generate` works by recomputing the whole prefix at every step
 (use_cache=False is forced), so decoding costs O(T^2) here; `lawcat generate` decodes in constant
 memory. Left padding is refused (right padding is harmless for a causal model). Students of Qwen2 /
-Qwen3 teachers (config.json "architectures") are refused with NotImplementedError.
+Qwen3 teachers (config.json "architectures": Qwen2's q/k/v biases, Qwen3's q_norm / k_norm applied to
+q and k right after the projections) are built only with LAWCAT on every layer; with softmax layers
+left they are refused with NotImplementedError.
 """
 import math
 
@@ -35,6 +39,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from transformers import LlamaForCausalLM
+from transformers.models.llama.modeling_llama import LlamaRMSNorm
 
 from .configuration_lawcat import LawcatConfig
 
@@ -54,8 +59,14 @@ _DEFAULTS = {
 }
 
 
-# Teacher architectures (config.json "architectures") whose students this file builds.
-_TEACHERS = {"LlamaForCausalLM", "MistralForCausalLM"}
+# Teacher architectures (config.json "architectures") whose students this file builds. Qwen2 / Qwen3
+# students only with LAWCAT on every layer (their softmax layers are not built here).
+_TEACHERS = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"}
+_QWEN = {"Qwen2ForCausalLM", "Qwen3ForCausalLM"}
+
+
+def teacher_architecture(config):
+    return (getattr(config, "architectures", None) or ["LlamaForCausalLM"])[0]
 
 
 def lawcat_settings(config):
@@ -152,11 +163,20 @@ class LawcatAttention(nn.Module):
         self.f = int(s["feature_dim"]) or self.d // 2
         self.Fd = 2 * self.f
         D, H, Hkv, d = config.hidden_size, self.H, self.Hkv, self.d
-        bias = bool(getattr(config, "attention_bias", False))
-        self.q_proj = nn.Linear(D, H * d, bias=bias)
-        self.k_proj = nn.Linear(D, Hkv * d, bias=bias)
-        self.v_proj = nn.Linear(D, Hkv * d, bias=bias)
+        teacher = teacher_architecture(config)
+        # Qwen2: biases on q, k, v (never o); Llama / Qwen3: attention_bias on all four.
+        bias = bool(getattr(config, "attention_bias", False)) and teacher != "Qwen2ForCausalLM"
+        qkv_bias = bias or teacher == "Qwen2ForCausalLM"
+        self.q_proj = nn.Linear(D, H * d, bias=qkv_bias)
+        self.k_proj = nn.Linear(D, Hkv * d, bias=qkv_bias)
+        self.v_proj = nn.Linear(D, Hkv * d, bias=qkv_bias)
         self.o_proj = nn.Linear(H * d, D, bias=bias)
+        # Qwen3: per-head RMSNorm on q and k, applied (as in lawcat) right after the projections.
+        if teacher == "Qwen3ForCausalLM":
+            self.q_norm = LlamaRMSNorm(d, eps=config.rms_norm_eps)
+            self.k_norm = LlamaRMSNorm(d, eps=config.rms_norm_eps)
+        else:
+            self.q_norm = self.k_norm = None
         self.conv_q = self.conv_k = self.conv_v = None
         if self.conv_width > 0:
             self.conv_q = nn.Parameter(torch.zeros(H * d, self.conv_width))
@@ -182,7 +202,11 @@ class LawcatAttention(nn.Module):
         B, T, _ = x.shape
         H, Hkv, d, Fd = self.H, self.Hkv, self.d, self.Fd
         cd = torch.float64 if x.dtype == torch.float64 else torch.float32
-        q, k, v = (p(x).to(cd) for p in (self.q_proj, self.k_proj, self.v_proj))      # [B, T, H*d], [B, T, Hkv*d]
+        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)                      # [B, T, H*d], [B, T, Hkv*d]
+        if self.q_norm is not None:                                                    # Qwen3, per head
+            q = self.q_norm(q.view(B, T, H, d)).reshape(B, T, H * d)
+            k = self.k_norm(k.view(B, T, Hkv, d)).reshape(B, T, Hkv * d)
+        q, k, v = q.to(cd), k.to(cd), v.to(cd)
         xf = x.to(cd)
         kr = self._heads(k.view(B, T, Hkv, d), d).reshape(B, T, H * d)
         qc, kc, vl = q, kr, v
@@ -233,19 +257,24 @@ class LawcatForCausalLM(LlamaForCausalLM):
     config_class = LawcatConfig
 
     def __init__(self, config):
-        teacher = (getattr(config, "architectures", None) or ["LlamaForCausalLM"])[0]
+        teacher = teacher_architecture(config)
         if teacher not in _TEACHERS:
-            # Qwen2 (q/k/v biases without an o bias, sliding-window layers) and Qwen3 (q_norm /
-            # k_norm) attention are not built here: refuse rather than load wrong weights.
             raise NotImplementedError(
                 f"this LAWCAT student was distilled from a {teacher} teacher; modeling_lawcat.py only "
                 f"builds students of {', '.join(sorted(_TEACHERS))} teachers (use `lawcat generate` / "
                 f"`lawcat ppl` / `lawcat eval` for it)")
-        super().__init__(config)
         s = lawcat_settings(config)
+        layers = s.get("layers") or list(range(config.num_hidden_layers))
+        if teacher in _QWEN and sorted(layers) != list(range(config.num_hidden_layers)):
+            # The remaining softmax layers would need Qwen's attention (q/k/v biases without an o
+            # bias, q/k norms, sliding-window layers), which this Llama skeleton does not build.
+            raise NotImplementedError(
+                f"this LAWCAT student of a {teacher} teacher has LAWCAT on layers {sorted(layers)} only; "
+                f"modeling_lawcat.py builds {teacher} students only with LAWCAT on every layer (use "
+                f"`lawcat generate` / `lawcat ppl` / `lawcat eval` for it)")
+        super().__init__(config)
         if s["kind"] != "lawcat":
             raise NotImplementedError(f"lawcat.kind '{s['kind']}' (only 'lawcat' layers are implemented here)")
-        layers = s.get("layers") or list(range(config.num_hidden_layers))
         for i in layers:
             self.model.layers[i].self_attn = LawcatAttention(config, i)
         self.post_init()

@@ -13,6 +13,8 @@
 #include "config/yaml.h"
 #include "eval/perplexity.h"
 #include "model/model_helpers.h"
+#include "eval/eval_runner.h"
+#include "model/export.h"
 #include "model/model_tokenizer.h"
 #include "model/swap.h"
 #include "train/recipe.h"
@@ -284,8 +286,20 @@ TEST_CASE("Qwen2 / Qwen3 / SmolLM2 teachers: distill -> export -> reload", "[mod
     exports.emplace_back(f, r.export_dir);
   }
 
-  // In Python (modeling_lawcat.py): the SmolLM2 (Llama) student gives lawcat's logits; students of
-  // Qwen teachers are refused with a message rather than loaded without their biases / norms.
+  // In Python (modeling_lawcat.py): every student gives lawcat's logits and greedy tokens (biases,
+  // q/k norms); a Qwen student with softmax layers left is refused with a message rather than loaded
+  // with Llama attention in those layers.
+  {
+    const auto& q3 = fam[2];
+    REQUIRE(q3.name == "qwen3");
+    auto m = model::load_llama(q3.dir, at::kCPU, at::kFloat);
+    config::AttentionConfig a;
+    a.gate_rank = 4;
+    a.layers = {1};
+    model::swap_to_lawcat(*m, a);
+    model::export_model(*m, nullptr, root / "qwen3_layer1", {});
+    exports.emplace_back(Family{"qwen3_layer1", q3.architecture, root / "qwen3_layer1", 0}, root / "qwen3_layer1");
+  }
   const auto script = std::string(LAWCAT_SOURCE_DIR) + "/tests/reference/lawcat_student_logits.py";
   for (const auto& [f, dir] : exports) {
     CAPTURE(f.name);
@@ -297,17 +311,22 @@ TEST_CASE("Qwen2 / Qwen3 / SmolLM2 teachers: distill -> export -> reload", "[mod
                                 " " + shell_quote(dir.string()) + " > " + shell_quote(log.string()) + " 2>&1")
                                    .c_str());
     const std::string out = fs::read_text(log);
-    if (f.architecture == "LlamaForCausalLM") {
+    if (f.name != "qwen3_layer1") {
       INFO(out);
       REQUIRE(rc == 0);
       auto m = model::load_model(dir);
       at::NoGradGuard g;
       const at::Tensor ours = m->forward(at::tensor(row, at::kLong).unsqueeze(0));
-      CHECK(max_abs(ours, io::SafetensorsFile(dir / "py.safetensors").load("logits.0")) <= 1e-3);
+      io::SafetensorsFile py_out(dir / "py.safetensors");
+      CAPTURE(max_abs(ours, py_out.load("logits.0")));
+      CHECK(max_abs(ours, py_out.load("logits.0")) <= 1e-3);
+      const auto greedy = eval::greedy_decode(*m, {row[0], row[1]}, 3, {});
+      const at::Tensor gen = py_out.load("generated.0");
+      CHECK(greedy.tokens == std::vector<int64_t>(gen.data_ptr<int64_t>(), gen.data_ptr<int64_t>() + gen.numel()));
     } else {
       CHECK(rc != 0);
-      CHECK_THAT(out, LAWCAT_CONTAINS("distilled from a " + f.architecture + " teacher"));
       CHECK_THAT(out, LAWCAT_CONTAINS("NotImplementedError"));
+      CHECK_THAT(out, LAWCAT_CONTAINS("has LAWCAT on layers [1] only"));
     }
   }
 }
