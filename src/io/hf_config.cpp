@@ -224,7 +224,10 @@ LlamaConfig parse_llama_config(const json& j, const std::string& where) {
       if (c.max_window_layers < 0)
         r.fail("max_window_layers", "must be non-negative, got " + std::to_string(c.max_window_layers));
     }
-    if (c.use_sliding_window) c.sliding_window = r.opt_positive_int("sliding_window", 4096);
+    if (c.use_sliding_window) {  // null: no window (all layers full); absent: the default 4096
+      if (r.has("sliding_window")) c.sliding_window = r.positive_int("sliding_window", *r.find("sliding_window"));
+      else if (!j.contains("sliding_window")) c.sliding_window = 4096;
+    }
     if (const json* lt = r.find("layer_types")) {
       if (!lt->is_array() || static_cast<int64_t>(lt->size()) != c.num_hidden_layers)
         r.fail("layer_types", "must be a list of num_hidden_layers (" + std::to_string(c.num_hidden_layers) +

@@ -295,6 +295,12 @@ TEST_CASE("Qwen2.5 and Qwen3 configs: biases, q/k norms, head_dim, sliding-windo
   CHECK(sw.attention_window(19) == 0);
   CHECK(sw.attention_window(20) == 128);
   CHECK(sw.attention_window(23) == 128);
+  // use_sliding_window with a null window: no window; with none given: transformers' 4096.
+  auto null_window = j;
+  null_window["sliding_window"] = nullptr;
+  CHECK(parse_llama_config(null_window, "c").attention_window(23) == 0);
+  null_window.erase("sliding_window");
+  CHECK(parse_llama_config(null_window, "c").attention_window(23) == 4096);
   // ... or as layer_types lists them (transformers 5 writes layer_types).
   j["layer_types"] = json::array();
   for (int i = 0; i < 24; ++i) j["layer_types"].push_back(i % 2 ? "sliding_attention" : "full_attention");
