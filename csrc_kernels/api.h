@@ -63,7 +63,7 @@ cudaError_t launch_conv1d_bwd(const Conv1dParams& p, cudaStream_t stream);
 cudaError_t launch_conv1d_step(const Conv1dParams& p, cudaStream_t stream);
 
 // ---------------------------------------------------------------------------
-// Chunked normalized gated linear attention (LAWCAT.md, "Chunked form").
+// Chunked normalized gated linear attention (docs/kernels.md, "Algorithm").
 // Per head: S_t = Diag(exp g_t) S_{t-1} + k_t v_t^T, z_t likewise with k_t,
 // y_t = q_t^T S_t / (q_t^T z_t + eps) (or the numerator alone when !normalize).
 // q, k: [.., H, F]; v: [.., Hkv, V]; g: [.., Hkv, F] fp32 (<= 0); fp32 state.

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Why does a LAWCAT student keep its teacher's perplexity but not its retrieval? Measurements.
 
-An independent float64 re-implementation of the LAWCAT layer (../shared/spec/LAWCAT.md: causal
+An independent float64 re-implementation of the LAWCAT layer (arXiv 2509.18467; docs/architecture.md,
+"The LAWCAT layer": causal
 depthwise conv on q and k, Hedgehog feature map shared by q and k, low-rank gate, normalized gated
 linear attention in its quadratic form, with the attention weights written out) is placed beside
 the teacher's softmax attention in Hugging Face `transformers`' Llama. Like stage 1, every layer

@@ -6,7 +6,8 @@
     model = transformers.AutoModelForCausalLM.from_pretrained(export_dir, trust_remote_code=True)
 
 gives the same logits as `lawcat` (tests/model/test_python_student.cpp). The layers listed in
-`lawcat.layers` (all when absent) carry LAWCAT attention (../shared/spec/LAWCAT.md, "The layer"):
+`lawcat.layers` (all when absent) carry LAWCAT attention (LAWCAT, Liu et al., EMNLP Findings 2025, arXiv 2509.18467;
+docs/architecture.md, "The LAWCAT layer"):
 
     q = x Wq, k = x Wk, v = x Wv (+ biases: Qwen2 on q/k/v, attention_bias on all four projections)
     (Qwen3) q, k <- q_norm(q), k_norm(k)   RMSNorm over each head's d dims

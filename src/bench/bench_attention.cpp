@@ -1,6 +1,7 @@
 // LAWCAT attention core vs RoPE + SDPA, timed with CUDA events (see bench_attention.h).
 //
-// Core, per layer (LAWCAT.md steps 2-6), bf16 activations, fp32 filters / gate math:
+// Core, per layer (docs/architecture.md, "The LAWCAT layer", steps 2-6), bf16
+// activations, fp32 filters / gate math:
 //   q̃ = conv(q) [B, T, H*d];  k̃ = conv(k) with the kv head indexed per query head
 //   φ(u) = [softmax(u W); softmax(-u W)] (W [H, d, d/2] shared by q and k), clamp 1e-12
 //   g = logsigmoid(a W2^T + b) / 16   [B, T, Hkv, d] fp32

@@ -10,7 +10,8 @@
 // --steps timed steps; fresh random tokens every step. Frozen weights are in
 // --dtype (bf16 by default; `full` trains them in that dtype too, as the HF
 // anchor does), LAWCAT and LoRA parameters and their AdamW state in fp32.
-// The reference column is ../shared/spec/ANCHORS.md (same H100, same shape).
+// The reference column is the HF / Python stage-1 anchor in docs/training.md,
+// "Throughput" (same H100, same shape).
 // --profile prints a kernel profile (bench/profile.h) of one more step per mode.
 #include <ATen/ATen.h>
 #include <torch/optim/adamw.h>
@@ -44,7 +45,8 @@ struct Args {
   std::string profile_traces;
 };
 
-// ANCHORS.md: Llama-3.2-1B shape, B 8 x T 1024, bf16, H100 (tokens/s), and the targets.
+// Anchors (docs/training.md, "Throughput"): Llama-3.2-1B shape, B 8 x T 1024, bf16, H100
+// (tokens/s), and the targets.
 const char* reference_of(const std::string& mode) {
   if (mode == "teacher-fwd") return "HF fwd 168K";
   if (mode == "full") return "HF fwd+bwd 50K";

@@ -1,6 +1,7 @@
 // Typed run configuration. YAML keys = struct fields; each section lists its
 // fields once in visit(), which the YAML reader, the writer and the JSON
-// export all use. Defaults are the paper's (../shared/spec/LAWCAT.md).
+// export all use. Defaults are the paper's (LAWCAT, Liu et al., Findings of
+// EMNLP 2025, arXiv 2509.18467; docs/architecture.md, "The LAWCAT layer").
 #pragma once
 #include <cstdint>
 #include <map>

@@ -1,4 +1,4 @@
-// BABILong QA2 / QA3 (../shared/spec/EVAL_FORMATS.md; prompts and scoring from
+// BABILong QA2 / QA3 (docs/eval.md, "Formats"; prompts and scoring from
 // booydar/babilong babilong/prompts.py and metrics.py):
 //
 // 1. bAbI v1.2 samples: each question with every fact line of its story that

@@ -1,4 +1,4 @@
-// RULER single-needle retrieval, S-NIAH-1/2/3 (../shared/spec/EVAL_FORMATS.md):
+// RULER single-needle retrieval, S-NIAH-1/2/3 (docs/eval.md, "Formats"):
 //
 //   | variant  | haystack                                   | key           | value          |
 //   | s-niah-1 | noise: kNiahNoise lines joined by "\n"      | adjective-noun | 7-digit number |

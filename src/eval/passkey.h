@@ -1,5 +1,5 @@
 // Passkey retrieval in the landmark-attention / LongLoRA format
-// (../shared/spec/EVAL_FORMATS.md). The prompt is five parts joined by "\n":
+// (docs/eval.md, "Formats"). The prompt is five parts joined by "\n":
 //
 //   kPasskeyTask
 //   garbage prefix   (the first round(depth * n) characters of the garbage stream)

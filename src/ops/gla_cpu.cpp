@@ -1,5 +1,5 @@
-// Chunked normalized gated linear attention on CPU (see gla_cpu.h, LAWCAT.md
-// "Chunked form"). Per chunk of L <= C tokens, for every (batch, kv head) at once
+// Chunked normalized gated linear attention on CPU (see gla_cpu.h, docs/kernels.md
+// "Algorithm"). Per chunk of L <= C tokens, for every (batch, kv head) at once
 // and the G = H / Hkv query heads of a group batched beside them (shapes below
 // drop the leading [B, Hkv]):
 //

@@ -1,4 +1,5 @@
-// The LAWCAT attention core (LAWCAT.md steps 2-6) as ops, the layer's one seam to the kernels.
+// The LAWCAT attention core (docs/architecture.md, "The LAWCAT layer", steps 2-6) as ops,
+// the layer's one seam to the kernels.
 //
 // Layer level (model/lawcat_attention.cpp makes one of these calls per forward):
 //   lawcat_core(inputs, weights, options, state)       training, prefill (state out), no-grad

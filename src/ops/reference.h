@@ -21,7 +21,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> gla_recurrent_ref(
 at::Tensor causal_conv1d_ref(const at::Tensor& x, const at::Tensor& w,
                              const std::optional<at::Tensor>& cache = {});
 
-// The LAWCAT core's prologue (LAWCAT.md steps 2-5) in the inputs' dtype: q [B, T, H, D],
+// The LAWCAT core's prologue (docs/architecture.md, "The LAWCAT layer", steps 2-5) in the
+// inputs' dtype: q [B, T, H, D],
 // k [B, T, Hkv, D], a = W1 x [B, T, R], conv_q / conv_k [H*D, W], wphi [H, D, D/2],
 // w2 [Hkv*D, R], b2 [Hkv*D] (optional) -> (φ(conv q), φ(conv k) with k's kv head repeated
 // [B, T, H, D], log α [B, T, Hkv, D]).

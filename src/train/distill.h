@@ -1,4 +1,4 @@
-// Stage 1, attention transfer (../shared/spec/LAWCAT.md, "Training recipe"):
+// Stage 1, attention transfer (LAWCAT paper, arXiv 2509.18467; docs/training.md):
 // every LAWCAT layer computes the teacher's softmax attention and its own
 // output from the same hidden states and passes the teacher's on
 // (MixerMode::kDistill), so layers are distilled independently. The loss is

@@ -4,7 +4,7 @@
 // same kernel through its binding; this file exists because a full build costs minutes
 // of device time per iteration.
 //
-//   check: every case vs a float64 token-by-token implementation of LAWCAT.md (conv, φ,
+//   check: every case vs a float64 token-by-token implementation of the layer (docs/architecture.md; conv, φ,
 //          gate, normalized recurrence) on the same bf16/fp16-rounded inputs; outputs
 //          NaN-poisoned first; relative error max|y - ref| / max|ref| <= 1e-2.
 //   bench: B = 1, H = 32, Hkv = 8, R = 16, W = 4, T = 1K..64K, D = 64 / 128; CUDA events,

@@ -1,5 +1,5 @@
 // Each eval task generates exactly the documented format
-// (../shared/spec/EVAL_FORMATS.md): template strings verbatim, the needle once
+// (docs/eval.md, "Formats"): template strings verbatim, the needle once
 // at the requested depth, the length within 2 % of the target in tokens.
 #include <algorithm>
 #include <chrono>

@@ -1,5 +1,6 @@
 // The LAWCAT layer (W = 0) and its LoLCATs window hybrid against a token-by-token float64
-// implementation written from LAWCAT.md / the LoLCATs formula (independent of the layer's
+// implementation written from docs/architecture.md ("The LAWCAT layer") / the LoLCATs formula
+// (independent of the layer's
 // chunked and batched code): softmax over the last W tokens (raw projections, max-shifted)
 // plus the normalized gated linear sum over older tokens, one shared normalizer.
 #include <ATen/ATen.h>
