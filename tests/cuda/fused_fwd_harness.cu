@@ -1,5 +1,5 @@
 // Torch-free check + timing of the fused LAWCAT forward (csrc_kernels/lawcat), for quick
-// iterations on the GPU machine: `scripts/kernel_harness.sh` compiles it with nvcc alone
+// iterations on the GPU machine: `scripts/gpu.sh harness` compiles it with nvcc alone
 // (seconds, no LibTorch) next to csrc_kernels. The LibTorch tests (tests/cuda) check the
 // same kernel through its binding; this file exists because a full build costs minutes
 // of device time per iteration.
