@@ -23,6 +23,7 @@
 #include "util/error.h"
 #include "util/format.h"
 #include "util/log.h"
+#include "util/memory.h"
 
 namespace lawcat::bench {
 
@@ -106,12 +107,12 @@ constexpr double kMiB = 1024.0 * 1024.0;
 
 BenchPrefillResult bench_prefill(const BenchPrefillOptions& o) {
   LAWCAT_CHECK(o.model_dir.empty() != o.config_json.empty(), ConfigError,
-               "bench prefill: give exactly one of --model DIR or --config config.json");
-  LAWCAT_CHECK(!o.lengths.empty(), ConfigError, "bench prefill: --lengths is empty");
-  for (int64_t T : o.lengths) LAWCAT_CHECK(T > 0, ConfigError, "bench prefill: lengths must be positive, got " << T);
+               o.command << ": give exactly one of --model DIR or --config config.json");
+  LAWCAT_CHECK(!o.lengths.empty(), ConfigError, o.command << ": --lengths is empty");
+  for (int64_t T : o.lengths) LAWCAT_CHECK(T > 0, ConfigError, o.command << ": lengths must be positive, got " << T);
   LAWCAT_CHECK(o.reps > 0 && o.warmup >= 0 && o.decode_tokens >= 0 && o.decode_warmup >= 0, ConfigError,
-               "bench prefill: reps must be positive, warm-up and decode counts non-negative");
-  LAWCAT_CHECK(o.softmax || o.lawcat, ConfigError, "bench prefill: nothing to time (both kinds disabled)");
+               o.command << ": reps must be positive, warm-up and decode counts non-negative");
+  LAWCAT_CHECK(o.softmax || o.lawcat, ConfigError, o.command << ": nothing to time (both kinds disabled)");
   torch::NoGradGuard no_grad;
   const at::Device device = model::parse_device(o.device);
   const bool cuda = device.is_cuda();
@@ -119,7 +120,7 @@ BenchPrefillResult bench_prefill(const BenchPrefillOptions& o) {
 #ifdef LAWCAT_HAVE_CUDA
   if (cuda) c10::cuda::set_device(static_cast<c10::DeviceIndex>(dev_index));
 #else
-  LAWCAT_CHECK(!cuda, ConfigError, "bench prefill: lawcat was built without CUDA; use --device cpu");
+  LAWCAT_CHECK(!cuda, ConfigError, o.command << ": lawcat was built without CUDA; use --device cpu");
 #endif
 
   BenchPrefillResult result;
@@ -161,7 +162,7 @@ BenchPrefillResult bench_prefill(const BenchPrefillOptions& o) {
     bytes += p.numel() * static_cast<int64_t>(p.element_size());
   }
   result.weights_mib = static_cast<double>(bytes) / kMiB;
-  log::info("bench prefill: ", result.source, ", ", result.num_layers, " layers (", result.lawcat_layers,
+  log::info(o.command, ": ", result.source, ", ", result.num_layers, " layers (", result.lawcat_layers,
             " LAWCAT), ", result.parameters, " parameters, ", result.dtype, " on ", result.device);
 
   const auto ids_opts = at::TensorOptions().dtype(at::kLong).device(device);
@@ -221,6 +222,9 @@ BenchPrefillResult bench_prefill(const BenchPrefillOptions& o) {
           row.peak_above_base_mib = static_cast<double>(peak - base) / kMiB;
         }
         row.state_mib = static_cast<double>(st.memory_bytes()) / kMiB;
+        const auto rss = memory::resident();
+        if (rss.current_bytes >= 0) row.rss_mib = static_cast<double>(rss.current_bytes) / kMiB;
+        if (rss.peak_bytes >= 0) row.peak_rss_mib = static_cast<double>(rss.peak_bytes) / kMiB;
         if (std::find(o.profile_lengths.begin(), o.profile_lengths.end(), T) != o.profile_lengths.end()) {
           ProfileOptions po;
           const std::string tag = kind + "_T" + std::to_string(T);
@@ -239,10 +243,10 @@ BenchPrefillResult bench_prefill(const BenchPrefillOptions& o) {
         }
       } catch (const c10::OutOfMemoryError&) {
         row.error = "out of memory";
-        log::warn("bench prefill: ", kind, " T=", T, ": out of memory");
+        log::warn(o.command, ": ", kind, " T=", T, ": out of memory");
       }
       empty_cache(cuda);
-      log::info("bench prefill: ", kind, " T=", T, ": prefill ", row.prefill_ms, " ms, decode ",
+      log::info(o.command, ": ", kind, " T=", T, ": prefill ", row.prefill_ms, " ms, decode ",
                 row.decode_tokens_per_s, " tok/s", row.error.empty() ? "" : " (" + row.error + ")");
       result.rows.push_back(row);
     }
@@ -304,6 +308,10 @@ nlohmann::json bench_prefill_json(const BenchPrefillResult& r, const BenchPrefil
                         {"decode_ms_per_token", row.decode_ms_per_token},
                         {"decode_tokens_per_s", row.decode_tokens_per_s},
                         {"state_mib", row.state_mib}};
+    if (row.rss_mib >= 0) {
+      j["rss_mib"] = row.rss_mib;
+      j["peak_rss_mib"] = row.peak_rss_mib;
+    }
     if (row.peak_mib >= 0) {
       j["peak_mib"] = row.peak_mib;
       j["peak_above_base_mib"] = row.peak_above_base_mib;

@@ -29,6 +29,7 @@
 namespace lawcat::bench {
 
 struct BenchPrefillOptions {
+  std::string command = "bench prefill";  // names the command in errors and logs
   std::string model_dir;    // a checkpoint (teacher or LAWCAT model), or
   std::string config_json;  // a config.json for random weights
   std::vector<int64_t> lengths = {1024, 2048, 4096, 8192, 16384, 32768, 65536};
@@ -58,6 +59,8 @@ struct BenchPrefillRow {
   double peak_mib = -1;        // peak allocated (CUDA only; -1 otherwise)
   double peak_above_base_mib = -1;
   double state_mib = 0;        // decode state after prefill + decode
+  double rss_mib = -1;         // resident memory of the process after prefill + decode (Linux; -1 elsewhere)
+  double peak_rss_mib = -1;    // its high-water mark so far (covers every earlier row of the run too)
   std::string error;           // e.g. "out of memory"
   std::string profile;         // profile summaries (profile_lengths), text
 };

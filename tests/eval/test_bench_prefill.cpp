@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "common/catch.h"
+#include "bench/bench_decode.h"
 #include "bench/bench_prefill.h"
 #include "eval/eval_helpers.h"
 #include "io/hf_config.h"
@@ -71,4 +72,43 @@ TEST_CASE("bench prefill on a checkpoint directory (a teacher, swapped for the L
   const auto r = bench_prefill(o);
   REQUIRE(r.rows.size() == 2);
   CHECK(r.lawcat_layers == 2);
+}
+
+TEST_CASE("bench decode: decode-first settings, resident memory, the softmax / LAWCAT table", "[eval][bench]") {
+  test::SingleThread single_thread;
+  const auto dir = test::scratch_dir("bench_decode");
+  io::save_llama_config(dir / "config.json", test::tiny_eval_config());
+  BenchPrefillOptions o;
+  o.config_json = (dir / "config.json").string();
+  o.lengths = {16, 256};
+  o.device = "cpu";
+  o.warmup = 3;  // decode_bench_options drops the warm-up prefills and times one
+  o.reps = 4;
+  o.decode_tokens = 3;
+  o.decode_warmup = 1;
+  const auto d = decode_bench_options(o);
+  CHECK(d.warmup == 0);
+  CHECK(d.reps == 1);
+  CHECK(d.command == "bench decode");
+  const auto r = bench_prefill(d);
+  REQUIRE(r.rows.size() == 4);
+  for (const auto& row : r.rows) {
+    CAPTURE(row.kind, row.T);
+    CHECK(row.decode_tokens_per_s > 0);
+    CHECK(row.prefill_ms == row.prefill_min_ms);  // one timed prefill
+#ifdef __linux__
+    CHECK(row.rss_mib > 1);                       // /proc/self/status is read
+    CHECK(row.peak_rss_mib >= row.rss_mib);
+#endif
+  }
+  const std::string table = format_bench_decode(r);
+  CHECK_THAT(table, LAWCAT_CONTAINS("lc/sm"));
+  CHECK_THAT(table, LAWCAT_CONTAINS("    256 |"));
+  const auto j = bench_prefill_json(r, d);
+#ifdef __linux__
+  CHECK(j["rows"][0].contains("rss_mib"));
+#endif
+  BenchPrefillOptions none = d;
+  none.softmax = none.lawcat = false;
+  CHECK_THROWS_WITH(bench_prefill(none), LAWCAT_CONTAINS("bench decode: nothing to time"));
 }
