@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "config/yaml.h"
+#include "eval/generate.h"
 #include "eval/perplexity.h"
 #include "model/model_helpers.h"
 #include "eval/eval_runner.h"
@@ -207,6 +208,20 @@ TEST_CASE("Qwen2 / SmolLM2 byte-level tokenizers: ids and ppl's document NLL equ
       CAPTURE(kTexts[i]);
       CHECK(tok->encode(kTexts[i], tok->add_bos_by_default()) == hf_ids[i].get<std::vector<int64_t>>());
       CHECK(tok->decode(hf_ids[i].get<std::vector<int64_t>>()) == kTexts[i]);
+    }
+    // `lawcat generate`: the prompt as the tokenizer's pipeline encodes it (no BOS), greedy
+    // continuation equal to the model's argmax.
+    {
+      auto m = model::load_llama(f.dir, at::kCPU, at::kFloat);
+      eval::GenerateOptions go;
+      go.max_new_tokens = 4;
+      go.stop_ids = {-2};  // none (an id no model emits)
+      const auto r = eval::generate_text(*m, *tok, kTexts[0], go, {});
+      CHECK(r.prompt_ids == hf_ids[0].get<std::vector<int64_t>>());
+      REQUIRE(r.new_ids.size() == 4);
+      at::NoGradGuard g;
+      const at::Tensor logits = m->forward(at::tensor(r.prompt_ids, at::kLong).unsqueeze(0));
+      CHECK(logits[0][-1].argmax().item<int64_t>() == r.new_ids[0]);
     }
     // `lawcat ppl` over the texts as blank-line separated documents.
     std::string text;
