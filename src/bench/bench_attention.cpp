@@ -141,6 +141,150 @@ double measure_copy_gbps() {
   return 2.0 * double(a.numel()) / (t.ms * 1e-3) / 1e9;
 }
 
+constexpr int kSets = 3;  // rotate among fresh random input sets (defeats L2 reuse at short T)
+
+// One layer's LAWCAT parameters near their initialization: conv taps ~ identity, Wφ ~ the
+// rectangular identity, a small gate.
+Params make_params(const Shape& s, int64_t W, int64_t r) {
+  const auto bf16 = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  const auto f32 = at::TensorOptions().device(at::kCUDA).dtype(at::kFloat);
+  Params P;
+  P.conv_q = at::full({s.H * s.d, W}, 0.001, f32);
+  P.conv_q.select(1, W - 1).fill_(1.0);
+  P.conv_q.add_(at::randn_like(P.conv_q) * 0.01);
+  P.conv_k = P.conv_q.clone();
+  P.wphi = (at::eye(s.d, s.d / 2, f32).unsqueeze(0).repeat({s.H, 1, 1}) + at::randn({s.H, s.d, s.d / 2}, f32) * 0.05)
+               .to(at::kBFloat16);
+  P.w2 = (at::randn({s.Hkv * s.d, r}, f32) * 0.006).to(at::kBFloat16);
+  P.b2 = at::zeros({s.Hkv * s.d}, bf16);
+  return P;
+}
+
+std::vector<Inputs> make_inputs(const Shape& s, int64_t B, int64_t T, int64_t r) {
+  const auto bf16 = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  std::vector<Inputs> sets(kSets);
+  for (auto& in : sets) {
+    in.q = at::randn({B, T, s.H, s.d}, bf16);
+    in.k = at::randn({B, T, s.Hkv, s.d}, bf16);
+    in.v = at::randn({B, T, s.Hkv, s.d}, bf16);
+    in.a = at::randn({B, T, r}, bf16);
+    in.dy = at::randn({B, T, s.H, s.d}, bf16);
+  }
+  return sets;
+}
+
+// The core's forward + backward, parameters and inputs requiring grad for the timing only.
+Timing time_core_fwdbwd(Params& P, std::vector<Inputs>& sets, const Shape& s, int warmup, int reps) {
+  std::vector<at::Tensor> params = {P.conv_q, P.conv_k, P.wphi, P.w2, P.b2};
+  for (auto& p : params) p.requires_grad_(true);
+  for (auto& in : sets)
+    for (at::Tensor* x : {&in.q, &in.k, &in.v, &in.a}) x->requires_grad_(true);
+  const Timing t = time_it(
+      [&](int i) {
+        const Inputs& in = sets[i % kSets];
+        const at::Tensor y = lawcat_core(in, P, s);
+        y.backward(in.dy);
+      },
+      warmup, reps);
+  for (auto& p : params) {
+    p.mutable_grad() = at::Tensor();
+    p.requires_grad_(false);
+  }
+  for (auto& in : sets)
+    for (at::Tensor* x : {&in.q, &in.k, &in.v, &in.a}) {
+      x->mutable_grad() = at::Tensor();
+      x->requires_grad_(false);
+    }
+  return t;
+}
+
+// --breakdown: the parts (conv, φ, fused prologue, gate, GLA forward / backward) timed alone.
+std::map<std::string, double> time_parts(const Inputs& in, const Params& P, const Shape& s) {
+  at::NoGradGuard ng;
+  std::map<std::string, double> parts;
+  const int64_t B = in.q.size(0), T = in.q.size(1);
+  const at::Tensor qf = in.q.reshape({B, T, s.H * s.d}), kf = in.k.reshape({B, T, s.Hkv * s.d});
+  auto tm = [&](const std::function<void()>& f) { return time_it([&](int) { f(); }, 2, 10).ms; };
+  parts["conv_q"] = tm([&] { ops::cuda::causal_conv1d_fwd(qf, P.conv_q, at::Tensor(), 1, s.d); });
+  parts["conv_k"] = tm([&] { ops::cuda::causal_conv1d_fwd(kf, P.conv_k, at::Tensor(), s.H / s.Hkv, s.d); });
+  const at::Tensor qc = ops::cuda::causal_conv1d_fwd(qf, P.conv_q, at::Tensor(), 1, s.d).view({B, T, s.H, s.d});
+  const at::Tensor kc = ops::cuda::causal_conv1d_fwd(kf, P.conv_k, at::Tensor(), s.H / s.Hkv, s.d)
+                            .view({B, T, s.H, s.d});
+  parts["phi_q"] = tm([&] { feature_map(qc, P.wphi); });
+  parts["prologue_fused"] = tm([&] {
+    ops::cuda::lawcat_prologue_fwd(in.q, in.k, in.a, P.conv_q, P.conv_k, P.wphi, P.w2, P.b2);
+  });
+  parts["gate"] = tm([&] { gate(in.a, P, s.Hkv, s.d); });
+  const at::Tensor fq = feature_map(qc, P.wphi), fk = feature_map(kc, P.wphi), g = gate(in.a, P, s.Hkv, s.d);
+  parts["gla_fwd"] =
+      tm([&] { ops::cuda::chunk_gla_fwd(fq, fk, in.v, g, at::Tensor(), at::Tensor(), ops::GlaOptions{}); });
+  parts["gla_bwd"] = tm([&] {
+    ops::cuda::chunk_gla_bwd(fq, fk, in.v, g, at::Tensor(), at::Tensor(), in.dy, at::Tensor(), at::Tensor(),
+                             ops::GlaOptions{});
+  });
+  return parts;
+}
+
+// RoPE (base 500000) + SDPA, forward and (opt.backward) forward + backward, into row.
+void time_sdpa(BenchAttentionRow& row, std::vector<Inputs>& sets, const Shape& s, int64_t T,
+               const BenchAttentionOptions& opt) {
+  const auto f32 = at::TensorOptions().device(at::kCUDA).dtype(at::kFloat);
+  const at::Tensor pos = at::arange(T, f32).unsqueeze(1);
+  const at::Tensor inv = at::pow(500000.0, -at::arange(0, s.d, 2, f32) / double(s.d)).unsqueeze(0);
+  const at::Tensor ang = at::cat({pos * inv, pos * inv}, 1);  // [T, d]
+  const at::Tensor cos = ang.cos().to(at::kBFloat16), sin = ang.sin().to(at::kBFloat16);
+  {
+    at::NoGradGuard ng;
+    const Timing t = time_it([&](int i) { sdpa_core(sets[i % kSets], cos, sin, s); }, opt.warmup, opt.reps);
+    row.sdpa_fwd_ms = t.ms;
+    row.sdpa_fwd_peak_mib = t.peak_mib;
+  }
+  if (opt.backward) {
+    for (auto& in : sets)
+      for (at::Tensor* x : {&in.q, &in.k, &in.v}) x->requires_grad_(true);
+    const Timing t = time_it(
+        [&](int i) {
+          const Inputs& in = sets[i % kSets];
+          sdpa_core(in, cos, sin, s).backward(in.dy.transpose(1, 2));
+        },
+        opt.warmup, opt.reps);
+    row.sdpa_fwdbwd_ms = t.ms;
+    row.sdpa_fwdbwd_peak_mib = t.peak_mib;
+  }
+}
+
+// One row: shape s at length T: HBM floors, the core forward and forward + backward, the
+// breakdown and SDPA as the options ask; the allocator cache is emptied at the end.
+BenchAttentionRow bench_row(const Shape& s, Params& P, int64_t T, const BenchAttentionOptions& opt, double copy_gbps) {
+  BenchAttentionRow row;
+  row.shape = s.name;
+  row.T = T;
+  row.H = s.H;
+  row.Hkv = s.Hkv;
+  row.d = s.d;
+  const int64_t B = opt.batch, r = opt.rank;
+  std::vector<Inputs> sets = make_inputs(s, B, T, r);
+  // HBM floors: fwd reads q, k, v, a and writes y; bwd reads them + dy, writes the grads.
+  const double io_in = 2.0 * B * T * (s.H * s.d + 2 * s.Hkv * s.d + r), io_y = 2.0 * B * T * s.H * s.d;
+  row.floor_fwd_ms = (io_in + io_y) / (copy_gbps * 1e9) * 1e3;
+  row.floor_fwdbwd_ms = (3 * io_in + 2 * io_y) / (copy_gbps * 1e9) * 1e3;
+  {
+    at::NoGradGuard ng;
+    const Timing t = time_it([&](int i) { lawcat_core(sets[i % kSets], P, s); }, opt.warmup, opt.reps);
+    row.lawcat_fwd_ms = t.ms;
+    row.lawcat_fwd_peak_mib = t.peak_mib;
+  }
+  if (opt.backward) {
+    const Timing t = time_core_fwdbwd(P, sets, s, opt.warmup, opt.reps);
+    row.lawcat_fwdbwd_ms = t.ms;
+    row.lawcat_fwdbwd_peak_mib = t.peak_mib;
+  }
+  if (opt.breakdown) row.parts_ms = time_parts(sets[0], P, s);
+  if (opt.sdpa) time_sdpa(row, sets, s, T, opt);
+  c10::cuda::CUDACachingAllocator::emptyCache();  // with this row's inputs still held, as before the split
+  return row;
+}
+
 }  // namespace
 
 BenchAttentionResult bench_attention(const BenchAttentionOptions& opt) {
@@ -148,120 +292,11 @@ BenchAttentionResult bench_attention(const BenchAttentionOptions& opt) {
   BenchAttentionResult result;
   result.device = at::cuda::getCurrentDeviceProperties()->name;
   result.copy_gbps = measure_copy_gbps();
-  const auto bf16 = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
-  const auto f32 = at::TensorOptions().device(at::kCUDA).dtype(at::kFloat);
-  constexpr int kSets = 3;  // rotate among fresh random input sets (defeats L2 reuse at short T)
   for (const auto& shape_name : opt.shapes) {
     const Shape s = shape_of(shape_name);
-    Params P;
-    const int64_t W = opt.conv_width, r = opt.rank;
-    P.conv_q = at::full({s.H * s.d, W}, 0.001, f32);
-    P.conv_q.select(1, W - 1).fill_(1.0);
-    P.conv_q.add_(at::randn_like(P.conv_q) * 0.01);
-    P.conv_k = P.conv_q.clone();
-    P.wphi = (at::eye(s.d, s.d / 2, f32).unsqueeze(0).repeat({s.H, 1, 1}) + at::randn({s.H, s.d, s.d / 2}, f32) * 0.05)
-                 .to(at::kBFloat16);
-    P.w2 = (at::randn({s.Hkv * s.d, r}, f32) * 0.006).to(at::kBFloat16);
-    P.b2 = at::zeros({s.Hkv * s.d}, bf16);
+    Params P = make_params(s, opt.conv_width, opt.rank);
     for (const int64_t T : opt.seqlens) {
-      BenchAttentionRow row;
-      row.shape = s.name;
-      row.T = T;
-      row.H = s.H;
-      row.Hkv = s.Hkv;
-      row.d = s.d;
-      const int64_t B = opt.batch;
-      std::vector<Inputs> sets(kSets);
-      for (auto& in : sets) {
-        in.q = at::randn({B, T, s.H, s.d}, bf16);
-        in.k = at::randn({B, T, s.Hkv, s.d}, bf16);
-        in.v = at::randn({B, T, s.Hkv, s.d}, bf16);
-        in.a = at::randn({B, T, r}, bf16);
-        in.dy = at::randn({B, T, s.H, s.d}, bf16);
-      }
-      // HBM floors: fwd reads q, k, v, a and writes y; bwd reads them + dy, writes the grads.
-      const double io_in = 2.0 * B * T * (s.H * s.d + 2 * s.Hkv * s.d + r), io_y = 2.0 * B * T * s.H * s.d;
-      row.floor_fwd_ms = (io_in + io_y) / (result.copy_gbps * 1e9) * 1e3;
-      row.floor_fwdbwd_ms = (3 * io_in + 2 * io_y) / (result.copy_gbps * 1e9) * 1e3;
-      {
-        at::NoGradGuard ng;
-        const Timing t = time_it([&](int i) { lawcat_core(sets[i % kSets], P, s); }, opt.warmup, opt.reps);
-        row.lawcat_fwd_ms = t.ms;
-        row.lawcat_fwd_peak_mib = t.peak_mib;
-      }
-      if (opt.backward) {
-        std::vector<at::Tensor> params = {P.conv_q, P.conv_k, P.wphi, P.w2, P.b2};
-        for (auto& p : params) p.requires_grad_(true);
-        for (auto& in : sets)
-          for (at::Tensor* x : {&in.q, &in.k, &in.v, &in.a}) x->requires_grad_(true);
-        const Timing t = time_it(
-            [&](int i) {
-              const Inputs& in = sets[i % kSets];
-              const at::Tensor y = lawcat_core(in, P, s);
-              y.backward(in.dy);
-            },
-            opt.warmup, opt.reps);
-        row.lawcat_fwdbwd_ms = t.ms;
-        row.lawcat_fwdbwd_peak_mib = t.peak_mib;
-        for (auto& p : params) {
-          p.mutable_grad() = at::Tensor();
-          p.requires_grad_(false);
-        }
-        for (auto& in : sets)
-          for (at::Tensor* x : {&in.q, &in.k, &in.v, &in.a}) {
-            x->mutable_grad() = at::Tensor();
-            x->requires_grad_(false);
-          }
-      }
-      if (opt.breakdown) {
-        at::NoGradGuard ng;
-        const Inputs& in = sets[0];
-        const at::Tensor qf = in.q.reshape({B, T, s.H * s.d}), kf = in.k.reshape({B, T, s.Hkv * s.d});
-        auto tm = [&](const std::function<void()>& f) { return time_it([&](int) { f(); }, 2, 10).ms; };
-        row.parts_ms["conv_q"] = tm([&] { ops::cuda::causal_conv1d_fwd(qf, P.conv_q, at::Tensor(), 1, s.d); });
-        row.parts_ms["conv_k"] = tm([&] { ops::cuda::causal_conv1d_fwd(kf, P.conv_k, at::Tensor(), s.H / s.Hkv, s.d); });
-        const at::Tensor qc = ops::cuda::causal_conv1d_fwd(qf, P.conv_q, at::Tensor(), 1, s.d).view({B, T, s.H, s.d});
-        const at::Tensor kc = ops::cuda::causal_conv1d_fwd(kf, P.conv_k, at::Tensor(), s.H / s.Hkv, s.d)
-                                  .view({B, T, s.H, s.d});
-        row.parts_ms["phi_q"] = tm([&] { feature_map(qc, P.wphi); });
-        row.parts_ms["prologue_fused"] = tm([&] {
-          ops::cuda::lawcat_prologue_fwd(in.q, in.k, in.a, P.conv_q, P.conv_k, P.wphi, P.w2, P.b2);
-        });
-        row.parts_ms["gate"] = tm([&] { gate(in.a, P, s.Hkv, s.d); });
-        const at::Tensor fq = feature_map(qc, P.wphi), fk = feature_map(kc, P.wphi), g = gate(in.a, P, s.Hkv, s.d);
-        row.parts_ms["gla_fwd"] =
-            tm([&] { ops::cuda::chunk_gla_fwd(fq, fk, in.v, g, at::Tensor(), at::Tensor(), ops::GlaOptions{}); });
-        row.parts_ms["gla_bwd"] = tm([&] {
-          ops::cuda::chunk_gla_bwd(fq, fk, in.v, g, at::Tensor(), at::Tensor(), in.dy, at::Tensor(), at::Tensor(),
-                                   ops::GlaOptions{});
-        });
-      }
-      if (opt.sdpa) {
-        const at::Tensor pos = at::arange(T, f32).unsqueeze(1);
-        const at::Tensor inv = at::pow(500000.0, -at::arange(0, s.d, 2, f32) / double(s.d)).unsqueeze(0);
-        const at::Tensor ang = at::cat({pos * inv, pos * inv}, 1);  // [T, d]
-        const at::Tensor cos = ang.cos().to(at::kBFloat16), sin = ang.sin().to(at::kBFloat16);
-        {
-          at::NoGradGuard ng;
-          const Timing t = time_it([&](int i) { sdpa_core(sets[i % kSets], cos, sin, s); }, opt.warmup, opt.reps);
-          row.sdpa_fwd_ms = t.ms;
-          row.sdpa_fwd_peak_mib = t.peak_mib;
-        }
-        if (opt.backward) {
-          for (auto& in : sets)
-            for (at::Tensor* x : {&in.q, &in.k, &in.v}) x->requires_grad_(true);
-          const Timing t = time_it(
-              [&](int i) {
-                const Inputs& in = sets[i % kSets];
-                sdpa_core(in, cos, sin, s).backward(in.dy.transpose(1, 2));
-              },
-              opt.warmup, opt.reps);
-          row.sdpa_fwdbwd_ms = t.ms;
-          row.sdpa_fwdbwd_peak_mib = t.peak_mib;
-        }
-      }
-      result.rows.push_back(row);
-      c10::cuda::CUDACachingAllocator::emptyCache();
+      result.rows.push_back(bench_row(s, P, T, opt, result.copy_gbps));
     }
   }
   return result;

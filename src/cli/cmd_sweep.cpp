@@ -170,6 +170,246 @@ double metric_value(const nlohmann::json& summary, const std::string& metric) {
 
 std::string num(double v, int prec = 4) { return std::isfinite(v) ? lawcat::format::significant(v, prec) : ""; }
 
+// The runs: variants (in file order, those --only names) x the cartesian product of the
+// grid, first key slowest.
+std::vector<Run> plan_runs(const Sweep& s, const std::vector<std::string>& only, const std::string& file) {
+  std::vector<Run> runs;
+  if (s.variants.empty()) runs.resize(1);
+  for (const auto& name : only)
+    LAWCAT_CHECK(std::any_of(s.variants.begin(), s.variants.end(), [&](const auto& v) { return v.first == name; }),
+                 ConfigError, "--only: '" << name << "' is not a variant of " << file);
+  for (const auto& [name, ov] : s.variants) {
+    if (!only.empty() && std::find(only.begin(), only.end(), name) == only.end()) continue;
+    Run r;
+    r.name = name;
+    r.variant = name;
+    runs.push_back(r);
+  }
+  for (const auto& [key, values] : s.grid) {
+    std::vector<Run> next;
+    for (const auto& r : runs)
+      for (const auto& v : values) {
+        Run n = r;
+        n.values.push_back(v);
+        n.name += (n.name.empty() ? "" : "_") + leaf(key) + "-" + safe(v);
+        next.push_back(n);
+      }
+    runs = next;
+  }
+  return runs;
+}
+
+// --shard i/n -> (i, n); (0, 1) without --shard.
+std::pair<int64_t, int64_t> parse_shard(const std::string& shard) {
+  int64_t shard_i = 0, shard_n = 1;
+  if (shard.empty()) return {shard_i, shard_n};
+  const auto slash = shard.find('/');
+  try {
+    LAWCAT_CHECK(slash != std::string::npos, ConfigError, "");
+    shard_i = std::stoll(shard.substr(0, slash));
+    shard_n = std::stoll(shard.substr(slash + 1));
+  } catch (const std::exception&) {
+    shard_n = 0;
+  }
+  LAWCAT_CHECK(shard_n >= 1 && shard_i >= 0 && shard_i < shard_n, ConfigError,
+               "--shard: expected i/n with 0 <= i < n, got '" << shard << "'");
+  return {shard_i, shard_n};
+}
+
+// One sweep invocation: the sweep file, the command line's --set, where the runs go.
+struct SweepJob {
+  Sweep s;
+  std::string file;
+  std::vector<std::string> extra;
+  stdfs::path root;
+
+  // A run's overrides: the sweep's set, its variant, --set, its grid values, its folder.
+  std::vector<std::string> overrides_of(const Run& r, const std::string& base_cache_dir) const {
+    std::vector<std::string> ov = s.set;
+    for (const auto& [name, vo] : s.variants)
+      if (name == r.variant) ov.insert(ov.end(), vo.begin(), vo.end());
+    ov.insert(ov.end(), extra.begin(), extra.end());
+    for (size_t k = 0; k < s.grid.size(); ++k) ov.push_back(s.grid[k].first + "=" + r.values[k]);
+    ov.push_back("output_dir=" + (root / r.name).string());
+    if (base_cache_dir.empty()) ov.push_back("data.cache_dir=" + (root / "cache").string());
+    return ov;
+  }
+};
+
+// --dry-run: loads and checks every run's config as the real sweep would, and reports all problems.
+int check_runs(const SweepJob& job, const std::vector<Run>& runs) {
+  using namespace lawcat;
+  std::vector<std::string> problems;
+  std::string base_cache_dir;
+  try {
+    base_cache_dir = config::load_run_config(job.s.base, job.extra).data.cache_dir;
+  } catch (const std::exception& e) {
+    problems.push_back("base " + job.s.base + ": " + describe_exception(e));
+  }
+  for (const auto& r : runs) {
+    try {
+      config::load_run_config(job.s.base, job.overrides_of(r, base_cache_dir));
+      std::cout << "  " << r.name << ": ok\n";
+    } catch (const std::exception& e) {
+      std::cout << "  " << r.name << ": INVALID\n";
+      problems.push_back("run " + r.name + ": " + describe_exception(e));
+    }
+  }
+  if (!problems.empty()) {
+    std::string msg = std::to_string(problems.size()) + " problem(s) in sweep " + job.file + ":";
+    for (const auto& p : problems) msg += "\n  " + p;
+    throw ConfigError(msg);
+  }
+  return 0;
+}
+
+// Runs run i of `runs` (1-based position in the progress line) unless it finished earlier;
+// fills its summary and status. Returns false when Ctrl-C interrupted it.
+bool run_one(const SweepJob& job, Run& r, size_t i, size_t n_runs, const std::string& base_cache_dir,
+             int& failed) {
+  using namespace lawcat;
+  const stdfs::path dir = job.root / r.name;
+  const std::vector<std::string> ov = job.overrides_of(r, base_cache_dir);
+  if (stdfs::exists(dir / "summary.json")) {
+    auto j = nlohmann::json::parse(fs::read_text(dir / "summary.json"));
+    if (!j.value("interrupted", true) && !j.value("export_dir", std::string()).empty()) {
+      r.summary = j;
+      r.status = "done earlier";
+      std::cout << "[" << i + 1 << "/" << n_runs << "] " << r.name << ": finished earlier, skipped\n";
+      return true;
+    }
+  }
+  std::cout << "[" << i + 1 << "/" << n_runs << "] " << r.name << "\n" << std::flush;
+  try {
+    config::RunConfig cfg = config::load_run_config(job.s.base, ov);
+    train::RecipeOptions opt;
+    opt.resume = stdfs::exists(dir / "config.yaml");
+    opt.config_source = job.s.base;
+    train::RecipeResult res = train::run_recipe(cfg, opt);
+    if (res.interrupted) {
+      std::cout << "sweep interrupted during " << r.name << "; run it again to continue\n";
+      return false;
+    }
+    r.summary = nlohmann::json::parse(fs::read_text(dir / "summary.json"));
+    r.status = "done";
+  } catch (const std::exception& e) {
+    r.status = "failed: " + describe_exception(e);
+    ++failed;
+    log::error("sweep run ", r.name, " failed: ", describe_exception(e));
+  }
+  return true;
+}
+
+// results.csv and results.md (also printed): a row per run, the grid values and the metrics.
+void write_table(const SweepJob& job, const std::vector<Run>& runs) {
+  using namespace lawcat;
+  const Sweep& s = job.s;
+  const std::vector<std::pair<std::string, std::string>> cols = {
+      {"distill.init_val", "distill MSE init"}, {"distill.best_val", "distill MSE best"},
+      {"distill.reduction", "MSE reduction"},   {"lora.best_val", "lora CE best"},
+      {"lora.ppl", "lora ppl"},                 {"distill.tokens_per_s", "distill tok/s"},
+      {"distill.wall_s", "distill s"},          {"lora.wall_s", "lora s"}};
+  std::ostringstream csv, md;
+  csv << "run";
+  md << "| run";
+  if (!s.variants.empty()) csv << ",variant", md << " | variant";
+  for (const auto& [k, v] : s.grid) csv << "," << k, md << " | " << k;
+  for (const auto& [k, label] : cols) csv << "," << k, md << " | " << label;
+  csv << ",status\n";
+  md << " | status |\n|---";
+  for (size_t k = 0; k < s.grid.size() + cols.size() + 1 + (s.variants.empty() ? 0 : 1); ++k) md << "|---";
+  md << "|\n";
+  for (const auto& r : runs) {
+    csv << r.name;
+    md << "| " << r.name;
+    if (!s.variants.empty()) csv << "," << r.variant, md << " | " << r.variant;
+    for (const auto& v : r.values) csv << "," << v, md << " | " << v;
+    for (const auto& [k, label] : cols) {
+      const std::string x = num(metric_value(r.summary, k));
+      csv << "," << x;
+      md << " | " << x;
+    }
+    std::string st = r.status;
+    std::replace(st.begin(), st.end(), '\n', ' ');
+    std::replace(st.begin(), st.end(), ',', ';');
+    csv << "," << st << "\n";
+    md << " | " << st.substr(0, 80) << " |\n";
+  }
+  const stdfs::path& root = job.root;
+  fs::atomic_write_text(root / "results.csv", csv.str());
+  fs::atomic_write_text(root / "results.md", "# sweep " + job.file + "\n\nmetric: " + s.metric + "\n\n" + md.str());
+  std::cout << "\n" << md.str() << "\nresults: " << (root / "results.csv").string() << ", "
+            << (root / "results.md").string() << "\n";
+}
+
+// results.png: the metric against the last grid key, one line per value of the others
+// (nothing for a sweep of variants only; a warning without gnuplot).
+void write_plot(const SweepJob& job, const std::vector<Run>& runs) {
+  using namespace lawcat;
+  const Sweep& s = job.s;
+  const stdfs::path& root = job.root;
+  if (s.grid.empty()) return;  // variants only: the table is the result
+  if (!lawcat::plot::have_gnuplot()) {
+    log::warn("gnuplot not found: no sweep plot (install gnuplot-nox)");
+    return;
+  }
+  const std::string xkey = s.grid.back().first;
+  std::map<std::string, std::string> series;  // legend -> "x y" lines
+  for (const auto& r : runs) {
+    const double y = metric_value(r.summary, s.metric);
+    if (!std::isfinite(y)) continue;
+    std::string legend;
+    for (size_t k = 0; k + 1 < s.grid.size(); ++k)
+      legend += (legend.empty() ? "" : ", ") + leaf(s.grid[k].first) + "=" + r.values[k];
+    if (legend.empty()) legend = s.metric;
+    series[legend] += r.values.back() + " " + num(y, 9) + "\n";
+  }
+  std::ostringstream dat, gp;
+  int idx = 0;
+  gp << "set terminal pngcairo size 900,540 enhanced font ',10'\nset output " << lawcat::plot::file(root / "results.png")
+     << "\nset title 'sweep " << job.file << "' noenhanced\nset xlabel '" << xkey << "' noenhanced\nset ylabel '"
+     << s.metric << "' noenhanced\nset grid\nset key outside right\nplot ";
+  for (const auto& [legend, lines] : series) {
+    dat << "# " << legend << "\n" << lines << "\n\n";
+    gp << (idx ? ", " : "") << lawcat::plot::file(root / "results.dat") << " index " << idx
+       << " using 1:2 with linespoints pt 7 lw 2 title '" << legend << "' noenhanced";
+    ++idx;
+  }
+  gp << "\n";
+  if (idx > 0) {
+    fs::atomic_write_text(root / "results.dat", dat.str());
+    fs::atomic_write_text(root / "results.gp", gp.str());
+    if (lawcat::plot::run(root / "results.gp", root / "results.png")) std::cout << "plot: " << (root / "results.png").string() << "\n";
+  }
+}
+
+// Plan the runs, check them (--dry-run) or run this shard's share, then the table and the plot.
+int run_sweep(SweepJob job, const std::vector<std::string>& only, const std::string& shard, bool dry) {
+  using namespace lawcat;
+  const auto [shard_i, shard_n] = parse_shard(shard);
+  std::vector<Run> runs = plan_runs(job.s, only, job.file);
+  std::cout << "sweep " << job.file << ": " << runs.size() << " runs under " << job.root.string() << "\n";
+  if (dry) return check_runs(job, runs);
+  stdfs::create_directories(job.root);
+  // --shard processes share root by design; each run locks its own folder in run_recipe.
+  std::optional<fs::DirLock> sweep_lock;
+  if (shard_n == 1) sweep_lock.emplace(job.root);
+  // Runs share one token cache: the base config's data.cache_dir, else <output_dir>/cache.
+  const std::string base_cache_dir = config::load_run_config(job.s.base, job.extra).data.cache_dir;
+  int failed = 0;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    if (static_cast<int64_t>(i) % shard_n != shard_i) continue;
+    if (!run_one(job, runs[i], i, runs.size(), base_cache_dir, failed)) return 130;
+  }
+  if (shard_n > 1) {  // the table is written by a last call without --shard
+    std::cout << "shard " << shard_i << "/" << shard_n << " done" << (failed ? " (with failures)" : "") << "\n";
+    return failed ? 1 : 0;
+  }
+  write_table(job, runs);
+  write_plot(job, runs);
+  return failed ? 1 : 0;
+}
+
 lawcat::cli::Runner setup_sweep(CLI::App& app) {
   auto file = std::make_shared<std::string>();
   auto extra = std::make_shared<std::vector<std::string>>();
@@ -184,204 +424,11 @@ lawcat::cli::Runner setup_sweep(CLI::App& app) {
   app.add_option("--only", *only, "variants to run, comma-separated (default: all)")->delimiter(',');
   app.add_option("--output-dir", *out_dir, "where the runs go (default: the sweep file's output_dir)");
   return [file, extra, dry, shard, only, out_dir] {
-    using namespace lawcat;
-    train::install_signal_handlers();
-    Sweep s = read_sweep(*file);
-    if (!out_dir->empty()) s.output_dir = *out_dir;
-    int64_t shard_i = 0, shard_n = 1;
-    if (!shard->empty()) {
-      const auto slash = shard->find('/');
-      try {
-        LAWCAT_CHECK(slash != std::string::npos, ConfigError, "");
-        shard_i = std::stoll(shard->substr(0, slash));
-        shard_n = std::stoll(shard->substr(slash + 1));
-      } catch (const std::exception&) {
-        shard_n = 0;
-      }
-      LAWCAT_CHECK(shard_n >= 1 && shard_i >= 0 && shard_i < shard_n, ConfigError,
-                   "--shard: expected i/n with 0 <= i < n, got '" << *shard << "'");
-    }
-    // Variants (in file order) x the cartesian product of the grid, first key slowest.
-    std::vector<Run> runs;
-    if (s.variants.empty()) runs.resize(1);
-    for (const auto& name : *only)
-      LAWCAT_CHECK(std::any_of(s.variants.begin(), s.variants.end(), [&](const auto& v) { return v.first == name; }),
-                   ConfigError, "--only: '" << name << "' is not a variant of " << *file);
-    for (const auto& [name, ov] : s.variants) {
-      if (!only->empty() && std::find(only->begin(), only->end(), name) == only->end()) continue;
-      Run r;
-      r.name = name;
-      r.variant = name;
-      runs.push_back(r);
-    }
-    for (const auto& [key, values] : s.grid) {
-      std::vector<Run> next;
-      for (const auto& r : runs)
-        for (const auto& v : values) {
-          Run n = r;
-          n.values.push_back(v);
-          n.name += (n.name.empty() ? "" : "_") + leaf(key) + "-" + safe(v);
-          next.push_back(n);
-        }
-      runs = next;
-    }
-    const stdfs::path root = s.output_dir;
-    std::cout << "sweep " << *file << ": " << runs.size() << " runs under " << root.string() << "\n";
-    // A run's overrides: the sweep's set, its variant, --set, its grid values, its folder.
-    auto overrides_of = [&](const Run& r, const std::string& base_cache_dir) {
-      std::vector<std::string> ov = s.set;
-      for (const auto& [name, vo] : s.variants)
-        if (name == r.variant) ov.insert(ov.end(), vo.begin(), vo.end());
-      ov.insert(ov.end(), extra->begin(), extra->end());
-      for (size_t k = 0; k < s.grid.size(); ++k) ov.push_back(s.grid[k].first + "=" + r.values[k]);
-      ov.push_back("output_dir=" + (root / r.name).string());
-      if (base_cache_dir.empty()) ov.push_back("data.cache_dir=" + (root / "cache").string());
-      return ov;
-    };
-    if (*dry) {
-      // Loads and checks every run's config as the real sweep would, and reports all problems.
-      std::vector<std::string> problems;
-      std::string base_cache_dir;
-      try {
-        base_cache_dir = config::load_run_config(s.base, *extra).data.cache_dir;
-      } catch (const std::exception& e) {
-        problems.push_back("base " + s.base + ": " + describe_exception(e));
-      }
-      for (const auto& r : runs) {
-        try {
-          config::load_run_config(s.base, overrides_of(r, base_cache_dir));
-          std::cout << "  " << r.name << ": ok\n";
-        } catch (const std::exception& e) {
-          std::cout << "  " << r.name << ": INVALID\n";
-          problems.push_back("run " + r.name + ": " + describe_exception(e));
-        }
-      }
-      if (!problems.empty()) {
-        std::string msg = std::to_string(problems.size()) + " problem(s) in sweep " + *file + ":";
-        for (const auto& p : problems) msg += "\n  " + p;
-        throw ConfigError(msg);
-      }
-      return 0;
-    }
-    stdfs::create_directories(root);
-    // --shard processes share root by design; each run locks its own folder in run_recipe.
-    std::optional<fs::DirLock> sweep_lock;
-    if (shard_n == 1) sweep_lock.emplace(root);
-    // Runs share one token cache: the base config's data.cache_dir, else <output_dir>/cache.
-    const std::string base_cache_dir = config::load_run_config(s.base, *extra).data.cache_dir;
-    int failed = 0;
-    for (size_t i = 0; i < runs.size(); ++i) {
-      Run& r = runs[i];
-      if (static_cast<int64_t>(i) % shard_n != shard_i) continue;
-      const stdfs::path dir = root / r.name;
-      const std::vector<std::string> ov = overrides_of(r, base_cache_dir);
-      if (stdfs::exists(dir / "summary.json")) {
-        auto j = nlohmann::json::parse(fs::read_text(dir / "summary.json"));
-        if (!j.value("interrupted", true) && !j.value("export_dir", std::string()).empty()) {
-          r.summary = j;
-          r.status = "done earlier";
-          std::cout << "[" << i + 1 << "/" << runs.size() << "] " << r.name << ": finished earlier, skipped\n";
-          continue;
-        }
-      }
-      std::cout << "[" << i + 1 << "/" << runs.size() << "] " << r.name << "\n" << std::flush;
-      try {
-        config::RunConfig cfg = config::load_run_config(s.base, ov);
-        train::RecipeOptions opt;
-        opt.resume = stdfs::exists(dir / "config.yaml");
-        opt.config_source = s.base;
-        train::RecipeResult res = train::run_recipe(cfg, opt);
-        if (res.interrupted) {
-          std::cout << "sweep interrupted during " << r.name << "; run it again to continue\n";
-          return 130;
-        }
-        r.summary = nlohmann::json::parse(fs::read_text(dir / "summary.json"));
-        r.status = "done";
-      } catch (const std::exception& e) {
-        r.status = "failed: " + describe_exception(e);
-        ++failed;
-        log::error("sweep run ", r.name, " failed: ", describe_exception(e));
-      }
-    }
-
-    if (shard_n > 1) {  // the table is written by a last call without --shard
-      std::cout << "shard " << shard_i << "/" << shard_n << " done" << (failed ? " (with failures)" : "") << "\n";
-      return failed ? 1 : 0;
-    }
-
-    // ---- table -------------------------------------------------------------------------------
-    const std::vector<std::pair<std::string, std::string>> cols = {
-        {"distill.init_val", "distill MSE init"}, {"distill.best_val", "distill MSE best"},
-        {"distill.reduction", "MSE reduction"},   {"lora.best_val", "lora CE best"},
-        {"lora.ppl", "lora ppl"},                 {"distill.tokens_per_s", "distill tok/s"},
-        {"distill.wall_s", "distill s"},          {"lora.wall_s", "lora s"}};
-    std::ostringstream csv, md;
-    csv << "run";
-    md << "| run";
-    if (!s.variants.empty()) csv << ",variant", md << " | variant";
-    for (const auto& [k, v] : s.grid) csv << "," << k, md << " | " << k;
-    for (const auto& [k, label] : cols) csv << "," << k, md << " | " << label;
-    csv << ",status\n";
-    md << " | status |\n|---";
-    for (size_t k = 0; k < s.grid.size() + cols.size() + 1 + (s.variants.empty() ? 0 : 1); ++k) md << "|---";
-    md << "|\n";
-    for (const auto& r : runs) {
-      csv << r.name;
-      md << "| " << r.name;
-      if (!s.variants.empty()) csv << "," << r.variant, md << " | " << r.variant;
-      for (const auto& v : r.values) csv << "," << v, md << " | " << v;
-      for (const auto& [k, label] : cols) {
-        const std::string x = num(metric_value(r.summary, k));
-        csv << "," << x;
-        md << " | " << x;
-      }
-      std::string st = r.status;
-      std::replace(st.begin(), st.end(), '\n', ' ');
-      std::replace(st.begin(), st.end(), ',', ';');
-      csv << "," << st << "\n";
-      md << " | " << st.substr(0, 80) << " |\n";
-    }
-    fs::atomic_write_text(root / "results.csv", csv.str());
-    fs::atomic_write_text(root / "results.md", "# sweep " + *file + "\n\nmetric: " + s.metric + "\n\n" + md.str());
-    std::cout << "\n" << md.str() << "\nresults: " << (root / "results.csv").string() << ", "
-              << (root / "results.md").string() << "\n";
-
-    // ---- plot: metric against the last grid key, one line per value of the others ------------
-    if (s.grid.empty()) {
-      // variants only: the table is the result
-    } else if (lawcat::plot::have_gnuplot()) {
-      const std::string xkey = s.grid.back().first;
-      std::map<std::string, std::string> series;  // legend -> "x y" lines
-      for (const auto& r : runs) {
-        const double y = metric_value(r.summary, s.metric);
-        if (!std::isfinite(y)) continue;
-        std::string legend;
-        for (size_t k = 0; k + 1 < s.grid.size(); ++k)
-          legend += (legend.empty() ? "" : ", ") + leaf(s.grid[k].first) + "=" + r.values[k];
-        if (legend.empty()) legend = s.metric;
-        series[legend] += r.values.back() + " " + num(y, 9) + "\n";
-      }
-      std::ostringstream dat, gp;
-      int idx = 0;
-      gp << "set terminal pngcairo size 900,540 enhanced font ',10'\nset output " << lawcat::plot::file(root / "results.png")
-         << "\nset title 'sweep " << *file << "' noenhanced\nset xlabel '" << xkey << "' noenhanced\nset ylabel '"
-         << s.metric << "' noenhanced\nset grid\nset key outside right\nplot ";
-      for (const auto& [legend, lines] : series) {
-        dat << "# " << legend << "\n" << lines << "\n\n";
-        gp << (idx ? ", " : "") << lawcat::plot::file(root / "results.dat") << " index " << idx
-           << " using 1:2 with linespoints pt 7 lw 2 title '" << legend << "' noenhanced";
-        ++idx;
-      }
-      gp << "\n";
-      if (idx > 0) {
-        fs::atomic_write_text(root / "results.dat", dat.str());
-        fs::atomic_write_text(root / "results.gp", gp.str());
-        if (lawcat::plot::run(root / "results.gp", root / "results.png")) std::cout << "plot: " << (root / "results.png").string() << "\n";
-      }
-    } else {
-      log::warn("gnuplot not found: no sweep plot (install gnuplot-nox)");
-    }
-    return failed ? 1 : 0;
+    lawcat::train::install_signal_handlers();
+    SweepJob job{read_sweep(*file), *file, *extra, {}};
+    if (!out_dir->empty()) job.s.output_dir = *out_dir;
+    job.root = job.s.output_dir;
+    return run_sweep(std::move(job), *only, *shard, *dry);
   };
 }
 LAWCAT_COMMAND("sweep", "Run a grid of training runs over a base config; results table and plot", setup_sweep);
