@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/catch.h"
+#include "common/tiny_llama.h"
 #include "config/schema.h"
 #include "io/hf_config.h"
 #include "model/swap.h"
@@ -22,22 +23,9 @@ struct SingleThread {
   ~SingleThread() { at::set_num_threads(saved); }
 };
 
+// 2 layers, hidden 32, 4 query / 2 kv heads of 8, vocab 512, tied embeddings.
 inline io::LlamaConfig tiny_eval_config(int64_t max_positions = 2048) {
-  io::LlamaConfig c;
-  c.vocab_size = 512;
-  c.hidden_size = 32;
-  c.intermediate_size = 64;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 8;
-  c.max_position_embeddings = max_positions;
-  c.rms_norm_eps = 1e-5;
-  c.bos_token_id = 1;
-  c.eos_token_id = 2;
-  c.eos_token_ids = {2};
-  c.tie_word_embeddings = true;
-  return c;
+  return tiny_llama_config({512, 32, 64, 2, 8, max_positions, true});
 }
 
 // A random model with weights large enough that attention is not uniform.

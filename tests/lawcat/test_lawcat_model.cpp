@@ -4,6 +4,7 @@
 #include <torch/csrc/autograd/generated/variable_factories.h>
 
 #include "common/catch.h"
+#include "common/tiny_llama.h"
 #include "config/schema.h"
 #include "io/llama2c_checkpoint.h"
 #include "model/swap.h"
@@ -15,19 +16,8 @@ using namespace lawcat::model;
 
 namespace {
 
-io::LlamaConfig tiny_config() {
-  io::LlamaConfig c;
-  c.vocab_size = 61;
-  c.hidden_size = 48;
-  c.intermediate_size = 96;
-  c.num_hidden_layers = 3;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 12;
-  c.max_position_embeddings = 512;
-  c.rms_norm_eps = 1e-5;
-  return c;
-}
+// 3 layers, hidden 48, 4 query / 2 kv heads of 12, vocab 61, untied.
+io::LlamaConfig tiny_config() { return test::tiny_llama_config({61, 48, 96, 3, 12, 512, false}); }
 
 LlamaForCausalLM tiny_model(uint64_t seed = 7) {
   at::manual_seed(seed);

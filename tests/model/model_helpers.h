@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/catch.h"
+#include "common/tiny_llama.h"
 #include "io/hf_config.h"
 #include "io/safetensors.h"
 #include "model/llama.h"
@@ -23,28 +24,12 @@ namespace lawcat::test {
 // scaling whose thresholds (wavelengths 8 and 32) put head-dim frequencies in
 // all three bands (kept, blended, divided).
 inline io::LlamaConfig tiny_config(bool tied) {
-  io::LlamaConfig c;
-  c.architecture = "LlamaForCausalLM";
-  c.vocab_size = 97;
-  c.hidden_size = 64;
-  c.intermediate_size = 112;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 16;
-  c.rms_norm_eps = 1e-5;
-  c.rope_theta = 10000.0;
+  io::LlamaConfig c = tiny_llama_config({97, 64, 112, 2, 16, 128, tied});
   c.rope_scaling.type = "llama3";
   c.rope_scaling.factor = 8.0;
   c.rope_scaling.low_freq_factor = 1.0;
   c.rope_scaling.high_freq_factor = 4.0;
   c.rope_scaling.original_max_position_embeddings = 32;
-  c.tie_word_embeddings = tied;
-  c.max_position_embeddings = 128;
-  c.bos_token_id = 1;
-  c.eos_token_id = 2;
-  c.eos_token_ids = {2};
-  c.torch_dtype = "float32";
   return c;
 }
 
