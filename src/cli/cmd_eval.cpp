@@ -60,6 +60,9 @@ lawcat::cli::Runner setup_eval(CLI::App& app) {
   app.add_option("--dtype", o.dtype, "auto, float32, bfloat16, float16")->capture_default_str();
   app.add_option("--max-new-tokens", o.max_new_tokens,
                  "tokens to generate (default: passkey 10, niah 128 (the maximum), babilong 20, raw probe 5)");
+  app.add_option("--batch-size", o.batch_size,
+                 "passkey, niah, babilong: prompts greedy-decoded together (left-padded; same tokens as one at a time)")
+      ->capture_default_str()->check(lawcat::cli::at_least(1));
   app.add_flag("--ruler-singular", o.ruler_singular,
                "niah: RULER's singular rewrite of the template for one needle ('A special magic number is ...')");
   app.add_flag("--no-plot", a->no_plot, "skip the gnuplot plots");

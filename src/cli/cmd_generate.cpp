@@ -1,5 +1,9 @@
-// `lawcat generate`: stream a continuation of a prompt (or of BOS) to stdout.
+// `lawcat generate`: stream a continuation of a prompt (or of BOS) to stdout; or, with
+// --prompts FILE (one prompt per line), continue every prompt, --batch-size at a time
+// (left-padded batches, eval/generate.h's generate_batch), one JSON line per prompt.
+#include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "cli/command.h"
 #include "model/swap.h"
@@ -7,21 +11,67 @@
 #include "model/llama.h"
 #include "model/model_tokenizer.h"
 #include "text/tokenizer.h"
+#include "util/error.h"
 #include "util/log.h"
 
 namespace {
 struct GenerateArgs {
-  std::string model, prompt, device = "cpu", dtype = "auto";
-  int64_t max_new_tokens = 256;
+  std::string model, prompt, prompts, device = "cpu", dtype = "auto";
+  int64_t max_new_tokens = 256, batch_size = 1;
   bool greedy = false;
   double temperature = 1.0, top_p = 0.9;
   uint64_t seed = 0;
 };
 
+// --prompts: every line a prompt, decoded --batch-size at a time; one JSON line per prompt
+// ({"index", "prompt", "output", "new_tokens", "stop_reason"}) in the file's order.
+int generate_file(const GenerateArgs& a, lawcat::model::LlamaForCausalLMImpl& model,
+                  const lawcat::text::Tokenizer& tokenizer, lawcat::eval::GenerateOptions opt) {
+  using namespace lawcat;
+  std::ifstream in(a.prompts);
+  LAWCAT_CHECK(in, DataError, "generate: cannot read " << a.prompts);
+  std::vector<std::string> prompts;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") != std::string::npos) prompts.push_back(line);
+  }
+  LAWCAT_CHECK(!prompts.empty(), DataError, "generate: " << a.prompts << " has no prompts (one per line)");
+  opt.stop_ids = eval::default_stop_ids(model, tokenizer);
+  int64_t tokens = 0;
+  for (size_t first = 0; first < prompts.size(); first += static_cast<size_t>(a.batch_size)) {
+    const size_t last = std::min(prompts.size(), first + static_cast<size_t>(a.batch_size));
+    std::vector<std::vector<int64_t>> ids;
+    for (size_t i = first; i < last; ++i) ids.push_back(eval::prompt_ids_for(model, tokenizer, prompts[i]));
+    const auto results = eval::generate_batch(model, ids, opt);
+    for (size_t i = first; i < last; ++i) {
+      const auto& r = results[i - first];
+      std::string text;
+      int64_t prev = r.prompt_ids.back();
+      for (int64_t id : r.new_ids) {
+        if (std::find(opt.stop_ids.begin(), opt.stop_ids.end(), id) == opt.stop_ids.end())
+          text += tokenizer.decode_piece(prev, id);
+        prev = id;
+      }
+      tokens += static_cast<int64_t>(r.new_ids.size());
+      std::cout << nlohmann::json({{"index", i}, {"prompt", prompts[i]}, {"output", text},
+                                   {"new_tokens", r.new_ids.size()}, {"stop_reason", r.stop_reason}})
+                       .dump()
+                << std::endl;
+    }
+  }
+  log::info("generated ", tokens, " tokens for ", prompts.size(), " prompts, batches of ", a.batch_size);
+  return 0;
+}
+
 lawcat::cli::Runner setup_generate(CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
   app.add_option("--model", a->model, "model directory (config.json, weights, tokenizer)")->required();
   app.add_option("--prompt", a->prompt, "prompt text (empty: start from BOS alone)");
+  app.add_option("--prompts", a->prompts,
+                 "file of prompts, one per line (blank lines skipped); prints one JSON line per prompt")
+      ->check(CLI::ExistingFile)->excludes("--prompt");
+  app.add_option("--batch-size", a->batch_size, "with --prompts: prompts decoded together (left-padded)")
+      ->capture_default_str()->check(lawcat::cli::at_least(1));
   app.add_option("--max-new-tokens", a->max_new_tokens, "tokens to generate at most")
       ->capture_default_str()->check(lawcat::cli::at_least(1));
   app.add_flag("--greedy", a->greedy, "argmax decoding (same as --temperature 0)");
@@ -42,6 +92,7 @@ lawcat::cli::Runner setup_generate(CLI::App& app) {
     opt.sampling.temperature = a->temperature;
     opt.sampling.top_p = a->top_p;
     opt.sampling.seed = a->seed;
+    if (!a->prompts.empty()) return generate_file(*a, *model, *tokenizer, opt);
     std::cout << a->prompt << std::flush;
     auto r = eval::generate_text(*model, *tokenizer, a->prompt, opt, [](const std::string& piece) {
       std::cout << piece << std::flush;

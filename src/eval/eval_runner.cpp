@@ -36,6 +36,27 @@ DecodeResult greedy_decode(model::LlamaForCausalLMImpl& model, const std::vector
   return d;
 }
 
+std::vector<DecodeResult> greedy_decode_batch(model::LlamaForCausalLMImpl& model,
+                                              const std::vector<std::vector<int64_t>>& prompts,
+                                              int64_t max_new_tokens, const std::vector<int64_t>& stop_ids) {
+  GenerateOptions g;
+  g.max_new_tokens = max_new_tokens;
+  g.sampling.greedy = true;
+  g.stop_ids = stop_ids;
+  g.warn_positions = false;
+  std::vector<DecodeResult> out;
+  for (GenerateResult& r : generate_batch(model, prompts, g)) {
+    DecodeResult d;
+    d.tokens = std::move(r.new_ids);
+    d.stopped = r.stop_reason == "stop_id";
+    d.prefill_seconds = r.prefill_seconds;
+    d.decode_seconds = r.decode_seconds;
+    d.state_bytes = r.state_bytes;
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
 std::vector<int64_t> stop_ids_for(const StopIdsSource& s) {
   std::vector<int64_t> ids;
   auto add = [&](int64_t id) {
@@ -166,7 +187,11 @@ nlohmann::json run_model(const EvalOptions& o, EvalTask& task, const std::string
   mj["max_position_embeddings"] = m.max_positions;
   mj["dtype"] = model::dtype_name(model->dtype());
   m.stop_ids = stop_ids_for({model->config().eos_token_ids, tokenizer->eos_id(), tokenizer->bos_id()});
-  m.bos = tokenizer->bos_id() >= 0 ? tokenizer->bos_id() : model->config().bos_token_id;
+  // The document start (ppl, longppl): the tokenizer's BOS, else the config's, else EOS (as
+  // perplexity.cpp); -1 only when the model names none, which the ppl tasks refuse.
+  for (int64_t id : {tokenizer->bos_id(), model->config().bos_token_id, model->config().eos_token_id,
+                     tokenizer->eos_id()})
+    if (m.bos < 0 && id >= 0) m.bos = id;
   // Lengths past the positions of softmax attention: said once per length, before any prompt is built.
   for (int64_t L : o.lengths)
     if (!m.pure_lawcat && L > m.max_positions && m.warned_lengths.insert(L).second)
@@ -179,31 +204,42 @@ nlohmann::json run_model(const EvalOptions& o, EvalTask& task, const std::string
   m.progress = progress ? &*progress : nullptr;
   double score_sum = 0;
   int64_t scored = 0;
-  for (const auto& w : todo) {
-    nlohmann::json rec = {{"key", w.key},       {"task", t},          {"variant", w.variant},
-                          {"model", name},      {"model_dir", m.dir}, {"length", w.length},
-                          {"depth", w.depth},   {"sample", w.sample}, {"seed", o.seed},
-                          {"max_new_tokens", o.max_new_tokens}};
+  const size_t batch = static_cast<size_t>(std::max<int64_t>(1, o.batch_size));
+  for (size_t first = 0; first < todo.size(); first += batch) {
+    // --batch-size prompts at a time (one: task.run, as always; more: task.run_batch).
+    const std::vector<GridItem> group(todo.begin() + static_cast<std::ptrdiff_t>(first),
+                                      todo.begin() + static_cast<std::ptrdiff_t>(std::min(todo.size(), first + batch)));
+    std::vector<nlohmann::json> recs;
+    for (const auto& w : group)
+      recs.push_back({{"key", w.key},       {"task", t},          {"variant", w.variant},
+                      {"model", name},      {"model_dir", m.dir}, {"length", w.length},
+                      {"depth", w.depth},   {"sample", w.sample}, {"seed", o.seed},
+                      {"max_new_tokens", o.max_new_tokens}});
     try {
-      task.run(o, m, w, rec);
+      if (group.size() == 1) task.run(o, m, group[0], recs[0]);
+      else task.run_batch(o, m, group, recs);
     } catch (const c10::OutOfMemoryError&) {
-      log::warn("eval ", t, ": ", name, ": out of memory at length ", w.length, "; recorded as an error");
-      rec["error"] = "out of memory";
+      log::warn("eval ", t, ": ", name, ": out of memory at length ", group[0].length, "; recorded as an error");
+      for (auto& rec : recs) rec["error"] = "out of memory";
     }
-    store.append(rec);
-    ++summary.ran;
-    if (rec.contains("score") && rec["score"].is_number()) {
-      score_sum += rec["score"].get<double>();
-      ++scored;
-    }
-    if (progress) {
-      std::string status = "L=" + std::to_string(w.length);
-      if (w.depth >= 0) status += " d=" + std::to_string(w.depth);
-      if (!w.variant.empty()) status = w.variant + " " + status;
-      if (task.is_accuracy() && scored)
-        status += " mean " + std::to_string(static_cast<int>(100.0 * score_sum / scored)) + "%";
-      progress->set_status(status);
-      progress->advance();
+    for (size_t gi = 0; gi < group.size(); ++gi) {
+      const GridItem& w = group[gi];
+      nlohmann::json& rec = recs[gi];
+      store.append(rec);
+      ++summary.ran;
+      if (rec.contains("score") && rec["score"].is_number()) {
+        score_sum += rec["score"].get<double>();
+        ++scored;
+      }
+      if (progress) {
+        std::string status = "L=" + std::to_string(w.length);
+        if (w.depth >= 0) status += " d=" + std::to_string(w.depth);
+        if (!w.variant.empty()) status = w.variant + " " + status;
+        if (task.is_accuracy() && scored)
+          status += " mean " + std::to_string(static_cast<int>(100.0 * score_sum / scored)) + "%";
+        progress->set_status(status);
+        progress->advance();
+      }
     }
   }
   if (progress) progress->finish();

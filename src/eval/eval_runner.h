@@ -44,6 +44,7 @@ struct EvalOptions {
   std::filesystem::path data;            // ../shared/data; empty = find_shared_data()
   std::string device = "cpu", dtype = "auto";
   int64_t max_new_tokens = 0;            // 0 = task default (passkey 10, niah 128, babilong 20, raw probe 5)
+  int64_t batch_size = 1;                // prompt tasks: prompts decoded together (generate_batch); 1 = one at a time
   bool ruler_singular = false;           // niah: RULER's singular template rewrite
   int64_t ppl_max_tokens = 0;            // ppl: score only the first N tokens of the text (0 = all)
   bool ppl_documents = false;            // ppl: split the text on blank lines
@@ -80,6 +81,12 @@ struct DecodeResult {
 };
 DecodeResult greedy_decode(model::LlamaForCausalLMImpl& model, const std::vector<int64_t>& prompt,
                            int64_t max_new_tokens, const std::vector<int64_t>& stop_ids = {});
+// The same for a batch of prompts at once (left-padded, eval/generate.h's generate_batch):
+// each prompt's tokens are those greedy_decode gives it alone; timings are the batch's and
+// state_bytes the batch's state divided by the prompts.
+std::vector<DecodeResult> greedy_decode_batch(model::LlamaForCausalLMImpl& model,
+                                              const std::vector<std::vector<int64_t>>& prompts,
+                                              int64_t max_new_tokens, const std::vector<int64_t>& stop_ids = {});
 
 // The model's tokens to stop at: config EOS ids, the tokenizer's EOS and BOS
 // (llama2.c-style models emit BOS between documents).

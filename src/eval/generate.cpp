@@ -96,9 +96,94 @@ GenerateResult generate_ids(model::LlamaForCausalLMImpl& model, const std::vecto
   return result;
 }
 
-GenerateResult generate_text(model::LlamaForCausalLMImpl& model, const text::Tokenizer& tokenizer,
-                             const std::string& prompt, GenerateOptions options,
-                             const std::function<void(const std::string&)>& on_text) {
+std::vector<GenerateResult> generate_batch(model::LlamaForCausalLMImpl& model,
+                                           const std::vector<std::vector<int64_t>>& prompts,
+                                           const GenerateOptions& options, int64_t pad_id) {
+  LAWCAT_CHECK(!prompts.empty(), DataError, "generate: no prompts");
+  for (const auto& p : prompts)
+    LAWCAT_CHECK(!p.empty(), DataError, "generate: a prompt has no tokens (start with BOS)");
+  if (prompts.size() == 1) return {generate_ids(model, prompts[0], options)};
+  torch::NoGradGuard no_grad;
+  const int64_t B = static_cast<int64_t>(prompts.size());
+  int64_t T = 0;
+  for (const auto& p : prompts) T = std::max<int64_t>(T, static_cast<int64_t>(p.size()));
+  // Left padding: row b is pads, then its prompt.
+  std::vector<int64_t> ids(static_cast<size_t>(B * T), pad_id), mask(static_cast<size_t>(B * T), 0);
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& p = prompts[static_cast<size_t>(b)];
+    const int64_t off = b * T + T - static_cast<int64_t>(p.size());
+    std::copy(p.begin(), p.end(), ids.begin() + off);
+    std::fill(mask.begin() + off, mask.begin() + (b + 1) * T, 1);
+  }
+  auto ids_opts = at::TensorOptions().dtype(at::kLong);
+  std::vector<GenerateResult> results(static_cast<size_t>(B));
+  std::vector<Sampler> samplers;
+  std::vector<bool> done(static_cast<size_t>(B), false);
+  for (int64_t b = 0; b < B; ++b) {
+    results[static_cast<size_t>(b)].prompt_ids = prompts[static_cast<size_t>(b)];
+    results[static_cast<size_t>(b)].stop_reason = "max_new_tokens";
+    samplers.emplace_back(options.sampling);
+  }
+  const bool greedy = options.sampling.greedy || options.sampling.temperature == 0;
+  model::DecodeState state = model.new_decode_state(B);
+  bool warned_positions = false;
+
+  using clock = std::chrono::steady_clock;
+  auto t0 = clock::now();
+  at::Tensor input = at::tensor(ids, ids_opts).view({B, T});
+  at::Tensor attention_mask = at::tensor(mask, ids_opts).view({B, T});
+  int64_t longest = T;  // positions used by the longest row
+  for (int64_t step = 0; step < options.max_new_tokens; ++step) {
+    at::Tensor hidden = model.hidden_states(input, &state, attention_mask);  // [B, T, D]
+    attention_mask = at::Tensor();  // only the prefill is padded
+    const at::Tensor last = model.logits(hidden.select(1, hidden.size(1) - 1));  // [B, V]
+    std::vector<int64_t> next(static_cast<size_t>(B));
+    if (greedy) {
+      const at::Tensor a = last.argmax(-1).to(at::kCPU).contiguous();
+      std::copy(a.data_ptr<int64_t>(), a.data_ptr<int64_t>() + B, next.begin());
+    } else {
+      for (int64_t b = 0; b < B; ++b)
+        if (!done[static_cast<size_t>(b)]) next[static_cast<size_t>(b)] = samplers[static_cast<size_t>(b)].sample(last[b]);
+    }
+    if (step == 0) {
+      auto t1 = clock::now();
+      const double s = std::chrono::duration<double>(t1 - t0).count();
+      for (auto& r : results) r.prefill_seconds = s;
+      t0 = t1;
+    }
+    bool all_done = true;
+    for (int64_t b = 0; b < B; ++b) {
+      auto& r = results[static_cast<size_t>(b)];
+      if (done[static_cast<size_t>(b)]) {
+        next[static_cast<size_t>(b)] = r.new_ids.back();  // keeps decoding harmlessly, not recorded
+        continue;
+      }
+      const int64_t id = next[static_cast<size_t>(b)];
+      r.new_ids.push_back(id);
+      if (std::find(options.stop_ids.begin(), options.stop_ids.end(), id) != options.stop_ids.end()) {
+        r.stop_reason = "stop_id";
+        done[static_cast<size_t>(b)] = true;
+      }
+      all_done = all_done && done[static_cast<size_t>(b)];
+    }
+    if (all_done) break;
+    ++longest;
+    if (options.warn_positions && !warned_positions && longest > model.max_positions()) {
+      log::warn("generate: past the model's max_position_embeddings (", model.max_positions(), ")");
+      warned_positions = true;
+    }
+    input = at::tensor(next, ids_opts).view({B, 1});
+  }
+  const double decode = std::chrono::duration<double>(clock::now() - t0).count();
+  for (auto& r : results) {
+    r.decode_seconds = decode;
+    r.state_bytes = state.memory_bytes() / B;
+  }
+  return results;
+}
+
+std::vector<int64_t> prompt_ids_for(model::LlamaForCausalLMImpl& model, const text::Tokenizer& tokenizer,
+                                    const std::string& prompt) {
   // BOS as the model's own tokenizer pipeline adds it (none for Qwen2 / SmolLM2-style
   // tokenizer.json without a BOS template or add_bos_token).
   std::vector<int64_t> ids = tokenizer.encode(prompt, /*add_bos=*/tokenizer.add_bos_by_default());
@@ -108,16 +193,25 @@ GenerateResult generate_text(model::LlamaForCausalLMImpl& model, const text::Tok
       if (id >= 0 && ids.empty()) ids = {id};
   }
   LAWCAT_CHECK(!ids.empty(), DataError, "generate: the prompt encodes to no tokens and the tokenizer has no BOS");
-  if (options.stop_ids.empty()) {
-    std::vector<int64_t> ids_to_stop = model.config().eos_token_ids;
-    ids_to_stop.push_back(tokenizer.eos_id());
-    ids_to_stop.push_back(tokenizer.bos_id());  // llama2.c-style models emit BOS between documents
-    for (int64_t id : ids_to_stop) {
-      if (id >= 0 && std::find(options.stop_ids.begin(), options.stop_ids.end(), id) == options.stop_ids.end()) {
-        options.stop_ids.push_back(id);
-      }
-    }
+  return ids;
+}
+
+std::vector<int64_t> default_stop_ids(model::LlamaForCausalLMImpl& model, const text::Tokenizer& tokenizer) {
+  std::vector<int64_t> stop;
+  std::vector<int64_t> ids_to_stop = model.config().eos_token_ids;
+  ids_to_stop.push_back(tokenizer.eos_id());
+  ids_to_stop.push_back(tokenizer.bos_id());  // llama2.c-style models emit BOS between documents
+  for (int64_t id : ids_to_stop) {
+    if (id >= 0 && std::find(stop.begin(), stop.end(), id) == stop.end()) stop.push_back(id);
   }
+  return stop;
+}
+
+GenerateResult generate_text(model::LlamaForCausalLMImpl& model, const text::Tokenizer& tokenizer,
+                             const std::string& prompt, GenerateOptions options,
+                             const std::function<void(const std::string&)>& on_text) {
+  std::vector<int64_t> ids = prompt_ids_for(model, tokenizer, prompt);
+  if (options.stop_ids.empty()) options.stop_ids = default_stop_ids(model, tokenizer);
   std::string text;
   int64_t prev = ids.back();
   auto stop = options.stop_ids;

@@ -60,6 +60,24 @@ GenerateResult generate_ids(model::LlamaForCausalLMImpl& model, const std::vecto
                             const GenerateOptions& options,
                             const std::function<void(int64_t)>& on_token = {});
 
+// A batch of prompts decoded together (each non-empty): left-padded to the longest with
+// `pad_id`, per-row attention masks and positions (model::LlamaForCausalLMImpl::hidden_states),
+// one prefill, then one token per step for every row; a row that has stopped keeps decoding
+// harmlessly (its tokens are not recorded) until every row has stopped or max_new_tokens.
+// Greedy: each row's tokens are those generate_ids gives the prompt alone. Sampling: each row
+// has its own Sampler seeded with options.sampling.seed. prefill_seconds / decode_seconds are
+// the batch's; state_bytes the batch's state divided by the rows. One prompt: generate_ids.
+std::vector<GenerateResult> generate_batch(model::LlamaForCausalLMImpl& model,
+                                           const std::vector<std::vector<int64_t>>& prompts,
+                                           const GenerateOptions& options, int64_t pad_id = 0);
+
+// The ids generate_text would give the model for `prompt` (BOS as the tokenizer adds it; an
+// empty prompt: BOS, else the config's BOS, else EOS), and its default stop ids (config EOS,
+// tokenizer EOS and BOS) when options.stop_ids is empty.
+std::vector<int64_t> prompt_ids_for(model::LlamaForCausalLMImpl& model, const text::Tokenizer& tokenizer,
+                                    const std::string& prompt);
+std::vector<int64_t> default_stop_ids(model::LlamaForCausalLMImpl& model, const text::Tokenizer& tokenizer);
+
 // Encodes `prompt` (with BOS; an empty prompt is BOS alone), generates, and
 // streams the decoded text of each new token to `on_text`. Stops at the
 // tokenizer's / config's EOS and at BOS unless options.stop_ids is set.

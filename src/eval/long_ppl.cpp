@@ -44,6 +44,8 @@ std::vector<std::vector<int64_t>> tokenize_for_long_ppl(const text::Tokenizer& t
 PerplexityResult long_ppl(model::LlamaForCausalLMImpl& model, const std::vector<std::vector<int64_t>>& streams,
                           int64_t ctx, int64_t bos, bool progress) {
   LAWCAT_CHECK(ctx > 1, ConfigError, "ppl: context length must be > 1, got " << ctx);
+  LAWCAT_CHECK(bos >= 0, DataError,
+               "ppl: the model has no BOS or EOS token (tokenizer or config.json) to start windows with");
   // Chunks of ctx tokens with BOS first: documents of ctx + 1 ids, one window each.
   std::vector<std::vector<int64_t>> docs;
   for (const auto& s : streams) {

@@ -54,7 +54,29 @@ std::vector<GridItem> PromptTask::cells(const EvalOptions& o, const std::string&
   return work;
 }
 
+void EvalTask::run_batch(const EvalOptions& o, EvalModel& m, const std::vector<GridItem>& items,
+                         std::vector<nlohmann::json>& recs) {
+  for (size_t i = 0; i < items.size(); ++i) run(o, m, items[i], recs[i]);
+}
+
 void PromptTask::run(const EvalOptions& o, EvalModel& m, const GridItem& w, nlohmann::json& rec) {
+  const PromptSample ps = prepare(o, m, w, rec);
+  finish(o, m, ps, greedy_decode(*m.model, ps.ids, o.max_new_tokens, m.stop_ids), rec);
+}
+
+void PromptTask::run_batch(const EvalOptions& o, EvalModel& m, const std::vector<GridItem>& items,
+                           std::vector<nlohmann::json>& recs) {
+  std::vector<PromptSample> samples;
+  std::vector<std::vector<int64_t>> prompts;
+  for (size_t i = 0; i < items.size(); ++i) {
+    samples.push_back(prepare(o, m, items[i], recs[i]));
+    prompts.push_back(samples.back().ids);
+  }
+  const std::vector<DecodeResult> dr = greedy_decode_batch(*m.model, prompts, o.max_new_tokens, m.stop_ids);
+  for (size_t i = 0; i < items.size(); ++i) finish(o, m, samples[i], dr[i], recs[i]);
+}
+
+PromptSample PromptTask::prepare(const EvalOptions& o, EvalModel& m, const GridItem& w, nlohmann::json& rec) {
   const std::string& task = name();
   int64_t* hint = &m.hints[w.variant + "|" + std::to_string(w.length) + "|" + std::to_string(w.depth)];
   const double depth = w.depth >= 0 ? static_cast<double>(w.depth) / 100.0 : 0.0;
@@ -76,7 +98,11 @@ void PromptTask::run(const EvalOptions& o, EvalModel& m, const GridItem& w, nloh
   rec["meta"] = ps.meta;
   rec["beyond_max_positions"] =
       m.beyond_positions(task, w.length, static_cast<int64_t>(ps.ids.size()) + o.max_new_tokens);
-  const DecodeResult dr = greedy_decode(*m.model, ps.ids, o.max_new_tokens, m.stop_ids);
+  return ps;
+}
+
+void PromptTask::finish(const EvalOptions& o, EvalModel& m, const PromptSample& ps, const DecodeResult& dr,
+                        nlohmann::json& rec) const {
   std::vector<int64_t> shown;
   for (int64_t id : dr.tokens)
     if (std::find(m.stop_ids.begin(), m.stop_ids.end(), id) == m.stop_ids.end()) shown.push_back(id);

@@ -71,6 +71,10 @@ class EvalTask {
   virtual void begin_model(const EvalOptions& o, EvalModel& m) { (void)o, (void)m; }
   // Runs one cell sample and writes its results (score, ...) into `rec`.
   virtual void run(const EvalOptions& o, EvalModel& m, const GridItem& w, nlohmann::json& rec) = 0;
+  // Runs several cell samples together (--batch-size > 1): recs[i] is items[i]'s record.
+  // Default: run() on each; prompt tasks decode their prompts as one left-padded batch.
+  virtual void run_batch(const EvalOptions& o, EvalModel& m, const std::vector<GridItem>& items,
+                         std::vector<nlohmann::json>& recs);
 
   // Reporting.
   virtual const char* progress_unit() const { return "prompt"; }
@@ -89,6 +93,8 @@ class PromptTask : public EvalTask {
   using EvalTask::EvalTask;
   std::vector<GridItem> cells(const EvalOptions& o, const std::string& dir) const override;
   void run(const EvalOptions& o, EvalModel& m, const GridItem& w, nlohmann::json& rec) override;
+  void run_batch(const EvalOptions& o, EvalModel& m, const std::vector<GridItem>& items,
+                 std::vector<nlohmann::json>& recs) override;
   bool plot(const EvalOptions& o, const std::filesystem::path& png, const std::string& variant,
             const std::vector<Cell>& cells, const std::vector<std::string>& models) const override;
 
@@ -101,6 +107,12 @@ class PromptTask : public EvalTask {
   // Scores the decoded output: rec["score"] (and task extras).
   virtual void score(const EvalOptions& o, const std::string& output, const PromptSample& ps,
                      nlohmann::json& rec) const = 0;
+
+ private:
+  // run's halves: the prompt and its fields of `rec`; then the decoded output's fields and score.
+  PromptSample prepare(const EvalOptions& o, EvalModel& m, const GridItem& w, nlohmann::json& rec);
+  void finish(const EvalOptions& o, EvalModel& m, const PromptSample& ps, const DecodeResult& dr,
+              nlohmann::json& rec) const;
 };
 
 std::unique_ptr<EvalTask> make_passkey_task();

@@ -49,7 +49,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> heads_with_rope(const LlamaAttent
   at::Tensor q = q_in.view({B, T, H, Dh}).transpose(1, 2);    // [B, H, T, D]
   at::Tensor k = k_in.view({B, T, Hkv, Dh}).transpose(1, 2);  // [B, Hkv, T, D]
   at::Tensor v = v_in.view({B, T, Hkv, Dh}).transpose(1, 2);  // [B, Hkv, T, D]
-  TORCH_CHECK(ctx.cos.defined() && ctx.cos.size(0) == T,
+  TORCH_CHECK(ctx.cos.defined() && ctx.cos.size(-2) == T && (ctx.cos.dim() == 2 || ctx.cos.size(0) == B),
               "LlamaAttention: MixerContext.cos must be [T=", T, ", D], got ",
               ctx.cos.defined() ? ctx.cos.sizes() : at::IntArrayRef{});
   return {apply_rope_fast(q, ctx.cos, ctx.sin), apply_rope_fast(k, ctx.cos, ctx.sin), v};
@@ -65,13 +65,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> LlamaAttentionImpl::qkv(const at:
 at::Tensor LlamaAttentionImpl::attention_from_projections(const at::Tensor& q_in, const at::Tensor& k_in,
                                                           const at::Tensor& v_in, const MixerContext& ctx) {
   auto [q, k, v] = heads_with_rope(options_, q_in, k_in, v_in, ctx);
+  const int64_t B = q_in.size(0), T = q_in.size(1);
+  at::Tensor key_valid = ctx.valid;  // [B, T] or, with a cache, [B, S]; undefined = no pads
   if (ctx.state) {
     auto* cache = dynamic_cast<KVCache*>(ctx.state);
     TORCH_CHECK(cache, "LlamaAttention: decode state of this layer is not a KVCache");
     std::tie(k, v) = cache->append(k, v);  // [B, Hkv, S, D]
+    key_valid = cache->append_valid(ctx.valid, B, T);
   }
-  at::Tensor y = causal_softmax_attention(q, k, v, options_.window());  // [B, H, T, D]
-  const int64_t B = q_in.size(0), T = q_in.size(1);
+  at::Tensor y = causal_softmax_attention(q, k, v, options_.window(), key_valid);  // [B, H, T, D]
   return y.transpose(1, 2).reshape({B, T, options_.num_heads() * options_.head_dim()});
 }
 
@@ -89,7 +91,7 @@ std::unique_ptr<LayerState> LlamaAttentionImpl::make_state(int64_t /*batch*/) co
 }
 
 at::Tensor causal_softmax_attention(const at::Tensor& q, const at::Tensor& k_all, const at::Tensor& v_all,
-                                    int64_t window) {
+                                    int64_t window, const at::Tensor& key_valid) {
   TORCH_CHECK(q.dim() == 4 && k_all.dim() == 4 && v_all.dim() == 4, "causal_softmax_attention: q ", q.sizes(),
               ", k ", k_all.sizes(), ", v ", v_all.sizes(), " must be [B, H, T, D]");
   const int64_t T = q.size(2), H = q.size(1), Hkv = k_all.size(1);
@@ -98,11 +100,28 @@ at::Tensor causal_softmax_attention(const at::Tensor& q, const at::Tensor& k_all
               "causal_softmax_attention: q ", q.sizes(), ", k ", k_all.sizes(), ", v ", v_all.sizes());
   TORCH_CHECK(window >= 0, "causal_softmax_attention: window must be >= 0, got ", window);
   const bool gqa = H != Hkv;
-  at::Tensor k = k_all, v = v_all;
+  TORCH_CHECK(!key_valid.defined() || (key_valid.dim() == 2 && key_valid.size(0) == q.size(0) &&
+                                       key_valid.size(1) == k_all.size(2)),
+              "causal_softmax_attention: key_valid must be [B, S] = [", q.size(0), ", ", k_all.size(2), "], got ",
+              key_valid.defined() ? key_valid.sizes() : at::IntArrayRef{});
+  at::Tensor k = k_all, v = v_all, kv_valid = key_valid.defined() ? key_valid.to(q.device(), at::kBool) : key_valid;
+  if (kv_valid.defined() && !(T == 1 && !q.is_cuda())) {
+    // Left-padded batch: one explicit mask [B, 1, T, S] (causal, window, pad keys; a query's
+    // own key always, so that pad queries have a row to attend to).
+    const int64_t S = k.size(2), past = S - T;
+    auto lopts = at::TensorOptions().dtype(at::kLong).device(q.device());
+    const at::Tensor j = at::arange(S, lopts).unsqueeze(0), i = (at::arange(T, lopts) + past).unsqueeze(1);
+    at::Tensor allowed = j <= i;  // [T, S]
+    if (window > 0) allowed = allowed.logical_and(j > i - window);
+    const at::Tensor mask =
+        allowed.unsqueeze(0).logical_and(kv_valid.unsqueeze(1)).logical_or((j == i).unsqueeze(0)).unsqueeze(1);
+    return at::scaled_dot_product_attention(q, k, v, mask, 0.0, /*is_causal=*/false, std::nullopt, gqa);
+  }
   if (window > 0 && k.size(2) > window) {
     if (T == 1) {  // one query: the last `window` keys, then the plain path below
       k = k.narrow(2, k.size(2) - window, window);
       v = v.narrow(2, v.size(2) - window, window);
+      if (kv_valid.defined()) kv_valid = kv_valid.narrow(1, kv_valid.size(1) - window, window);
     } else {
       // Query i sits at position past + i and sees keys past + i - window < j <= past + i.
       const int64_t S = k.size(2), past = S - T;
@@ -145,6 +164,10 @@ at::Tensor causal_softmax_attention(const at::Tensor& q, const at::Tensor& k_all
     at::Tensor scores =  // [B*Hkv, g, S] fp32
         half ? at::bmm(qg.to(at::kFloat), kb.transpose(1, 2).to(at::kFloat)) : at::bmm(qg, kb.transpose(1, 2));
     scores.mul_(1.0 / std::sqrt(static_cast<double>(D)));
+    if (kv_valid.defined()) {  // pad keys of a left-padded batch (the query itself is real)
+      const at::Tensor pad = kv_valid.logical_not().view({B, 1, 1, S}).expand({B, Hkv, 1, S}).reshape({B * Hkv, 1, S});
+      scores.masked_fill_(pad, -INFINITY);
+    }
     const at::Tensor p = at::softmax(scores, -1).to(v.scalar_type());
     return at::bmm(p, vb).view({B, H, 1, D});
   }
@@ -158,8 +181,10 @@ at::Tensor causal_softmax_attention(const at::Tensor& q, const at::Tensor& k_all
 at::Tensor apply_rope_fast(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
   if (at::GradMode::is_enabled() && x.requires_grad()) return apply_rope(x, cos, sin);
   const int64_t D = x.size(-1), h = D / 2;
-  TORCH_CHECK(cos.size(-1) == D && sin.size(-1) == D && cos.size(0) == x.size(-2),
+  TORCH_CHECK(cos.size(-1) == D && sin.size(-1) == D && cos.size(-2) == x.size(-2) &&
+                  (cos.dim() == 2 || (cos.dim() >= 3 && x.dim() == 4 && cos.size(0) == x.size(0))),
               "apply_rope_fast: x ", x.sizes(), " vs cos ", cos.sizes(), " sin ", sin.sizes());
+  if (cos.dim() == 3) return apply_rope_fast(x, cos.unsqueeze(1), sin.unsqueeze(1));  // per-row positions
   // rope(x) = [x1 cos1 - x2 sin1 | x2 cos2 + x1 sin2]  (cos/sin halves are equal tables)
   at::Tensor out = at::mul(x, cos);  // laid out like x
   out.narrow(-1, 0, h).addcmul_(x.narrow(-1, h, h), sin.narrow(-1, 0, h), -1);

@@ -81,12 +81,16 @@ using LlamaAttention = std::shared_ptr<LlamaAttentionImpl>;
 // window > 0: query i (position S - T + i) sees only keys j > S - T + i - window (sliding
 // window, as transformers' sliding_window_overlay); an explicit mask, or for T == 1 the
 // last `window` keys.
+// key_valid [B, S] bool (left-padded batches; undefined = every key real): keys with false are
+// masked for every query, except a query's own position (a pad query sees itself only, so no
+// row is fully masked and pad rows stay finite); an explicit mask on every path but the CPU
+// one-query path, which masks its fp32 scores.
 at::Tensor causal_softmax_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                    int64_t window = 0);
+                                    int64_t window = 0, const at::Tensor& key_valid = {});
 
 // RoPE for inference: the same rotation as apply_rope in three passes instead of
 // six (x * cos, then each half += the other half * ±sin). x [B, h, T, D] (any
-// strides), cos/sin [T, D] -> a new tensor laid out like x. Differentiable inputs
+// strides), cos/sin [T, D] (or [B, T, D]: per-row positions) -> a new tensor laid out like x. Differentiable inputs
 // (grad mode on and x requiring grad) go through apply_rope.
 at::Tensor apply_rope_fast(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 

@@ -31,9 +31,19 @@ std::pair<at::Tensor, at::Tensor> KVCache::append(const at::Tensor& k, const at:
   return {k_.narrow(2, 0, length_), v_.narrow(2, 0, length_)};
 }
 
+at::Tensor KVCache::append_valid(const at::Tensor& valid, int64_t batch, int64_t T) {
+  if (!valid.defined() && !valid_.defined()) return {};
+  TORCH_CHECK(!valid.defined() || (valid.dim() == 2 && valid.size(0) == batch && valid.size(1) == T),
+              "KVCache::append_valid: valid must be [B, T] = [", batch, ", ", T, "], got ", valid.sizes());
+  const auto opts = at::TensorOptions().dtype(at::kBool).device(k_.device());
+  if (!valid_.defined()) valid_ = at::ones({batch, length_ - T}, opts);
+  valid_ = at::cat({valid_, valid.defined() ? valid.to(opts) : at::ones({batch, T}, opts)}, 1);
+  return valid_;
+}
+
 int64_t KVCache::memory_bytes() const {
   if (!k_.defined()) return 0;
-  return static_cast<int64_t>(k_.nbytes() + v_.nbytes());
+  return static_cast<int64_t>(k_.nbytes() + v_.nbytes() + (valid_.defined() ? valid_.nbytes() : 0));
 }
 
 }  // namespace lawcat::model

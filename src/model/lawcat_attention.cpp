@@ -209,6 +209,7 @@ at::Tensor LawcatAttentionImpl::lawcat_core(const at::Tensor& x, const at::Tenso
   const auto& o = options_;
   const int64_t B = x.size(0), T = x.size(1), H = o.num_heads, Hkv = o.num_kv_heads, d = o.head_dim;
   ops::LawcatCoreInputs in{x, q, k, v, at::Tensor(), at::Tensor()};
+  in.valid = ctx.valid;  // left padding: pads leave the state untouched (ops::LawcatCoreInputs)
   if (o.rope) {
     TORCH_CHECK(ctx.cos.defined(), "LawcatAttention: rope on the linear path needs RoPE tables in the context");
     in.cos = ctx.cos;
@@ -230,9 +231,10 @@ at::Tensor LawcatAttentionImpl::lawcat_core(const at::Tensor& x, const at::Tenso
     wopt.gate = o.gate;
     wopt.eps = o.eps;
     wopt.chunk_size = o.chunk_size;
-    y = window_hybrid(q_r, k_r, f.v, f.phiq, f.phik, f.g, window_weight, wopt, st ? &st->window : nullptr);
+    y = window_hybrid(q_r, k_r, f.v, f.phiq, f.phik, f.g, window_weight, wopt, st ? &st->window : nullptr,
+                      ctx.valid);
     if (st) st->seen += T;
-  } else if (st && T == 1 && !at::GradMode::is_enabled()) {
+  } else if (st && T == 1 && !at::GradMode::is_enabled() && !ctx.valid.defined()) {
     y = ops::lawcat_core_step(in, core_weights(), core_options(), *st);  // one decoding step
   } else {
     y = ops::lawcat_core(in, core_weights(), core_options(), st);  // training, prefill, no-grad

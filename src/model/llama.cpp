@@ -113,7 +113,8 @@ MixerContext LlamaForCausalLMImpl::mixer_context(int64_t offset, int64_t T) {
   return ctx;
 }
 
-at::Tensor LlamaForCausalLMImpl::hidden_states(const at::Tensor& input_ids, DecodeState* state) {
+at::Tensor LlamaForCausalLMImpl::hidden_states(const at::Tensor& input_ids, DecodeState* state,
+                                               const at::Tensor& attention_mask) {
   const int64_t T = input_ids.size(-1);
   const int64_t offset = state ? state->position : 0;
   if (state) {
@@ -123,11 +124,44 @@ at::Tensor LlamaForCausalLMImpl::hidden_states(const at::Tensor& input_ids, Deco
     TORCH_CHECK(input_ids.size(0) == state->batch, "LlamaForCausalLM: decode state is for batch ",
                 state->batch, ", input_ids has batch ", input_ids.size(0));
   }
+  const int64_t B = input_ids.size(0);
+  // Left padding: the mask (normalized to undefined when it pads nothing) and the pads per row.
+  at::Tensor valid, pads = state ? state->pads : at::Tensor();
+  if (attention_mask.defined()) {
+    TORCH_CHECK(attention_mask.dim() == 2 && attention_mask.size(0) == B && attention_mask.size(1) == T,
+                "LlamaForCausalLM: attention_mask must be [B, T] = [", B, ", ", T, "], got ", attention_mask.sizes());
+    const at::Tensor m = attention_mask.to(device(), at::kBool);
+    const at::Tensor row_pads = m.logical_not().sum(1);  // [B] int64
+    const auto lopts = at::TensorOptions().dtype(at::kLong).device(device());
+    const bool left = at::equal(m, at::arange(T, lopts).unsqueeze(0) >= row_pads.unsqueeze(1));
+    TORCH_CHECK(left && (T == 0 || row_pads.max().item<int64_t>() < T),
+                "LlamaForCausalLM: attention_mask must be left padding (pads first) with a real token in every row");
+    if (row_pads.any().item<bool>()) {
+      TORCH_CHECK(!state || (state->position == 0 && !state->pads.defined()),
+                  "LlamaForCausalLM: padding is only taken by the first call on a decode state (the prefill)");
+      valid = m;
+      pads = row_pads;
+      if (state) state->pads = row_pads;
+    }
+  }
   at::Tensor x = embed(input_ids);  // [B, T, D]
   MixerContext ctx = mixer_context(offset, T);
+  if (pads.defined()) {
+    // Per-row positions: index t of row b is position offset + t - pads[b] (pads: 0).
+    const auto lopts = at::TensorOptions().dtype(at::kLong).device(device());
+    const at::Tensor pos = (at::arange(offset, offset + T, lopts).unsqueeze(0) - pads.unsqueeze(1)).clamp_min(0);
+    rope_cos_sin(0, offset + T);  // grows the tables
+    const int64_t hd = rope_cos_.size(1);
+    ctx.cos = rope_cos_.index_select(0, pos.reshape({-1})).view({B, T, hd});
+    ctx.sin = rope_sin_.index_select(0, pos.reshape({-1})).view({B, T, hd});
+    ctx.valid = valid;
+  }
+  const at::Tensor pad_rows = valid.defined() ? valid.logical_not().unsqueeze(-1) : at::Tensor();  // [B, T, 1]
+  if (pad_rows.defined()) x = x.masked_fill(pad_rows, 0);
   for (int64_t i = 0; i < num_layers(); ++i) {
     ctx.state = state ? state->layers[i].get() : nullptr;
     x = layer(i)->forward(x, ctx);
+    if (pad_rows.defined()) x = x.masked_fill(pad_rows, 0);  // pads stay zeros (finite) layer after layer
   }
   if (state) state->position += T;
   return model->norm(x);
@@ -142,8 +176,9 @@ at::Tensor LlamaForCausalLMImpl::forward(const at::Tensor& input_ids) {
   return logits(hidden_states(input_ids, nullptr));
 }
 
-at::Tensor LlamaForCausalLMImpl::forward(const at::Tensor& input_ids, DecodeState& state) {
-  return logits(hidden_states(input_ids, &state));
+at::Tensor LlamaForCausalLMImpl::forward(const at::Tensor& input_ids, DecodeState& state,
+                                         const at::Tensor& attention_mask) {
+  return logits(hidden_states(input_ids, &state, attention_mask));
 }
 
 DecodeState LlamaForCausalLMImpl::new_decode_state(int64_t batch) const {

@@ -78,9 +78,18 @@ class LlamaForCausalLMImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& input_ids);
   // Continues `state`: positions state.position.., updates every layer's state
   // and advances state.position by T. Used for prefill (T > 1) and steps (T == 1).
-  at::Tensor forward(const at::Tensor& input_ids, DecodeState& state);
+  // attention_mask: left padding, as hidden_states.
+  at::Tensor forward(const at::Tensor& input_ids, DecodeState& state, const at::Tensor& attention_mask = {});
   // input_ids [B, T] -> final-normed hidden states [B, T, D]; state optional.
-  at::Tensor hidden_states(const at::Tensor& input_ids, DecodeState* state = nullptr);
+  // attention_mask [B, T] (1 / true = a real token; undefined = all real) takes a batch of
+  // ragged sequences LEFT-padded (pads first in each row, at least one real token per row):
+  // each row's positions start at 0 at its first real token, pads are masked out of softmax
+  // attention and leave LAWCAT states untouched, so a row's real tokens get what they get
+  // alone. With a state, only its first call (the prefill) may carry pads; the state keeps
+  // the per-row offsets (DecodeState::pads) and the masks for the calls that follow. Hidden
+  // states at pad positions are zeros.
+  at::Tensor hidden_states(const at::Tensor& input_ids, DecodeState* state = nullptr,
+                           const at::Tensor& attention_mask = {});
   // hidden [..., D] -> logits [..., V] (lm_head, or the embedding when tied).
   at::Tensor logits(const at::Tensor& hidden);
   // token ids [B, T] -> embeddings [B, T, D].

@@ -20,8 +20,14 @@ namespace lawcat::model {
 // What a mixer gets besides the hidden states.
 struct MixerContext {
   int64_t position_offset = 0;  // position of the first of the T tokens
-  at::Tensor cos, sin;          // RoPE tables for those positions [T, D] (HF half-split), model dtype
+  at::Tensor cos, sin;          // RoPE tables for those positions [T, D] (HF half-split), model dtype;
+                                // [B, T, D] with per-row positions (left-padded batches)
   LayerState* state = nullptr;  // this layer's decode state; nullptr = no caching (plain forward)
+  // Left padding (a batch of ragged prompts): [B, T] bool, true = a real token, pads first in
+  // each row. Undefined = every token is real. Mixers must leave real tokens' outputs and their
+  // state as if the pads were not there (softmax: pad keys masked; LAWCAT: pads neither decay
+  // nor accumulate, the conv sees zeros before a row's first real token).
+  at::Tensor valid;
 };
 
 class TokenMixer : public torch::nn::Module {

@@ -23,7 +23,7 @@ namespace lawcat::model {
 
 int64_t WindowHybridState::memory_bytes() const {
   int64_t n = 0;
-  for (const at::Tensor* t : {&S, &z, &k, &v, &phik, &g})
+  for (const at::Tensor* t : {&S, &z, &k, &v, &phik, &g, &valid})
     if (t->defined()) n += t->numel() * t->element_size();
   return n;
 }
@@ -74,7 +74,8 @@ at::Tensor band_mask(int64_t W, int64_t nb, const at::Device& device) {
 
 at::Tensor window_hybrid(const at::Tensor& q_rope, const at::Tensor& k_rope, const at::Tensor& v,
                          const at::Tensor& phiq, const at::Tensor& phik, const at::Tensor& g,
-                         const at::Tensor& window_weight, const WindowHybridOptions& o, WindowHybridState* st) {
+                         const at::Tensor& window_weight, const WindowHybridOptions& o, WindowHybridState* st,
+                         const at::Tensor& valid) {
   TORCH_CHECK(o.window >= 1, "window_hybrid: window must be >= 1, got ", o.window);
   TORCH_CHECK(phiq.dim() == 4 && phik.sizes() == phiq.sizes(), "window_hybrid: phiq ", phiq.sizes(), " and phik ",
               phik.sizes(), " must both be [B, T, H, F]");
@@ -103,6 +104,16 @@ at::Tensor window_hybrid(const at::Tensor& q_rope, const at::Tensor& k_rope, con
     vv = at::cat({st->v, v}, 1);
     pk = at::cat({st->phik, phik}, 1);
     gg = at::cat({st->g, gg}, 1);
+  }
+
+  // Which keys in view are real (left-padded batches): [B, N] bool, undefined = all.
+  at::Tensor kvalid;
+  if (valid.defined() || (st && st->valid.defined())) {
+    TORCH_CHECK(!valid.defined() || (valid.dim() == 2 && valid.size(0) == B && valid.size(1) == T),
+                "window_hybrid: valid must be [B, T] = [", B, ", ", T, "], got ", valid.sizes());
+    const auto bopts = at::TensorOptions().dtype(at::kBool).device(phiq.device());
+    kvalid = valid.defined() ? valid.to(bopts) : at::ones({B, T}, bopts);
+    if (P > 0) kvalid = at::cat({st->valid.defined() ? st->valid : at::ones({B, P}, bopts), kvalid}, 1);
   }
 
   // Linear part over s ≤ t - W: chunk_gla against the keys and values delayed by W tokens.
@@ -154,7 +165,16 @@ at::Tensor window_hybrid(const at::Tensor& q_rope, const at::Tensor& k_rope, con
   const at::Tensor vb =
       with_previous(to_blocks(expand_heads(vv.to(at::kFloat).transpose(1, 2), 1, grp), W, nb));  // [B, H, nb, 2W, d]
   const double scale = 1.0 / std::sqrt(static_cast<double>(q_rope.size(3)));
-  const at::Tensor logits = at::matmul(qb, kb.transpose(-1, -2)).mul(scale).masked_fill(off_band, -INFINITY);
+  at::Tensor logits = at::matmul(qb, kb.transpose(-1, -2)).mul(scale).masked_fill(off_band, -INFINITY);
+  if (kvalid.defined()) {
+    // Pad keys out of every query's band, but a query's own key (j = i + W): pad queries keep a
+    // finite row. [B, N] -> [B, 1, nb, 1, 2W] as the keys are blocked.
+    const at::Tensor kv = with_previous(to_blocks(kvalid.to(at::kFloat).view({B, 1, N, 1}), W, nb));  // [B,1,nb,2W,1]
+    const auto lopts = at::TensorOptions().dtype(at::kLong).device(phiq.device());
+    const at::Tensor own = at::arange(2 * W, lopts).view({1, 2 * W}) == (at::arange(W, lopts) + W).view({W, 1});
+    const at::Tensor pad_key = kv.squeeze(-1).unsqueeze(3).lt(0.5).logical_and(own.logical_not());  // [B,1,nb,W,2W]
+    logits = logits.masked_fill(pad_key, -INFINITY);
+  }
   const at::Tensor e = at::exp(logits - std::get<0>(logits.max(-1, true)));                  // [B, H, nb, W, 2W]
   const at::Tensor sm_num = at::matmul(e, vb).view({B, H, nb * W, d}).narrow(2, P, T);       // [B, H, T, d]
   const at::Tensor sm_den = e.sum(-1).view({B, H, nb * W, 1}).narrow(2, P, T);              // [B, H, T, 1]
@@ -170,6 +190,7 @@ at::Tensor window_hybrid(const at::Tensor& q_rope, const at::Tensor& k_rope, con
     st->v = vv.narrow(1, N - keep, keep).detach().contiguous();
     st->phik = pk.narrow(1, N - keep, keep).detach().contiguous();
     st->g = gg.narrow(1, N - keep, keep).detach().contiguous();
+    if (kvalid.defined()) st->valid = kvalid.narrow(1, N - keep, keep).contiguous();
   }
   return y.transpose(1, 2).to(v.scalar_type());  // [B, T, H, d]
 }

@@ -44,6 +44,7 @@ struct WindowHybridState {
   at::Tensor v;     // [B, n, Hkv, d] their values
   at::Tensor phik;  // [B, n, H, F] their φk
   at::Tensor g;     // [B, n, Hkv, F] fp32 their log α
+  at::Tensor valid; // [B, n] bool: which of them are real (left-padded batches; undefined = all)
   int64_t ring_size() const { return k.defined() ? k.size(2) : 0; }
   int64_t memory_bytes() const;
 };
@@ -55,9 +56,12 @@ struct WindowHybridState {
 // y [B, T, H, d] in v's dtype. Differentiable w.r.t. every tensor argument.
 // With `state` the T tokens continue the state's sequence (prefill, one-token steps or longer
 // continuations alike) and the state is updated; without, they are a whole sequence.
+// `valid` [B, T] bool (left padding; undefined = all real): pad keys are masked out of the
+// softmax part (kept masked in the state's ring); the caller gives pads φk = 0 and log α = 0
+// (ops::lawcat_features does), so the linear part never sees them.
 at::Tensor window_hybrid(const at::Tensor& q_rope, const at::Tensor& k_rope, const at::Tensor& v,
                          const at::Tensor& phiq, const at::Tensor& phik, const at::Tensor& g,
                          const at::Tensor& window_weight, const WindowHybridOptions& options,
-                         WindowHybridState* state = nullptr);
+                         WindowHybridState* state = nullptr, const at::Tensor& valid = {});
 
 }  // namespace lawcat::model

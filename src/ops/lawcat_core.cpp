@@ -173,6 +173,8 @@ Dims check_inputs(const char* op, const LawcatCoreInputs& in, const LawcatCoreWe
               ": the gate needs w1 [R, hidden = ", in.x.size(2), "] and w2, got w1 ",
               w.w1.defined() ? w.w1.sizes() : at::IntArrayRef{});
   TORCH_CHECK(in.cos.defined() == in.sin.defined(), op, ": give both RoPE tables (cos, sin) or neither");
+  TORCH_CHECK(!in.valid.defined() || (in.valid.dim() == 2 && in.valid.size(0) == B && in.valid.size(1) == T), op,
+              ": valid must be [B, T] = [", B, ", ", T, "], got ", in.valid.defined() ? in.valid.sizes() : at::IntArrayRef{});
   return {B, T, H, Hkv, D, 2 * w.wphi.size(2)};
 }
 
@@ -202,7 +204,8 @@ at::Tensor conv_step(const at::Tensor& u, const at::Tensor& w, at::Tensor& cache
 // Whether the layer's settings are the fused CUDA core's: conv on q and k, the gate, φ of
 // dimension D, no RoPE, no conv on v (shapes, widths, ranks and dtypes: the kernels' rule).
 bool fused_settings(const LawcatCoreInputs& in, const LawcatCoreWeights& w, const Dims& d) {
-  return w.conv_q.defined() && w.w1.defined() && d.F == d.D && !in.cos.defined() && !w.conv_v.defined();
+  return w.conv_q.defined() && w.w1.defined() && d.F == d.D && !in.cos.defined() && !w.conv_v.defined() &&
+         !in.valid.defined();  // padded batches: the separate ops (the kernels take no mask)
 }
 
 bool half_precision(const at::Tensor& t) {
@@ -280,20 +283,29 @@ LawcatFeatures features(const LawcatCoreInputs& in, const LawcatCoreWeights& w, 
                         const Dims& d, LawcatCoreState* st) {
   const int64_t B = d.B, T = d.T, H = d.H, Hkv = d.Hkv, D = d.D;
   const bool step = is_step(in, st);
+  // Left padding: pads' q, k, v are zeros (the conv sees zeros before a row's first real token).
+  at::Tensor pad;  // [B, T, 1] bool, true at pads
+  at::Tensor q_in = in.q, k_in = in.k, v_in = in.v;
+  if (in.valid.defined()) {
+    pad = in.valid.to(in.q.device(), at::kBool).logical_not().unsqueeze(-1);
+    q_in = q_in.masked_fill(pad, 0);
+    k_in = k_in.masked_fill(pad, 0);
+    v_in = v_in.masked_fill(pad, 0);
+  }
   // GQA: every query head has its own k filter, so k is repeated to H heads before the conv
   // (without a state, causal_conv1d's GQA option: on CUDA the kernel indexes the kv head).
-  auto k_rep = [&] { return in.k.view({B, T, Hkv, 1, D}).expand({B, T, Hkv, d.group(), D}).reshape({B, T, H * D}); };
-  at::Tensor q_conv = in.q, k_conv, v_lin = in.v;
+  auto k_rep = [&] { return k_in.view({B, T, Hkv, 1, D}).expand({B, T, Hkv, d.group(), D}).reshape({B, T, H * D}); };
+  at::Tensor q_conv = q_in, k_conv, v_lin = v_in;
   if (w.conv_q.defined()) {
     if (step) {
-      q_conv = conv_step(in.q, w.conv_q, st->conv_q_cache);
+      q_conv = conv_step(q_in, w.conv_q, st->conv_q_cache);
       k_conv = conv_step(k_rep(), w.conv_k, st->conv_k_cache);
-      if (w.conv_v.defined()) v_lin = conv_step(in.v, w.conv_v, st->conv_v_cache);
+      if (w.conv_v.defined()) v_lin = conv_step(v_in, w.conv_v, st->conv_v_cache);
     } else {
-      q_conv = conv_stream(in.q, w.conv_q, st ? &st->conv_q_cache : nullptr);
+      q_conv = conv_stream(q_in, w.conv_q, st ? &st->conv_q_cache : nullptr);
       k_conv = st ? conv_stream(k_rep(), w.conv_k, &st->conv_k_cache)
-                  : causal_conv1d(in.k.contiguous(), w.conv_k, d.group(), D);
-      if (w.conv_v.defined()) v_lin = conv_stream(in.v, w.conv_v, st ? &st->conv_v_cache : nullptr);
+                  : causal_conv1d(k_in.contiguous(), w.conv_k, d.group(), D);
+      if (w.conv_v.defined()) v_lin = conv_stream(v_in, w.conv_v, st ? &st->conv_v_cache : nullptr);
     }
   } else {
     k_conv = k_rep();
@@ -312,6 +324,12 @@ LawcatFeatures features(const LawcatCoreInputs& in, const LawcatCoreWeights& w, 
   // W1 then W2 (+ b), in fp32.
   f.g = w.w1.defined() ? low_rank_log_gate(at::linear(in.x.to(at::kFloat), w.w1), w.w2, w.b2, o.tau, Hkv)
                        : at::zeros({B, T, Hkv, d.F}, in.x.options().dtype(at::kFloat));
+  if (pad.defined()) {  // pads: no decay (log α = 0) and nothing accumulated (φ(k~) = 0, S and z alike)
+    const at::Tensor pad4 = pad.unsqueeze(-1);  // [B, T, 1, 1]
+    f.phik = f.phik.masked_fill(pad4, 0);
+    f.g = f.g.masked_fill(pad4, 0);
+    f.v = f.v.masked_fill(pad4, 0);
+  }
   return f;
 }
 

@@ -36,7 +36,12 @@ struct LawcatCoreInputs {
   at::Tensor x;         // [B, T, hidden] the layer's input (the gate reads it)
   at::Tensor q;         // [B, T, H*D]
   at::Tensor k, v;      // [B, T, Hkv*D]
-  at::Tensor cos, sin;  // RoPE tables [T, D] for q, k after the conv (attention.rope); undefined = none
+  at::Tensor cos, sin;  // RoPE tables [T, D] (or [B, T, D]) for q, k after the conv (attention.rope); undefined = none
+  // Left padding: [B, T] bool, true = a real token (pads first in a row); undefined = all real.
+  // Pads leave the state untouched: q, k, v are zeroed before the conv (the conv sees zeros
+  // before a row's first real token), and φ(k~) and log α are 0 there (no decay, nothing added
+  // to S or z). Always the separate ops (the fused CUDA kernels take no mask).
+  at::Tensor valid;
 };
 
 // The layer's LAWCAT parameters (the layer owns them; undefined = that part is off).

@@ -7,7 +7,7 @@
 
 namespace lawcat::ops {
 
-// x [B, H, T, D], cos/sin [T, D] (same dtype as x) -> [B, H, T, D].
+// x [B, H, T, D], cos/sin [T, D] or [B, T, D] (per-row positions; same dtype as x) -> [B, H, T, D].
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 
 }  // namespace lawcat::ops
