@@ -143,6 +143,11 @@ TEST_CASE("batched generation: a padded prefill leaves LAWCAT states as the prom
     CHECK(at::allclose(a->conv_q_cache, b->conv_q_cache, 1e-5, 1e-6));
     CHECK(at::allclose(a->conv_k_cache, b->conv_k_cache, 1e-5, 1e-6));
   }
+  // Without the mask the pads would count (so the equalities above mean something).
+  model::DecodeState unmasked = m->new_decode_state(1);
+  m->forward(ids, unmasked);
+  CHECK_FALSE(at::allclose(dynamic_cast<model::LawcatState*>(alone.layers[0].get())->S,
+                           dynamic_cast<model::LawcatState*>(unmasked.layers[0].get())->S, 1e-5, 1e-6));
   // Right padding or a row of pads only is refused.
   at::Tensor bad = at::ones({1, 9}, at::kLong);
   bad[0][8] = 0;
