@@ -50,8 +50,20 @@ if [[ -n "${LAWCAT_BUILD_LOCK:-}" ]]; then
 fi
 build all
 cd "$BUILD_DIR"
-export ASAN_OPTIONS="${ASAN_OPTIONS:-halt_on_error=1:detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=0}"
-export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
+# Reports go to files (log_path), one per process that printed one, so that a report in a
+# child process (the `lawcat` CLI that tests/train and tests/repro run, whose exit status a
+# test may expect to be non-zero anyway) is not lost; they are printed and counted below.
+REPORTS="$BUILD_DIR/sanitizer-reports"
+rm -rf "$REPORTS" && mkdir -p "$REPORTS"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-halt_on_error=1:detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=0:log_path=$REPORTS/report}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1:log_path=$REPORTS/report}"
 export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$ROOT/scripts/lsan.supp:print_suppressions=1}"
 # ASan makes the CPU tests 2-4x slower; the fuzz entries have their own sanitizers.
-ctest --no-tests=error --output-on-failure -j "${LAWCAT_TEST_JOBS:-1}" -LE fuzz --timeout 3600 "$@"
+rc=0
+ctest --no-tests=error --output-on-failure -j "${LAWCAT_TEST_JOBS:-1}" -LE fuzz --timeout 3600 "$@" || rc=$?
+# A file that only lists suppressed leaks ("Suppressions used") is not a finding.
+mapfile -t found < <(grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$REPORTS"/* 2>/dev/null || true)
+for f in "${found[@]}"; do echo "==== $f"; cat "$f"; done
+echo "sanitizers: ${#found[@]} report file(s) with findings, $(ls "$REPORTS" | wc -l) in all, in $REPORTS"
+((${#found[@]} == 0)) || rc=1
+exit "$rc"
