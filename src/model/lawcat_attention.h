@@ -1,7 +1,7 @@
 // LAWCAT attention: the teacher's q/k/v/o projections (shared, frozen in
 // stage 1), causal depthwise conv on q and k, a Hedgehog feature map φ shared
 // by q and k, a low-rank data-dependent gate, normalized gated linear
-// attention, no RoPE (../shared/spec/LAWCAT.md, "The layer").
+// attention, no RoPE (docs/architecture.md, "The LAWCAT layer"; the paper, arXiv 2509.18467).
 //
 //   q = x Wq [B,T,H,d]; k = x Wk, v = x Wv [B,T,Hkv,d]; k repeated to H heads
 //     (the teacher's projections() exactly: Qwen2's q/k/v biases, and Qwen3's per-head

@@ -1,4 +1,4 @@
-// Options of a LAWCAT attention layer (../shared/spec/LAWCAT.md, "The layer"): the teacher's
+// Options of a LAWCAT attention layer (docs/architecture.md, "The LAWCAT layer"; the paper, arXiv 2509.18467): the teacher's
 // shapes plus the config's attention section itself. Every knob, its default and its range
 // check live once, in config::AttentionConfig (config/schema.h); LawcatOptions is that struct
 // (so options().gate_rank reads the knob) with the shapes added. Built by

@@ -1,4 +1,4 @@
-// The LoLCATs sliding-window softmax hybrid of a LAWCAT layer (LAWCAT.md, "Knobs"): softmax
+// The LoLCATs sliding-window softmax hybrid of a LAWCAT layer (docs/architecture.md, "The LAWCAT layer"): softmax
 // attention over the last W tokens plus gated linear attention over everything older, summed
 // with one shared normalizer, the window weighed by σ(w_h) per head:
 //
