@@ -99,8 +99,11 @@ Sweep read_sweep(const std::string& file) {
         }
         for (auto g = v.begin(); g != v.end(); ++g) {
           std::vector<std::string> values;
-          if (g->second.IsSequence())
-            for (const auto& e : g->second) values.push_back(YAML::Dump(e));
+          // A named copy: `g->second` belongs to a temporary proxy that dies before a range-for's
+          // body runs (ASan: stack-use-after-scope in YAML::Node::begin, docs/reliability.md).
+          const YAML::Node gv = g->second;
+          if (gv.IsSequence())
+            for (const auto& e : gv) values.push_back(YAML::Dump(e));
           else values.push_back(YAML::Dump(g->second));
           if (values.empty()) errors.push_back(at_of(file, g->second) + ": grid key '" + g->first.as<std::string>() + "' has no values");
           s.grid.emplace_back(g->first.as<std::string>(), values);
@@ -112,8 +115,9 @@ Sweep read_sweep(const std::string& file) {
         }
         for (auto g = v.begin(); g != v.end(); ++g) {
           std::vector<std::string> ov;
-          if (g->second.IsSequence())
-            for (const auto& e : g->second) ov.push_back(e.as<std::string>());
+          const YAML::Node gv = g->second;  // as above: not a range over the proxy's member
+          if (gv.IsSequence())
+            for (const auto& e : gv) ov.push_back(e.as<std::string>());
           else if (!g->second.IsNull())
             ov.push_back(g->second.as<std::string>());
           s.variants.emplace_back(g->first.as<std::string>(), ov);
