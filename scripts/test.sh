@@ -7,8 +7,8 @@
 #                build directory ($LAWCAT_ASAN_BUILD_DIR, default build-asan; RelWithDebInfo,
 #                -fsanitize=address,undefined, LAWCAT_WITH_CUDA=OFF). Any report fails the test
 #                that triggered it (halt_on_error). LibTorch itself is not instrumented; leaks
-#                inside it are suppressed by scripts/lsan.supp (reported, never hidden, in the
-#                ctest log as "suppressed").
+#                inside it are suppressed by scripts/lsan.supp (listed, never hidden, in the
+#                report files of build-asan/sanitizer-reports/, printed and counted after ctest).
 # Environment: LAWCAT_BUILD_JOBS (default: nproc), LAWCAT_BUILD_LOCK (a file: each target is
 #   built under `flock` on it, so builds by several people on one machine never overlap).
 set -euo pipefail
