@@ -852,8 +852,9 @@ class BpeTokenizer : public detail::TokenizerBase {
           for (auto& t : tokens) {
             int b = -1;
             if (t.size() == 6 && t.compare(0, 3, "<0x") == 0 && t[5] == '>') {
+              const std::string hex = t.substr(3, 2);  // `end` points into it: keep it alive
               char* end = nullptr;
-              long v = std::strtol(t.substr(3, 2).c_str(), &end, 16);
+              long v = std::strtol(hex.c_str(), &end, 16);
               if (end && *end == '\0') b = static_cast<int>(v);
             }
             if (b >= 0) {
