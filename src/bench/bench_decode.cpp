@@ -1,6 +1,5 @@
 #include "bench/bench_decode.h"
 
-#include <algorithm>
 #include <functional>
 #include <iomanip>
 #include <sstream>
@@ -18,17 +17,9 @@ BenchPrefillOptions decode_bench_options(BenchPrefillOptions o) {
 }
 
 std::string format_bench_decode(const BenchPrefillResult& r) {
-  auto find = [&](const std::string& kind, int64_t T) -> const BenchPrefillRow* {
-    for (const auto& row : r.rows)
-      if (row.kind == kind && row.T == T) return &row;
-    return nullptr;
-  };
-  std::vector<int64_t> Ts;
-  for (const auto& row : r.rows)
-    if (std::find(Ts.begin(), Ts.end(), row.T) == Ts.end()) Ts.push_back(row.T);
+  auto find = [&](const std::string& kind, int64_t T) { return find_row(r, kind, T); };
   std::ostringstream os;
-  os << "model: " << r.source << " | " << r.num_layers << " layers, " << r.parameters << " parameters ("
-     << format::fixed(r.weights_mib, 0) << " MiB), " << r.dtype << " | device: " << r.device << "\n";
+  os << describe_model(r);
   os << "decode = greedy tokens/s at context T; rss = resident memory of the process after prefill + decode "
         "(MiB); state = KV cache / LAWCAT state (MiB); prefill = one prefill of T tokens (s)\n";
   os << std::setw(7) << "T" << " |" << std::setw(11) << "sm tok/s" << std::setw(11) << "lc tok/s" << std::setw(8)
@@ -44,7 +35,7 @@ std::string format_bench_decode(const BenchPrefillResult& r) {
   auto rss = [](const BenchPrefillRow& x) { return x.rss_mib >= 0 ? format::fixed(x.rss_mib, 0) : std::string("n/a"); };
   auto state = [](const BenchPrefillRow& x) { return format::fixed(x.state_mib, x.state_mib < 10 ? 2 : 0); };
   auto prefill = [](const BenchPrefillRow& x) { return format::fixed(x.prefill_ms * 1e-3, 2); };
-  for (int64_t T : Ts) {
+  for (int64_t T : row_lengths(r)) {
     const auto* s = find("softmax", T);
     const auto* l = find("lawcat", T);
     std::string ratio = "-";

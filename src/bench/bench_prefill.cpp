@@ -255,19 +255,30 @@ BenchPrefillResult bench_prefill(const BenchPrefillOptions& o) {
   return result;
 }
 
-std::string format_bench_prefill(const BenchPrefillResult& r) {
-  auto fmt = [](double x, int prec) { return format::fixed(x, prec); };
-  auto find = [&](const std::string& kind, int64_t T) -> const BenchPrefillRow* {
-    for (const auto& row : r.rows)
-      if (row.kind == kind && row.T == T) return &row;
-    return nullptr;
-  };
+const BenchPrefillRow* find_row(const BenchPrefillResult& r, const std::string& kind, int64_t T) {
+  for (const auto& row : r.rows)
+    if (row.kind == kind && row.T == T) return &row;
+  return nullptr;
+}
+
+std::vector<int64_t> row_lengths(const BenchPrefillResult& r) {
   std::vector<int64_t> Ts;
   for (const auto& row : r.rows)
     if (std::find(Ts.begin(), Ts.end(), row.T) == Ts.end()) Ts.push_back(row.T);
+  return Ts;
+}
+
+std::string describe_model(const BenchPrefillResult& r) {
+  return "model: " + r.source + " | " + std::to_string(r.num_layers) + " layers, " + std::to_string(r.parameters) +
+         " parameters (" + format::fixed(r.weights_mib, 0) + " MiB), " + r.dtype + " | device: " + r.device + "\n";
+}
+
+std::string format_bench_prefill(const BenchPrefillResult& r) {
+  auto fmt = [](double x, int prec) { return format::fixed(x, prec); };
+  auto find = [&](const std::string& kind, int64_t T) { return find_row(r, kind, T); };
+  const std::vector<int64_t> Ts = row_lengths(r);
   std::ostringstream os;
-  os << "model: " << r.source << " | " << r.num_layers << " layers, " << r.parameters << " parameters ("
-     << fmt(r.weights_mib, 0) << " MiB), " << r.dtype << " | device: " << r.device << "\n";
+  os << describe_model(r);
   os << "prefill = median ms of the full model over T tokens (last-position logits); decode = greedy tokens/s "
         "after a prefill of T; peak = CUDA allocator peak over prefill + decode; state = decode state MiB\n";
   os << std::setw(7) << "T" << " |" << std::setw(12) << "softmax ms" << std::setw(12) << "lawcat ms" << std::setw(9)

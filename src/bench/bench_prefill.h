@@ -73,6 +73,11 @@ struct BenchPrefillResult {
   std::vector<BenchPrefillRow> rows;
 };
 
+// The row of (kind, T), or nullptr; the lengths of the rows in run order; the "model: ..." line.
+const BenchPrefillRow* find_row(const BenchPrefillResult& result, const std::string& kind, int64_t T);
+std::vector<int64_t> row_lengths(const BenchPrefillResult& result);
+std::string describe_model(const BenchPrefillResult& result);
+
 BenchPrefillResult bench_prefill(const BenchPrefillOptions& options);
 std::string format_bench_prefill(const BenchPrefillResult& result);
 nlohmann::json bench_prefill_json(const BenchPrefillResult& result, const BenchPrefillOptions& options);

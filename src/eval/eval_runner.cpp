@@ -18,15 +18,18 @@ namespace lawcat::eval {
 
 // ---- decoding: the shared greedy loop (eval/generate.h) -------------------------------
 
-DecodeResult greedy_decode(model::LlamaForCausalLMImpl& model, const std::vector<int64_t>& prompt,
-                           int64_t max_new_tokens, const std::vector<int64_t>& stop_ids) {
-  LAWCAT_CHECK(!prompt.empty(), DataError, "greedy_decode: the prompt has no tokens");
+namespace {
+
+GenerateOptions greedy_options(int64_t max_new_tokens, const std::vector<int64_t>& stop_ids) {
   GenerateOptions g;
   g.max_new_tokens = max_new_tokens;
   g.sampling.greedy = true;
   g.stop_ids = stop_ids;
   g.warn_positions = false;  // the eval marks and warns about such lengths itself
-  GenerateResult r = generate_ids(model, prompt, g);
+  return g;
+}
+
+DecodeResult decode_result(GenerateResult&& r) {
   DecodeResult d;
   d.tokens = std::move(r.new_ids);
   d.stopped = r.stop_reason == "stop_id";
@@ -36,24 +39,20 @@ DecodeResult greedy_decode(model::LlamaForCausalLMImpl& model, const std::vector
   return d;
 }
 
+}  // namespace
+
+DecodeResult greedy_decode(model::LlamaForCausalLMImpl& model, const std::vector<int64_t>& prompt,
+                           int64_t max_new_tokens, const std::vector<int64_t>& stop_ids) {
+  LAWCAT_CHECK(!prompt.empty(), DataError, "greedy_decode: the prompt has no tokens");
+  return decode_result(generate_ids(model, prompt, greedy_options(max_new_tokens, stop_ids)));
+}
+
 std::vector<DecodeResult> greedy_decode_batch(model::LlamaForCausalLMImpl& model,
                                               const std::vector<std::vector<int64_t>>& prompts,
                                               int64_t max_new_tokens, const std::vector<int64_t>& stop_ids) {
-  GenerateOptions g;
-  g.max_new_tokens = max_new_tokens;
-  g.sampling.greedy = true;
-  g.stop_ids = stop_ids;
-  g.warn_positions = false;
   std::vector<DecodeResult> out;
-  for (GenerateResult& r : generate_batch(model, prompts, g)) {
-    DecodeResult d;
-    d.tokens = std::move(r.new_ids);
-    d.stopped = r.stop_reason == "stop_id";
-    d.prefill_seconds = r.prefill_seconds;
-    d.decode_seconds = r.decode_seconds;
-    d.state_bytes = r.state_bytes;
-    out.push_back(std::move(d));
-  }
+  for (GenerateResult& r : generate_batch(model, prompts, greedy_options(max_new_tokens, stop_ids)))
+    out.push_back(decode_result(std::move(r)));
   return out;
 }
 
