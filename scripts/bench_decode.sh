@@ -9,7 +9,9 @@
 # The LAWCAT rows are the teacher with its attention swapped (model/swap.h) and the swap's initial
 # LAWCAT weights: decode cost does not depend on trained values. Writes $OUT/bench_decode.{json,md}
 # (default OUT=docs) and prints the table. Environment: LAWCAT_BIN (build/lawcat), LAWCAT_PYTHON
-# (the setup's virtualenv python, for transformers), LENGTHS, THREADS, TOKENS, WARMUP, OUT.
+# (the setup's virtualenv python, for transformers), LENGTHS, THREADS, TOKENS, WARMUP, OUT, and
+# PREFILL_CHUNK (lawcat prefills the prompt in chunks of this many tokens; 0: one pass; the
+# transformers anchor always prefills in one pass).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MODEL="${1:-$ROOT/../shared/data/models/retriever13m}"
@@ -20,6 +22,7 @@ LENGTHS="${LENGTHS:-1024,4096,16384,32768}"
 THREADS="${THREADS:-2}"
 TOKENS="${TOKENS:-64}"
 WARMUP="${WARMUP:-4}"
+PREFILL_CHUNK="${PREFILL_CHUNK:-0}"
 OUT="${OUT:-$ROOT/docs}"
 [[ -x "$B" ]] || { echo "bench_decode: $B not found (build first: scripts/setup.sh)" >&2; exit 1; }
 [[ -f "$MODEL/config.json" ]] || { echo "bench_decode: no model at $MODEL (config.json missing)" >&2; exit 1; }
@@ -32,15 +35,15 @@ for T in ${LENGTHS//,/ }; do
     other=lawcat; [[ $kind == lawcat ]] && other=softmax
     echo "[bench_decode] lawcat $kind T=$T" >&2
     "$B" bench decode --model "$MODEL" --lengths "$T" --no-$other --threads "$THREADS" --decode-tokens "$TOKENS" \
-      --decode-warmup "$WARMUP" --device cpu --json "$TMP/${kind}_$T.json" > "$TMP/${kind}_$T.txt"
+      --decode-warmup "$WARMUP" --prefill-chunk "$PREFILL_CHUNK" --device cpu --json "$TMP/${kind}_$T.json" > "$TMP/${kind}_$T.txt"
   done
   echo "[bench_decode] transformers T=$T" >&2
   "$PY" "$ROOT/scripts/bench_decode_hf.py" --model "$MODEL" --length "$T" --threads "$THREADS" \
     --decode-tokens "$TOKENS" --decode-warmup "$WARMUP" --json "$TMP/hf_$T.json" > /dev/null
 done
-"$PY" - "$TMP" "$OUT" "$MODEL" "$LENGTHS" "$THREADS" "$TOKENS" <<'PYEOF'
+"$PY" - "$TMP" "$OUT" "$MODEL" "$LENGTHS" "$THREADS" "$TOKENS" "$PREFILL_CHUNK" <<'PYEOF'
 import json, os, platform, sys
-tmp, out, model, lengths, threads, tokens = sys.argv[1:]
+tmp, out, model, lengths, threads, tokens, chunk = sys.argv[1:]
 rows = []
 for T in [int(t) for t in lengths.split(",")]:
     r = {"T": T}
@@ -51,11 +54,13 @@ for T in [int(t) for t in lengths.split(",")]:
         r["device"] = j["device"]
     r["transformers"] = json.load(open(os.path.join(tmp, f"hf_{T}.json")))
     rows.append(r)
-doc = {"model": model, "threads": int(threads), "decode_tokens": int(tokens), "cpu": platform.processor() or platform.machine(),
+doc = {"model": model, "threads": int(threads), "decode_tokens": int(tokens), "prefill_chunk": int(chunk),
+       "cpu": platform.processor() or platform.machine(),
        "rows": rows}
 json.dump(doc, open(os.path.join(out, "bench_decode.json"), "w"), indent=2)
 f = lambda x, p=1: "-" if x is None else f"{x:.{p}f}"
-lines = [f"model {model}, {threads} threads, {tokens} timed greedy tokens after a prefill of T random tokens",
+lines = [f"model {model}, {threads} threads, {tokens} timed greedy tokens after a prefill of T random tokens"
+         + (f" (lawcat: in chunks of {chunk})" if int(chunk) > 0 else ""),
          "", "| T | lawcat softmax tok/s | LAWCAT tok/s | transformers tok/s | LAWCAT / softmax | transformers / lawcat softmax "
          "| peak RSS MiB softmax / LAWCAT / transformers | state MiB softmax / LAWCAT |", "|---|---|---|---|---|---|---|---|"]
 for r in rows:

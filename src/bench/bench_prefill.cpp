@@ -110,6 +110,7 @@ BenchPrefillResult bench_prefill(const BenchPrefillOptions& o) {
                o.command << ": give exactly one of --model DIR or --config config.json");
   LAWCAT_CHECK(!o.lengths.empty(), ConfigError, o.command << ": --lengths is empty");
   for (int64_t T : o.lengths) LAWCAT_CHECK(T > 0, ConfigError, o.command << ": lengths must be positive, got " << T);
+  LAWCAT_CHECK(o.prefill_chunk >= 0, ConfigError, o.command << ": --prefill-chunk must be >= 0, got " << o.prefill_chunk);
   LAWCAT_CHECK(o.reps > 0 && o.warmup >= 0 && o.decode_tokens >= 0 && o.decode_warmup >= 0, ConfigError,
                o.command << ": reps must be positive, warm-up and decode counts non-negative");
   LAWCAT_CHECK(o.softmax || o.lawcat, ConfigError, o.command << ": nothing to time (both kinds disabled)");
@@ -180,7 +181,10 @@ BenchPrefillResult bench_prefill(const BenchPrefillOptions& o) {
       auto fresh_state = [&] { return teacher ? kv_cache_state(*m) : m->new_decode_state(1); };
       // Prefill: [1, T] -> logits of the last position [1, V].
       auto prefill = [&](model::DecodeState& st) {
-        at::Tensor h = m->hidden_states(ids, &st);               // [1, T, D]
+        const int64_t step = o.prefill_chunk > 0 ? o.prefill_chunk : T;
+        at::Tensor h;
+        for (int64_t a = 0; a < T; a += step)                    // chunks continue from the state
+          h = m->hidden_states(ids.slice(1, a, std::min(T, a + step)), &st);  // [1, chunk, D]
         return m->logits(h.select(1, h.size(1) - 1));            // [1, V]
       };
       try {
@@ -341,6 +345,7 @@ nlohmann::json bench_prefill_json(const BenchPrefillResult& r, const BenchPrefil
           {"reps", o.reps},
           {"decode_tokens", o.decode_tokens},
           {"decode_warmup", o.decode_warmup},
+          {"prefill_chunk", o.prefill_chunk},
           {"model_config", r.model_config},
           {"rows", rows}};
 }

@@ -39,6 +39,9 @@ struct BenchPrefillOptions {
   int reps = 5;
   int64_t decode_tokens = 32;
   int64_t decode_warmup = 4;
+  // Prefill in chunks of this many tokens through the decode state (0: one pass). Bounds the
+  // prefill's activations, so a decoder's peak memory no longer grows with the prompt.
+  int64_t prefill_chunk = 0;
   bool softmax = true;      // time the softmax teacher
   bool lawcat = true;       // time the LAWCAT student
   config::AttentionConfig attention;  // the swap, when the model has no LAWCAT layers

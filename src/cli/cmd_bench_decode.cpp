@@ -43,6 +43,10 @@ lawcat::cli::Runner setup_bench_decode(CLI::App& app) {
       ->check(lawcat::cli::at_least(1))
       ->capture_default_str();
   app.add_option("--decode-warmup", o.decode_warmup, "untimed greedy steps before them")->capture_default_str();
+  app.add_option("--prefill-chunk", o.prefill_chunk,
+                 "prefill the prompt in chunks of this many tokens through the decode state (0: one pass)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--gate-rank", o.attention.gate_rank, "LAWCAT gate rank for the swap")->capture_default_str();
   app.add_option("--conv-width", o.attention.conv_width, "LAWCAT conv width for the swap")->capture_default_str();
   app.add_option("--seed", o.seed, "seed for random weights and tokens")->capture_default_str();

@@ -7,6 +7,8 @@
 #include "bench/bench_prefill.h"
 #include "eval/eval_helpers.h"
 #include "io/hf_config.h"
+#include "model/llama.h"
+#include "model/swap.h"
 #include "util/error.h"
 
 using namespace lawcat;
@@ -111,4 +113,54 @@ TEST_CASE("bench decode: decode-first settings, resident memory, the softmax / L
   BenchPrefillOptions none = d;
   none.softmax = none.lawcat = false;
   CHECK_THROWS_WITH(bench_prefill(none), LAWCAT_CONTAINS("bench decode: nothing to time"));
+}
+
+TEST_CASE("bench decode --prefill-chunk: runs, same decode state size as one pass", "[eval][bench]") {
+  test::SingleThread single_thread;
+  const auto dir = test::scratch_dir("bench_decode_chunks");
+  io::save_llama_config(dir / "config.json", test::tiny_eval_config());
+  BenchPrefillOptions o;
+  o.config_json = (dir / "config.json").string();
+  o.lengths = {200};
+  o.device = "cpu";
+  o.decode_tokens = 2;
+  o.decode_warmup = 0;
+  const auto one = bench_prefill(decode_bench_options(o));
+  o.prefill_chunk = 64;  // 64 + 64 + 64 + 8: the KV cache and the LAWCAT state carry across chunks
+  const auto chunked = bench_prefill(decode_bench_options(o));
+  REQUIRE(one.rows.size() == 2);
+  REQUIRE(chunked.rows.size() == 2);
+  for (size_t i = 0; i < 2; ++i) {
+    CAPTURE(one.rows[i].kind);
+    CHECK(chunked.rows[i].error.empty());
+    CHECK(chunked.rows[i].decode_tokens_per_s > 0);
+    // LAWCAT: the same constant state; softmax: a KV cache of 202 positions either way (its buffer
+    // doubles as it fills, so the capacity depends on the chunking)
+    if (one.rows[i].kind == "lawcat") CHECK(chunked.rows[i].state_mib == one.rows[i].state_mib);
+    else CHECK(chunked.rows[i].state_mib > 0);
+  }
+  o.prefill_chunk = -1;
+  CHECK_THROWS_AS(bench_prefill(decode_bench_options(o)), ConfigError);
+}
+
+TEST_CASE("a prefill in chunks through the decode state equals one pass (softmax and LAWCAT)", "[eval][bench]") {
+  test::SingleThread single_thread;
+  torch::NoGradGuard no_grad;
+  for (const bool lawcat : {false, true}) {
+    CAPTURE(lawcat);
+    at::manual_seed(3);
+    auto m = model::build_llama(test::tiny_eval_config());
+    if (lawcat) model::swap_to_lawcat(*m, config::AttentionConfig{});
+    m->eval();
+    const at::Tensor ids = at::randint(0, m->vocab_size(), {1, 200}, at::kLong);  // [1, 200]
+    auto one = m->new_decode_state(1);
+    const at::Tensor h_one = m->hidden_states(ids, &one);  // [1, 200, D]
+    auto chunked = m->new_decode_state(1);
+    at::Tensor h_last;
+    for (int64_t a = 0; a < 200; a += 64) h_last = m->hidden_states(ids.slice(1, a, std::min<int64_t>(200, a + 64)), &chunked);
+    CHECK(at::allclose(h_one.select(1, 199), h_last.select(1, h_last.size(1) - 1), 1e-4, 1e-5));
+    // and the states carry on alike: one decode step from each
+    const at::Tensor next = at::full({1, 1}, 5, at::kLong);
+    CHECK(at::allclose(m->forward(next, one), m->forward(next, chunked), 1e-4, 1e-5));
+  }
 }
