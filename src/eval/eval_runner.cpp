@@ -56,17 +56,6 @@ std::vector<DecodeResult> greedy_decode_batch(model::LlamaForCausalLMImpl& model
   return out;
 }
 
-std::vector<int64_t> stop_ids_for(const StopIdsSource& s) {
-  std::vector<int64_t> ids;
-  auto add = [&](int64_t id) {
-    if (id >= 0 && std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
-  };
-  for (int64_t id : s.config_eos) add(id);
-  add(s.tokenizer_eos);
-  add(s.tokenizer_bos);
-  return ids;
-}
-
 bool all_layers_lawcat(model::LlamaForCausalLMImpl& model) {
   return static_cast<int64_t>(model::lawcat_layers(model).size()) == model.num_layers();
 }
@@ -185,7 +174,7 @@ nlohmann::json run_model(const EvalOptions& o, EvalTask& task, const std::string
   mj["num_layers"] = model->num_layers();
   mj["max_position_embeddings"] = m.max_positions;
   mj["dtype"] = model::dtype_name(model->dtype());
-  m.stop_ids = stop_ids_for({model->config().eos_token_ids, tokenizer->eos_id(), tokenizer->bos_id()});
+  m.stop_ids = default_stop_ids(*model, *tokenizer);
   // The document start (ppl, longppl): the tokenizer's BOS, else the config's, else EOS (as
   // perplexity.cpp); -1 only when the model names none, which the ppl tasks refuse.
   for (int64_t id : {tokenizer->bos_id(), model->config().bos_token_id, model->config().eos_token_id,

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "eval/generate.h"  // stop_ids_for, default_stop_ids
 #include "eval/report.h"
 #include "model/llama.h"
 
@@ -87,14 +88,6 @@ DecodeResult greedy_decode(model::LlamaForCausalLMImpl& model, const std::vector
 std::vector<DecodeResult> greedy_decode_batch(model::LlamaForCausalLMImpl& model,
                                               const std::vector<std::vector<int64_t>>& prompts,
                                               int64_t max_new_tokens, const std::vector<int64_t>& stop_ids = {});
-
-// The model's tokens to stop at: config EOS ids, the tokenizer's EOS and BOS
-// (llama2.c-style models emit BOS between documents).
-struct StopIdsSource {
-  std::vector<int64_t> config_eos;
-  int64_t tokenizer_eos = -1, tokenizer_bos = -1;
-};
-std::vector<int64_t> stop_ids_for(const StopIdsSource& s);
 
 // Whether every decoder layer is a LAWCAT layer (then no position limit applies).
 bool all_layers_lawcat(model::LlamaForCausalLMImpl& model);

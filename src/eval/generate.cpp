@@ -196,15 +196,19 @@ std::vector<int64_t> prompt_ids_for(model::LlamaForCausalLMImpl& model, const te
   return ids;
 }
 
+std::vector<int64_t> stop_ids_for(const StopIdsSource& s) {
+  std::vector<int64_t> ids;
+  auto add = [&](int64_t id) {
+    if (id >= 0 && std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  };
+  for (int64_t id : s.config_eos) add(id);
+  add(s.tokenizer_eos);
+  add(s.tokenizer_bos);
+  return ids;
+}
+
 std::vector<int64_t> default_stop_ids(model::LlamaForCausalLMImpl& model, const text::Tokenizer& tokenizer) {
-  std::vector<int64_t> stop;
-  std::vector<int64_t> ids_to_stop = model.config().eos_token_ids;
-  ids_to_stop.push_back(tokenizer.eos_id());
-  ids_to_stop.push_back(tokenizer.bos_id());  // llama2.c-style models emit BOS between documents
-  for (int64_t id : ids_to_stop) {
-    if (id >= 0 && std::find(stop.begin(), stop.end(), id) == stop.end()) stop.push_back(id);
-  }
-  return stop;
+  return stop_ids_for({model.config().eos_token_ids, tokenizer.eos_id(), tokenizer.bos_id()});
 }
 
 GenerateResult generate_text(model::LlamaForCausalLMImpl& model, const text::Tokenizer& tokenizer,

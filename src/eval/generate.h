@@ -78,6 +78,14 @@ std::vector<int64_t> prompt_ids_for(model::LlamaForCausalLMImpl& model, const te
                                     const std::string& prompt);
 std::vector<int64_t> default_stop_ids(model::LlamaForCausalLMImpl& model, const text::Tokenizer& tokenizer);
 
+// The stop ids from their sources, in this order, without repeats or negative ids: config EOS
+// ids, the tokenizer's EOS and BOS (llama2.c-style models emit BOS between documents).
+struct StopIdsSource {
+  std::vector<int64_t> config_eos;
+  int64_t tokenizer_eos = -1, tokenizer_bos = -1;
+};
+std::vector<int64_t> stop_ids_for(const StopIdsSource& s);
+
 // Encodes `prompt` (with BOS; an empty prompt is BOS alone), generates, and
 // streams the decoded text of each new token to `on_text`. Stops at the
 // tokenizer's / config's EOS and at BOS unless options.stop_ids is set.
