@@ -4,6 +4,7 @@
 #include <ATen/core/grad_mode.h>
 
 #include <cmath>
+#include <utility>
 
 #include "model/rope.h"
 #include "util/error.h"
@@ -90,6 +91,17 @@ std::unique_ptr<LayerState> LlamaAttentionImpl::make_state(int64_t /*batch*/) co
   return std::make_unique<KVCache>();
 }
 
+namespace {
+
+// When T queries are the last T of S positions (a cache of S - T before them): key positions
+// j [1, S] and query positions i [T, 1], for masks such as j <= i.
+std::pair<at::Tensor, at::Tensor> key_query_positions(int64_t T, int64_t S, const at::Device& device) {
+  auto lopts = at::TensorOptions().dtype(at::kLong).device(device);
+  return {at::arange(S, lopts).unsqueeze(0), (at::arange(T, lopts) + (S - T)).unsqueeze(1)};
+}
+
+}  // namespace
+
 at::Tensor causal_softmax_attention(const at::Tensor& q, const at::Tensor& k_all, const at::Tensor& v_all,
                                     int64_t window, const at::Tensor& key_valid) {
   TORCH_CHECK(q.dim() == 4 && k_all.dim() == 4 && v_all.dim() == 4, "causal_softmax_attention: q ", q.sizes(),
@@ -108,9 +120,7 @@ at::Tensor causal_softmax_attention(const at::Tensor& q, const at::Tensor& k_all
   if (kv_valid.defined() && !(T == 1 && !q.is_cuda())) {
     // Left-padded batch: one explicit mask [B, 1, T, S] (causal, window, pad keys; a query's
     // own key always, so that pad queries have a row to attend to).
-    const int64_t S = k.size(2), past = S - T;
-    auto lopts = at::TensorOptions().dtype(at::kLong).device(q.device());
-    const at::Tensor j = at::arange(S, lopts).unsqueeze(0), i = (at::arange(T, lopts) + past).unsqueeze(1);
+    const auto [j, i] = key_query_positions(T, k.size(2), q.device());
     at::Tensor allowed = j <= i;  // [T, S]
     if (window > 0) allowed = allowed.logical_and(j > i - window);
     const at::Tensor mask =
@@ -124,9 +134,7 @@ at::Tensor causal_softmax_attention(const at::Tensor& q, const at::Tensor& k_all
       if (kv_valid.defined()) kv_valid = kv_valid.narrow(1, kv_valid.size(1) - window, window);
     } else {
       // Query i sits at position past + i and sees keys past + i - window < j <= past + i.
-      const int64_t S = k.size(2), past = S - T;
-      auto lopts = at::TensorOptions().dtype(at::kLong).device(q.device());
-      const at::Tensor j = at::arange(S, lopts).unsqueeze(0), i = (at::arange(T, lopts) + past).unsqueeze(1);
+      const auto [j, i] = key_query_positions(T, k.size(2), q.device());
       const at::Tensor mask = (j <= i).logical_and(j > i - window);  // [T, S]
       return at::scaled_dot_product_attention(q, k, v, mask, 0.0, /*is_causal=*/false, std::nullopt, gqa);
     }
@@ -172,9 +180,8 @@ at::Tensor causal_softmax_attention(const at::Tensor& q, const at::Tensor& k_all
     return at::bmm(p, vb).view({B, H, 1, D});
   }
   // Query i sits at position past + i and sees keys j <= past + i.
-  const int64_t past = S - T;
-  auto lopts = at::TensorOptions().dtype(at::kLong).device(q.device());
-  at::Tensor mask = at::arange(S, lopts).unsqueeze(0) <= (at::arange(T, lopts) + past).unsqueeze(1);  // [T, S]
+  const auto [j, i] = key_query_positions(T, S, q.device());
+  const at::Tensor mask = j <= i;  // [T, S]
   return at::scaled_dot_product_attention(q, k, v, mask, 0.0, /*is_causal=*/false, std::nullopt, gqa);
 }
 
