@@ -61,8 +61,9 @@ L=/tmp/gpu_repro
 mkdir -p "$OUT" "$L"
 pack_out() {
   # evals cut by a stage timeout: stop them writing first (by process name: a -f pattern would
-  # also match the shell whose command line names the binary)
-  pkill -x lawcat 2>/dev/null && sleep 2
+  # also match the shell whose command line names the binary); only this script's process group:
+  # a full-budget run started by the `full` stage (setsid) trains on into the next call
+  pkill -x lawcat -g "$(ps -o pgid= $$ | tr -d ' ')" 2>/dev/null && sleep 2
   tar czf "$OUT/repro.tgz" --ignore-failed-read \
     $(ls -d runs/repro/*/results.* runs/repro/*/*/summary.* runs/repro/*/*/distill/metrics.jsonl \
             runs/repro/*/*/lora/metrics.jsonl runs/repro/*/*/run.log runs/repro/*/*/distill/best/trainable.safetensors \
@@ -137,8 +138,28 @@ if [[ " $* " == *" rebuild "* ]]; then
   stamp "rebuilt exports"
 fi
 
+if [[ " $* " == *" full "* ]]; then
+  # students at the config's full budget (REPRO_FULL="name:override name2:override;override ..."),
+  # each `lawcat distill` in its own session so that it outlives this call and the next call
+  # (warm machine) finds it finished or resumes it; REPRO_SET does not apply to them.
+  for spec in ${REPRO_FULL:-}; do
+    name=${spec%%:*}; IFS=';' read -ra ov <<< "${spec#*:}"
+    sets=(--set "output_dir=runs/repro/students/$name"); for o in "${ov[@]}"; do [[ -n $o ]] && sets+=(--set "$o"); done
+    [[ -f runs/repro/students/$name/export/config.json ]] && continue
+    mkdir -p "runs/repro/students/$name"
+    setsid nohup $LAWCAT_BIN distill configs/repro/lawcat.yaml "${sets[@]}" > "$L/full_$name.log" 2>&1 < /dev/null &
+    stamp "full: $name started (${sets[*]})"
+  done
+fi
+if [[ " $* " == *" waitfull "* ]]; then
+  # the next call: wait (up to REPRO_TIMEOUT_waitfull s) for the full-budget runs still training
+  end=$(( $(date +%s) + ${REPRO_TIMEOUT_waitfull:-240} ))
+  while pgrep -x lawcat > /dev/null && (( $(date +%s) < end )); do sleep 5; done
+  stamp "waitfull: $(pgrep -xc lawcat) lawcat processes still running"
+fi
+
 rest=()
-for s in "$@"; do [[ $s == build || $s == probe || $s == rebuild ]] || rest+=("$s"); done
+for s in "$@"; do [[ $s == build || $s == probe || $s == rebuild || $s == full || $s == waitfull ]] || rest+=("$s"); done
 if ((${#rest[@]})); then
   stamp "repro.sh ${rest[*]}"
   for st in "${rest[@]}"; do

@@ -54,6 +54,10 @@ def main():
             weights[base + ".weight"] = w.to(dtype)
     for k, v in tensors(os.path.join(a.run, "distill", "best", "trainable.safetensors")).items():
         weights[k] = v.float()
+    # stage 2 with lora.train_lawcat=true also trained the LAWCAT tensors: its values win
+    for k, v in (lora.items() if os.path.exists(lora_file) else []):
+        if ".lora_A." not in k and ".lora_B." not in k:
+            weights[k] = v.float()
     weights = {k: (v.to(dtype) if ".self_attn." not in k or k.endswith("_proj.weight") else v).contiguous()
                for k, v in weights.items()}
     os.makedirs(a.out, exist_ok=True)
