@@ -24,7 +24,8 @@
 #   train       bench train (B 8 x T 1024) with profiles -> bench_train.json; TRAIN_TIMEOUT
 #   validate    build-all, then the whole ctest suite but fuzz (GPU cases included); TEST_TIMEOUT
 #   validate-prefill  bench prefill without profiles -> bench_prefill.json (BENCH_TIMEOUT 150)
-#   validate-train    the [.bench] training-throughput probe of test_train (BENCH_TIMEOUT 150)
+#   validate-train    bench train-parts on stories260K (CPU: where a training step's time goes;
+#               BENCH_TIMEOUT 150)
 #   dp-test     test_train "[distributed]" (store, 2-GPU NCCL and backend-choice tests)
 #   smoke       `lawcat distill` as 2 ranks on stories260K (30 + 20 steps, 1 sequence per rank),
 #               then the same global batch in one process; both runs' last validation losses.
@@ -277,10 +278,13 @@ if has validate-prefill; then
     --device cuda --json "$L/bench_prefill.json" > "$L/bench_prefill.log" 2>&1
   stamp "bench prefill rc=$?"; tail -25 "$L/bench_prefill.log"
 fi
-if has validate-train && [[ -x $BUILD/tests/test_train ]]; then
-  stamp "training throughput"
-  timeout "${BENCH_TIMEOUT:-150}" "$BUILD/tests/test_train" "[.bench]" > "$L/bench_train.log" 2>&1
-  stamp "bench train rc=$?"; tail -25 "$L/bench_train.log"
+if has validate-train; then
+  stamp "training-step parts (bench train-parts, stories260K, CPU)"
+  D="${LAWCAT_SHARED_DATA:-$ROOT/.devdata}"
+  { "$B" convert --llama2c "$D/models/stories260K/stories260K.bin" --tokenizer "$D/models/stories260K/tok512.bin" \
+      --out "$L/stories260k" && timeout "${BENCH_TIMEOUT:-150}" "$B" bench train-parts --model "$L/stories260k"; } \
+    > "$L/bench_train.log" 2>&1
+  stamp "bench train-parts rc=$?"; tail -25 "$L/bench_train.log"
 fi
 
 # ---- data parallel: scripts/gpu_dp.sh ----

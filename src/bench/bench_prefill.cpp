@@ -18,6 +18,7 @@
 #include "config/yaml.h"
 #include "bench/profile.h"
 #include "io/hf_config.h"
+#include "model/device.h"
 #include "model/swap.h"
 #include "model/llama.h"
 #include "util/error.h"
@@ -103,9 +104,7 @@ model::DecodeState kv_cache_state(model::LlamaForCausalLMImpl& m) {
 
 constexpr double kMiB = 1024.0 * 1024.0;
 
-}  // namespace
-
-BenchPrefillResult bench_prefill(const BenchPrefillOptions& o) {
+void check_options(const BenchPrefillOptions& o) {
   LAWCAT_CHECK(o.model_dir.empty() != o.config_json.empty(), ConfigError,
                o.command << ": give exactly one of --model DIR or --config config.json");
   LAWCAT_CHECK(!o.lengths.empty(), ConfigError, o.command << ": --lengths is empty");
@@ -114,26 +113,19 @@ BenchPrefillResult bench_prefill(const BenchPrefillOptions& o) {
   LAWCAT_CHECK(o.reps > 0 && o.warmup >= 0 && o.decode_tokens >= 0 && o.decode_warmup >= 0, ConfigError,
                o.command << ": reps must be positive, warm-up and decode counts non-negative");
   LAWCAT_CHECK(o.softmax || o.lawcat, ConfigError, o.command << ": nothing to time (both kinds disabled)");
-  torch::NoGradGuard no_grad;
-  const at::Device device = model::parse_device(o.device);
-  const bool cuda = device.is_cuda();
-  const int dev_index = cuda ? (device.has_index() ? device.index() : 0) : -1;
-#ifdef LAWCAT_HAVE_CUDA
-  if (cuda) c10::cuda::set_device(static_cast<c10::DeviceIndex>(dev_index));
-#else
-  LAWCAT_CHECK(!cuda, ConfigError, o.command << ": lawcat was built without CUDA; use --device cpu");
-#endif
+}
 
-  BenchPrefillResult result;
-  result.device = device_description(device);
-  at::manual_seed(o.seed);
+// The model under test: random weights from o.config_json (swapped to LAWCAT by its "lawcat"
+// section, else by o.attention), or the checkpoint o.model_dir (swapped by o.attention when it
+// has no LAWCAT layers); LAWCAT parameters in fp32, eval mode. Fills result's model fields.
+model::LlamaForCausalLM build_model(const BenchPrefillOptions& o, const at::Device& device, BenchPrefillResult& result) {
   model::LlamaForCausalLM m{nullptr};
   io::LlamaConfig cfg;
   if (!o.config_json.empty()) {
     cfg = io::load_llama_config(o.config_json);
     model::validate_llama_config(cfg, o.config_json);
     const at::ScalarType dtype =
-        o.dtype == "auto" ? (cuda ? at::kBFloat16 : at::kFloat) : model::parse_dtype(o.dtype);
+        o.dtype == "auto" ? (device.is_cuda() ? at::kBFloat16 : at::kFloat) : model::parse_dtype(o.dtype);
     result.source = o.config_json + " (random weights)";
     m = model::build_llama(cfg);
     if (cfg.lawcat.is_null() || cfg.lawcat.empty()) {
@@ -163,6 +155,142 @@ BenchPrefillResult bench_prefill(const BenchPrefillOptions& o) {
     bytes += p.numel() * static_cast<int64_t>(p.element_size());
   }
   result.weights_mib = static_cast<double>(bytes) / kMiB;
+  return m;
+}
+
+// One (kind, T) cell: the model in the kind's mode, the T prompt tokens and the device.
+struct PrefillCell {
+  model::LlamaForCausalLMImpl& m;
+  const BenchPrefillOptions& o;
+  const at::Tensor& ids;  // [1, T]
+  int64_t T;
+  bool teacher, cuda;
+  int dev_index;
+
+  model::DecodeState fresh_state() const { return teacher ? kv_cache_state(m) : m.new_decode_state(1); }
+  // Prefill: [1, T] -> logits of the last position [1, V].
+  at::Tensor prefill(model::DecodeState& st) const {
+    const int64_t step = o.prefill_chunk > 0 ? o.prefill_chunk : T;
+    at::Tensor h;
+    for (int64_t a = 0; a < T; a += step)                    // chunks continue from the state
+      h = m.hidden_states(ids.slice(1, a, std::min(T, a + step)), &st);  // [1, chunk, D]
+    return m.logits(h.select(1, h.size(1) - 1));             // [1, V]
+  }
+  // One greedy step: [1, 1] -> [1, 1], staying on the device.
+  at::Tensor decode_step(const at::Tensor& next, model::DecodeState& st) const {
+    return m.forward(next, st).select(1, 0).argmax(-1).view({1, 1});
+  }
+};
+
+// Warm-up prefills, then the median and min of o.reps timed ones.
+void time_prefill(const PrefillCell& c, BenchPrefillRow& row) {
+  for (int i = 0; i < c.o.warmup; ++i) {
+    model::DecodeState st = c.fresh_state();
+    c.prefill(st);
+  }
+  synchronize(c.cuda);
+  std::vector<double> times;
+  for (int i = 0; i < c.o.reps; ++i) {
+    model::DecodeState st = c.fresh_state();
+    times.push_back(time_ms(c.cuda, [&] { c.prefill(st); }));
+  }
+  row.prefill_ms = median(times);
+  row.prefill_min_ms = *std::min_element(times.begin(), times.end());
+  row.prefill_tokens_per_s = row.prefill_ms > 0 ? static_cast<double>(c.T) / (row.prefill_ms * 1e-3) : 0;
+}
+
+// One more prefill, then decode_warmup untimed and decode_tokens timed greedy steps, with the
+// peak device memory tracked; the state's size and the process's resident memory after them.
+void time_decode(const PrefillCell& c, BenchPrefillRow& row) {
+  synchronize(c.cuda);
+  const int64_t base = cuda_allocated(c.cuda, c.dev_index).first;
+  reset_peak(c.cuda, c.dev_index);
+  model::DecodeState st = c.fresh_state();
+  at::Tensor logits = c.prefill(st);
+  at::Tensor next = logits.argmax(-1).view({1, 1});  // [1, 1], stays on the device
+  for (int64_t i = 0; i < c.o.decode_warmup; ++i) next = c.decode_step(next, st);
+  synchronize(c.cuda);
+  if (c.o.decode_tokens > 0) {
+    const double ms = time_ms(c.cuda, [&] {
+      for (int64_t i = 0; i < c.o.decode_tokens; ++i) next = c.decode_step(next, st);
+    });
+    row.decode_ms_per_token = ms / static_cast<double>(c.o.decode_tokens);
+    row.decode_tokens_per_s = ms > 0 ? static_cast<double>(c.o.decode_tokens) / (ms * 1e-3) : 0;
+  }
+  synchronize(c.cuda);
+  const auto [cur, peak] = cuda_allocated(c.cuda, c.dev_index);
+  (void)cur;
+  if (peak >= 0) {
+    row.peak_mib = static_cast<double>(peak) / kMiB;
+    row.peak_above_base_mib = static_cast<double>(peak - base) / kMiB;
+  }
+  row.state_mib = static_cast<double>(st.memory_bytes()) / kMiB;
+  const auto rss = memory::resident();
+  if (rss.current_bytes >= 0) row.rss_mib = static_cast<double>(rss.current_bytes) / kMiB;
+  if (rss.peak_bytes >= 0) row.peak_rss_mib = static_cast<double>(rss.peak_bytes) / kMiB;
+}
+
+// Kernel profiles of one prefill and of o.profile_decode decode steps after it.
+std::string profile_cell(const PrefillCell& c, const std::string& kind) {
+  ProfileOptions po;
+  const std::string tag = kind + "_T" + std::to_string(c.T);
+  if (!c.o.profile_trace_dir.empty()) po.trace_path = c.o.profile_trace_dir + "/prefill_" + tag + ".json";
+  model::DecodeState pst = c.fresh_state();
+  at::Tensor last;
+  std::string text = "profile " + kind + " T=" + std::to_string(c.T) + ": one prefill\n" +
+                     profile_region([&] { last = c.prefill(pst); }, po);
+  at::Tensor tok = last.argmax(-1).view({1, 1});
+  if (!c.o.profile_trace_dir.empty()) po.trace_path = c.o.profile_trace_dir + "/decode_" + tag + ".json";
+  text += "profile " + kind + " T=" + std::to_string(c.T) + ": " + std::to_string(c.o.profile_decode) +
+          " decode steps\n" + profile_region([&] {
+            for (int64_t i = 0; i < c.o.profile_decode; ++i) tok = c.decode_step(tok, pst);
+          }, po);
+  return text;
+}
+
+// One row: prefill timings, decode timings and memory, the profile when asked; an
+// out-of-memory is reported in the row.
+BenchPrefillRow bench_row(model::LlamaForCausalLMImpl& m, const BenchPrefillOptions& o, const std::string& kind,
+                          const at::Tensor& ids, bool cuda, int dev_index) {
+  BenchPrefillRow row;
+  row.kind = kind;
+  row.T = ids.size(1);
+  const bool teacher = kind == "softmax";
+  model::set_mixer_mode(m, teacher ? model::MixerMode::kTeacher : model::MixerMode::kStudent);
+  const PrefillCell c{m, o, ids, row.T, teacher, cuda, dev_index};
+  try {
+    time_prefill(c, row);
+    time_decode(c, row);
+    if (std::find(o.profile_lengths.begin(), o.profile_lengths.end(), row.T) != o.profile_lengths.end())
+      row.profile = profile_cell(c, kind);
+  } catch (const c10::OutOfMemoryError&) {
+    row.error = "out of memory";
+    log::warn(o.command, ": ", kind, " T=", row.T, ": out of memory");
+  }
+  empty_cache(cuda);
+  log::info(o.command, ": ", kind, " T=", row.T, ": prefill ", row.prefill_ms, " ms, decode ",
+            row.decode_tokens_per_s, " tok/s", row.error.empty() ? "" : " (" + row.error + ")");
+  return row;
+}
+
+}  // namespace
+
+BenchPrefillResult bench_prefill(const BenchPrefillOptions& o) {
+  check_options(o);
+  torch::NoGradGuard no_grad;
+  const at::Device device = model::parse_device(o.device);
+  const bool cuda = device.is_cuda();
+  const int dev_index = cuda ? (device.has_index() ? device.index() : 0) : -1;
+#ifdef LAWCAT_HAVE_CUDA
+  if (cuda) c10::cuda::set_device(static_cast<c10::DeviceIndex>(dev_index));
+#else
+  LAWCAT_CHECK(!cuda, ConfigError, o.command << ": lawcat was built without CUDA; use --device cpu");
+#endif
+
+  BenchPrefillResult result;
+  result.device = device_description(device);
+  at::manual_seed(o.seed);
+  model::LlamaForCausalLM m = build_model(o, device, result);
   log::info(o.command, ": ", result.source, ", ", result.num_layers, " layers (", result.lawcat_layers,
             " LAWCAT), ", result.parameters, " parameters, ", result.dtype, " on ", result.device);
 
@@ -172,88 +300,7 @@ BenchPrefillResult bench_prefill(const BenchPrefillOptions& o) {
   if (o.lawcat) kinds.push_back("lawcat");
   for (int64_t T : o.lengths) {
     const at::Tensor ids = at::randint(0, m->vocab_size(), {1, T}, ids_opts);  // [1, T]
-    for (const auto& kind : kinds) {
-      BenchPrefillRow row;
-      row.kind = kind;
-      row.T = T;
-      const bool teacher = kind == "softmax";
-      model::set_mixer_mode(*m, teacher ? model::MixerMode::kTeacher : model::MixerMode::kStudent);
-      auto fresh_state = [&] { return teacher ? kv_cache_state(*m) : m->new_decode_state(1); };
-      // Prefill: [1, T] -> logits of the last position [1, V].
-      auto prefill = [&](model::DecodeState& st) {
-        const int64_t step = o.prefill_chunk > 0 ? o.prefill_chunk : T;
-        at::Tensor h;
-        for (int64_t a = 0; a < T; a += step)                    // chunks continue from the state
-          h = m->hidden_states(ids.slice(1, a, std::min(T, a + step)), &st);  // [1, chunk, D]
-        return m->logits(h.select(1, h.size(1) - 1));            // [1, V]
-      };
-      try {
-        for (int i = 0; i < o.warmup; ++i) {
-          model::DecodeState st = fresh_state();
-          prefill(st);
-        }
-        synchronize(cuda);
-        std::vector<double> times;
-        for (int i = 0; i < o.reps; ++i) {
-          model::DecodeState st = fresh_state();
-          times.push_back(time_ms(cuda, [&] { prefill(st); }));
-        }
-        row.prefill_ms = median(times);
-        row.prefill_min_ms = *std::min_element(times.begin(), times.end());
-        row.prefill_tokens_per_s = row.prefill_ms > 0 ? static_cast<double>(T) / (row.prefill_ms * 1e-3) : 0;
-        // One more prefill + decode with the peak memory tracked.
-        synchronize(cuda);
-        const int64_t base = cuda_allocated(cuda, dev_index).first;
-        reset_peak(cuda, dev_index);
-        model::DecodeState st = fresh_state();
-        at::Tensor logits = prefill(st);
-        at::Tensor next = logits.argmax(-1).view({1, 1});  // [1, 1], stays on the device
-        for (int64_t i = 0; i < o.decode_warmup; ++i) next = m->forward(next, st).select(1, 0).argmax(-1).view({1, 1});
-        synchronize(cuda);
-        if (o.decode_tokens > 0) {
-          const double ms = time_ms(cuda, [&] {
-            for (int64_t i = 0; i < o.decode_tokens; ++i)
-              next = m->forward(next, st).select(1, 0).argmax(-1).view({1, 1});
-          });
-          row.decode_ms_per_token = ms / static_cast<double>(o.decode_tokens);
-          row.decode_tokens_per_s = ms > 0 ? static_cast<double>(o.decode_tokens) / (ms * 1e-3) : 0;
-        }
-        synchronize(cuda);
-        const auto [cur, peak] = cuda_allocated(cuda, dev_index);
-        (void)cur;
-        if (peak >= 0) {
-          row.peak_mib = static_cast<double>(peak) / kMiB;
-          row.peak_above_base_mib = static_cast<double>(peak - base) / kMiB;
-        }
-        row.state_mib = static_cast<double>(st.memory_bytes()) / kMiB;
-        const auto rss = memory::resident();
-        if (rss.current_bytes >= 0) row.rss_mib = static_cast<double>(rss.current_bytes) / kMiB;
-        if (rss.peak_bytes >= 0) row.peak_rss_mib = static_cast<double>(rss.peak_bytes) / kMiB;
-        if (std::find(o.profile_lengths.begin(), o.profile_lengths.end(), T) != o.profile_lengths.end()) {
-          ProfileOptions po;
-          const std::string tag = kind + "_T" + std::to_string(T);
-          if (!o.profile_trace_dir.empty()) po.trace_path = o.profile_trace_dir + "/prefill_" + tag + ".json";
-          model::DecodeState pst = fresh_state();
-          at::Tensor last;
-          row.profile = "profile " + kind + " T=" + std::to_string(T) + ": one prefill\n" +
-                        profile_region([&] { last = prefill(pst); }, po);
-          at::Tensor tok = last.argmax(-1).view({1, 1});
-          if (!o.profile_trace_dir.empty()) po.trace_path = o.profile_trace_dir + "/decode_" + tag + ".json";
-          row.profile += "profile " + kind + " T=" + std::to_string(T) + ": " + std::to_string(o.profile_decode) +
-                         " decode steps\n" + profile_region([&] {
-                           for (int64_t i = 0; i < o.profile_decode; ++i)
-                             tok = m->forward(tok, pst).select(1, 0).argmax(-1).view({1, 1});
-                         }, po);
-        }
-      } catch (const c10::OutOfMemoryError&) {
-        row.error = "out of memory";
-        log::warn(o.command, ": ", kind, " T=", T, ": out of memory");
-      }
-      empty_cache(cuda);
-      log::info(o.command, ": ", kind, " T=", T, ": prefill ", row.prefill_ms, " ms, decode ",
-                row.decode_tokens_per_s, " tok/s", row.error.empty() ? "" : " (" + row.error + ")");
-      result.rows.push_back(row);
-    }
+    for (const auto& kind : kinds) result.rows.push_back(bench_row(*m, o, kind, ids, cuda, dev_index));
   }
   model::set_mixer_mode(*m, model::MixerMode::kStudent);
   return result;

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "cli/command.h"
+#include "model/device.h"
 #include "model/swap.h"
 #include "eval/perplexity.h"
 #include "model/llama.h"

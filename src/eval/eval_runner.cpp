@@ -8,6 +8,7 @@
 
 #include "eval/generate.h"
 #include "eval/task.h"
+#include "model/device.h"
 #include "model/model_tokenizer.h"
 #include "model/swap.h"
 #include "util/error.h"

@@ -22,8 +22,6 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
-#include <filesystem>
-#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -126,7 +124,7 @@ class LlamaForCausalLMImpl : public torch::nn::Module {
 };
 TORCH_MODULE(LlamaForCausalLM);
 
-// ---- loading and saving -------------------------------------------------------
+// ---- construction -------------------------------------------------------------
 
 // Checks a config for what this model supports (head_dim, GQA ratio, rope type).
 // Throws CheckpointError naming `where`.
@@ -134,47 +132,5 @@ void validate_llama_config(const io::LlamaConfig& config, const std::string& whe
 
 // Builds an (randomly initialized) model from a config. Parameters are on the CPU in fp32.
 LlamaForCausalLM build_llama(const io::LlamaConfig& config);
-
-struct LoadWeightsOptions {
-  at::Device device = at::kCPU;
-  at::ScalarType dtype = at::kFloat;
-  // Parameters for which this returns true may be absent from the checkpoint:
-  // they keep their current values (converted to device/dtype). E.g. new
-  // LAWCAT parameters when loading a teacher checkpoint into a swapped model.
-  std::function<bool(const std::string&)> optional;
-};
-
-// Loads every parameter and buffer of `module` by its name from the
-// checkpoint directory `dir` (model.safetensors or a sharded index). All names
-// and shapes are checked before anything is loaded: one CheckpointError lists
-// every missing tensor and shape mismatch (tensor, file, expected vs got).
-// Tensors in the checkpoint that the module does not have are logged as a warning.
-void load_weights(torch::nn::Module& module, const std::filesystem::path& dir,
-                  const LoadWeightsOptions& options);
-
-// config.json + weights of `dir` -> model on `device` in `dtype`.
-LlamaForCausalLM load_llama(const std::filesystem::path& dir, at::Device device = at::kCPU,
-                            at::ScalarType dtype = at::kFloat);
-
-// Writes config.json (torch_dtype set from the parameters) and model.safetensors
-// (or `shards` shard files plus an index) into `dir`, creating it.
-void save_llama(LlamaForCausalLMImpl& model, const std::filesystem::path& dir, int shards = 1);
-
-// Copies the tokenizer files present in `from` (tokenizer.json, tokenizer.model,
-// tokenizer.bin, tokenizer_config.json, special_tokens_map.json,
-// generation_config.json) into `to`. Returns how many were copied.
-int copy_tokenizer_files(const std::filesystem::path& from, const std::filesystem::path& to);
-
-// "float32" / "bfloat16" / "float16" <-> ScalarType (ConfigError on others).
-at::ScalarType parse_dtype(const std::string& name);
-std::string dtype_name(at::ScalarType dtype);
-// "cpu", "cuda", "cuda:N" -> Device (ConfigError when CUDA is asked for but unavailable).
-at::Device parse_device(const std::string& name);
-// "auto": float32 on the CPU; on CUDA the config's torch_dtype when it is
-// bfloat16 or float16, else float32. Anything else: parse_dtype.
-at::ScalarType resolve_dtype(const std::string& name, at::Device device, const io::LlamaConfig& config);
-// load_llama for the CLI: device and dtype given as strings (see above).
-LlamaForCausalLM load_llama(const std::filesystem::path& dir, const std::string& device,
-                            const std::string& dtype);
 
 }  // namespace lawcat::model

@@ -6,6 +6,8 @@
 #include "io/hf_config.h"
 #include "io/llama_weights.h"
 #include "io/safetensors.h"
+#include "model/checkpoint.h"
+#include "model/device.h"
 #include "util/error.h"
 #include "util/log.h"
 

@@ -1,5 +1,6 @@
 #include "train/finetune.h"
 
+#include "model/device.h"
 #include "model/swap.h"
 #include "util/error.h"
 

@@ -15,6 +15,8 @@
 #include "dataset/tokenized.h"
 #include "io/llama2c_checkpoint.h"
 #include "io/safetensors.h"
+#include "model/checkpoint.h"
+#include "model/device.h"
 #include "model/swap.h"
 #include "model/export.h"
 #include "model/llama.h"

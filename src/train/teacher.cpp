@@ -7,6 +7,7 @@
 #include "dataset/corpus.h"
 #include "dataset/tokenized.h"
 #include "io/llama2c_checkpoint.h"
+#include "model/checkpoint.h"
 #include "model/model_tokenizer.h"
 #include "text/tokenizer.h"
 #include "train/finetune.h"

@@ -10,6 +10,7 @@
 #include "common/tiny_llama.h"
 #include "config/schema.h"
 #include "io/hf_config.h"
+#include "model/checkpoint.h"
 #include "model/swap.h"
 #include "model/llama.h"
 

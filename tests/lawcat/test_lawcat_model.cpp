@@ -7,6 +7,7 @@
 #include "common/tiny_llama.h"
 #include "config/schema.h"
 #include "io/llama2c_checkpoint.h"
+#include "model/checkpoint.h"
 #include "model/swap.h"
 #include "model/llama.h"
 #include "util/error.h"

@@ -15,6 +15,7 @@
 #include "common/tiny_llama.h"
 #include "io/hf_config.h"
 #include "io/safetensors.h"
+#include "model/checkpoint.h"
 #include "model/llama.h"
 #include "util/error.h"
 

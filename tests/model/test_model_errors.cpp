@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "io/llama2c_checkpoint.h"
+#include "model/device.h"
 #include "model/model_helpers.h"
 #include "util/fs.h"
 

@@ -18,6 +18,7 @@
 #include "dataset/bpe_trainer.h"
 #include "dataset/packing.h"
 #include "io/hf_config.h"
+#include "model/checkpoint.h"
 #include "model/swap.h"
 #include "model/llama.h"
 #include "model/model_tokenizer.h"

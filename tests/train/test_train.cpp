@@ -10,6 +10,7 @@
 #include <regex>
 
 #include "common/catch.h"
+#include "model/checkpoint.h"
 #include "train/train_helpers.h"
 #include "config/yaml.h"
 #include "dataset/bpe_trainer.h"

@@ -1,65 +1,20 @@
-// Hidden timing probe ([.bench]): where a training step's time goes on stories260K.
-#include <ATen/Context.h>
+// Hidden diagnostic probes of a distilled run (PROBE_RUN=<output_dir>): per-layer distillation
+// error ([.probe]) and teacher attention patterns ([.attn]); docs/training.md cites their numbers.
+// The training-step timing probe that was here is `lawcat bench train-parts` (src/bench).
 #include <ATen/Parallel.h>
 
-#include <chrono>
 #include <iomanip>
 #include <iostream>
 
 #include "common/catch.h"
-#include "io/llama2c_checkpoint.h"
+#include "model/checkpoint.h"
 #include "model/swap.h"
 #include "model/llama.h"
-#include "model/lora.h"
-#include "train/distill.h"
-#include "train/finetune.h"
 #include "config/yaml.h"
 #include "text/tokenizer.h"
 #include "util/fs.h"
 
 using namespace lawcat;
-
-TEST_CASE("timing probe: distill and LoRA steps on stories260K", "[.bench]") {
-  LAWCAT_SHARED_OR_SKIP(bin, "models/stories260K/stories260K.bin");
-  if (std::getenv("BENCH_FTZ")) at::globalContext().setFlushDenormal(true);
-  if (const char* t = std::getenv("BENCH_THREADS")) at::set_num_threads(std::atoi(t));
-  auto dir = test::scratch_dir("bench");
-  io::convert_llama2c(bin, bin.parent_path() / "tok512.bin", dir / "t");
-  auto net = model::load_llama(dir / "t", at::kCPU, at::kFloat);
-  const int64_t B = std::getenv("BENCH_B") ? std::atoi(std::getenv("BENCH_B")) : 1;
-  at::Tensor batch = at::randint(3, 500, {B, 513}, at::kLong);
-  auto time = [B](const char* what, int n, const std::function<void()>& fn) {
-    fn();
-    auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < n; ++i) fn();
-    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / n;
-    std::cout << what << ": " << s * 1000 << " ms (" << B * 512 / s << " tok/s)\n";
-  };
-  for (auto& p : net->parameters()) p.set_requires_grad(true);
-  time("teacher fwd+bwd", 5, [&] { train::next_token_loss(*net, batch).backward(); });
-  for (auto& p : net->parameters()) p.set_requires_grad(false);
-  config::AttentionConfig a;
-  model::swap_to_lawcat(*net, a);
-  model::set_mixer_mode(*net, model::MixerMode::kDistill);
-  {
-    at::NoGradGuard ng;
-    time("distill fwd (no grad)", 5, [&] { train::attention_transfer_loss(*net, batch, 1000); });
-  }
-  time("distill fwd+bwd", 5, [&] { train::attention_transfer_loss(*net, batch, 1000).backward(); });
-  model::set_mixer_mode(*net, model::MixerMode::kStudent);
-  for (auto& p : net->parameters()) p.set_requires_grad(false);
-  {
-    at::NoGradGuard ng;
-    time("student fwd (no grad)", 5, [&] { train::next_token_loss(*net, batch); });
-  }
-  auto lora = model::apply_lora(*net, {});
-  time("lora fwd", 3, [&] { lora->refresh(); train::next_token_loss(*net, batch); });
-  time("lora fwd+bwd", 3, [&] { lora->refresh(); train::next_token_loss(*net, batch).backward(); });
-  lora->restore();
-  for (auto& [n, p] : model::lawcat_parameters(*net)) p.set_requires_grad(true);
-  for (auto& [n, p] : lora->parameters()) p.set_requires_grad(false);
-  time("student fwd+bwd (lawcat params only)", 3, [&] { train::next_token_loss(*net, batch).backward(); });
-}
 
 // Per-layer attention MSE of a distilled run (PROBE_RUN=<output_dir>): where the error is.
 TEST_CASE("probe: per-layer distillation error of a run", "[.probe]") {
