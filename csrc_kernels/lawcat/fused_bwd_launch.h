@@ -1,7 +1,8 @@
 // Launch sequence of the fused LAWCAT backward for one (dtype, head dim): gate cumsums ->
 // dstate pass (only when a sequence has several segments) -> reverse combine (gla's) ->
 // gradient pass -> dq rows across segment boundaries (again only with several segments).
-// Instantiated per head dim in fused_bwd_hdim*.cu; entry point in fused_api.cu.
+// Instantiated per dtype x head dim in inst/fused_bwd_*.cu (scripts/gen_kernels.py); entry point
+// in fused_api.cu.
 #pragma once
 #include "lawcat/fused_bwd.cuh"
 #include "lawcat/fused_launch.h"  // launch_gate, gla::launch_combine

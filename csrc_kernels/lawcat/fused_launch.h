@@ -1,6 +1,7 @@
 // Launch sequence of the fused LAWCAT forward for one (dtype, head dim): gate cumsums (once
 // per chunk and kv head) -> segment-local state pass (only when a sequence has several segments) -> combine (gla's) -> output
-// pass. Instantiated per head dim in fused_fwd_hdim*.cu so the variants compile in parallel.
+// pass. Instantiated per dtype x head dim in inst/fused_fwd_*.cu (scripts/gen_kernels.py) so the
+// variants compile in parallel.
 #pragma once
 #include "gla/combine.cuh"
 #include "lawcat/fused_fwd.cuh"
