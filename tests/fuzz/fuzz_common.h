@@ -39,15 +39,21 @@ void expect_only_lawcat_errors(Fn&& fn) {
 }
 
 // A scratch folder for this process (parsers that only read files get their input there).
+// In memory (/dev/shm, a tmpfs) where there is one: writing each input to a disk-backed /tmp
+// costs milliseconds (measured: babi 281 exec/s on ext4 /tmp, 8.7K on /dev/shm) and tests
+// nothing more. LAWCAT_FUZZ_SCRATCH overrides; else the system temp directory.
 inline const std::filesystem::path& scratch() {
   static const std::filesystem::path dir = [] {
-    auto d = std::filesystem::temp_directory_path() / ("lawcat_fuzz_" + std::to_string(::getpid()));
+    std::filesystem::path base;
+    std::error_code ec;
+    if (const char* s = std::getenv("LAWCAT_FUZZ_SCRATCH"); s && *s) base = s;
+    else if (::access("/dev/shm", W_OK | X_OK) == 0 && std::filesystem::is_directory("/dev/shm", ec)) base = "/dev/shm";
+    else base = std::filesystem::temp_directory_path();
+    static std::filesystem::path d = base / ("lawcat_fuzz_" + std::to_string(::getpid()));
     std::filesystem::create_directories(d);
     std::atexit([] {
-      std::error_code ec;
-      std::filesystem::remove_all(std::filesystem::temp_directory_path() /
-                                      ("lawcat_fuzz_" + std::to_string(::getpid())),
-                                  ec);
+      std::error_code ec2;
+      std::filesystem::remove_all(d, ec2);
     });
     return d;
   }();
