@@ -26,7 +26,7 @@ log() { echo "[setup] $*"; }
 # ---- 1. system packages -------------------------------------------------
 PKGS=(build-essential cmake ninja-build ccache pkg-config python3-venv
       libsentencepiece-dev sentencepiece libyaml-cpp-dev libspdlog-dev libfmt-dev
-      catch2 nlohmann-json3-dev libcli11-dev libpcre2-dev libopenblas0-openmp
+      catch2 nlohmann-json3-dev libcli11-dev libpcre2-dev libicu-dev libopenblas0-openmp
       gnuplot-nox fortunes-min clang-14 libclang-rt-14-dev
       liblzma-dev zlib1g-dev libzstd-dev xz-utils zstd gzip)
 missing=()

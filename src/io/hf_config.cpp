@@ -353,7 +353,9 @@ void save_llama_config(const std::filesystem::path& config_json, const LlamaConf
 }
 
 int64_t LlamaConfig::attention_window(int64_t layer) const {
-  if (!is_qwen() || !sliding_window || layer < 0 || layer >= static_cast<int64_t>(layer_types.size())) return 0;
+  if (!sliding_window || layer < 0 || layer >= num_hidden_layers) return 0;
+  if (is_mistral()) return *sliding_window;  // MistralForCausalLM: every layer
+  if (!is_qwen() || layer >= static_cast<int64_t>(layer_types.size())) return 0;
   return layer_types[layer] == "sliding_attention" ? *sliding_window : 0;
 }
 

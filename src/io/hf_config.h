@@ -8,6 +8,8 @@
 // "model_type" llama / mistral when "architectures" is absent). Everything else
 // takes the transformers default when absent. rope_theta / rope_scaling may also
 // come as transformers v5's "rope_parameters"; "dtype" is read as "torch_dtype".
+// Mistral: sliding_window (MistralConfig's default 4096 when absent; null = full attention)
+// windows every layer, as MistralForCausalLM does.
 // Rejected because lawcat's Llama does not implement them: mlp_bias true,
 // attention_bias true for Mistral, hidden_act other than "silu", rope types other
 // than default / linear / llama3.
@@ -51,8 +53,8 @@ struct LlamaConfig {
   RopeScaling rope_scaling;
   bool tie_word_embeddings = false;
   int64_t max_position_embeddings = 2048;  // Mistral's default when absent: 131072
-  std::optional<int64_t> sliding_window;  // Mistral (default 4096 when absent): informational;
-                                          // Qwen: the window of "sliding_attention" layers
+  std::optional<int64_t> sliding_window;  // Mistral (default 4096 when absent, null = none): the
+                                          // window of every layer; Qwen: of "sliding_attention" layers
   bool attention_bias = false;        // Llama / Qwen3: biases on q, k, v and o (Qwen2: see qkv_bias)
   bool use_sliding_window = false;    // Qwen
   int64_t max_window_layers = 28;     // Qwen (transformers' default)
@@ -65,11 +67,13 @@ struct LlamaConfig {
   bool is_qwen2() const { return architecture == "Qwen2ForCausalLM"; }
   bool is_qwen3() const { return architecture == "Qwen3ForCausalLM"; }
   bool is_qwen() const { return is_qwen2() || is_qwen3(); }
+  bool is_mistral() const { return architecture == "MistralForCausalLM"; }
   bool qkv_bias() const { return is_qwen2() || attention_bias; }   // q/k/v projections have biases
   bool o_bias() const { return !is_qwen2() && attention_bias; }    // o_proj has a bias
   bool qk_norm() const { return is_qwen3(); }                      // q_norm / k_norm [head_dim]
-  // The softmax attention window of layer i (0 = full causal attention): Qwen's
-  // "sliding_attention" layers. Mistral's sliding_window is not applied.
+  // The softmax attention window of layer i (0 = full causal attention): every layer of a
+  // Mistral with a sliding_window, Qwen's "sliding_attention" layers. Query i sees keys j with
+  // i - window < j <= i (transformers' sliding_window_overlay: kv_idx > q_idx - sliding_window).
   int64_t attention_window(int64_t layer) const;
 };
 

@@ -88,7 +88,7 @@ at::Tensor LlamaAttentionImpl::forward(const at::Tensor& hidden, const MixerCont
 }
 
 std::unique_ptr<LayerState> LlamaAttentionImpl::make_state(int64_t /*batch*/) const {
-  return std::make_unique<KVCache>();
+  return std::make_unique<KVCache>(options_.window());  // bounded to the window, if any
 }
 
 namespace {

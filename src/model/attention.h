@@ -5,7 +5,8 @@
 //   q, k <- q_norm(q), k_norm(k)           Qwen3: RMSNorm over D per head (weight [D])
 //   q, k <- rope(q), rope(k) at positions offset..offset+T-1
 //   y = softmax(q k^T / sqrt(D) + causal mask) v   (kv head h/g serves query head h)
-//        a sliding window (Qwen's "sliding_attention" layers) also masks keys j <= i - window
+//        a sliding window (Mistral's layers, Qwen's "sliding_attention" layers) also masks
+//        keys j <= i - window
 //   out = Wo concat_h(y) (+ bo)
 //
 // `projections` returns q and k after the biases and norms (before RoPE): what
@@ -13,7 +14,8 @@
 //
 // `attention_output` returns y before Wo, [B, T, H*D]: the distillation target.
 // With a decode state (a KVCache) the new k, v are appended and the queries
-// attend to every cached position.
+// attend to every cached position; a windowed layer's cache keeps only the last
+// window - 1 positions before each append (memory bounded by the window).
 #pragma once
 #include <ATen/ATen.h>
 #include <torch/arg.h>

@@ -150,7 +150,7 @@ struct Piece {
 };
 
 struct Normalizer {
-  enum Kind { kPrepend, kReplace, kNoop } kind = kNoop;
+  enum Kind { kPrepend, kReplace, kNfc, kNoop } kind = kNoop;
   std::string prepend;
   Pattern pattern;
   std::string content;
@@ -402,9 +402,15 @@ class BpeTokenizer : public detail::TokenizerBase {
       s.content = n.at("content").get<std::string>();
       normalizers_.push_back(s);
     } else if (type == "NFC") {
-      // Needs Unicode composition tables we do not carry; text that is already NFC
-      // (almost all text) is unchanged by it.
-      log::warn(where, ": NFC normalization is not applied (input is assumed to be NFC already)");
+      if (unicode::nfc_available()) {  // through ICU
+        Normalizer s;
+        s.kind = Normalizer::kNfc;
+        normalizers_.push_back(s);
+      } else {
+        // Built without ICU: text that is already NFC (almost all text) is unchanged by it.
+        log::warn(where, ": NFC normalization is not applied: lawcat was built without ICU (libicu-dev); "
+                         "input is assumed to be NFC already");
+      }
     } else {
       throw DataError(where + ": normalizer type '" + type +
                       "' is not supported (supported: Sequence, Prepend, Replace, NFC)");
@@ -610,6 +616,8 @@ class BpeTokenizer : public detail::TokenizerBase {
     for (const auto& n : normalizers_) {
       if (n.kind == Normalizer::kPrepend) {
         if (!s.empty()) s = n.prepend + s;
+      } else if (n.kind == Normalizer::kNfc) {
+        s = unicode::to_nfc(s);
       } else if (n.kind == Normalizer::kReplace) {
         if (!n.pattern.regex) {
           s = replace_all(s, n.pattern.literal, n.content);

@@ -1,6 +1,63 @@
 #include "text/unicode.h"
 
+#include <algorithm>
+#include <stdexcept>
+
+#ifdef LAWCAT_HAVE_ICU
+#include <unicode/bytestream.h>
+#include <unicode/normalizer2.h>
+#include <unicode/stringpiece.h>
+#include <unicode/utypes.h>
+#endif
+
 namespace lawcat::text::unicode {
+
+bool nfc_available() {
+#ifdef LAWCAT_HAVE_ICU
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::string to_nfc(std::string_view s) {
+#ifdef LAWCAT_HAVE_ICU
+  if (std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; }))
+    return std::string(s);
+  if (!is_valid_utf8(s)) return std::string(s);
+  UErrorCode status = U_ZERO_ERROR;
+  const icu::Normalizer2* nfc = icu::Normalizer2::getNFCInstance(status);
+  if (U_FAILURE(status)) throw std::runtime_error(std::string("ICU NFC normalizer: ") + u_errorName(status));
+  std::string out;
+  out.reserve(s.size());
+  icu::StringByteSink<std::string> sink(&out);
+  // ICU takes int32 lengths: longer text goes in pieces cut before a code point that starts a
+  // new composition (hasBoundaryBefore), where NFC of the pieces is NFC of the whole.
+  constexpr size_t kPiece = size_t{1} << 30;
+  size_t begin = 0;
+  while (begin < s.size()) {
+    size_t end = s.size();
+    if (end - begin > kPiece) {
+      end = begin + kPiece;
+      size_t len = 0;
+      while (end > begin + 1 &&
+             ((static_cast<unsigned char>(s[end]) & 0xC0) == 0x80 || !nfc->hasBoundaryBefore(decode_utf8(s, end, &len))))
+        --end;
+      if (end == begin + 1) end = begin + kPiece;  // no boundary (not real text): cut anyway
+      while (end < s.size() && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80) ++end;
+    }
+    const icu::StringPiece in(s.data() + begin, static_cast<int32_t>(end - begin));
+    nfc->normalizeUTF8(0, in, sink, nullptr, status);
+    if (U_FAILURE(status))
+      throw std::runtime_error(std::string("ICU NFC normalization failed: ") + u_errorName(status));
+    begin = end;
+  }
+  return out;
+#else
+  (void)s;
+  throw std::logic_error("to_nfc: lawcat was built without ICU (libicu-dev)");
+#endif
+}
 
 void append_utf8(std::string& out, uint32_t cp) {
   if (cp < 0x80) {

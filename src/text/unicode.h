@@ -31,6 +31,13 @@ uint32_t decode_utf8(std::string_view s, size_t i, size_t* len);
 std::string to_valid_utf8(std::string_view s);
 bool is_valid_utf8(std::string_view s);
 
+// Unicode Normalization Form C (canonical decomposition, then canonical composition) of
+// `s`, as the `tokenizers` crate's NFC normalizer, through ICU (CMake finds it optionally:
+// libicu-dev). Without ICU nfc_available() is false and to_nfc throws. Text that is not
+// valid UTF-8 is returned unchanged; ASCII is returned without calling ICU.
+bool nfc_available();
+std::string to_nfc(std::string_view s);
+
 // Unicode White_Space property.
 bool is_whitespace(uint32_t cp);
 

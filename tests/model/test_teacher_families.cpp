@@ -6,6 +6,9 @@
 // Checked: logits and NLL against transformers (float32, eager), prefill + one-token decoding
 // against the full forward (the window crosses), tokenization and `ppl`'s document NLL against
 // transformers, and the distill -> export -> reload loop (tiny step counts, CPU).
+// Mistral's sliding_window (every layer, window 8 over 40 tokens) against transformers, the
+// bounded KV cache of windowed layers (decoding equals the forward and the unbounded cache, the
+// cache holds at most the window), and Qwen's NFC normalizer on decomposed text.
 // Skips with a message when no Python with transformers is found.
 #include <cstdlib>
 #include <fstream>
@@ -18,6 +21,7 @@
 #include "model/export.h"
 #include "model/model_tokenizer.h"
 #include "model/swap.h"
+#include "text/unicode.h"
 #include "train/recipe.h"
 #include "util/fs.h"
 
@@ -118,6 +122,62 @@ const std::vector<Family>& families(std::string& why) {
 }
 
 json read_json(const std::filesystem::path& p) { return json::parse(fs::read_text(p)); }
+
+// Text with decomposed accents (NFD) and the NFC form the normalizer makes of it.
+const std::vector<std::pair<std::string, std::string>> kNfdTexts = {
+    {"Cafe\u0301, nai\u0308ve, jalapen\u0303o; Stra\u00dfe.", "Caf\u00e9, na\u00efve, jalape\u00f1o; Stra\u00dfe."},
+    {"A\u030angstro\u0308m e\u0301te\u0301 \u1100\u1161 \u1112\u1161\u11ab", "\u00c5ngstr\u00f6m \u00e9t\u00e9 \uac00 \ud55c"},
+};
+
+// Two more checkpoints that transformers writes (one hf_family.py run): "mistral_window", a
+// MistralForCausalLM with sliding_window 8 (every layer), vocabulary 97; "qwen2_nfc", a Qwen2
+// with the NFC + Split + ByteLevel tokenizer and kNfdTexts' decomposed strings as its texts.
+const std::map<std::string, std::filesystem::path>& extra_checkpoints(std::string& why) {
+  static std::map<std::string, std::filesystem::path> out;
+  static std::string skip, failure;
+  static bool done = false;
+  if (done) {
+    if (!failure.empty()) FAIL(failure);
+    why = skip;
+    return out;
+  }
+  done = true;
+  std::string tried;
+  const std::string py = find_transformers_python(tried);
+  if (py.empty()) {
+    skip = "no Python with torch + safetensors + transformers (tried " + tried + ")";
+    why = skip;
+    return out;
+  }
+  const auto root = scratch_dir("teacher_families_extra");
+  json mistral = base_config(false);
+  mistral.update({{"sliding_window", 8}, {"vocab_size", 97}, {"rope_theta", 1e4}});
+  std::vector<std::string> nfd;
+  for (const auto& t : kNfdTexts) nfd.push_back(t.first);
+  const std::vector<std::pair<std::string, json>> specs = {
+      {"mistral_window",
+       json{{"model_type", "mistral"}, {"config", mistral}, {"tokenizer", nullptr},
+            {"ids", {random_ids(40, 97, 81), random_ids(40, 97, 82)}}, {"seed", 11}}},
+      {"qwen2_nfc",
+       json{{"model_type", "qwen2"}, {"config", base_config(true)}, {"tokenizer", "qwen2"},
+            {"ids", {random_ids(8, 330, 83)}}, {"texts", nfd}, {"seed", 12}}},
+  };
+  std::string cmd = shell_quote(py) + " " + shell_quote(std::string(LAWCAT_SOURCE_DIR) + "/tests/reference/hf_family.py");
+  for (const auto& [name, spec] : specs) {
+    const auto dir = root / name;
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "spec.json") << spec.dump();
+    cmd += " " + shell_quote(dir.string());
+    out[name] = dir;
+  }
+  cmd += " > " + shell_quote((root / "log.txt").string()) + " 2>&1";
+  if (std::system(cmd.c_str()) != 0) {
+    out.clear();
+    failure = "hf_family.py failed:\n" + fs::read_text(root / "log.txt");
+    FAIL(failure);
+  }
+  return out;
+}
 
 at::Tensor ids_tensor(const json& rows) {
   std::vector<at::Tensor> r;
@@ -384,4 +444,172 @@ TEST_CASE("Qwen checkpoints that do not fit their config: errors name the file, 
   require_error<CheckpointError>([&] { model::load_llama(dir); },
                                  {(dir / "config.json").string(), "missing tensor model.layers.1.self_attn.k_proj.bias",
                                   "Qwen2 (always)"});
+}
+
+TEST_CASE("Mistral sliding_window: every layer windowed, logits equal transformers' past the window",
+          "[model][python]") {
+  std::string why;
+  const auto& ck = extra_checkpoints(why);
+  if (ck.empty()) LAWCAT_SKIP(why);
+  const auto dir = ck.at("mistral_window");
+  const auto cfg = io::load_llama_config(dir / "config.json");
+  REQUIRE(cfg.architecture == "MistralForCausalLM");
+  CHECK(cfg.sliding_window == std::optional<int64_t>(8));
+  CHECK(cfg.attention_window(0) == 8);
+  CHECK(cfg.attention_window(1) == 8);
+  auto m = model::load_llama(dir, at::kCPU, at::kFloat);
+  io::SafetensorsFile hf(dir / "hf_out.safetensors");
+  const at::Tensor ids = ids_tensor(read_json(dir / "spec.json")["ids"]);  // [2, 40]: 5x the window
+  at::NoGradGuard g;
+  const at::Tensor ours = m->forward(ids), ref = hf.load("logits");
+  REQUIRE(ours.sizes() == ref.sizes());
+  CAPTURE(rel_rms(ours, ref), max_abs(ours, ref));
+  CHECK(rel_rms(ours, ref) < 1e-5);
+  CHECK(max_abs(ours, ref) < 1e-4);
+  CHECK(max_abs(row_nll(ours, ids), hf.load("nll")) < 1e-5);
+
+  // The window matters here: the same weights with sliding_window null (full causal attention)
+  // agree with transformers on the first 8 positions only.
+  const auto full_dir = scratch_dir("teacher_families_mistral_full");
+  json j = read_json(dir / "config.json");
+  j["sliding_window"] = nullptr;
+  fs::atomic_write_text(full_dir / "config.json", j.dump());
+  std::filesystem::copy_file(dir / "model.safetensors", full_dir / "model.safetensors",
+                             std::filesystem::copy_options::overwrite_existing);
+  CHECK(io::load_llama_config(full_dir / "config.json").attention_window(0) == 0);
+  const at::Tensor full = model::load_llama(full_dir, at::kCPU, at::kFloat)->forward(ids);
+  CHECK(max_abs(full.narrow(1, 0, 8), ref.narrow(1, 0, 8)) < 1e-4);
+  CAPTURE(max_abs(full, ref));
+  CHECK(max_abs(full, ref) > 1e-2);
+}
+
+TEST_CASE("windowed layers keep a bounded KV cache: decoding equals the forward and the unbounded cache",
+          "[model][python]") {
+  std::string why;
+  const auto& ck = extra_checkpoints(why);
+  if (ck.empty()) LAWCAT_SKIP(why);
+  auto m = model::load_llama(ck.at("mistral_window"), at::kCPU, at::kFloat);  // window 8, every layer
+  const at::Tensor ids = ids_tensor(read_json(ck.at("mistral_window") / "spec.json")["ids"]);  // [2, 40]
+  const int64_t W = 8, T = ids.size(1);
+  at::NoGradGuard g;
+  const at::Tensor full = m->forward(ids);
+
+  // The same decoding through the bounded cache (the model's own state) and through unbounded
+  // caches: prefill 7 (< W), a chunk of 13 (> W) on top, then one token at a time.
+  auto run = [&](model::DecodeState& st, bool check_bounded) {
+    std::vector<at::Tensor> parts = {m->forward(ids.narrow(1, 0, 7), st), m->forward(ids.narrow(1, 7, 13), st)};
+    for (int64_t t = 20; t < T; ++t) {
+      parts.push_back(m->forward(ids.narrow(1, t, 1), st));
+      if (!check_bounded) continue;
+      for (const auto& l : st.layers) {
+        auto* cache = dynamic_cast<model::KVCache*>(l.get());
+        REQUIRE(cache);
+        CHECK(cache->window() == W);
+        CHECK(cache->length() == W);  // W - 1 kept + the new token
+        CHECK(cache->seen() == t + 1);
+        CHECK(cache->capacity() <= 64);  // max(64, 2W): bounded, whatever the length
+      }
+    }
+    return at::cat(parts, 1);
+  };
+  model::DecodeState bounded = m->new_decode_state(2);
+  const at::Tensor stepped = run(bounded, true);
+  CAPTURE(max_abs(stepped, full));
+  CHECK(max_abs(stepped, full) < 1e-4);
+  model::DecodeState unbounded;
+  unbounded.batch = 2;
+  for (int64_t i = 0; i < m->num_layers(); ++i) unbounded.layers.push_back(std::make_unique<model::KVCache>());
+  const at::Tensor stepped_full_cache = run(unbounded, false);
+  CAPTURE(max_abs(stepped, stepped_full_cache));
+  CHECK(max_abs(stepped, stepped_full_cache) < 1e-5);
+  auto* held = dynamic_cast<model::KVCache*>(unbounded.layers[0].get());
+  REQUIRE(held);
+  CHECK(held->length() == T);  // the unbounded cache holds every position
+  // 200 more tokens (the buffer is compacted several times): the bounded cache's memory does not
+  // move and the logits still equal the full forward's.
+  const int64_t bytes = bounded.memory_bytes();
+  at::manual_seed(3);
+  const at::Tensor more = at::randint(97, {2, 200}, at::kLong);
+  std::vector<at::Tensor> later;
+  for (int64_t t = 0; t < more.size(1); ++t) later.push_back(m->forward(more.narrow(1, t, 1), bounded));
+  CHECK(bounded.memory_bytes() == bytes);
+  CHECK(dynamic_cast<model::KVCache*>(bounded.layers[0].get())->length() == W);
+  const at::Tensor full_later = m->forward(at::cat({ids, more}, 1)).narrow(1, T, more.size(1));
+  CAPTURE(max_abs(at::cat(later, 1), full_later));
+  CHECK(max_abs(at::cat(later, 1), full_later) < 1e-4);
+
+  // Greedy decoding 30 tokens past an 8-token prompt: each token is the full forward's argmax.
+  const std::vector<int64_t> prompt(ids[0].data_ptr<int64_t>(), ids[0].data_ptr<int64_t>() + 8);
+  const auto greedy = eval::greedy_decode(*m, prompt, 30, {});
+  REQUIRE(greedy.tokens.size() == 30);
+  std::vector<int64_t> seq = prompt;
+  seq.insert(seq.end(), greedy.tokens.begin(), greedy.tokens.end());
+  const at::Tensor argmax = m->forward(at::tensor(seq, at::kLong).unsqueeze(0))[0].argmax(-1);
+  for (size_t k = 0; k < greedy.tokens.size(); ++k) {
+    CAPTURE(k);
+    CHECK(argmax[prompt.size() - 1 + k].item<int64_t>() == greedy.tokens[k]);
+  }
+  // Ragged prompts in one left-padded batch: each row's tokens are those it gets alone.
+  const std::vector<std::vector<int64_t>> prompts = {prompt, std::vector<int64_t>(prompt.begin(), prompt.begin() + 3)};
+  const auto batch = eval::greedy_decode_batch(*m, prompts, 20, {});
+  REQUIRE(batch.size() == 2);
+  for (size_t r = 0; r < prompts.size(); ++r) {
+    CAPTURE(r);
+    CHECK(batch[r].tokens == eval::greedy_decode(*m, prompts[r], 20, {}).tokens);
+  }
+}
+
+TEST_CASE("Qwen2 tokenizer.json NFC normalizer: decomposed accents give transformers' ids", "[model][python][text]") {
+  if (!text::unicode::nfc_available()) LAWCAT_SKIP("built without ICU: the NFC normalizer is skipped (warned)");
+  std::string why;
+  const auto& ck = extra_checkpoints(why);
+  if (ck.empty()) LAWCAT_SKIP(why);
+  const auto dir = ck.at("qwen2_nfc");
+  CHECK(read_json(dir / "tokenizer.json")["normalizer"]["type"] == "NFC");
+  auto tok = model::load_model_tokenizer(dir);
+  const json hf_ids = read_json(dir / "hf_tokens.json")["ids"];
+  REQUIRE(hf_ids.size() == kNfdTexts.size());
+  for (size_t i = 0; i < kNfdTexts.size(); ++i) {
+    const auto& [nfd, nfc] = kNfdTexts[i];
+    CAPTURE(nfd);
+    REQUIRE(nfd != nfc);
+    CHECK(text::unicode::to_nfc(nfd) == nfc);
+    CHECK(text::unicode::to_nfc(nfc) == nfc);
+    const auto ids = tok->encode(nfd, false);
+    CHECK(ids == hf_ids[i].get<std::vector<int64_t>>());
+    CHECK(ids == tok->encode(nfc, false));  // the same text, composed
+    CHECK(tok->decode(ids) == nfc);
+  }
+  CHECK(text::unicode::to_nfc("plain ASCII") == "plain ASCII");
+  CHECK(text::unicode::to_nfc(std::string("bad \xff utf-8 e\xcc\x81")) == std::string("bad \xff utf-8 e\xcc\x81"));
+}
+
+TEST_CASE("KVCache with a window returns the last W - 1 held positions and the new ones, in order", "[model]") {
+  // Appends of assorted sizes (1, below and above W, padded validity) against an unbounded cache:
+  // the windowed views are the tail of the unbounded ones; capacity stays max(64, 2W, W - 1 + T).
+  for (int64_t W : {1, 3, 8, 40}) {
+    CAPTURE(W);
+    model::KVCache windowed(W), all;
+    at::manual_seed(W);
+    int64_t seen = 0;
+    for (int64_t T : {5, 1, 1, 17, 1, 2, 1, 1, 90, 1, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                      1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                      1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 4, 1}) {
+      CAPTURE(seen, T);
+      const at::Tensor k = at::randn({2, 3, T, 4}), v = at::randn({2, 3, T, 4});
+      const at::Tensor valid = at::rand({2, T}) > 0.3;
+      auto [kw, vw] = windowed.append(k, v);
+      auto [ka, va] = all.append(k, v);
+      const at::Tensor valid_w = windowed.append_valid(valid, 2, T), valid_a = all.append_valid(valid, 2, T);
+      seen += T;
+      const int64_t held = std::min<int64_t>(seen - T, W - 1) + T;
+      REQUIRE(kw.size(2) == held);
+      CHECK(windowed.length() == held);
+      CHECK(windowed.seen() == seen);
+      CHECK(at::equal(kw, ka.narrow(2, seen - held, held)));
+      CHECK(at::equal(vw, va.narrow(2, seen - held, held)));
+      CHECK(at::equal(valid_w, valid_a.narrow(1, seen - held, held)));
+      CHECK(windowed.capacity() <= std::max<int64_t>({64, 2 * W, W - 1 + T}));
+    }
+  }
 }

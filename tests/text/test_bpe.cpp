@@ -6,6 +6,7 @@
 
 #include "common/catch.h"
 #include "text/tokenizer.h"
+#include "text/unicode.h"
 #include "util/error.h"
 #include "util/fs.h"
 
@@ -181,6 +182,12 @@ TEST_CASE("bpe: an NFC normalizer (Qwen2) loads; NFC text encodes as without it"
   auto nfc = text::load_bpe_json(dir / "tokenizer.json");
   auto plain = text::load_bpe_json(fixtures() / "bpe_llama3/tokenizer.json");
   for (std::string s : {"Hello world", "Café naïve", "東京 😀"}) CHECK(nfc->encode(s) == plain->encode(s));
+  // Decomposed accents (NFD) encode as the composed text when lawcat has ICU; without it the
+  // normalizer is skipped (with a warning) and they keep their own bytes.
+  const std::string nfd = "Cafe\u0301 nai\u0308ve", composed = "Caf\u00e9 na\u00efve";
+  if (text::unicode::nfc_available()) CHECK(nfc->encode(nfd) == plain->encode(composed));
+  else CHECK(nfc->encode(nfd) == plain->encode(nfd));
+  CHECK(plain->encode(nfd) != plain->encode(composed));
 }
 
 TEST_CASE("bpe: broken tokenizer.json files give DataErrors naming the file", "[text][bpe]") {
