@@ -4,17 +4,10 @@
 #include <sstream>
 
 #include "util/error.h"
+#include "util/format.h"
 
 namespace lawcat::io {
 namespace {
-
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::ostringstream os;
-  os << "[";
-  for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
-  os << "]";
-  return os.str();
-}
 
 // Number of layers the weights hold: 1 + the largest N in "model.layers.N.*" (0 when none).
 int64_t stored_layers(const WeightSet& weights) {
@@ -83,13 +76,13 @@ void check_llama_weights(const LlamaConfig& c, const WeightSet& weights, const s
   };
   auto check = [&](const ExpectedTensor& e) {
     if (!weights.contains(e.name)) {
-      problem("missing tensor " + e.name + " (expected shape " + shape_str(e.shape) + " from " + e.because + ")");
+      problem("missing tensor " + e.name + " (expected shape " + format::shape(e.shape) + " from " + e.because + ")");
       return;
     }
     const auto& stored = weights.info(e.name).shape;
     if (stored != e.shape)
       problem("tensor " + e.name + " in " + weights.file(e.name).path().string() + ": expected shape " +
-              shape_str(e.shape) + ", got " + shape_str(stored) + " (from " + e.because + ")");
+              format::shape(e.shape) + ", got " + format::shape(stored) + " (from " + e.because + ")");
   };
   for (const auto& e : llama_global_tensors(c)) check(e);
   const int64_t stored = stored_layers(weights);

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "util/error.h"
+#include "util/format.h"
 #include "util/fs.h"
 #include "util/log.h"
 
@@ -18,14 +19,6 @@ namespace {
 
 constexpr const char* kSingleFile = "model.safetensors";
 constexpr const char* kIndexFile = "model.safetensors.index.json";
-
-std::string shape_text(at::IntArrayRef shape) {
-  std::ostringstream os;
-  os << "[";
-  for (size_t i = 0; i < shape.size(); ++i) os << (i ? ", " : "") << shape[i];
-  os << "]";
-  return os.str();
-}
 
 // A CPU tensor over the mapped bytes of `ti`, or an aligned copy (copied = true)
 // when the bytes are not aligned to the element size.
@@ -278,7 +271,7 @@ at::Tensor WeightSet::load_checked(const std::string& name, const std::vector<in
   const auto& ti = f.info(name);
   LAWCAT_CHECK(ti.shape == shape, CheckpointError,
                f.path().string() << ": tensor '" << name << "': expected shape "
-                                 << shape_text(shape) << ", got " << shape_text(ti.shape));
+                                 << format::shape(shape) << ", got " << format::shape(ti.shape));
   return f.load(name, device, dtype);
 }
 

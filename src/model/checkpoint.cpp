@@ -4,12 +4,12 @@
 
 #include <optional>
 #include <set>
-#include <sstream>
 
 #include "io/llama_weights.h"
 #include "io/safetensors.h"
 #include "model/device.h"
 #include "util/error.h"
+#include "util/format.h"
 #include "util/fs.h"
 #include "util/log.h"
 #include "util/progress.h"
@@ -18,17 +18,6 @@ namespace lawcat::model {
 namespace stdfs = std::filesystem;
 
 // ---- loading -----------------------------------------------------------------------
-
-namespace {
-std::string shape_str(at::IntArrayRef s) {
-  std::ostringstream os;
-  os << "[";
-  for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
-  os << "]";
-  return os.str();
-}
-
-}  // namespace
 
 void load_weights(torch::nn::Module& module, const stdfs::path& dir, const LoadWeightsOptions& opt) {
   io::WeightSet weights(dir);
@@ -46,14 +35,14 @@ void load_weights(torch::nn::Module& module, const stdfs::path& dir, const LoadW
       if (opt.optional && opt.optional(name)) {
         keep.emplace_back(name, t);
       } else {
-        problems.push_back("missing tensor " + name + " (expected shape " + shape_str(t.sizes()) + ")");
+        problems.push_back("missing tensor " + name + " (expected shape " + format::shape(t.sizes().vec()) + ")");
       }
       continue;
     }
     const auto& info = weights.info(name);
     if (at::IntArrayRef(info.shape) != t.sizes()) {
       problems.push_back("tensor " + name + " in " + weights.file(name).path().string() + ": expected shape " +
-                         shape_str(t.sizes()) + ", got " + shape_str(info.shape));
+                         format::shape(t.sizes().vec()) + ", got " + format::shape(info.shape));
       continue;
     }
     to_load.emplace_back(name, t);

@@ -126,6 +126,9 @@ TORCH_MODULE(LlamaForCausalLM);
 
 // ---- construction -------------------------------------------------------------
 
+// Loading and saving a model directory: model/checkpoint.h; device and dtype names:
+// model/device.h.
+
 // Checks a config for what this model supports (head_dim, GQA ratio, rope type).
 // Throws CheckpointError naming `where`.
 void validate_llama_config(const io::LlamaConfig& config, const std::string& where);

@@ -37,4 +37,12 @@ std::string duration(double s) {
   return os.str();
 }
 
+std::string shape(const std::vector<int64_t>& dims) {
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < dims.size(); ++i) os << (i ? ", " : "") << dims[i];
+  os << "]";
+  return os.str();
+}
+
 }  // namespace lawcat::format

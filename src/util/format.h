@@ -1,7 +1,9 @@
-// Number and duration formatting for tables, logs and progress lines: the one
-// home of these helpers (train, eval, bench and cli use them).
+// Number, duration and shape formatting for tables, logs, progress lines and error
+// messages: the one home of these helpers (train, eval, bench, cli, io and model use them).
 #pragma once
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace lawcat::format {
 
@@ -18,5 +20,8 @@ std::string human_count(double v, int small_decimals = 0);
 
 // Seconds as "1h05m", "3m07s" or "12.3s".
 std::string duration(double seconds);
+
+// A tensor shape as "[2, 3]" ("[]" for a scalar), as error messages name shapes.
+std::string shape(const std::vector<int64_t>& dims);
 
 }  // namespace lawcat::format
