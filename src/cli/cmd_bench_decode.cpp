@@ -8,16 +8,13 @@
 #include <iostream>
 
 #include "bench/bench_decode.h"
-#include "cli/command.h"
+#include "cli/bench_model_options.h"
 #include "util/fs.h"
 
 namespace {
 
-struct BenchDecodeArgs {
-  lawcat::bench::BenchPrefillOptions opt;
-  std::string json;
+struct BenchDecodeArgs : lawcat::cli::BenchModelArgs {
   int threads = 0;
-  bool no_softmax = false, no_lawcat = false;
 };
 
 lawcat::cli::Runner setup_bench_decode(CLI::App& app) {
@@ -26,16 +23,8 @@ lawcat::cli::Runner setup_bench_decode(CLI::App& app) {
   o.device = "cpu";
   o.lengths = {1024, 4096, 16384, 32768};
   o.decode_tokens = 64;
-  auto* model = app.add_option("--model", o.model_dir, "model directory (a teacher is swapped to LAWCAT)");
-  auto* config = app.add_option("--config", o.config_json, "config.json for a random-weight model");
-  model->excludes(config);
-  config->excludes(model);
-  app.add_option("--lengths", o.lengths, "context lengths T (tokens before decoding starts)")
-      ->delimiter(',')
-      ->capture_default_str();
-  app.add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
-  app.add_option("--dtype", o.dtype, "auto (bf16 on CUDA, fp32 on CPU), bfloat16, float16, float32")
-      ->capture_default_str();
+  lawcat::cli::add_bench_model_options(app, *a, "context lengths T (tokens before decoding starts)",
+                                       "cpu, cuda or cuda:N");
   app.add_option("--threads", a->threads, "CPU threads (0: $LAWCAT_THREADS or all cores)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
@@ -47,12 +36,7 @@ lawcat::cli::Runner setup_bench_decode(CLI::App& app) {
                  "prefill the prompt in chunks of this many tokens through the decode state (0: one pass)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  app.add_option("--gate-rank", o.attention.gate_rank, "LAWCAT gate rank for the swap")->capture_default_str();
-  app.add_option("--conv-width", o.attention.conv_width, "LAWCAT conv width for the swap")->capture_default_str();
-  app.add_option("--seed", o.seed, "seed for random weights and tokens")->capture_default_str();
-  app.add_flag("--no-softmax", a->no_softmax, "skip the softmax teacher");
-  app.add_flag("--no-lawcat", a->no_lawcat, "skip the LAWCAT student");
-  app.add_option("--json", a->json, "write every number to this JSON file");
+  lawcat::cli::add_bench_swap_options(app, *a);
   return [a] {
     if (a->threads > 0) at::set_num_threads(a->threads);
     auto o = lawcat::bench::decode_bench_options(a->opt);

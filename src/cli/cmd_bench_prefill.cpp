@@ -5,41 +5,23 @@
 //   lawcat bench prefill --model out/export --lengths 1024,4096,16384
 #include <iostream>
 
-#include "cli/command.h"
 #include "bench/bench_prefill.h"
+#include "cli/bench_model_options.h"
 #include "util/fs.h"
 
 namespace {
 
-struct BenchPrefillArgs {
-  lawcat::bench::BenchPrefillOptions opt;
-  std::string json;
-  bool no_softmax = false, no_lawcat = false;
-};
-
 lawcat::cli::Runner setup_bench_prefill(CLI::App& app) {
-  auto a = std::make_shared<BenchPrefillArgs>();
+  auto a = std::make_shared<lawcat::cli::BenchModelArgs>();
   auto& o = a->opt;
-  auto* model = app.add_option("--model", o.model_dir, "model directory (a teacher is swapped to LAWCAT)");
-  auto* config = app.add_option("--config", o.config_json, "config.json for a random-weight model");
-  model->excludes(config);
-  config->excludes(model);
-  app.add_option("--lengths", o.lengths, "context lengths T")->delimiter(',')->capture_default_str();
-  app.add_option("--device", o.device, "cuda, cuda:N or cpu")->capture_default_str();
-  app.add_option("--dtype", o.dtype, "auto (bf16 on CUDA, fp32 on CPU), bfloat16, float16, float32")
-      ->capture_default_str();
+  lawcat::cli::add_bench_model_options(app, *a, "context lengths T", "cuda, cuda:N or cpu");
   app.add_option("--warmup", o.warmup, "untimed prefills per (kind, T)")->capture_default_str();
   app.add_option("--reps", o.reps, "timed prefills (median reported)")->capture_default_str()->check(
       lawcat::cli::at_least(1));
   app.add_option("--decode-tokens", o.decode_tokens, "timed decode steps after the prefill")->capture_default_str();
-  app.add_option("--gate-rank", o.attention.gate_rank, "LAWCAT gate rank for the swap")->capture_default_str();
-  app.add_option("--conv-width", o.attention.conv_width, "LAWCAT conv width for the swap")->capture_default_str();
   app.add_option("--window", o.attention.window, "sliding softmax window of the hybrid (0 = off)")
       ->capture_default_str();
-  app.add_option("--seed", o.seed, "seed for random weights and tokens")->capture_default_str();
-  app.add_flag("--no-softmax", a->no_softmax, "skip the softmax teacher");
-  app.add_flag("--no-lawcat", a->no_lawcat, "skip the LAWCAT student");
-  app.add_option("--json", a->json, "write every number to this JSON file");
+  lawcat::cli::add_bench_swap_options(app, *a);
   app.add_option("--profile", o.profile_lengths,
                  "also print a kernel profile of one prefill and of --profile-decode steps at these lengths")
       ->delimiter(',');

@@ -176,11 +176,8 @@ nlohmann::json run_model(const EvalOptions& o, EvalTask& task, const std::string
   mj["max_position_embeddings"] = m.max_positions;
   mj["dtype"] = model::dtype_name(model->dtype());
   m.stop_ids = default_stop_ids(*model, *tokenizer);
-  // The document start (ppl, longppl): the tokenizer's BOS, else the config's, else EOS (as
-  // perplexity.cpp); -1 only when the model names none, which the ppl tasks refuse.
-  for (int64_t id : {tokenizer->bos_id(), model->config().bos_token_id, model->config().eos_token_id,
-                     tokenizer->eos_id()})
-    if (m.bos < 0 && id >= 0) m.bos = id;
+  // The document start (ppl, longppl); -1 only when the model names none, which the ppl tasks refuse.
+  m.bos = document_start_id(*model, *tokenizer);
   // Lengths past the positions of softmax attention: said once per length, before any prompt is built.
   for (int64_t L : o.lengths)
     if (!m.pure_lawcat && L > m.max_positions && m.warned_lengths.insert(L).second)

@@ -189,11 +189,16 @@ std::vector<int64_t> prompt_ids_for(model::LlamaForCausalLMImpl& model, const te
   std::vector<int64_t> ids = tokenizer.encode(prompt, /*add_bos=*/tokenizer.add_bos_by_default());
   if (prompt.empty()) {
     ids.clear();
-    for (int64_t id : {tokenizer.bos_id(), model.config().bos_token_id, tokenizer.eos_id(), model.config().eos_token_id})
-      if (id >= 0 && ids.empty()) ids = {id};
+    if (const int64_t start = document_start_id(model, tokenizer); start >= 0) ids = {start};
   }
   LAWCAT_CHECK(!ids.empty(), DataError, "generate: the prompt encodes to no tokens and the tokenizer has no BOS");
   return ids;
+}
+
+int64_t document_start_id(model::LlamaForCausalLMImpl& model, const text::Tokenizer& tokenizer) {
+  for (int64_t id : {tokenizer.bos_id(), model.config().bos_token_id, model.config().eos_token_id, tokenizer.eos_id()})
+    if (id >= 0) return id;
+  return -1;
 }
 
 std::vector<int64_t> stop_ids_for(const StopIdsSource& s) {

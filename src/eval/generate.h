@@ -72,11 +72,16 @@ std::vector<GenerateResult> generate_batch(model::LlamaForCausalLMImpl& model,
                                            const GenerateOptions& options, int64_t pad_id = 0);
 
 // The ids generate_text would give the model for `prompt` (BOS as the tokenizer adds it; an
-// empty prompt: BOS, else the config's BOS, else EOS), and its default stop ids (config EOS,
+// empty prompt: document_start_id), and its default stop ids (config EOS,
 // tokenizer EOS and BOS) when options.stop_ids is empty.
 std::vector<int64_t> prompt_ids_for(model::LlamaForCausalLMImpl& model, const text::Tokenizer& tokenizer,
                                     const std::string& prompt);
 std::vector<int64_t> default_stop_ids(model::LlamaForCausalLMImpl& model, const text::Tokenizer& tokenizer);
+
+// The token a document starts from when nothing precedes it (an empty prompt, ppl's first token):
+// the tokenizer's BOS, else the config's bos_token_id (Qwen: <|endoftext|>), else the config's EOS,
+// else the tokenizer's EOS; -1 when the model names none of them. One rule for generate, ppl, eval.
+int64_t document_start_id(model::LlamaForCausalLMImpl& model, const text::Tokenizer& tokenizer);
 
 // The stop ids from their sources, in this order, without repeats or negative ids: config EOS
 // ids, the tokenizer's EOS and BOS (llama2.c-style models emit BOS between documents).

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "dataset/corpus.h"
+#include "eval/generate.h"
 #include "eval/long_ppl.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -107,11 +108,11 @@ PerplexityResult perplexity_of_file(model::LlamaForCausalLMImpl& model, const te
   std::vector<std::vector<int64_t>> ids;
   ids.reserve(docs.size());
   for (const auto& d : docs) {
-    // BOS when the tokenizer has one; without (Qwen2/Qwen3: bos_token null) the config's
-    // bos_token_id (Qwen: <|endoftext|>), else its eos, as the context of the first token.
+    // BOS when the tokenizer has one; without (Qwen2/Qwen3: bos_token null) the document start
+    // generate and eval use (eval/generate.h) as the context of the first token.
     std::vector<int64_t> t = tokenizer.encode(d, /*add_bos=*/true);
     if (tokenizer.bos_id() < 0) {
-      const int64_t lead = model.config().bos_token_id >= 0 ? model.config().bos_token_id : model.config().eos_token_id;
+      const int64_t lead = document_start_id(model, tokenizer);
       if (lead >= 0) t.insert(t.begin(), lead);
     }
     ids.push_back(std::move(t));
