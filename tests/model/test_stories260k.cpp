@@ -57,6 +57,7 @@ TEST_CASE("stories260K: greedy generation from BOS is the reference story", "[mo
 
 TEST_CASE("stories260K: perplexity matches transformers' reference", "[model][stories]") {
   LAWCAT_SHARED_OR_SKIP(text_file, "corpora/tinystories/tinystories_val_head.txt");
+  LAWCAT_SHARED_OR_SKIP(bin, "models/stories260K/stories260K.bin");
   const auto dir = converted_stories();
   auto model = model::load_llama(dir, at::kCPU, at::kFloat);
   auto tok = text::load_tokenizer(dir);

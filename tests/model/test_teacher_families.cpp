@@ -194,8 +194,17 @@ at::Tensor row_nll(const at::Tensor& logits, const at::Tensor& ids) {
 
 }  // namespace
 
+// Qwen2 / Qwen3 / SmolLM2 read byte-level tokenizer.json files, which need PCRE2 (the GPU machine
+// may build without it).
+#ifdef LAWCAT_HAVE_PCRE2
+#define LAWCAT_PCRE2_OR_SKIP()
+#else
+#define LAWCAT_PCRE2_OR_SKIP() LAWCAT_SKIP("built without PCRE2 (libpcre2-dev): tokenizer.json families are off")
+#endif
+
 TEST_CASE("Qwen2 / Qwen3 / SmolLM2 teachers: logits and NLL equal transformers'; decoding equals the forward",
           "[model][python]") {
+  LAWCAT_PCRE2_OR_SKIP();
   std::string why;
   const auto& fam = families(why);
   if (fam.empty()) LAWCAT_SKIP(why);
@@ -228,6 +237,7 @@ TEST_CASE("Qwen2 / Qwen3 / SmolLM2 teachers: logits and NLL equal transformers';
 
 TEST_CASE("Qwen2 / Qwen3 / SmolLM2 teachers saved by lawcat load in transformers as the same model",
           "[model][python]") {
+  LAWCAT_PCRE2_OR_SKIP();
   std::string why;
   const auto& fam = families(why);
   if (fam.empty()) LAWCAT_SKIP(why);
@@ -252,6 +262,7 @@ TEST_CASE("Qwen2 / Qwen3 / SmolLM2 teachers saved by lawcat load in transformers
 
 TEST_CASE("Qwen2 / SmolLM2 byte-level tokenizers: ids and ppl's document NLL equal transformers'",
           "[model][python][text]") {
+  LAWCAT_PCRE2_OR_SKIP();
   std::string why;
   const auto& fam = families(why);
   if (fam.empty()) LAWCAT_SKIP(why);
@@ -300,6 +311,7 @@ TEST_CASE("Qwen2 / SmolLM2 byte-level tokenizers: ids and ppl's document NLL equ
 }
 
 TEST_CASE("Qwen2 / Qwen3 / SmolLM2 teachers: distill -> export -> reload", "[model][python][train]") {
+  LAWCAT_PCRE2_OR_SKIP();
   std::string why;
   const auto& fam = families(why);
   if (fam.empty()) LAWCAT_SKIP(why);
@@ -411,6 +423,7 @@ TEST_CASE("Qwen2 / Qwen3 / SmolLM2 teachers: distill -> export -> reload", "[mod
 
 TEST_CASE("Qwen checkpoints that do not fit their config: errors name the file, the tensor and the key",
           "[model][python][errors]") {
+  LAWCAT_PCRE2_OR_SKIP();
   std::string why;
   const auto& fam = families(why);
   if (fam.empty()) LAWCAT_SKIP(why);
@@ -560,6 +573,7 @@ TEST_CASE("windowed layers keep a bounded KV cache: decoding equals the forward 
 }
 
 TEST_CASE("Qwen2 tokenizer.json NFC normalizer: decomposed accents give transformers' ids", "[model][python][text]") {
+  LAWCAT_PCRE2_OR_SKIP();
   if (!text::unicode::nfc_available()) LAWCAT_SKIP("built without ICU: the NFC normalizer is skipped (warned)");
   std::string why;
   const auto& ck = extra_checkpoints(why);

@@ -246,9 +246,12 @@ TEST_CASE("reliability 5: a tokenizer that does not fit the model's vocabulary f
   CHECK(r.rc == 1);
   CHECK_THAT(r.out, LAWCAT_CONTAINS("more than the vocab_size 64"));
   // Real models keep working; a 100-byte tokenizer.bin is refused.
+  // (each real model only where this machine's shared data has it: the GPU machine carries a subset)
   auto shared = test::shared_data();
   if (shared.empty()) return;
-  CHECK(model::load_model_tokenizer(shared / "models" / "retriever13m")->vocab_size() == 8192);
+  if (std::filesystem::exists(shared / "models" / "retriever13m"))
+    CHECK(model::load_model_tokenizer(shared / "models" / "retriever13m")->vocab_size() == 8192);
+  if (!std::filesystem::exists(shared / "models/stories260K/stories260K.bin")) return;
   Cli conv = run_lawcat("convert --llama2c " + (shared / "models/stories260K/stories260K.bin").string() +
                         " --tokenizer " + (shared / "models/stories260K/tok512.bin").string() + " --out " +
                         (root / "stories").string());
