@@ -32,7 +32,8 @@ Not implemented: a recurrent cache. `generate` works by recomputing the whole pr
 memory. Left padding is refused (right padding is harmless for a causal model). Students of Qwen2 /
 Qwen3 teachers (config.json "architectures": Qwen2's q/k/v biases, Qwen3's q_norm / k_norm applied to
 q and k right after the projections) are built only with LAWCAT on every layer; with softmax layers
-left they are refused with NotImplementedError.
+left they are refused with NotImplementedError, as are Mistral students with softmax layers left and a
+sliding_window (their softmax layers would need the window).
 """
 import math
 
@@ -273,6 +274,15 @@ class LawcatForCausalLM(LlamaForCausalLM):
                 f"this LAWCAT student of a {teacher} teacher has LAWCAT on layers {sorted(layers)} only; "
                 f"modeling_lawcat.py builds {teacher} students only with LAWCAT on every layer (use "
                 f"`lawcat generate` / `lawcat ppl` / `lawcat eval` for it)")
+        window = getattr(config, "sliding_window", None)
+        if teacher == "MistralForCausalLM" and window and sorted(layers) != list(range(config.num_hidden_layers)):
+            # lawcat applies Mistral's window to the softmax layers left; this Llama skeleton's
+            # softmax layers attend to every key, so past the window they would differ.
+            raise NotImplementedError(
+                f"this LAWCAT student of a MistralForCausalLM teacher keeps softmax layers (LAWCAT on "
+                f"{sorted(layers)} only) with sliding_window {window}, which modeling_lawcat.py does not "
+                f"apply; it builds Mistral students only with LAWCAT on every layer (use `lawcat generate` "
+                f"/ `lawcat ppl` / `lawcat eval` for it)")
         super().__init__(config)
         if s["kind"] != "lawcat":
             raise NotImplementedError(f"lawcat.kind '{s['kind']}' (only 'lawcat' layers are implemented here)")

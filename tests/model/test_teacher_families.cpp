@@ -496,6 +496,36 @@ TEST_CASE("Mistral sliding_window: every layer windowed, logits equal transforme
   CHECK(max_abs(full, ref) > 1e-2);
 }
 
+TEST_CASE("a Mistral student with softmax layers left and a sliding_window is refused by modeling_lawcat.py",
+          "[model][python]") {
+  std::string why;
+  const auto& ck = extra_checkpoints(why);
+  if (ck.empty()) LAWCAT_SKIP(why);
+  std::string tried;
+  const std::string py = find_transformers_python(tried);
+  if (py.empty()) LAWCAT_SKIP("no python with transformers (" << tried << ")");
+  // Its softmax layer would attend past the window in Python (Llama attention) but not in lawcat.
+  auto m = model::load_llama(ck.at("mistral_window"), at::kCPU, at::kFloat);
+  config::AttentionConfig a;
+  a.gate_rank = 4;
+  a.layers = {1};
+  model::swap_to_lawcat(*m, a);
+  const auto dir = scratch_dir("teacher_families_mistral_layer1");
+  model::export_model(*m, nullptr, dir, {});
+  const std::vector<int64_t> row = random_ids(12, 97, 91);
+  std::ofstream(dir / "ids.json") << json({row}).dump();
+  std::ofstream(dir / "generate.json") << json{{"prompt", {row[0], row[1]}}, {"max_new_tokens", 2}}.dump();
+  const auto log = dir / "py.log";
+  const std::string script = std::string(LAWCAT_SOURCE_DIR) + "/tests/reference/lawcat_student_logits.py";
+  const int rc = std::system((shell_quote(py) + " " + shell_quote(script) + " " + shell_quote((dir / "py.safetensors").string()) +
+                              " " + shell_quote(dir.string()) + " > " + shell_quote(log.string()) + " 2>&1")
+                                 .c_str());
+  const std::string out = fs::read_text(log);
+  CHECK(rc != 0);
+  CHECK_THAT(out, LAWCAT_CONTAINS("NotImplementedError"));
+  CHECK_THAT(out, LAWCAT_CONTAINS("with sliding_window 8"));
+}
+
 TEST_CASE("windowed layers keep a bounded KV cache: decoding equals the forward and the unbounded cache",
           "[model][python]") {
   std::string why;
