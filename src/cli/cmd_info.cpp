@@ -8,6 +8,7 @@
 
 #include "cli/command.h"
 #include "dataset/decompress.h"
+#include "text/unicode.h"
 #include "train/distributed.h"
 
 namespace {
@@ -36,6 +37,12 @@ lawcat::cli::Runner setup_info(CLI::App& app) {
               << "nccl data parallel: " << (lawcat::train::have_nccl() ? "built" : "not built (store all-reduce only)")
               << "\n"
               << "compressed corpora: " << compressions() << "\n"
+#ifdef LAWCAT_HAVE_PCRE2
+              << "tokenizer.json (byte-level BPE): built, NFC normalizer "
+              << (lawcat::text::unicode::nfc_available() ? "built (ICU)" : "not built (no ICU: input taken as NFC)") << "\n"
+#else
+              << "tokenizer.json (byte-level BPE): not built (no PCRE2)\n"
+#endif
               << "threads: " << at::get_num_threads() << "\n";
     return 0;
   };
