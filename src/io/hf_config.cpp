@@ -143,13 +143,10 @@ RopeScaling parse_rope(const json& obj, const std::string& where, const std::str
 
 }  // namespace
 
-LlamaConfig parse_llama_config(const json& j, const std::string& where) {
-  if (!j.is_object())
-    throw CheckpointError(where + ": expected a JSON object, got " + std::string(j.type_name()));
-  Reader r(j, where);
-  LlamaConfig c;
+namespace {
 
-  // Architecture: "architectures": ["LlamaForCausalLM"], or model_type alone.
+// "architectures": ["LlamaForCausalLM"], or model_type alone; refuses what lawcat does not build.
+void parse_architecture(Reader& r, LlamaConfig& c) {
   if (const json* a = r.find("architectures")) {
     if (!a->is_array() || a->empty() || !(*a)[0].is_string())
       r.fail("architectures", "must be a non-empty list of strings, got " + show(*a));
@@ -166,13 +163,14 @@ LlamaConfig parse_llama_config(const json& j, const std::string& where) {
   } else {
     r.require("architectures");
   }
-  const bool mistral = c.architecture == "MistralForCausalLM";
-  const bool qwen = c.is_qwen();
-  if (c.architecture != "LlamaForCausalLM" && !mistral && !qwen)
+  if (c.architecture != "LlamaForCausalLM" && c.architecture != "MistralForCausalLM" && !c.is_qwen())
     r.fail("architectures", "names unsupported architecture '" + c.architecture +
                                 "' (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, "
                                 "Qwen3ForCausalLM)");
+}
 
+// Sizes, heads and head_dim, norm eps, positions, tied embeddings.
+void parse_shape(Reader& r, LlamaConfig& c, const std::string& where, bool mistral, bool qwen) {
   c.vocab_size = r.req_positive_int("vocab_size");
   c.hidden_size = r.req_positive_int("hidden_size");
   c.intermediate_size = r.req_positive_int("intermediate_size");
@@ -203,6 +201,9 @@ LlamaConfig parse_llama_config(const json& j, const std::string& where) {
       r.opt_positive_int("max_position_embeddings", mistral ? 4096 * 32 : qwen ? 32768 : 2048);
   c.tie_word_embeddings = r.opt_bool("tie_word_embeddings", false);
 
+}
+
+void parse_rope_settings(Reader& r, LlamaConfig& c, const std::string& where) {
   // RoPE: transformers v5 "rope_parameters" (with rope_theta inside), else
   // "rope_theta" + "rope_scaling".
   c.rope_theta = r.opt_positive_num("rope_theta", 10000.0);
@@ -215,6 +216,11 @@ LlamaConfig parse_llama_config(const json& j, const std::string& where) {
     c.rope_scaling = parse_rope(*rs, where, "rope_scaling");
   }
 
+}
+
+// Sliding windows: Qwen's per-layer layer_types / use_sliding_window + max_window_layers,
+// Mistral's sliding_window on every layer (4096 when absent, null = none).
+void parse_windows(Reader& r, LlamaConfig& c, const json& j, bool mistral, bool qwen) {
   if (qwen) {
     // transformers 5 (Qwen2Config / Qwen3Config): sliding_window is kept only with
     // use_sliding_window; layer_types, when absent, puts the window on layers >= max_window_layers.
@@ -253,6 +259,10 @@ LlamaConfig parse_llama_config(const json& j, const std::string& where) {
     c.sliding_window = 4096;
   }
 
+}
+
+// Special token ids, dtype, and the features lawcat's Llama does not implement (refused).
+void parse_tokens_dtype_features(Reader& r, LlamaConfig& c, bool mistral) {
   auto bos = r.token_ids("bos_token_id", {1});
   if (bos.size() > 1) r.fail("bos_token_id", "must be one token id or null, got a list");
   c.bos_token_id = bos.empty() ? -1 : bos[0];
@@ -277,6 +287,22 @@ LlamaConfig parse_llama_config(const json& j, const std::string& where) {
   if (r.opt_bool("mlp_bias", false))
     r.fail("mlp_bias", "is true: MLP projections with biases are not supported");
 
+}
+
+}  // namespace
+
+LlamaConfig parse_llama_config(const json& j, const std::string& where) {
+  if (!j.is_object())
+    throw CheckpointError(where + ": expected a JSON object, got " + std::string(j.type_name()));
+  Reader r(j, where);
+  LlamaConfig c;
+  parse_architecture(r, c);
+  const bool mistral = c.architecture == "MistralForCausalLM";
+  const bool qwen = c.is_qwen();
+  parse_shape(r, c, where, mistral, qwen);
+  parse_rope_settings(r, c, where);
+  parse_windows(r, c, j, mistral, qwen);
+  parse_tokens_dtype_features(r, c, mistral);
   if (const json* l = r.find("lawcat")) {
     if (!l->is_object()) r.fail("lawcat", "must be an object, got " + show(*l));
     c.lawcat = *l;
