@@ -52,73 +52,83 @@ json base_config(bool tied) {
 }
 
 // The families, written by transformers once per process; empty with `why` set when skipped.
-// A failure of hf_family.py fails every test case that asks.
-const std::vector<Family>& families(std::string& why) {
-  static std::vector<Family> out;
+// Builds a fixture once per process with a Python that can run transformers: later calls get
+// what `make(py, out)` built, fail as it failed (it returns the failure text), or skip when there
+// is no such Python. Each call site (its own lambda type) has its own fixture.
+template <class T, class Make>
+const T& python_fixture(std::string& why, Make make) {
+  static T out;
   static std::string skip, failure;
   static bool done = false;
-  if (done) {
-    if (!failure.empty()) FAIL(failure);
-    why = skip;
-    return out;
+  if (!done) {
+    done = true;
+    std::string tried;
+    const std::string py = find_transformers_python(tried);
+    if (py.empty()) skip = "no Python with torch + safetensors + transformers (tried " + tried + ")";
+    else failure = make(py, out);
+    if (!failure.empty()) out = T{};
   }
-  done = true;
-  std::string tried;
-  const std::string py = find_transformers_python(tried);
-  if (py.empty()) {
-    skip = "no Python with torch + safetensors + transformers (tried " + tried + ")";
-    why = skip;
-    return out;
-  }
-  const auto root = scratch_dir("teacher_families");
-  struct Spec {
-    std::string name, architecture, model_type, tokenizer;
-    json config;
-    int64_t window;
-  };
-  json q2w = base_config(false);  // untied, layer 1 sliding (window 8), theta 1e6
-  q2w.update({{"rope_theta", 1e6}, {"use_sliding_window", true}, {"sliding_window", 8}, {"max_window_layers", 1}});
-  json q2t = base_config(true);
-  q2t.update({{"rope_theta", 1e6}});
-  json q3 = base_config(true);  // head_dim 24 != 64 / 4, q/k norms
-  q3.update({{"head_dim", 24}, {"rope_theta", 1e6}, {"attention_bias", false}});
-  json q3b = base_config(false);  // attention_bias: biases on q, k, v and o; sliding window on layer 1
-  q3b.update({{"head_dim", 8}, {"attention_bias", true}, {"use_sliding_window", true}, {"sliding_window", 5},
-              {"max_window_layers", 1}});
-  json smol = base_config(true);
-  smol.update({{"rope_theta", 1e5}});
-  const std::vector<Spec> specs = {
-      {"qwen2_untied_window", "Qwen2ForCausalLM", "qwen2", "qwen2", q2w, 8},
-      {"qwen2_tied", "Qwen2ForCausalLM", "qwen2", "qwen2", q2t, 0},
-      {"qwen3", "Qwen3ForCausalLM", "qwen3", "qwen2", q3, 0},
-      {"qwen3_bias_window", "Qwen3ForCausalLM", "qwen3", "qwen2", q3b, 5},
-      {"smollm2", "LlamaForCausalLM", "llama", "smollm2", smol, 0},
-  };
+  if (!failure.empty()) FAIL(failure);
+  why = skip;
+  return out;
+}
+
+// tests/reference/hf_family.py over (folder, spec) pairs: each folder gets its spec.json, then
+// transformers' checkpoint and reference outputs. Returns "" or the failure with the script's log.
+std::string run_hf_family(const std::string& py, const std::filesystem::path& root,
+                          const std::vector<std::pair<std::filesystem::path, json>>& specs) {
   std::string cmd = shell_quote(py) + " " + shell_quote(std::string(LAWCAT_SOURCE_DIR) + "/tests/reference/hf_family.py");
-  for (size_t i = 0; i < specs.size(); ++i) {
-    const auto& s = specs[i];
-    const auto dir = root / s.name;
+  for (const auto& [dir, spec] : specs) {
     std::filesystem::create_directories(dir);
-    // 330 = the tokenizer's vocabulary (hf_family.py trains it to that size).
-    json spec{{"model_type", s.model_type},
-              {"config", s.config},
-              {"tokenizer", s.tokenizer},
-              {"ids", {random_ids(40, 330, 60 + i), random_ids(40, 330, 70 + i)}},
-              {"texts", kTexts},
-              {"seed", 5 + i}};
     std::ofstream(dir / "spec.json") << spec.dump();
     cmd += " " + shell_quote(dir.string());
-    out.push_back({s.name, s.architecture, dir, s.window});
   }
   cmd += " > " + shell_quote((root / "log.txt").string()) + " 2>&1";
-  if (std::system(cmd.c_str()) != 0) {
-    std::ifstream in(root / "log.txt");
-    const std::string log(std::istreambuf_iterator<char>(in), {});
-    out.clear();
-    failure = "hf_family.py failed:\n" + log;
-    FAIL(failure);
-  }
-  return out;
+  if (std::system(cmd.c_str()) == 0) return "";
+  return "hf_family.py failed:\n" + fs::read_text(root / "log.txt");
+}
+
+// A failure of hf_family.py fails every test case that asks.
+const std::vector<Family>& families(std::string& why) {
+  return python_fixture<std::vector<Family>>(why, [](const std::string& py, std::vector<Family>& out) {
+    const auto root = scratch_dir("teacher_families");
+    struct Spec {
+      std::string name, architecture, model_type, tokenizer;
+      json config;
+      int64_t window;
+    };
+    json q2w = base_config(false);  // untied, layer 1 sliding (window 8), theta 1e6
+    q2w.update({{"rope_theta", 1e6}, {"use_sliding_window", true}, {"sliding_window", 8}, {"max_window_layers", 1}});
+    json q2t = base_config(true);
+    q2t.update({{"rope_theta", 1e6}});
+    json q3 = base_config(true);  // head_dim 24 != 64 / 4, q/k norms
+    q3.update({{"head_dim", 24}, {"rope_theta", 1e6}, {"attention_bias", false}});
+    json q3b = base_config(false);  // attention_bias: biases on q, k, v and o; sliding window on layer 1
+    q3b.update({{"head_dim", 8}, {"attention_bias", true}, {"use_sliding_window", true}, {"sliding_window", 5},
+                {"max_window_layers", 1}});
+    json smol = base_config(true);
+    smol.update({{"rope_theta", 1e5}});
+    const std::vector<Spec> specs = {
+        {"qwen2_untied_window", "Qwen2ForCausalLM", "qwen2", "qwen2", q2w, 8},
+        {"qwen2_tied", "Qwen2ForCausalLM", "qwen2", "qwen2", q2t, 0},
+        {"qwen3", "Qwen3ForCausalLM", "qwen3", "qwen2", q3, 0},
+        {"qwen3_bias_window", "Qwen3ForCausalLM", "qwen3", "qwen2", q3b, 5},
+        {"smollm2", "LlamaForCausalLM", "llama", "smollm2", smol, 0},
+    };
+    std::vector<std::pair<std::filesystem::path, json>> runs;
+    for (size_t i = 0; i < specs.size(); ++i) {
+      const auto& s = specs[i];
+      // 330 = the tokenizer's vocabulary (hf_family.py trains it to that size).
+      runs.emplace_back(root / s.name, json{{"model_type", s.model_type},
+                                            {"config", s.config},
+                                            {"tokenizer", s.tokenizer},
+                                            {"ids", {random_ids(40, 330, 60 + i), random_ids(40, 330, 70 + i)}},
+                                            {"texts", kTexts},
+                                            {"seed", 5 + i}});
+      out.push_back({s.name, s.architecture, root / s.name, s.window});
+    }
+    return run_hf_family(py, root, runs);
+  });
 }
 
 json read_json(const std::filesystem::path& p) { return json::parse(fs::read_text(p)); }
@@ -133,50 +143,28 @@ const std::vector<std::pair<std::string, std::string>> kNfdTexts = {
 // MistralForCausalLM with sliding_window 8 (every layer), vocabulary 97; "qwen2_nfc", a Qwen2
 // with the NFC + Split + ByteLevel tokenizer and kNfdTexts' decomposed strings as its texts.
 const std::map<std::string, std::filesystem::path>& extra_checkpoints(std::string& why) {
-  static std::map<std::string, std::filesystem::path> out;
-  static std::string skip, failure;
-  static bool done = false;
-  if (done) {
-    if (!failure.empty()) FAIL(failure);
-    why = skip;
-    return out;
-  }
-  done = true;
-  std::string tried;
-  const std::string py = find_transformers_python(tried);
-  if (py.empty()) {
-    skip = "no Python with torch + safetensors + transformers (tried " + tried + ")";
-    why = skip;
-    return out;
-  }
-  const auto root = scratch_dir("teacher_families_extra");
-  json mistral = base_config(false);
-  mistral.update({{"sliding_window", 8}, {"vocab_size", 97}, {"rope_theta", 1e4}});
-  std::vector<std::string> nfd;
-  for (const auto& t : kNfdTexts) nfd.push_back(t.first);
-  const std::vector<std::pair<std::string, json>> specs = {
-      {"mistral_window",
-       json{{"model_type", "mistral"}, {"config", mistral}, {"tokenizer", nullptr},
-            {"ids", {random_ids(40, 97, 81), random_ids(40, 97, 82)}}, {"seed", 11}}},
-      {"qwen2_nfc",
-       json{{"model_type", "qwen2"}, {"config", base_config(true)}, {"tokenizer", "qwen2"},
-            {"ids", {random_ids(8, 330, 83)}}, {"texts", nfd}, {"seed", 12}}},
-  };
-  std::string cmd = shell_quote(py) + " " + shell_quote(std::string(LAWCAT_SOURCE_DIR) + "/tests/reference/hf_family.py");
-  for (const auto& [name, spec] : specs) {
-    const auto dir = root / name;
-    std::filesystem::create_directories(dir);
-    std::ofstream(dir / "spec.json") << spec.dump();
-    cmd += " " + shell_quote(dir.string());
-    out[name] = dir;
-  }
-  cmd += " > " + shell_quote((root / "log.txt").string()) + " 2>&1";
-  if (std::system(cmd.c_str()) != 0) {
-    out.clear();
-    failure = "hf_family.py failed:\n" + fs::read_text(root / "log.txt");
-    FAIL(failure);
-  }
-  return out;
+  using Dirs = std::map<std::string, std::filesystem::path>;
+  return python_fixture<Dirs>(why, [](const std::string& py, Dirs& out) {
+    const auto root = scratch_dir("teacher_families_extra");
+    json mistral = base_config(false);
+    mistral.update({{"sliding_window", 8}, {"vocab_size", 97}, {"rope_theta", 1e4}});
+    std::vector<std::string> nfd;
+    for (const auto& t : kNfdTexts) nfd.push_back(t.first);
+    const std::vector<std::pair<std::string, json>> specs = {
+        {"mistral_window",
+         json{{"model_type", "mistral"}, {"config", mistral}, {"tokenizer", nullptr},
+              {"ids", {random_ids(40, 97, 81), random_ids(40, 97, 82)}}, {"seed", 11}}},
+        {"qwen2_nfc",
+         json{{"model_type", "qwen2"}, {"config", base_config(true)}, {"tokenizer", "qwen2"},
+              {"ids", {random_ids(8, 330, 83)}}, {"texts", nfd}, {"seed", 12}}},
+    };
+    std::vector<std::pair<std::filesystem::path, json>> runs;
+    for (const auto& [name, spec] : specs) {
+      runs.emplace_back(root / name, spec);
+      out[name] = root / name;
+    }
+    return run_hf_family(py, root, runs);
+  });
 }
 
 at::Tensor ids_tensor(const json& rows) {
