@@ -77,9 +77,16 @@ sources_of() {
     *) echo "fuzz.sh: unknown target '$1' (known: ${ALL_TARGETS[*]})" >&2; return 2 ;;
   esac
 }
+# Feature macros the CMake build defines for lawcat_text (src/CMakeLists.txt); without
+# LAWCAT_HAVE_PCRE2 every tokenizer.json is refused before it is parsed.
+defines_of() {
+  case "$1" in
+    tokenizer_json|tokenizer_bin|babi) echo "-DLAWCAT_HAVE_PCRE2=1 -DLAWCAT_HAVE_ICU=1" ;;
+  esac
+}
 libs_of() {
   case "$1" in
-    tokenizer_json|tokenizer_bin|babi) echo "-lpcre2-8 -ldl" ;;
+    tokenizer_json|tokenizer_bin|babi) echo "-lpcre2-8 -licuuc -ldl" ;;
     yaml_config) echo "-lyaml-cpp" ;;
     corpus) echo "-llzma -lz -lzstd" ;;
   esac
@@ -114,7 +121,8 @@ build() {  # build <target>: rebuilds only when a source is newer than the binar
       o="$objdir/$(basename "${f%.*}").o"
       objs+=("$o")
       while (($(jobs -rp | wc -l) >= ${LAWCAT_FUZZ_JOBS:-2})); do wait -n; done
-      "$CXX" "${CXXFLAGS[@]}" -c "$f" -o "$o" &
+      # shellcheck disable=SC2046
+      "$CXX" "${CXXFLAGS[@]}" $(defines_of "$t") -c "$f" -o "$o" &
     done
     local rc=0
     while (($(jobs -rp | wc -l) > 0)); do wait -n || rc=1; done

@@ -2,7 +2,15 @@
 // then encode / decode of a fixed text. Input: tokenizer.json, optionally followed by
 // "\n@@config@@\n" and tokenizer_config.json.
 #include "fuzz_common.h"
+#include "text/regex.h"
 #include "text/tokenizer.h"
+
+// Without PCRE2 (LAWCAT_HAVE_PCRE2, which scripts/fuzz.sh defines) every tokenizer.json is
+// refused before it is parsed, and the target would fuzz nothing but that refusal.
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  if (!lawcat::text::Regex::available()) lawcat::fuzz::fail("built without PCRE2: tokenizer.json cannot be parsed");
+  return 0;
+}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace lawcat;
