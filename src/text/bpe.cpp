@@ -501,6 +501,14 @@ class BpeTokenizer : public detail::TokenizerBase {
     decoders_.push_back(std::move(s));
   }
 
+  // A BOS/EOS id from the post-processor must name a token of this tokenizer: encode would
+  // otherwise emit an id past the vocabulary (found by fuzz_tokenizer_json).
+  int64_t checked_special_id(int64_t id, const std::string& where) const {
+    LAWCAT_CHECK(id >= 0 && id < static_cast<int64_t>(id_to_token_.size()), DataError,
+                 where << ": id " << id << " is not in the vocabulary (" << id_to_token_.size() << " tokens)");
+    return id;
+  }
+
   void parse_post_processor(const json& p, const std::string& where) {
     if (p.is_null()) return;
     const std::string type = type_of(p, where);
@@ -517,7 +525,7 @@ class BpeTokenizer : public detail::TokenizerBase {
         const auto& ids = st[name].at("ids");
         LAWCAT_CHECK(ids.is_array() && ids.size() >= 1, DataError,
                      where << ".special_tokens." << name << ": no ids");
-        return ids[0].get<int64_t>();
+        return checked_special_id(ids[0].get<int64_t>(), where + ".special_tokens." + name);
       };
       bool seen_sequence = false;
       std::vector<int64_t> prefix, suffix;
@@ -535,8 +543,8 @@ class BpeTokenizer : public detail::TokenizerBase {
       }
       if (!suffix.empty()) eos_ = suffix.back();
     } else if (type == "RobertaProcessing" || type == "BertProcessing") {
-      bos_ = p.at("cls").at(1).get<int64_t>();
-      eos_ = p.at("sep").at(1).get<int64_t>();
+      bos_ = checked_special_id(p.at("cls").at(1).get<int64_t>(), where + ".cls");
+      eos_ = checked_special_id(p.at("sep").at(1).get<int64_t>(), where + ".sep");
       add_bos_default_ = true;
     } else if (type != "ByteLevel") {  // ByteLevel only trims offsets
       log::warn(where, ": post-processor type '", type, "' ignored");

@@ -219,6 +219,11 @@ TEST_CASE("bpe: broken tokenizer.json files give DataErrors naming the file", "[
   j = good;
   j["pre_tokenizer"] = {{"type", "BertPreTokenizer"}};
   expect_error("bert.json", j.dump(), "BertPreTokenizer");
+  // The template's BOS (id 901) is an added token; without added_tokens it lies past the
+  // 901-token vocabulary, and encode emitted it (found by fuzz_tokenizer_json).
+  j = good;
+  j.erase("added_tokens");
+  expect_error("template_bos_outside_vocab.json", j.dump(), "id 901 is not in the vocabulary");
   try {
     text::load_bpe_json(dir / "absent.json");
     FAIL("loaded a missing file");
