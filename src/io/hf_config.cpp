@@ -163,14 +163,14 @@ void parse_architecture(Reader& r, LlamaConfig& c) {
   } else {
     r.require("architectures");
   }
-  if (c.architecture != "LlamaForCausalLM" && c.architecture != "MistralForCausalLM" && !c.is_qwen())
+  if (c.architecture != "LlamaForCausalLM" && !c.is_mistral() && !c.is_qwen())
     r.fail("architectures", "names unsupported architecture '" + c.architecture +
                                 "' (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, "
                                 "Qwen3ForCausalLM)");
 }
 
 // Sizes, heads and head_dim, norm eps, positions, tied embeddings.
-void parse_shape(Reader& r, LlamaConfig& c, const std::string& where, bool mistral, bool qwen) {
+void parse_shape(Reader& r, LlamaConfig& c, const std::string& where) {
   c.vocab_size = r.req_positive_int("vocab_size");
   c.hidden_size = r.req_positive_int("hidden_size");
   c.intermediate_size = r.req_positive_int("intermediate_size");
@@ -198,7 +198,7 @@ void parse_shape(Reader& r, LlamaConfig& c, const std::string& where, bool mistr
   }
   c.rms_norm_eps = r.opt_positive_num("rms_norm_eps", 1e-6);
   c.max_position_embeddings =
-      r.opt_positive_int("max_position_embeddings", mistral ? 4096 * 32 : qwen ? 32768 : 2048);
+      r.opt_positive_int("max_position_embeddings", c.is_mistral() ? 4096 * 32 : c.is_qwen() ? 32768 : 2048);
   c.tie_word_embeddings = r.opt_bool("tie_word_embeddings", false);
 
 }
@@ -220,8 +220,8 @@ void parse_rope_settings(Reader& r, LlamaConfig& c, const std::string& where) {
 
 // Sliding windows: Qwen's per-layer layer_types / use_sliding_window + max_window_layers,
 // Mistral's sliding_window on every layer (4096 when absent, null = none).
-void parse_windows(Reader& r, LlamaConfig& c, const json& j, bool mistral, bool qwen) {
-  if (qwen) {
+void parse_windows(Reader& r, LlamaConfig& c, const json& j) {
+  if (c.is_qwen()) {
     // transformers 5 (Qwen2Config / Qwen3Config): sliding_window is kept only with
     // use_sliding_window; layer_types, when absent, puts the window on layers >= max_window_layers.
     c.use_sliding_window = r.opt_bool("use_sliding_window", false);
@@ -255,14 +255,14 @@ void parse_windows(Reader& r, LlamaConfig& c, const json& j, bool mistral, bool 
   } else if (j.contains("sliding_window")) {
     if (r.has("sliding_window"))
       c.sliding_window = r.positive_int("sliding_window", *r.find("sliding_window"));
-  } else if (mistral) {
+  } else if (c.is_mistral()) {
     c.sliding_window = 4096;
   }
 
 }
 
 // Special token ids, dtype, and the features lawcat's Llama does not implement (refused).
-void parse_tokens_dtype_features(Reader& r, LlamaConfig& c, bool mistral) {
+void parse_tokens_dtype_features(Reader& r, LlamaConfig& c) {
   auto bos = r.token_ids("bos_token_id", {1});
   if (bos.size() > 1) r.fail("bos_token_id", "must be one token id or null, got a list");
   c.bos_token_id = bos.empty() ? -1 : bos[0];
@@ -282,7 +282,7 @@ void parse_tokens_dtype_features(Reader& r, LlamaConfig& c, bool mistral) {
   // Qwen2 always has q/k/v biases (its config has no attention_bias; a stray one is ignored,
   // as transformers does); Llama and Qwen3 put attention_bias on all four projections.
   if (!c.is_qwen2()) c.attention_bias = r.opt_bool("attention_bias", false);
-  if (mistral && c.attention_bias)
+  if (c.is_mistral() && c.attention_bias)
     r.fail("attention_bias", "is true: MistralForCausalLM has no attention biases");
   if (r.opt_bool("mlp_bias", false))
     r.fail("mlp_bias", "is true: MLP projections with biases are not supported");
@@ -297,12 +297,10 @@ LlamaConfig parse_llama_config(const json& j, const std::string& where) {
   Reader r(j, where);
   LlamaConfig c;
   parse_architecture(r, c);
-  const bool mistral = c.architecture == "MistralForCausalLM";
-  const bool qwen = c.is_qwen();
-  parse_shape(r, c, where, mistral, qwen);
+  parse_shape(r, c, where);
   parse_rope_settings(r, c, where);
-  parse_windows(r, c, j, mistral, qwen);
-  parse_tokens_dtype_features(r, c, mistral);
+  parse_windows(r, c, j);
+  parse_tokens_dtype_features(r, c);
   if (const json* l = r.find("lawcat")) {
     if (!l->is_object()) r.fail("lawcat", "must be an object, got " + show(*l));
     c.lawcat = *l;
@@ -328,10 +326,9 @@ LlamaConfig load_llama_config(const std::filesystem::path& config_json) {
 }
 
 json to_json(const LlamaConfig& c) {
-  const bool mistral = c.architecture == "MistralForCausalLM";
   json j = json::object();
   j["architectures"] = json::array({c.architecture});
-  j["model_type"] = mistral ? "mistral" : c.is_qwen2() ? "qwen2" : c.is_qwen3() ? "qwen3" : "llama";
+  j["model_type"] = c.is_mistral() ? "mistral" : c.is_qwen2() ? "qwen2" : c.is_qwen3() ? "qwen3" : "llama";
   j["vocab_size"] = c.vocab_size;
   j["hidden_size"] = c.hidden_size;
   j["intermediate_size"] = c.intermediate_size;
@@ -359,7 +356,7 @@ json to_json(const LlamaConfig& c) {
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   j["max_position_embeddings"] = c.max_position_embeddings;
   if (c.sliding_window) j["sliding_window"] = *c.sliding_window;
-  else if (mistral || c.is_qwen()) j["sliding_window"] = nullptr;
+  else if (c.is_mistral() || c.is_qwen()) j["sliding_window"] = nullptr;
   if (c.is_qwen()) {
     j["use_sliding_window"] = c.use_sliding_window;
     j["max_window_layers"] = c.max_window_layers;
