@@ -14,14 +14,24 @@
 using namespace lawcat;
 using namespace lawcat::bench;
 
-TEST_CASE("bench prefill on the CPU from a config.json (random weights)", "[eval][bench]") {
-  test::SingleThread single_thread;
-  const auto dir = test::scratch_dir("bench_prefill");
+namespace {
+
+// Options over the tiny eval config written into a fresh scratch folder, on the CPU.
+BenchPrefillOptions tiny_cpu_options(const std::string& scratch) {
+  const auto dir = test::scratch_dir(scratch);
   io::save_llama_config(dir / "config.json", test::tiny_eval_config());
   BenchPrefillOptions o;
   o.config_json = (dir / "config.json").string();
-  o.lengths = {32, 128};
   o.device = "cpu";
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("bench prefill on the CPU from a config.json (random weights)", "[eval][bench]") {
+  test::SingleThread single_thread;
+  BenchPrefillOptions o = tiny_cpu_options("bench_prefill");
+  o.lengths = {32, 128};
   o.warmup = 1;
   o.reps = 2;
   o.decode_tokens = 4;
@@ -55,7 +65,7 @@ TEST_CASE("bench prefill on the CPU from a config.json (random weights)", "[eval
   CHECK(j["rows"][0]["kind"] == "softmax");
 
   BenchPrefillOptions bad = o;
-  bad.model_dir = dir.string();  // both given
+  bad.model_dir = std::filesystem::path(o.config_json).parent_path().string();  // both given
   CHECK_THROWS_AS(bench_prefill(bad), ConfigError);
 }
 
@@ -78,12 +88,8 @@ TEST_CASE("bench prefill on a checkpoint directory (a teacher, swapped for the L
 
 TEST_CASE("bench decode: decode-first settings, resident memory, the softmax / LAWCAT table", "[eval][bench]") {
   test::SingleThread single_thread;
-  const auto dir = test::scratch_dir("bench_decode");
-  io::save_llama_config(dir / "config.json", test::tiny_eval_config());
-  BenchPrefillOptions o;
-  o.config_json = (dir / "config.json").string();
+  BenchPrefillOptions o = tiny_cpu_options("bench_decode");
   o.lengths = {16, 256};
-  o.device = "cpu";
   o.warmup = 3;  // decode_bench_options drops the warm-up prefills and times one
   o.reps = 4;
   o.decode_tokens = 3;
@@ -117,12 +123,8 @@ TEST_CASE("bench decode: decode-first settings, resident memory, the softmax / L
 
 TEST_CASE("bench decode --prefill-chunk: runs, same decode state size as one pass", "[eval][bench]") {
   test::SingleThread single_thread;
-  const auto dir = test::scratch_dir("bench_decode_chunks");
-  io::save_llama_config(dir / "config.json", test::tiny_eval_config());
-  BenchPrefillOptions o;
-  o.config_json = (dir / "config.json").string();
+  BenchPrefillOptions o = tiny_cpu_options("bench_decode_chunks");
   o.lengths = {200};
-  o.device = "cpu";
   o.decode_tokens = 2;
   o.decode_warmup = 0;
   const auto one = bench_prefill(decode_bench_options(o));
