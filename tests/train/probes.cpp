@@ -16,6 +16,18 @@
 
 using namespace lawcat;
 
+namespace {
+
+// The first n tokens [1, n] of held-out TinyStories text under the run's teacher tokenizer.
+at::Tensor probe_tokens(const std::filesystem::path& run, int64_t n) {
+  auto tok = text::load_tokenizer(run / "teacher");
+  auto text = fs::read_text(test::shared_data() / "corpora/tinystories/tinystories_val_tail.txt");
+  auto ids = tok->encode(text.substr(0, 20000), true, false);
+  return at::tensor(std::vector<int64_t>(ids.begin(), ids.begin() + n)).view({1, n});
+}
+
+}  // namespace
+
 // Per-layer attention MSE of a distilled run (PROBE_RUN=<output_dir>): where the error is.
 TEST_CASE("probe: per-layer distillation error of a run", "[.probe]") {
   const char* run = std::getenv("PROBE_RUN");
@@ -29,10 +41,7 @@ TEST_CASE("probe: per-layer distillation error of a run", "[.probe]") {
   if (!which || std::string(which) != "init") model::load_lawcat_parameters(*net, out / "distill" / "best" / "trainable.safetensors");
   model::set_mixer_mode(*net, model::MixerMode::kDistill);
   at::manual_seed(0);
-  auto tok = text::load_tokenizer(out / "teacher");
-  auto text = fs::read_text(std::filesystem::path(LAWCAT_SOURCE_DIR) / "../shared/data/corpora/tinystories/tinystories_val_tail.txt");
-  auto ids = tok->encode(text.substr(0, 20000), true, false);
-  at::Tensor batch = at::tensor(std::vector<int64_t>(ids.begin(), ids.begin() + 513)).view({1, 513});
+  const at::Tensor batch = probe_tokens(out, 513);
   at::NoGradGuard ng;
   net->hidden_states(batch.narrow(1, 0, 512));
   for (auto& [i, m] : model::lawcat_layers(*net)) {
@@ -56,10 +65,7 @@ TEST_CASE("probe: teacher attention patterns", "[.attn]") {
   at::set_num_threads(1);
   std::filesystem::path out(run);
   auto net = model::load_llama(out / "teacher", at::kCPU, at::kFloat);
-  auto tok = text::load_tokenizer(out / "teacher");
-  auto text = fs::read_text(std::filesystem::path(LAWCAT_SOURCE_DIR) / "../shared/data/corpora/tinystories/tinystories_val_tail.txt");
-  auto ids = tok->encode(text.substr(0, 20000), true, false);
-  at::Tensor x = at::tensor(std::vector<int64_t>(ids.begin(), ids.begin() + 512)).view({1, 512});
+  const at::Tensor x = probe_tokens(out, 512);
   at::NoGradGuard ng;
   at::Tensor h = net->embed(x);
   auto ctx = net->mixer_context(0, 512);
