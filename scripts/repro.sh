@@ -47,6 +47,7 @@ if [[ "${REPRO_SMOKE:-0}" == 1 ]]; then
               --set export_dtype=fp32)
   DEVICE=(--device cpu)
   TASKS_ARGS=(--count 14 --min-tokens 96 --max-tokens 160)
+  REPEATS_ARGS=(--count 14 --words 100 --gap 10 40 --span 4 8)
   PK=(--lengths 256 --depths 0,100 --samples 1)
   NIAH=(--variant s-niah-1 --lengths 256 --depths 50 --samples 1 --max-new-tokens 12)
   BABI=(--variant qa1 --lengths 0 --samples 1)
@@ -57,6 +58,7 @@ if [[ "${REPRO_SMOKE:-0}" == 1 ]]; then
 else
   DEVICE=(--device cuda)
   TASKS_ARGS=(--count 6000 --min-tokens 128 --max-tokens 1024)
+  REPEATS_ARGS=(--count 6000)
   PK=(--lengths 1024,2048,4096,8192,16384,32768 --depths 0,25,50,75,100 --samples "${REPRO_PK_SAMPLES:-5}")
   NIAH=(--variant s-niah-1,s-niah-2,s-niah-3 --lengths 1024,2048,4096,8192,16384 --depths 0,25,50,75,100
         --samples 2 --max-new-tokens 32)
@@ -89,6 +91,8 @@ if has tasks; then
   # configs/repro/students.yaml (tasks_data) reads runs/repro/tasks/tasks.jsonl, whatever REPRO_OUT is.
   mkdir -p runs/repro/tasks
   [[ -s runs/repro/tasks/tasks.jsonl ]] || "$B" tasks --tokenizer "$TEACHER" --out runs/repro/tasks/tasks.jsonl "${TASKS_ARGS[@]}"
+  [[ -s runs/repro/tasks/repeats.jsonl ]] || python3 scripts/make_repeats.py --out runs/repro/tasks/repeats.jsonl \
+    "${REPEATS_ARGS[@]}" "$DATA/corpora/gutenberg/gutenberg_train.jsonl.xz" "$DATA/corpora/wikipedia/wikipedia_train.jsonl.xz"
   [[ -s runs/repro/tasks/tasks2.jsonl ]] || "$B" tasks --tokenizer "$TEACHER" --out runs/repro/tasks/tasks2.jsonl --seed 2 "${TASKS_ARGS[@]}"
 fi
 

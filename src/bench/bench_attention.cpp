@@ -45,9 +45,11 @@ struct Shape {
   std::string name;
   int64_t H, Hkv, d;
 };
-Shape shape_of(const std::string& name) {
-  if (name == "1B") return {"1B", 32, 8, 64};
-  if (name == "7B") return {"7B", 32, 8, 128};
+Shape shape_of(const std::string& name, int64_t heads) {
+  if (heads < 4 || heads % 4 != 0)
+    throw std::runtime_error("bench attention: --heads " + std::to_string(heads) + " must be a multiple of 4 (Hkv = H / 4)");
+  if (name == "1B") return {"1B", heads, heads / 4, 64};
+  if (name == "7B") return {"7B", heads, heads / 4, 128};
   throw std::runtime_error("bench attention: unknown shape '" + name + "' (1B or 7B)");
 }
 
@@ -293,7 +295,7 @@ BenchAttentionResult bench_attention(const BenchAttentionOptions& opt) {
   result.device = at::cuda::getCurrentDeviceProperties()->name;
   result.copy_gbps = measure_copy_gbps();
   for (const auto& shape_name : opt.shapes) {
-    const Shape s = shape_of(shape_name);
+    const Shape s = shape_of(shape_name, opt.heads);
     Params P = make_params(s, opt.conv_width, opt.rank);
     for (const int64_t T : opt.seqlens) {
       result.rows.push_back(bench_row(s, P, T, opt, result.copy_gbps));

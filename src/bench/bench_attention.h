@@ -14,6 +14,7 @@ struct BenchAttentionOptions {
   std::vector<std::string> shapes = {"1B", "7B"};  // 1B: d = 64; 7B: d = 128 (H = 32, Hkv = 8)
   std::vector<int64_t> seqlens = {1024, 2048, 4096, 8192, 16384, 32768, 65536};
   int64_t batch = 1;
+  int64_t heads = 32;    // query heads H (Hkv = H / 4, as in both shapes); the H sweep of docs/kernels.md
   int64_t rank = 16;     // gate rank r
   int64_t conv_width = 4;
   int warmup = 5;

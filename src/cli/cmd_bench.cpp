@@ -28,6 +28,8 @@ lawcat::cli::Runner setup_bench(CLI::App& app) {
       ->capture_default_str();
   att->add_option("--seqlens", a->opt.seqlens, "sequence lengths T")->delimiter(',')->capture_default_str();
   att->add_option("--batch", a->opt.batch, "batch size B")->capture_default_str();
+  att->add_option("--heads", a->opt.heads, "query heads H (Hkv = H / 4)")->capture_default_str()->check(
+      CLI::Range(int64_t{4}, int64_t{1024}));
   att->add_option("--reps", a->opt.reps, "timed repetitions (median reported)")->capture_default_str()->check(
       CLI::Range(1, 100000));
   att->add_option("--warmup", a->opt.warmup, "untimed warm-up runs")->capture_default_str();
@@ -59,7 +61,7 @@ lawcat::cli::Runner setup_bench(CLI::App& app) {
     }
     if (!a->json.empty()) {
       nlohmann::json j = {{"device", r.device}, {"copy_gbps", r.copy_gbps}, {"reps", a->opt.reps},
-                          {"warmup", a->opt.warmup}, {"batch", a->opt.batch}, {"rows", nlohmann::json::array()}};
+                          {"warmup", a->opt.warmup}, {"batch", a->opt.batch}, {"heads", a->opt.heads}, {"rows", nlohmann::json::array()}};
       for (const auto& row : r.rows)
         j["rows"].push_back({{"shape", row.shape}, {"T", row.T}, {"H", row.H}, {"Hkv", row.Hkv}, {"d", row.d},
                              {"lawcat_fwd_ms", row.lawcat_fwd_ms}, {"lawcat_fwdbwd_ms", row.lawcat_fwdbwd_ms},
