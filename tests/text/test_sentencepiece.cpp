@@ -147,8 +147,14 @@ TEST_CASE("sentencepiece: a missing shim gives a DataError naming the shim and t
   std::error_code ec;
   auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
   REQUIRE(!ec);
-  // --warn NoTests: a child that runs no test case fails instead of passing vacuously.
-  const std::string cmd = "LAWCAT_SPM_SHIM=/nonexistent/liblawcat_spm_shim.so '" + exe.string() +
-                          "' --warn NoTests '[spm_shim_child]' > /dev/null 2>&1";
+  // A child that runs no test case must fail instead of passing vacuously: Catch2 v2 needs
+  // --warn NoTests for that; v3 does it by default (exit code 2) and rejects that option.
+#ifdef LAWCAT_CATCH3
+  const char* no_tests_fail = "";
+#else
+  const char* no_tests_fail = " --warn NoTests";
+#endif
+  const std::string cmd = "LAWCAT_SPM_SHIM=/nonexistent/liblawcat_spm_shim.so '" + exe.string() + "'" +
+                          no_tests_fail + " '[spm_shim_child]' > /dev/null 2>&1";
   CHECK(std::system(cmd.c_str()) == 0);
 }
