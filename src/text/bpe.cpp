@@ -288,8 +288,14 @@ class BpeTokenizer : public detail::TokenizerBase {
     }
     // id -> token text: the model vocabulary, then added tokens (which may lie beyond it).
     int64_t n = 0;
-    for (const auto& [tok, id] : vocab_) n = std::max<int64_t>(n, id + 1);
-    for (const auto& a : added_) n = std::max<int64_t>(n, a.id + 1);
+    for (const auto& [tok, id] : vocab_) n = std::max<int64_t>(n, int64_t{id} + 1);
+    for (const auto& a : added_) n = std::max<int64_t>(n, int64_t{a.id} + 1);
+    // Ids are dense in every tokenizer.json transformers writes; a stray huge id would size
+    // this table by it (an id of 2^31 - 1: 16 GiB, found by fuzz_tokenizer_json).
+    const int64_t named = static_cast<int64_t>(vocab_.size() + added_.size());
+    LAWCAT_CHECK(n <= named, DataError,
+                 f << ": token ids run up to " << n - 1 << " but only " << named
+                   << " tokens are named (model.vocab + added_tokens): the ids must be 0.." << named - 1);
     id_to_token_.assign(n, std::string());
     for (const auto& [tok, id] : vocab_) id_to_token_[id] = tok;
     for (const auto& a : added_) id_to_token_[a.id] = a.content;

@@ -224,6 +224,13 @@ TEST_CASE("bpe: broken tokenizer.json files give DataErrors naming the file", "[
   j = good;
   j.erase("added_tokens");
   expect_error("template_bos_outside_vocab.json", j.dump(), "id 901 is not in the vocabulary");
+  // One token with id 2^31 - 1 sized the id table by it (16 GiB; found by fuzz_tokenizer_json).
+  j = good;
+  j["model"]["vocab"]["zzz-far-away"] = 2147483647;
+  expect_error("huge_id.json", j.dump(), "token ids run up to 2147483647");
+  j = good;
+  j["added_tokens"][0]["id"] = 2000000000;
+  expect_error("huge_added_id.json", j.dump(), "token ids run up to 2000000000");
   try {
     text::load_bpe_json(dir / "absent.json");
     FAIL("loaded a missing file");
