@@ -30,6 +30,7 @@
 #include "ops/cuda_ops.h"
 #include "ops/gla.h"
 #include "ops/lawcat_core.h"
+#include "util/stats.h"
 #endif
 
 namespace lawcat::bench {
@@ -104,11 +105,6 @@ at::Tensor sdpa_core(const Inputs& in, const at::Tensor& cos, const at::Tensor& 
   return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
 }
 
-double median(std::vector<float> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : (v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]));
-}
-
 struct Timing {
   double ms, peak_mib;
 };
@@ -133,7 +129,7 @@ Timing time_it(const std::function<void(int)>& fn, int warmup, int reps) {
     ts.push_back(start.elapsed_time(stop));
   }
   const int64_t peak = alloc.getDeviceStats(dev).allocated_bytes[0].peak;
-  return {median(ts), double(peak - base) / (1024.0 * 1024.0)};
+  return {stats::median(std::vector<double>(ts.begin(), ts.end())), double(peak - base) / (1024.0 * 1024.0)};
 }
 
 double measure_copy_gbps() {

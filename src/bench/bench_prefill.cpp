@@ -25,16 +25,11 @@
 #include "util/format.h"
 #include "util/log.h"
 #include "util/memory.h"
+#include "util/stats.h"
 
 namespace lawcat::bench {
 
 namespace {
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-}
 
 // Wall time of fn() in ms: CUDA events on the current stream on the GPU.
 double time_ms(bool cuda, const std::function<void()>& fn) {
@@ -194,7 +189,7 @@ void time_prefill(const PrefillCell& c, BenchPrefillRow& row) {
     model::DecodeState st = c.fresh_state();
     times.push_back(time_ms(c.cuda, [&] { c.prefill(st); }));
   }
-  row.prefill_ms = median(times);
+  row.prefill_ms = stats::median(times);
   row.prefill_min_ms = *std::min_element(times.begin(), times.end());
   row.prefill_tokens_per_s = row.prefill_ms > 0 ? static_cast<double>(c.T) / (row.prefill_ms * 1e-3) : 0;
 }

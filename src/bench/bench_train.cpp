@@ -25,6 +25,7 @@
 #include "train/finetune.h"
 #include "util/error.h"
 #include "util/format.h"
+#include "util/stats.h"
 
 namespace lawcat::bench {
 namespace {
@@ -37,11 +38,6 @@ const char* reference_of(const std::string& mode) {
   if (mode == "distill") return "Python 50K; target >= 100K";
   if (mode == "lora") return "target >= 45K";
   return "";
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
 }
 
 // One mode's model: random weights (seed 0, N(0, 0.02)) on the device in the frozen dtype,
@@ -123,7 +119,7 @@ BenchTrainRow time_mode(const std::string& mode, const BenchTrainOptions& o, con
   }
   BenchTrainRow row;
   row.mode = mode;
-  row.step_ms_median = median(ms_per);
+  row.step_ms_median = stats::median(ms_per);
   row.tokens_per_s = o.batch * o.seq / (row.step_ms_median / 1000.0);
   for (auto& t : m.trainable) row.trainable_params += t.numel();
   if (o.profile) {
