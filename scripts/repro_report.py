@@ -10,7 +10,7 @@ under <runs>/students, <runs>/grid and <runs>/probe, and writes into <docs>:
   longppl.csv / .json    mean NLL per model x position bucket
   <task>.csv / .json     the other eval tasks (niah, babilong, babilong_raw, ppl_*) when present
   passkey_heatmap.png    passkey accuracy, length x depth, one panel per model
-  passkey_vs_length.png  passkey accuracy vs length, one line per model
+  passkey_vs_length.png  passkey accuracy vs length, one line per model (_key.png: the compared ones)
   nll_by_position.png    long-document NLL by position, one line per model
   curves.png             stage-1 validation MSE and stage-2 validation CE per student
   records.tar.xz         every raw record (the eval results.jsonl files)
@@ -54,6 +54,12 @@ def gnuplot(script):
         return False
     subprocess.run(["gnuplot"], input=script, text=True, check=True)
     return True
+
+
+# The models NOTES.md compares: teacher, paper defaults, LoLCATs-style, and the retrieval-data
+# students (passkey_vs_length_key.png); the ones absent from a run are left out.
+KEY_MODELS = ["teacher", "lawcat", "lolcats", "tasks_heavy_phi128", "tasks_only", "tasks_only_lolcats",
+              "tasks_only_phi128", "tasks_only_phi128_full", "tasks_only_phi128_w8"]
 
 
 def lines_plot(png, title, xlabel, ylabel, series, logx=True, yrange="[*:*]"):
@@ -256,6 +262,14 @@ def main():
                    {m: [(L, 100 * sum(s for (LL, _), s in grid[m].items() if LL == L) /
                              max(1, sum(1 for (LL, _) in grid[m] if LL == L))) for L in pk_lengths] for m in models},
                    yrange="[-5:105]")
+        # the same for the models the NOTES compare (readable beside the all-models plot)
+        key = [m for m in KEY_MODELS if m in grid]
+        if key:
+            lines_plot(os.path.join(a.docs, "passkey_vs_length_key.png"), "passkey accuracy vs context length (key models)",
+                       "context length (tokens)", "accuracy (%)",
+                       {m: [(L, 100 * sum(s for (LL, _), s in grid[m].items() if LL == L) /
+                                 max(1, sum(1 for (LL, _) in grid[m] if LL == L))) for L in pk_lengths] for m in key},
+                       yrange="[-5:105]")
 
     # ---- long-document NLL by position ----
     if "longppl" in tasks:
@@ -333,7 +347,7 @@ def main():
            "What it runs: `lawcat tasks` (retrieval-task text, training seeds), `lawcat sweep",
            "configs/repro/students.yaml --shard i/n` (all students in parallel on one GPU), `lawcat eval --task",
            "passkey|niah|babilong|ppl|longppl` per model into eval/parts/<model>/<task>, then this report.",
-           "Plots: passkey_heatmap.png, passkey_vs_length.png, nll_by_position.png, curves.png.", ""]
+           "Plots: passkey_heatmap.png, passkey_vs_length.png (passkey_vs_length_key.png: the models NOTES.md compares), nll_by_position.png, curves.png.", ""]
     with open(os.path.join(a.docs, "README.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     print(f"repro_report: wrote {a.docs}/README.md ({len(models)} models, tasks: {', '.join(sorted(tasks))})")
