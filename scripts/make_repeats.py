@@ -66,6 +66,24 @@ def main():
     rng = random.Random(a.seed)
     streams = [documents(p, a.field) for p in a.inputs]
     written = 0
+    try:
+        written = write_records(a, rng, streams)
+    except BaseException:
+        if os.path.exists(a.out + ".tmp"):
+            os.remove(a.out + ".tmp")  # nothing half-written is left behind
+        raise
+    if written < a.count:
+        print(f"make_repeats: the corpora ran out after {written} of {a.count} records")
+    if written == 0:
+        os.remove(a.out + ".tmp")
+        raise SystemExit(f"make_repeats: no text in {', '.join(a.inputs)}")
+    os.replace(a.out + ".tmp", a.out)
+    print(f"make_repeats: {written} records -> {a.out}")
+
+
+def write_records(a, rng, streams):
+    """Writes up to a.count records to a.out + ".tmp"; returns how many."""
+    written = 0
     with open(a.out + ".tmp", "w", encoding="utf-8") as out:
         while written < a.count and streams:
             for s in list(streams):  # round-robin over the corpora
@@ -86,12 +104,7 @@ def main():
                         break
                 if written >= a.count:
                     break
-    if written < a.count:
-        print(f"make_repeats: the corpora ran out after {written} of {a.count} records")
-    if written == 0:
-        raise SystemExit(f"make_repeats: no text in {', '.join(a.inputs)}")
-    os.replace(a.out + ".tmp", a.out)
-    print(f"make_repeats: {written} records -> {a.out}")
+    return written
 
 
 if __name__ == "__main__":

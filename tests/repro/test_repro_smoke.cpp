@@ -3,10 +3,13 @@
 // eval group (passkey, S-NIAH, BABILong, ppl, longppl) on the teacher and the student, then the
 // report. The GPU run is the same script without REPRO_SMOKE; this guards that the configs, the
 // sweep, the evals and the report still fit together.
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "common/catch.h"
 
@@ -46,4 +49,51 @@ TEST_CASE("scripts/repro.sh on a tiny CPU slice: train a student, evaluate it be
   CHECK_THAT(read(out / "docs/passkey.csv"), LAWCAT_CONTAINS("lawcat,256,100,"));
   CHECK_THAT(read(out / "docs/longppl.csv"), LAWCAT_CONTAINS("teacher,512,"));
   CHECK_THAT(read(out / "docs/README.md"), LAWCAT_CONTAINS("## Headline"));
+}
+
+// scripts/make_repeats.py (the `repeats` students' data): ordinary text in which spans reappear
+// verbatim later. On a corpus of distinct words every repeated 5-gram is one of its copies.
+TEST_CASE("make_repeats.py: each record repeats spans of its text at the asked distances; bad records name file:line",
+          "[repro]") {
+  const std::filesystem::path dir = lawcat::test::scratch_dir("make_repeats");
+  {
+    std::ofstream c(dir / "corpus.jsonl");
+    for (int d = 0; d < 3; ++d) {
+      std::string text;
+      for (int w = 0; w < 300; ++w) text += "d" + std::to_string(d) + "w" + std::to_string(w) + " ";
+      c << "{\"text\": \"" << text << "\"}\n";
+    }
+  }
+  const std::string script = std::string(LAWCAT_SOURCE_DIR) + "/scripts/make_repeats.py";
+  const std::string cmd = "python3 '" + script + "' --out '" + (dir / "rep.jsonl").string() +
+                          "' --count 6 --words 100 --repeats 2 --span 5 8 --gap 10 40 --per-doc 2 '" +
+                          (dir / "corpus.jsonl").string() + "' > '" + (dir / "log.txt").string() + "' 2>&1";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  std::ifstream in(dir / "rep.jsonl");
+  std::string line;
+  int records = 0;
+  while (std::getline(in, line)) {
+    ++records;
+    const size_t a = line.find("\"text\": \"") + 9, b = line.rfind('"');
+    std::istringstream ws(line.substr(a, b - a));
+    std::vector<std::string> words{std::istream_iterator<std::string>(ws), {}};
+    CAPTURE(records, words.size());
+    CHECK(words.size() >= 100 + 5);  // at least one span fits in 100 words
+    CHECK(words.size() <= 100 + 2 * 8);
+    // a repeated 5-gram, its second copy 10..40 source words + the span after the first
+    bool found = false;
+    for (size_t i = 0; i + 5 <= words.size() && !found; ++i)
+      for (size_t j = i + 5; j + 5 <= words.size() && !found; ++j)
+        found = std::equal(words.begin() + i, words.begin() + i + 5, words.begin() + j) && j - i >= 5 + 10 &&
+                j - i <= 8 + 40 + 8;
+    CHECK(found);
+  }
+  CHECK(records == 6);
+  // a record without the field: an error naming the file and line
+  { std::ofstream(dir / "bad.jsonl") << "{\"text\": \"a b c\"}\n{\"body\": \"x\"}\n"; }
+  const std::string bad = "python3 '" + script + "' --out '" + (dir / "bad_out.jsonl").string() + "' '" +
+                          (dir / "bad.jsonl").string() + "' > '" + (dir / "bad_log.txt").string() + "' 2>&1";
+  CHECK(std::system(bad.c_str()) != 0);
+  CHECK_THAT(read(dir / "bad_log.txt"), LAWCAT_CONTAINS("bad.jsonl:2"));
+  CHECK(!std::filesystem::exists(dir / "bad_out.jsonl"));
 }
