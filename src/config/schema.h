@@ -169,6 +169,9 @@ struct StageConfig {
   double lora_dropout = 0.0;
   std::vector<std::string> lora_targets = {"q_proj", "k_proj", "v_proj", "o_proj"};
   bool train_lawcat = false;            // stage 2: also train the LAWCAT parameters
+  // This stage's training files instead of data.train (empty: data.train); tokenized and split
+  // with the data section's other keys (data.validation, when set, stays shared).
+  std::vector<std::string> data;
   template <class V> void visit(V& v) {
     v("enabled", enabled);
     v("steps", steps, check::non_negative);
@@ -189,6 +192,7 @@ struct StageConfig {
     v("lora_dropout", lora_dropout, check::probability);
     v("lora_targets", lora_targets);
     v("train_lawcat", train_lawcat);
+    v("data", data);
   }
 };
 

@@ -424,8 +424,10 @@ void validate(const RunConfig& c, const std::string& where) {
   if (c.lora.enabled && c.lora.lora_dropout != 0.0)
     errors.push_back("lora.lora_dropout: only 0 is supported (the LoRA update is folded into the projection weights)");
   const bool any_stage = c.distill.enabled || c.lora.enabled || c.pretrain.enabled;
-  if (any_stage && c.data.train.empty())
-    errors.push_back("data.train: no training data given (list files or folders)");
+  const bool reads_data_train = (c.distill.enabled && c.distill.data.empty()) ||
+                                (c.lora.enabled && c.lora.data.empty()) || (c.pretrain.enabled && c.pretrain.data.empty());
+  if (reads_data_train && c.data.train.empty())
+    errors.push_back("data.train: no training data given (list files or folders, or give every stage its own data)");
   if (any_stage && c.data.validation.empty() && c.data.val_fraction <= 0)
     errors.push_back("data.val_fraction: 0 with no data.validation leaves no validation set "
                      "(needed for the scheduler and the best checkpoint)");

@@ -69,9 +69,14 @@ struct Data {
   int64_t train_tokens = 0, val_tokens = 0;
 };
 
-Data load_data(const config::RunConfig& c, const stdfs::path& tokenizer_dir, const stdfs::path& cache_dir) {
-  return with_context(c.data.validation.empty() ? "while preparing the data (data.train)"
-                                                 : "while preparing the data (data.train, data.validation)",
+// The training data of a stage: `stage_files` (the stage's own `data` key, named by `key`) or,
+// when empty, data.train.
+Data load_data(const config::RunConfig& c, const stdfs::path& tokenizer_dir, const stdfs::path& cache_dir,
+               const std::vector<std::string>& stage_files = {}, const std::string& key = "data.train") {
+  const std::vector<std::string>& files = stage_files.empty() ? c.data.train : stage_files;
+  const std::string what = stage_files.empty() ? std::string("data.train") : key;
+  return with_context(c.data.validation.empty() ? "while preparing the data (" + what + ")"
+                                                 : "while preparing the data (" + what + ", data.validation)",
                       [&] {
     std::error_code ec;
     auto tok = stdfs::exists(tokenizer_dir / "config.json", ec) ? model::load_model_tokenizer(tokenizer_dir)
@@ -84,13 +89,13 @@ Data load_data(const config::RunConfig& c, const stdfs::path& tokenizer_dir, con
     o.add_eos = c.data.add_eos;
     o.max_tokens = c.data.max_tokens;
     o.cache_dir = c.data.cache_dir.empty() ? cache_dir : stdfs::path(c.data.cache_dir);
-    const std::string key = dataset::tokenizer_fingerprint(tokenizer_dir);
-    dataset::TokenizedCorpus train = dataset::tokenize_corpus(c.data.train, *tok, key, o);
+    const std::string fingerprint = dataset::tokenizer_fingerprint(tokenizer_dir);
+    dataset::TokenizedCorpus train = dataset::tokenize_corpus(files, *tok, fingerprint, o);
     std::optional<dataset::TokenizedCorpus> val;
     if (!c.data.validation.empty()) {
       dataset::TokenizeOptions vo = o;
       vo.max_tokens = 0;
-      val = dataset::tokenize_corpus(c.data.validation, *tok, key, vo);
+      val = dataset::tokenize_corpus(c.data.validation, *tok, fingerprint, vo);
     }
     Data d;
     d.splits = dataset::make_splits(train, val ? &*val : nullptr, c.data.seq_len, c.data.val_fraction,
@@ -102,6 +107,13 @@ Data load_data(const config::RunConfig& c, const stdfs::path& tokenizer_dir, con
               d.splits.validation_docs, " documents) of ", c.data.seq_len, " tokens");
     return d;
   });
+}
+
+// "7.8M training tokens (7626 sequences of 1024), 79.6K held-out validation tokens (77 sequences)"
+std::string data_note(const Data& d, int64_t seq_len) {
+  return human(static_cast<double>(d.train_tokens)) + " training tokens (" + std::to_string(d.splits.train.size()) +
+         " sequences of " + std::to_string(seq_len) + "), " + human(static_cast<double>(d.val_tokens)) +
+         " held-out validation tokens (" + std::to_string(d.splits.validation.size()) + " sequences)";
 }
 
 void write_done(const stdfs::path& dir, const StageResult& r, const nlohmann::json& extra = {}) {
@@ -356,7 +368,7 @@ bool pretrain(Run& run) {
   auto setup = [&] {
     tok_dir = pretrain_tokenizer(c, run.teacher_dir, run.out / "pretrain" / "init", run.w);
     if (run.teacher_dir.empty()) barrier(run.opt);
-    data = load_data(c, tok_dir, run.out / "cache");
+    data = load_data(c, tok_dir, run.out / "cache", c.pretrain.data, "pretrain.data");
     at::manual_seed(static_cast<uint64_t>(c.seed) * 16 + 1);  // per-stage seeds: a fresh start is
                                                                // reproducible whatever ran before
     net = pretrain_network(c, run.teacher_dir, tok_dir, run.device, run.out, run.R.teacher_note);
@@ -493,17 +505,27 @@ RecipeResult run_recipe(const config::RunConfig& c, const RecipeOptions& opt) {
   if (opt.stage == "pretrain") return finish(run);
 
   // ---- student: the teacher swapped to LAWCAT, distilled, LoRA-fine-tuned, exported ----
-  const Data data = load_data(c, run.teacher_dir, run.out / "cache");
-  run.R.data_note = human(static_cast<double>(data.train_tokens)) + " training tokens (" +
-                    std::to_string(data.splits.train.size()) + " sequences of " + std::to_string(c.data.seq_len) +
-                    "), " + human(static_cast<double>(data.val_tokens)) + " held-out validation tokens (" +
-                    std::to_string(data.splits.validation.size()) + " sequences)";
+  // data.train, and each stage's own `data` when it has one (tokenized once, cached)
+  const bool shared_needed = c.distill.data.empty() || c.lora.data.empty();
+  const std::optional<Data> shared =
+      shared_needed ? std::optional<Data>(load_data(c, run.teacher_dir, run.out / "cache")) : std::nullopt;
+  const std::optional<Data> distill_own =
+      c.distill.data.empty() ? std::nullopt
+                             : std::optional<Data>(load_data(c, run.teacher_dir, run.out / "cache", c.distill.data, "distill.data"));
+  const std::optional<Data> lora_own =
+      c.lora.data.empty() ? std::nullopt
+                          : std::optional<Data>(load_data(c, run.teacher_dir, run.out / "cache", c.lora.data, "lora.data"));
+  const Data& distill_data = distill_own ? *distill_own : *shared;
+  const Data& lora_data = lora_own ? *lora_own : *shared;
+  run.R.data_note = shared ? data_note(*shared, c.data.seq_len) : "";
+  if (distill_own) run.R.data_note += std::string(shared ? "\n         " : "") + "distill.data: " + data_note(*distill_own, c.data.seq_len);
+  if (lora_own) run.R.data_note += "\n         lora.data: " + data_note(*lora_own, c.data.seq_len);
   const io::LlamaConfig tcfg = io::load_llama_config(run.teacher_dir / "config.json");
   model::LlamaForCausalLM net = load_student(run, model::resolve_dtype(c.model.dtype, run.device, tcfg));
-  if (!distill(run, *net, data)) return finish(run);
+  if (!distill(run, *net, distill_data)) return finish(run);
   if (opt.stage == "distill") return finish(run);
   std::shared_ptr<model::LoraAdapters> lora;
-  if (!finetune(run, *net, data, lora)) return finish(run);
+  if (!finetune(run, *net, lora_data, lora)) return finish(run);
   export_student(run, *net, lora.get(), tcfg);
   barrier(opt);
   return finish(run);

@@ -104,7 +104,8 @@ stdfs::path pretrain_tokenizer(const config::RunConfig& c, const stdfs::path& te
   co.text_field = c.data.text_field;
   co.separator = c.data.separator;
   std::vector<std::string> docs;
-  for (const auto& f : dataset::expand_paths(c.data.train)) {
+  // the pretraining text: pretrain.data, else data.train
+  for (const auto& f : dataset::expand_paths(c.pretrain.data.empty() ? c.data.train : c.pretrain.data)) {
     auto d = dataset::read_documents(f, co);
     docs.insert(docs.end(), d.begin(), d.end());
   }

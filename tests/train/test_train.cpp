@@ -390,10 +390,10 @@ TEST_CASE("LoRA: refreshed weights equal the unmerged form; export reloads with 
   CHECK(at::allclose(plain->forward(ids), net->forward(ids), 1e-5, 1e-5));
 }
 
-TEST_CASE("recipe: resume refuses a different config and an occupied output dir", "[train]") {
-  OneThread one_thread;
-  auto root = test::scratch_dir("recipe");
-  // A tiny teacher directory with a tokenizer learned from the corpus.
+namespace {
+// A tiny teacher directory under root (tokenizer learned from root/corpus.txt, which it writes) and
+// the YAML of a 2 + 2-step recipe run into root/run on it.
+std::string tiny_recipe(const stdfs::path& root) {
   std::string text;
   for (int i = 0; i < 60; ++i)
     text += "the little cat number " + std::to_string(i) + " sat on the mat and looked at the sun.\n\n";
@@ -407,11 +407,18 @@ TEST_CASE("recipe: resume refuses a different config and an occupied output dir"
   auto t = model::build_llama(c);
   train::init_from_scratch(*t, 0.2);
   model::save_llama(*t, root / "teacher");
-  const std::string yaml = "output_dir: " + (root / "run").string() + "\nthreads: 1\nmodel: {path: " +
-                           (root / "teacher").string() + "}\ndata: {train: [" + (root / "corpus.txt").string() +
-                           "], seq_len: 16, val_fraction: 0.2}\nattention: {gate_rank: 4}\n"
-                           "distill: {steps: 2, eval_every: 1, val_batches: 1, grad_accum: 1}\n"
-                           "lora: {steps: 2, eval_every: 1, val_batches: 1, grad_accum: 1}\n";
+  return "output_dir: " + (root / "run").string() + "\nthreads: 1\nmodel: {path: " + (root / "teacher").string() +
+         "}\ndata: {train: [" + (root / "corpus.txt").string() +
+         "], seq_len: 16, val_fraction: 0.2}\nattention: {gate_rank: 4}\n"
+         "distill: {steps: 2, eval_every: 1, val_batches: 1, grad_accum: 1}\n"
+         "lora: {steps: 2, eval_every: 1, val_batches: 1, grad_accum: 1}\n";
+}
+}  // namespace
+
+TEST_CASE("recipe: resume refuses a different config and an occupied output dir", "[train]") {
+  OneThread one_thread;
+  auto root = test::scratch_dir("recipe");
+  const std::string yaml = tiny_recipe(root);
   train::RecipeOptions ro;
   ro.progress = false;
   auto cfg = config::parse_run_config(yaml, "run.yaml");
@@ -462,4 +469,37 @@ TEST_CASE("recipe: resume refuses a different config and an occupied output dir"
   io::SafetensorsFile e1(root / "run" / "export" / "model.safetensors"), e2(root / "run2" / "export" / "model.safetensors");
   for (auto& [n, info] : e1.tensors()) CHECK(at::equal(e1.load(n), e2.load(n)));
   CHECK_FALSE(train::harmless_config_key("distill.lr"));
+}
+
+TEST_CASE("recipe: a stage's own data (lora.data) replaces data.train for that stage only", "[train]") {
+  OneThread one_thread;
+  auto root = test::scratch_dir("recipe_stage_data");
+  const std::string yaml = tiny_recipe(root);
+  std::string other;
+  for (int i = 0; i < 200; ++i) other += "a dog " + std::to_string(i * 7) + " ran to the sun.\n\n";
+  { std::ofstream(root / "other.txt") << other; }
+  train::RecipeOptions ro;
+  ro.progress = false;
+  const auto plain = train::run_recipe(config::parse_run_config(yaml, "run.yaml"), ro);
+  const std::string own_yaml = std::regex_replace(yaml, std::regex("/run\n"), "/run_own\n");
+  const auto own = train::run_recipe(
+      config::parse_run_config(own_yaml, "run.yaml", {"lora.data=[" + (root / "other.txt").string() + "]"}), ro);
+  REQUIRE(own.stages.size() == 2);
+  // stage 1 read data.train as before: the same curve; stage 2 and its teacher baseline another text
+  CHECK(read_curve(root / "run_own" / "distill" / "metrics.jsonl") == read_curve(root / "run" / "distill" / "metrics.jsonl"));
+  CHECK(own.teacher_val_ce != plain.teacher_val_ce);
+  CHECK_FALSE(read_curve(root / "run_own" / "lora" / "metrics.jsonl") == read_curve(root / "run" / "lora" / "metrics.jsonl"));
+  CHECK_THAT(own.summary(), LAWCAT_CONTAINS("lora.data: "));
+  CHECK_THAT(plain.summary(), !LAWCAT_CONTAINS("lora.data"));
+  // a stage's missing file is named with its key; data.train may be empty when every stage has its own
+  const std::string bad_yaml = std::regex_replace(yaml, std::regex("/run\n"), "/run_bad\n");
+  const std::string e = error_of([&] {
+    train::run_recipe(config::parse_run_config(bad_yaml, "run.yaml", {"lora.data=[" + (root / "absent.txt").string() + "]"}), ro);
+  });
+  CHECK_THAT(e, LAWCAT_CONTAINS("lora.data"));
+  CHECK_THAT(e, LAWCAT_CONTAINS("absent.txt"));
+  CHECK_NOTHROW(config::parse_run_config(bad_yaml, "run.yaml",
+                                         {"data.train=[]", "distill.data=[x.txt]", "lora.data=[y.txt]"}));
+  CHECK_THAT(error_of([&] { config::parse_run_config(bad_yaml, "run.yaml", {"data.train=[]", "lora.data=[y.txt]"}); }),
+             LAWCAT_CONTAINS("data.train: no training data"));
 }
