@@ -506,20 +506,25 @@ RecipeResult run_recipe(const config::RunConfig& c, const RecipeOptions& opt) {
 
   // ---- student: the teacher swapped to LAWCAT, distilled, LoRA-fine-tuned, exported ----
   // data.train, and each stage's own `data` when it has one (tokenized once, cached)
-  const bool shared_needed = c.distill.data.empty() || c.lora.data.empty();
+  const bool distills = c.attention.kind == "lawcat" && c.distill.enabled;
+  const bool shared_needed = (distills && c.distill.data.empty()) || (c.lora.enabled && c.lora.data.empty());
   const std::optional<Data> shared =
       shared_needed ? std::optional<Data>(load_data(c, run.teacher_dir, run.out / "cache")) : std::nullopt;
   const std::optional<Data> distill_own =
-      c.distill.data.empty() ? std::nullopt
+      !distills || c.distill.data.empty() ? std::nullopt
                              : std::optional<Data>(load_data(c, run.teacher_dir, run.out / "cache", c.distill.data, "distill.data"));
   const std::optional<Data> lora_own =
-      c.lora.data.empty() ? std::nullopt
+      !c.lora.enabled || c.lora.data.empty() ? std::nullopt
                           : std::optional<Data>(load_data(c, run.teacher_dir, run.out / "cache", c.lora.data, "lora.data"));
-  const Data& distill_data = distill_own ? *distill_own : *shared;
-  const Data& lora_data = lora_own ? *lora_own : *shared;
-  run.R.data_note = shared ? data_note(*shared, c.data.seq_len) : "";
-  if (distill_own) run.R.data_note += std::string(shared ? "\n         " : "") + "distill.data: " + data_note(*distill_own, c.data.seq_len);
-  if (lora_own) run.R.data_note += "\n         lora.data: " + data_note(*lora_own, c.data.seq_len);
+  const Data none;  // a disabled stage reads nothing
+  const Data& distill_data = distill_own ? *distill_own : shared ? *shared : none;
+  const Data& lora_data = lora_own ? *lora_own : shared ? *shared : none;
+  auto add_note = [&](const std::string& line) {
+    run.R.data_note += (run.R.data_note.empty() ? "" : "\n         ") + line;  // aligned under "data:    "
+  };
+  if (shared) add_note(data_note(*shared, c.data.seq_len));
+  if (distill_own) add_note("distill.data: " + data_note(*distill_own, c.data.seq_len));
+  if (lora_own) add_note("lora.data: " + data_note(*lora_own, c.data.seq_len));
   const io::LlamaConfig tcfg = io::load_llama_config(run.teacher_dir / "config.json");
   model::LlamaForCausalLM net = load_student(run, model::resolve_dtype(c.model.dtype, run.device, tcfg));
   if (!distill(run, *net, distill_data)) return finish(run);
