@@ -197,6 +197,15 @@ T get_or(const json& j, const char* key, T dflt) {
   return it->get<T>();
 }
 
+// A JSON integer in [0, limit): ids and offsets. nlohmann's get<int>() of a float such as 9e242
+// is undefined behaviour (found by fuzz_tokenizer_json), so floats are refused here.
+int64_t json_index(const json& j, const std::string& where, int64_t limit = int64_t{1} << 31) {
+  LAWCAT_CHECK(j.is_number_integer() && (j.is_number_unsigned() || j.get<int64_t>() >= 0) &&
+                   j.get<uint64_t>() < static_cast<uint64_t>(limit),
+               DataError, where << ": expected an integer in 0.." << limit - 1 << ", got " << j.dump());
+  return j.get<int64_t>();
+}
+
 // ---- the tokenizer ---------------------------------------------------------------------
 
 class BpeTokenizer : public detail::TokenizerBase {
@@ -277,7 +286,8 @@ class BpeTokenizer : public detail::TokenizerBase {
     parse_model(j["model"], f + ": model");
     if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
       for (const auto& a : j["added_tokens"]) {
-        AddedToken t{a.at("id").get<int32_t>(), a.at("content").get<std::string>(),
+        AddedToken t{static_cast<int32_t>(json_index(a.at("id"), f + ": added_tokens: id")),
+                     a.at("content").get<std::string>(),
                      get_or(a, "special", false), get_or(a, "lstrip", false),
                      get_or(a, "rstrip", false), get_or(a, "single_word", false)};
         LAWCAT_CHECK(t.id >= 0 && !t.content.empty(), DataError,
@@ -490,8 +500,8 @@ class BpeTokenizer : public detail::TokenizerBase {
     } else if (type == "Strip") {
       s.kind = Decoder::kStrip;
       s.content = d.at("content").get<std::string>();
-      s.start = d.at("start").get<size_t>();
-      s.stop = d.at("stop").get<size_t>();
+      s.start = static_cast<size_t>(json_index(d.at("start"), where + ".start", 1 << 20));
+      s.stop = static_cast<size_t>(json_index(d.at("stop"), where + ".stop", 1 << 20));
     } else if (type == "Metaspace") {
       s.kind = Decoder::kMetaspace;
       s.replacement = get_or(d, "replacement", std::string("\xE2\x96\x81"));
@@ -531,7 +541,8 @@ class BpeTokenizer : public detail::TokenizerBase {
         const auto& ids = st[name].at("ids");
         LAWCAT_CHECK(ids.is_array() && ids.size() >= 1, DataError,
                      where << ".special_tokens." << name << ": no ids");
-        return checked_special_id(ids[0].get<int64_t>(), where + ".special_tokens." + name);
+        return checked_special_id(json_index(ids[0], where + ".special_tokens." + name),
+                                  where + ".special_tokens." + name);
       };
       bool seen_sequence = false;
       std::vector<int64_t> prefix, suffix;
@@ -549,8 +560,8 @@ class BpeTokenizer : public detail::TokenizerBase {
       }
       if (!suffix.empty()) eos_ = suffix.back();
     } else if (type == "RobertaProcessing" || type == "BertProcessing") {
-      bos_ = checked_special_id(p.at("cls").at(1).get<int64_t>(), where + ".cls");
-      eos_ = checked_special_id(p.at("sep").at(1).get<int64_t>(), where + ".sep");
+      bos_ = checked_special_id(json_index(p.at("cls").at(1), where + ".cls"), where + ".cls");
+      eos_ = checked_special_id(json_index(p.at("sep").at(1), where + ".sep"), where + ".sep");
       add_bos_default_ = true;
     } else if (type != "ByteLevel") {  // ByteLevel only trims offsets
       log::warn(where, ": post-processor type '", type, "' ignored");

@@ -231,6 +231,17 @@ TEST_CASE("bpe: broken tokenizer.json files give DataErrors naming the file", "[
   j = good;
   j["added_tokens"][0]["id"] = 2000000000;
   expect_error("huge_added_id.json", j.dump(), "token ids run up to 2000000000");
+  // A float where an integer belongs: nlohmann's get<int>() of 9e242 is undefined behaviour
+  // (UBSan, found by fuzz_tokenizer_json); refused with the key named.
+  j = good;
+  j["added_tokens"][0]["id"] = 9.06667e242;
+  expect_error("float_added_id.json", j.dump(), "added_tokens: id: expected an integer");
+  j = good;
+  j["added_tokens"][0]["id"] = -3;
+  expect_error("negative_added_id.json", j.dump(), "added_tokens: id: expected an integer");
+  j = good;
+  j["post_processor"]["processors"][1]["special_tokens"]["<|begin_of_text|>"]["ids"][0] = 1.5e300;
+  expect_error("float_special_id.json", j.dump(), "expected an integer");
   try {
     text::load_bpe_json(dir / "absent.json");
     FAIL("loaded a missing file");
