@@ -65,7 +65,6 @@ def main():
     a = ap.parse_args()
     rng = random.Random(a.seed)
     streams = [documents(p, a.field) for p in a.inputs]
-    written = 0
     try:
         written = write_records(a, rng, streams)
     except BaseException:

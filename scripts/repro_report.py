@@ -257,19 +257,15 @@ def main():
                 md.append(f"| {m} | {klabel(L)} | " + " | ".join(fmt(grid[m].get((L, d))) for d in depths) + " |")
         md.append("")
         heatmaps(os.path.join(a.docs, "passkey_heatmap.png"), "passkey accuracy (%), length x depth", models, grid)
+        by_length = {m: [(L, 100 * sum(s for (LL, _), s in grid[m].items() if LL == L) /
+                              max(1, sum(1 for (LL, _) in grid[m] if LL == L))) for L in pk_lengths] for m in models}
         lines_plot(os.path.join(a.docs, "passkey_vs_length.png"), "passkey accuracy vs context length",
-                   "context length (tokens)", "accuracy (%)",
-                   {m: [(L, 100 * sum(s for (LL, _), s in grid[m].items() if LL == L) /
-                             max(1, sum(1 for (LL, _) in grid[m] if LL == L))) for L in pk_lengths] for m in models},
-                   yrange="[-5:105]")
+                   "context length (tokens)", "accuracy (%)", by_length, yrange="[-5:105]")
         # the same for the models the NOTES compare (readable beside the all-models plot)
         key = [m for m in KEY_MODELS if m in grid]
         if key:
             lines_plot(os.path.join(a.docs, "passkey_vs_length_key.png"), "passkey accuracy vs context length (key models)",
-                       "context length (tokens)", "accuracy (%)",
-                       {m: [(L, 100 * sum(s for (LL, _), s in grid[m].items() if LL == L) /
-                                 max(1, sum(1 for (LL, _) in grid[m] if LL == L))) for L in pk_lengths] for m in key},
-                       yrange="[-5:105]")
+                       "context length (tokens)", "accuracy (%)", {m: by_length[m] for m in key}, yrange="[-5:105]")
 
     # ---- long-document NLL by position ----
     if "longppl" in tasks:

@@ -505,20 +505,20 @@ RecipeResult run_recipe(const config::RunConfig& c, const RecipeOptions& opt) {
   if (opt.stage == "pretrain") return finish(run);
 
   // ---- student: the teacher swapped to LAWCAT, distilled, LoRA-fine-tuned, exported ----
-  // data.train, and each stage's own `data` when it has one (tokenized once, cached)
-  const bool distills = c.attention.kind == "lawcat" && c.distill.enabled;
-  const bool shared_needed = (distills && c.distill.data.empty()) || (c.lora.enabled && c.lora.data.empty());
-  const std::optional<Data> shared =
-      shared_needed ? std::optional<Data>(load_data(c, run.teacher_dir, run.out / "cache")) : std::nullopt;
-  const std::optional<Data> distill_own =
-      !distills || c.distill.data.empty() ? std::nullopt
-                             : std::optional<Data>(load_data(c, run.teacher_dir, run.out / "cache", c.distill.data, "distill.data"));
-  const std::optional<Data> lora_own =
-      !c.lora.enabled || c.lora.data.empty() ? std::nullopt
-                          : std::optional<Data>(load_data(c, run.teacher_dir, run.out / "cache", c.lora.data, "lora.data"));
-  const Data none;  // a disabled stage reads nothing
-  const Data& distill_data = distill_own ? *distill_own : shared ? *shared : none;
-  const Data& lora_data = lora_own ? *lora_own : shared ? *shared : none;
+  // data.train, loaded once for the stages without their own `data`; a stage that does not run
+  // reads nothing
+  const Data none;
+  std::optional<Data> shared, distill_own, lora_own;
+  auto stage_data = [&](const config::StageConfig& s, bool runs, const char* key,
+                        std::optional<Data>& own) -> const Data& {
+    if (!runs) return none;
+    if (!s.data.empty()) return *(own = load_data(c, run.teacher_dir, run.out / "cache", s.data, key));
+    if (!shared) shared = load_data(c, run.teacher_dir, run.out / "cache");
+    return *shared;
+  };
+  const Data& distill_data =
+      stage_data(c.distill, c.attention.kind == "lawcat" && c.distill.enabled, "distill.data", distill_own);
+  const Data& lora_data = stage_data(c.lora, c.lora.enabled, "lora.data", lora_own);
   auto add_note = [&](const std::string& line) {
     run.R.data_note += (run.R.data_note.empty() ? "" : "\n         ") + line;  // aligned under "data:    "
   };
