@@ -103,6 +103,8 @@ maxlen_of() {
 headers_of() {
   local f
   for f in $(sources_of "$1"); do [[ -f "${f%.cpp}.h" ]] && echo "${f%.cpp}.h"; done
+  # The config's schema is header-only: the YAML reader's behaviour changes with it.
+  [[ "$1" == yaml_config ]] && echo "$S/config/schema.h"
   echo "$ROOT/tests/fuzz/fuzz_common.h"
 }
 

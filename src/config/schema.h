@@ -28,6 +28,11 @@ struct AttentionConfig {
   bool gate = true;
   int64_t gate_rank = 16;               // r
   double gate_tau = 16.0;               // τ
+  // Gate bias init, an ablation outside the paper (which starts every bias at 0, α ≈ 0.957):
+  // with max > 0 the biases of each half of φ start spread so that the gate's memory
+  // 1 / (1 − α) at zero input runs log-uniformly from min to max tokens across its features.
+  double gate_init_memory_min = 0;
+  double gate_init_memory_max = 0;      // 0 = the paper's bias 0
   int64_t feature_dim = 0;              // f per half of φ; 0 = head_dim / 2
   bool normalize = true;
   bool rope = false;                    // RoPE on the linear path (ablation)
@@ -45,6 +50,8 @@ struct AttentionConfig {
     v("gate", gate);
     v("gate_rank", gate_rank, check::positive);
     v("gate_tau", gate_tau, check::positive);
+    v("gate_init_memory_min", gate_init_memory_min, check::non_negative);
+    v("gate_init_memory_max", gate_init_memory_max, check::non_negative);
     v("feature_dim", feature_dim, check::non_negative);
     v("normalize", normalize);
     v("rope", rope);

@@ -38,6 +38,10 @@ void LawcatOptions::validate() const {
   LAWCAT_CHECK(feature_dim > 0 || head_dim % 2 == 0, ConfigError,
                "attention.feature_dim: the default (head_dim / 2) needs an even head_dim; got head_dim "
                    << head_dim << " — set feature_dim explicitly");
+  LAWCAT_CHECK(gate_init_memory_max == 0 || (gate_init_memory_min > 1 && gate_init_memory_min <= gate_init_memory_max),
+               ConfigError,
+               "attention.gate_init_memory_min / _max: need 1 < min <= max tokens (or max 0 for the paper's init); got "
+                   << gate_init_memory_min << " / " << gate_init_memory_max);
   LAWCAT_CHECK(f() <= head_dim, ConfigError,
                "attention.feature_dim: " << f() << " must not exceed head_dim " << head_dim
                                          << " (the map is initialised to eye(head_dim, feature_dim))");
@@ -68,6 +72,20 @@ at::Tensor conv_init(int64_t channels, int64_t width) {
   at::Tensor w = at::full({channels, width}, 0.001, at::kFloat);
   w.select(1, width - 1).fill_(1.0);
   return w;
+}
+
+// Gate biases whose memory at zero input, 1 / (1 − α) ≈ τ / softplus(−b), runs log-uniformly
+// from min to max tokens over the f features of each half of φ (same spread in both halves, so
+// the positive and the negative softmax of a feature keep the same timescale).
+at::Tensor spread_gate_bias(int64_t Hkv, int64_t f, double tau, double min_memory, double max_memory) {
+  at::Tensor b = at::empty({Hkv, 2, f}, at::kDouble);
+  auto acc = b.accessor<double, 3>();
+  for (int64_t j = 0; j < f; ++j) {
+    const double memory = f > 1 ? min_memory * std::pow(max_memory / min_memory, double(j) / double(f - 1)) : max_memory;
+    const double bias = -std::log(std::expm1(tau / memory));  // softplus(−b) = τ / memory
+    for (int64_t h = 0; h < Hkv; ++h) acc[h][0][j] = acc[h][1][j] = bias;
+  }
+  return b.reshape({Hkv * 2 * f}).to(at::kFloat);
 }
 }  // namespace
 
@@ -106,7 +124,10 @@ LawcatAttentionImpl::LawcatAttentionImpl(const LawcatOptions& options,
     at::NoGradGuard no_grad;
     gate_down->weight.normal_(0.0, 0.006);
     gate_up->weight.normal_(0.0, 0.006);
-    gate_up->bias.zero_();
+    if (o.gate_init_memory_max > 0)
+      gate_up->bias.copy_(spread_gate_bias(Hkv, f, o.gate_tau, o.gate_init_memory_min, o.gate_init_memory_max));
+    else
+      gate_up->bias.zero_();
     gate_down->to(device, at::kFloat);
     gate_up->to(device, at::kFloat);
   }

@@ -1,5 +1,7 @@
 // The LAWCAT layer inside a real model: the attention swap, the three mixer
 // modes, recurrent decoding, save/load, and the settings checks.
+#include <cmath>
+
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/generated/variable_factories.h>
 
@@ -205,6 +207,35 @@ TEST_CASE("bad attention settings are rejected naming the setting", "[lawcat]") 
   a = {};
   a.feature_dim = 13;  // head_dim 12
   expect_error(a, "attention.feature_dim");
+  a = {};
+  a.gate_init_memory_min = 500;
+  a.gate_init_memory_max = 100;
+  expect_error(a, "attention.gate_init_memory_min / _max");
+}
+
+TEST_CASE("gate bias init: the paper's 0, or memories spread log-uniformly over each half of phi", "[lawcat]") {
+  LlamaForCausalLM m = tiny_model();
+  config::AttentionConfig a;
+  a.layers = {0};
+  swap_to_lawcat(*m, a);
+  CHECK(lawcat_layers(*m)[0].second->gate_up->bias.abs().max().item<float>() == 0.0f);
+
+  LlamaForCausalLM s = tiny_model();
+  a.gate_init_memory_min = 32;
+  a.gate_init_memory_max = 4096;
+  swap_to_lawcat(*s, a);
+  // 2 kv heads x phi 12 (two halves of f = 6). Memory at zero input: -1 / log(alpha), with
+  // log(alpha) = logsigmoid(b) / tau, computed here from the stored float biases.
+  at::Tensor b = lawcat_layers(*s)[0].second->gate_up->bias.detach().to(at::kDouble).view({2, 2, 6});
+  at::Tensor memory = -1.0 / (at::log_sigmoid(b) / a.gate_tau);
+  for (int64_t j = 0; j < 6; ++j) {
+    const double want = 32.0 * std::pow(4096.0 / 32.0, j / 5.0);
+    for (int64_t h = 0; h < 2; ++h)
+      for (int64_t half = 0; half < 2; ++half) {
+        CAPTURE(j, h, half);
+        CHECK(memory[h][half][j].item<double>() == Approx(want).epsilon(1e-3));
+      }
+  }
 }
 
 TEST_CASE("swap on the real stories260K checkpoint", "[lawcat][shared]") {
