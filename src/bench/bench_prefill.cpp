@@ -16,6 +16,7 @@
 #endif
 
 #include "config/yaml.h"
+#include "bench/graph_decode.h"
 #include "bench/profile.h"
 #include "io/hf_config.h"
 #include "model/device.h"
@@ -194,20 +195,50 @@ void time_prefill(const PrefillCell& c, BenchPrefillRow& row) {
   row.prefill_tokens_per_s = row.prefill_ms > 0 ? static_cast<double>(c.T) / (row.prefill_ms * 1e-3) : 0;
 }
 
+// Greedy tokens of n eager steps after a fresh prefill, as host ids.
+std::vector<int64_t> eager_tokens(const PrefillCell& c, int64_t n) {
+  model::DecodeState st = c.fresh_state();
+  at::Tensor next = c.prefill(st).argmax(-1).view({1, 1});
+  std::vector<at::Tensor> out;
+  for (int64_t i = 0; i < n; ++i) out.push_back(next = c.decode_step(next, st));
+  std::vector<int64_t> ids;
+  for (const auto& t : out) ids.push_back(t.item<int64_t>());
+  return ids;
+}
+
 // One more prefill, then decode_warmup untimed and decode_tokens timed greedy steps, with the
 // peak device memory tracked; the state's size and the process's resident memory after them.
+// With o.cuda_graph (LAWCAT on a GPU), the steps replay one captured graph, whose first
+// tokens are compared with eager_tokens' first.
 void time_decode(const PrefillCell& c, BenchPrefillRow& row) {
+  const bool graph = c.o.cuda_graph && c.cuda && !c.teacher;
+  constexpr int kGraphWarmup = 2;
+  const int64_t checked = kGraphWarmup + 16;
+  const std::vector<int64_t> reference = graph ? eager_tokens(c, checked) : std::vector<int64_t>{};
   synchronize(c.cuda);
   const int64_t base = cuda_allocated(c.cuda, c.dev_index).first;
   reset_peak(c.cuda, c.dev_index);
   model::DecodeState st = c.fresh_state();
   at::Tensor logits = c.prefill(st);
   at::Tensor next = logits.argmax(-1).view({1, 1});  // [1, 1], stays on the device
-  for (int64_t i = 0; i < c.o.decode_warmup; ++i) next = c.decode_step(next, st);
+  std::function<void()> step = [&] { next = c.decode_step(next, st); };
+  std::unique_ptr<GraphedGreedyStep> graphed;
+  if (graph) {
+    row.decode_mode = "cuda graph";
+    graphed = std::make_unique<GraphedGreedyStep>(c.m, st, next, kGraphWarmup);
+    std::vector<int64_t> got;
+    for (const auto& t : graphed->warmup_tokens()) got.push_back(t.item<int64_t>());
+    while (static_cast<int64_t>(got.size()) < checked) got.push_back(graphed->step().item<int64_t>());
+    row.graph_tokens_equal = got == reference ? 1 : 0;
+    if (!row.graph_tokens_equal)
+      log::warn(c.o.command, ": lawcat T=", c.T, ": the CUDA graph's greedy tokens differ from the eager step's");
+    step = [&] { graphed->step(); };
+  }
+  for (int64_t i = 0; i < c.o.decode_warmup; ++i) step();
   synchronize(c.cuda);
   if (c.o.decode_tokens > 0) {
     const double ms = time_ms(c.cuda, [&] {
-      for (int64_t i = 0; i < c.o.decode_tokens; ++i) next = c.decode_step(next, st);
+      for (int64_t i = 0; i < c.o.decode_tokens; ++i) step();
     });
     row.decode_ms_per_token = ms / static_cast<double>(c.o.decode_tokens);
     row.decode_tokens_per_s = ms > 0 ? static_cast<double>(c.o.decode_tokens) / (ms * 1e-3) : 0;
@@ -288,6 +319,11 @@ BenchPrefillResult bench_prefill(const BenchPrefillOptions& o) {
   model::LlamaForCausalLM m = build_model(o, device, result);
   log::info(o.command, ": ", result.source, ", ", result.num_layers, " layers (", result.lawcat_layers,
             " LAWCAT), ", result.parameters, " parameters, ", result.dtype, " on ", result.device);
+  if (o.cuda_graph && o.lawcat) {
+    LAWCAT_CHECK(cuda, ConfigError, o.command << ": --cuda-graph needs --device cuda");
+    const std::string why = graph_decode_unsupported(*m);
+    LAWCAT_CHECK(why.empty(), ConfigError, o.command << ": --cuda-graph: the LAWCAT model cannot be captured: " << why);
+  }
 
   const auto ids_opts = at::TensorOptions().dtype(at::kLong).device(device);
   std::vector<std::string> kinds;
@@ -315,8 +351,16 @@ std::vector<int64_t> row_lengths(const BenchPrefillResult& r) {
 }
 
 std::string describe_model(const BenchPrefillResult& r) {
-  return "model: " + r.source + " | " + std::to_string(r.num_layers) + " layers, " + std::to_string(r.parameters) +
-         " parameters (" + format::fixed(r.weights_mib, 0) + " MiB), " + r.dtype + " | device: " + r.device + "\n";
+  std::string s = "model: " + r.source + " | " + std::to_string(r.num_layers) + " layers, " +
+                  std::to_string(r.parameters) + " parameters (" + format::fixed(r.weights_mib, 0) + " MiB), " +
+                  r.dtype + " | device: " + r.device + "\n";
+  int graphed = 0, equal = 0;
+  for (const auto& row : r.rows)
+    if (row.decode_mode == "cuda graph") ++graphed, equal += row.graph_tokens_equal == 1;
+  if (graphed > 0)
+    s += "LAWCAT decode: one CUDA graph replay per token (softmax: eager); greedy tokens equal to the eager "
+         "step's at " + std::to_string(equal) + " of " + std::to_string(graphed) + " lengths\n";
+  return s;
 }
 
 std::string format_bench_prefill(const BenchPrefillResult& r) {
@@ -364,6 +408,8 @@ nlohmann::json bench_prefill_json(const BenchPrefillResult& r, const BenchPrefil
                         {"prefill_tokens_per_s", row.prefill_tokens_per_s},
                         {"decode_ms_per_token", row.decode_ms_per_token},
                         {"decode_tokens_per_s", row.decode_tokens_per_s},
+                        {"decode_mode", row.decode_mode},
+                        {"graph_tokens_equal", row.graph_tokens_equal},
                         {"state_mib", row.state_mib}};
     if (row.rss_mib >= 0) {
       j["rss_mib"] = row.rss_mib;

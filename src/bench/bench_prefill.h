@@ -42,6 +42,10 @@ struct BenchPrefillOptions {
   // Prefill in chunks of this many tokens through the decode state (0: one pass). Bounds the
   // prefill's activations, so a decoder's peak memory no longer grows with the prompt.
   int64_t prefill_chunk = 0;
+  // LAWCAT decode: each greedy step replays one CUDA graph of the whole model step
+  // (bench/graph_decode.h) instead of launching its kernels from the host; the greedy tokens
+  // are checked against the eager step's. The softmax teacher still decodes eagerly.
+  bool cuda_graph = false;
   bool softmax = true;      // time the softmax teacher
   bool lawcat = true;       // time the LAWCAT student
   config::AttentionConfig attention;  // the swap, when the model has no LAWCAT layers
@@ -59,6 +63,8 @@ struct BenchPrefillRow {
   double prefill_ms = 0, prefill_min_ms = 0;
   double prefill_tokens_per_s = 0;
   double decode_ms_per_token = 0, decode_tokens_per_s = 0;
+  std::string decode_mode = "eager";  // or "cuda graph"
+  int graph_tokens_equal = -1;        // cuda graph: 1 when its greedy tokens equal the eager step's, 0 if not
   double peak_mib = -1;        // peak allocated (CUDA only; -1 otherwise)
   double peak_above_base_mib = -1;
   double state_mib = 0;        // decode state after prefill + decode

@@ -39,6 +39,8 @@ inline void add_bench_swap_options(CLI::App& app, BenchModelArgs& a) {
   app.add_option("--seed", o.seed, "seed for random weights and tokens")->capture_default_str();
   app.add_flag("--no-softmax", a.no_softmax, "skip the softmax teacher");
   app.add_flag("--no-lawcat", a.no_lawcat, "skip the LAWCAT student");
+  app.add_flag("--cuda-graph", o.cuda_graph,
+               "LAWCAT decode: replay one CUDA graph of the whole step per token (GPU; tokens checked against eager)");
   app.add_option("--json", a.json, "write every number to this JSON file");
 }
 

@@ -5,6 +5,7 @@
 #include "common/catch.h"
 #include "bench/bench_decode.h"
 #include "bench/bench_prefill.h"
+#include "bench/graph_decode.h"
 #include "eval/eval_helpers.h"
 #include "io/hf_config.h"
 #include "model/llama.h"
@@ -165,4 +166,52 @@ TEST_CASE("a prefill in chunks through the decode state equals one pass (softmax
     const at::Tensor next = at::full({1, 1}, 5, at::kLong);
     CHECK(at::allclose(m->forward(next, one), m->forward(next, chunked), 1e-4, 1e-5));
   }
+}
+
+TEST_CASE("bench --cuda-graph: which models can be captured; the CPU is refused", "[eval][bench]") {
+  test::SingleThread single_thread;
+  const auto c = test::tiny_eval_config();
+  auto student = test::tiny_random_model(c, 1, true);
+  CHECK(graph_decode_unsupported(*student).empty());
+  auto teacher = test::tiny_random_model(c, 1, false);
+  CHECK_THAT(graph_decode_unsupported(*teacher), LAWCAT_CONTAINS("grow a KV cache per token"));
+  auto windowed = test::tiny_random_model(c, 1, true, 16);
+  CHECK_THAT(graph_decode_unsupported(*windowed), LAWCAT_CONTAINS("softmax window"));
+
+  model::DecodeState st = student->new_decode_state(1);
+  CHECK_THROWS_WITH(GraphedGreedyStep(*student, st, at::zeros({1, 1}, at::kLong)),
+                    LAWCAT_CONTAINS("one id on the GPU"));
+  BenchPrefillOptions o = tiny_cpu_options("bench_graph_cpu");
+  o.lengths = {32};
+  o.warmup = 0;
+  o.reps = 1;
+  o.decode_tokens = 1;
+  o.cuda_graph = true;
+  CHECK_THROWS_WITH(bench_prefill(o), LAWCAT_CONTAINS("--cuda-graph needs --device cuda"));
+}
+
+TEST_CASE("CUDA: bench decode with --cuda-graph gives the eager step's greedy tokens", "[cuda][eval][bench]") {
+  LAWCAT_REQUIRE_CUDA_OR_SKIP();
+  BenchPrefillOptions o = tiny_cpu_options("bench_graph_cuda");
+  o.device = "cuda";
+  o.lengths = {64, 300};
+  o.warmup = 0;
+  o.reps = 1;
+  o.decode_tokens = 8;
+  o.decode_warmup = 2;
+  o.cuda_graph = true;
+  const auto r = bench_prefill(o);
+  REQUIRE(r.rows.size() == 4);
+  for (const auto& row : r.rows) {
+    CAPTURE(row.kind, row.T, row.error);
+    CHECK(row.error.empty());
+    CHECK(row.decode_tokens_per_s > 0);
+    if (row.kind == "lawcat") {
+      CHECK(row.decode_mode == "cuda graph");
+      CHECK(row.graph_tokens_equal == 1);
+    } else {
+      CHECK(row.decode_mode == "eager");
+    }
+  }
+  CHECK_THAT(format_bench_prefill(r), LAWCAT_CONTAINS("equal to the eager step's at 2 of 2 lengths"));
 }
