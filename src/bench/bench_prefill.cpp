@@ -356,7 +356,7 @@ std::string describe_model(const BenchPrefillResult& r) {
                   r.dtype + " | device: " + r.device + "\n";
   int graphed = 0, equal = 0;
   for (const auto& row : r.rows)
-    if (row.decode_mode == "cuda graph") ++graphed, equal += row.graph_tokens_equal == 1;
+    if (row.decode_mode == "cuda graph" && row.graph_tokens_equal >= 0) ++graphed, equal += row.graph_tokens_equal == 1;
   if (graphed > 0)
     s += "LAWCAT decode: one CUDA graph replay per token (softmax: eager); greedy tokens equal to the eager "
          "step's at " + std::to_string(equal) + " of " + std::to_string(graphed) + " lengths\n";

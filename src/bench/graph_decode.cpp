@@ -21,9 +21,12 @@ std::string graph_decode_unsupported(model::LlamaForCausalLMImpl& m) {
   if (static_cast<int64_t>(layers.size()) != m.num_layers())
     return "layers with softmax attention grow a KV cache per token (" + std::to_string(layers.size()) + " of " +
            std::to_string(m.num_layers()) + " layers are LAWCAT)";
-  for (const auto& [i, layer] : layers)
+  for (const auto& [i, layer] : layers) {
     if (layer->options().window > 0)
       return "layer " + std::to_string(i) + " has the softmax window, whose cache grows per token";
+    if (layer->options().rope)  // the captured step would keep the capture's position
+      return "layer " + std::to_string(i) + " has RoPE on the linear path (positions change per token)";
+  }
   return "";
 }
 
@@ -65,10 +68,19 @@ GraphedGreedyStep::GraphedGreedyStep(model::LlamaForCausalLMImpl& m, model::Deco
       impl_->warmup_tokens.push_back(token.clone());
     }
     impl_->in = token.clone();
+    m.rope_cos_sin(state.position, 1);  // the tables grow now if they must (a host copy), not in the capture
     side.synchronize();
     impl_->graph = std::make_unique<at::cuda::CUDAGraph>();
     impl_->graph->capture_begin();
-    impl_->out = greedy(m, state, impl_->in);
+    try {
+      impl_->out = greedy(m, state, impl_->in);
+    } catch (...) {
+      try {  // ends the capture and gives the allocator back its normal pool
+        impl_->graph->capture_end();
+      } catch (...) {
+      }
+      throw;
+    }
     impl_->graph->capture_end();
   }
   at::cuda::CUDAEvent captured;

@@ -30,7 +30,7 @@ struct AttentionConfig {
   double gate_tau = 16.0;               // τ
   // Gate bias init, an ablation outside the paper (which starts every bias at 0, α ≈ 0.957):
   // with max > 0 the biases of each half of φ start spread so that the gate's memory
-  // 1 / (1 − α) at zero input runs log-uniformly from min to max tokens across its features.
+  // −1 / log α at zero input runs log-uniformly from min to max tokens across its features.
   double gate_init_memory_min = 0;
   double gate_init_memory_max = 0;      // 0 = the paper's bias 0
   int64_t feature_dim = 0;              // f per half of φ; 0 = head_dim / 2
@@ -61,6 +61,18 @@ struct AttentionConfig {
     v("chunk_size", chunk_size, check::positive);
   }
 };
+
+// The gate_init_memory pair's problem, or "": both 0 (the paper's init), or a spread with the
+// gate on and 1 < min <= max finite (config::validate and the layer both ask).
+inline std::string gate_init_problem(const AttentionConfig& a) {
+  const double lo = a.gate_init_memory_min, hi = a.gate_init_memory_max;
+  if (lo == 0 && hi == 0) return "";
+  std::string got = " (got " + std::to_string(lo) + " / " + std::to_string(hi) + ")";
+  if (!a.gate) return "attention.gate_init_memory_min / _max: set, but attention.gate is off" + got;
+  if (!(lo > 1 && lo <= hi && hi < 1e300))
+    return "attention.gate_init_memory_min / _max: need 1 < min <= max tokens, finite (both 0: the paper's init)" + got;
+  return "";
+}
 
 // A small softmax teacher trained from scratch (pretrain stage) when no weights
 // are on the machine. Shapes of a llama2.c-style model; the tokenizer is a BPE

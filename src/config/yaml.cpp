@@ -413,6 +413,7 @@ void validate(const RunConfig& c, const std::string& where) {
     errors.push_back("attention.window: at most 4096 (got " + std::to_string(a.window) + ")");
   for (auto l : a.layers)
     if (l < 0) errors.push_back("attention.layers: negative layer index " + std::to_string(l));
+  if (const std::string e = gate_init_problem(a); !e.empty()) errors.push_back(e);
   if (c.data.seq_len < 2) errors.push_back("data.seq_len: must be >= 2");
   const std::pair<const char*, const StageConfig*> stages[] = {
       {"pretrain", &c.pretrain}, {"distill", &c.distill}, {"lora", &c.lora}};

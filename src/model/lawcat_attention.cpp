@@ -38,10 +38,8 @@ void LawcatOptions::validate() const {
   LAWCAT_CHECK(feature_dim > 0 || head_dim % 2 == 0, ConfigError,
                "attention.feature_dim: the default (head_dim / 2) needs an even head_dim; got head_dim "
                    << head_dim << " — set feature_dim explicitly");
-  LAWCAT_CHECK(gate_init_memory_max == 0 || (gate_init_memory_min > 1 && gate_init_memory_min <= gate_init_memory_max),
-               ConfigError,
-               "attention.gate_init_memory_min / _max: need 1 < min <= max tokens (or max 0 for the paper's init); got "
-                   << gate_init_memory_min << " / " << gate_init_memory_max);
+  const std::string gate_init = config::gate_init_problem(*this);
+  LAWCAT_CHECK(gate_init.empty(), ConfigError, gate_init);
   LAWCAT_CHECK(f() <= head_dim, ConfigError,
                "attention.feature_dim: " << f() << " must not exceed head_dim " << head_dim
                                          << " (the map is initialised to eye(head_dim, feature_dim))");
@@ -74,7 +72,7 @@ at::Tensor conv_init(int64_t channels, int64_t width) {
   return w;
 }
 
-// Gate biases whose memory at zero input, 1 / (1 − α) ≈ τ / softplus(−b), runs log-uniformly
+// Gate biases whose memory at zero input, −1 / log α = τ / softplus(−b), runs log-uniformly
 // from min to max tokens over the f features of each half of φ (same spread in both halves, so
 // the positive and the negative softmax of a feature keep the same timescale).
 at::Tensor spread_gate_bias(int64_t Hkv, int64_t f, double tau, double min_memory, double max_memory) {
@@ -124,7 +122,7 @@ LawcatAttentionImpl::LawcatAttentionImpl(const LawcatOptions& options,
     at::NoGradGuard no_grad;
     gate_down->weight.normal_(0.0, 0.006);
     gate_up->weight.normal_(0.0, 0.006);
-    if (o.gate_init_memory_max > 0)
+    if (o.gate_init_memory_max > 0)  // an ablation; the paper starts every bias at 0
       gate_up->bias.copy_(spread_gate_bias(Hkv, f, o.gate_tau, o.gate_init_memory_min, o.gate_init_memory_max));
     else
       gate_up->bias.zero_();

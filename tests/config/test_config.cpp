@@ -63,6 +63,7 @@ TEST_CASE("bad overrides and cross-field problems are errors", "[config]") {
   CHECK(error_of(kMinimal, {"distill.lr=-1"}).find("--set distill.lr=-1: key 'distill.lr': must be > 0") != std::string::npos);
   CHECK(error_of(kMinimal, {"novalue"}).find("expected key.path=value") != std::string::npos);
   CHECK(error_of(kMinimal, {"attention.conv_width=64"}).find("above the supported maximum") != std::string::npos);
+  CHECK(error_of(kMinimal, {"attention.gate_init_memory_min=64"}).find("need 1 < min <= max") != std::string::npos);
   CHECK(error_of("attention:\n  gate_rank: 0\n").find("attention.gate_rank': must be > 0") != std::string::npos);
   CHECK(error_of("{}").find("data.train: no training data") != std::string::npos);
   CHECK(error_of("a: [").find("YAML syntax error") != std::string::npos);

@@ -210,7 +210,12 @@ TEST_CASE("bad attention settings are rejected naming the setting", "[lawcat]") 
   a = {};
   a.gate_init_memory_min = 500;
   a.gate_init_memory_max = 100;
-  expect_error(a, "attention.gate_init_memory_min / _max");
+  expect_error(a, "attention.gate_init_memory_min / _max: need 1 < min <= max");
+  a.gate_init_memory_max = 0;  // min without max: not silently ignored
+  expect_error(a, "attention.gate_init_memory_min / _max: need 1 < min <= max");
+  a.gate_init_memory_max = 1000;
+  a.gate = false;
+  expect_error(a, "attention.gate is off");
 }
 
 TEST_CASE("gate bias init: the paper's 0, or memories spread log-uniformly over each half of phi", "[lawcat]") {
