@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Copy a LAWCAT export with its gate or feature map perturbed: a diagnostic, not a method.
+
+  --gate-shift D     every gate bias + D. With log(alpha) = logsigmoid(W2 W1 x + b) / tau, a larger
+                     b keeps every feature longer (a slow feature's memory -1/log(alpha) grows ~e^D).
+  --feature-scale S  every feature map W_phi x S. phi(x) = [softmax(x W_phi), softmax(-x W_phi)] is
+                     applied to q and k alike, so S > 1 sharpens both: phi(q).phi(k) moves towards
+                     "same top feature or nothing", the needle's key stands out more from the filler.
+  --layers 3,4       only these layers (default: all)
+
+docs/results/NOTES.md uses it to ask what sets a student's retrieval horizon: how fast its gate
+forgets, or how sharply its query matches the needle's key.
+
+  python3 scripts/perturb_export.py runs/repro/students/tasks_only_phi128_w8/export /tmp/w8_plus1 --gate-shift 1
+"""
+import argparse
+import os
+import re
+import shutil
+import sys
+
+from safetensors.torch import load_file, save_file
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("src", help="LAWCAT export directory (one model.safetensors)")
+    ap.add_argument("dst", help="output directory (a copy of src with the tensors changed)")
+    ap.add_argument("--gate-shift", type=float, default=0.0)
+    ap.add_argument("--feature-scale", type=float, default=1.0)
+    ap.add_argument("--layers", default="", help="comma-separated layer indices (default: all)")
+    a = ap.parse_args()
+    if a.gate_shift == 0.0 and a.feature_scale == 1.0:
+        ap.error("nothing to do: give --gate-shift and/or --feature-scale")
+    weights = os.path.join(a.src, "model.safetensors")
+    if not os.path.isfile(weights):
+        sys.exit(f"perturb_export: {weights} not found (an export directory with one model.safetensors)")
+    layers = {int(x) for x in a.layers.split(",") if x.strip()}
+
+    def chosen(key, suffix):
+        m = re.search(r"layers\.(\d+)\.", key)
+        return key.endswith(suffix) and (not layers or (m and int(m.group(1)) in layers))
+
+    t = load_file(weights)
+    edits = []
+    if a.gate_shift != 0.0:
+        edits.append(("gate_up.bias", lambda x: x + a.gate_shift, f"gate biases {a.gate_shift:+g}"))
+    if a.feature_scale != 1.0:
+        edits.append(("self_attn.feature_map", lambda x: x * a.feature_scale, f"feature maps x{a.feature_scale:g}"))
+    done = []
+    for suffix, fn, what in edits:
+        keys = [k for k in t if chosen(k, suffix)]
+        if not keys:
+            sys.exit(f"perturb_export: {weights} has no *.{suffix} in the chosen layers: not a LAWCAT export with that part")
+        for k in keys:
+            t[k] = fn(t[k])
+        done.append(f"{len(keys)} {what}")
+    shutil.copytree(a.src, a.dst, dirs_exist_ok=True)
+    save_file(t, os.path.join(a.dst, "model.safetensors"), metadata={"format": "pt"})
+    print(f"perturbed {', '.join(done)}: {a.dst}")
+
+
+if __name__ == "__main__":
+    main()
