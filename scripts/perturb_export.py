@@ -7,6 +7,7 @@
                      applied to q and k alike, so S > 1 sharpens both: phi(q).phi(k) moves towards
                      "same top feature or nothing", the needle's key stands out more from the filler.
   --layers 3,4       only these layers (default: all)
+  --heads 3          --feature-scale only for these heads (default: all; W_phi is [heads, head_dim, f])
 
 docs/results/NOTES.md uses it to ask what sets a student's retrieval horizon: how fast its gate
 forgets, or how sharply its query matches the needle's key.
@@ -29,6 +30,7 @@ def main():
     ap.add_argument("--gate-shift", type=float, default=0.0)
     ap.add_argument("--feature-scale", type=float, default=1.0)
     ap.add_argument("--layers", default="", help="comma-separated layer indices (default: all)")
+    ap.add_argument("--heads", default="", help="comma-separated head indices for --feature-scale (default: all)")
     a = ap.parse_args()
     if a.gate_shift == 0.0 and a.feature_scale == 1.0:
         ap.error("nothing to do: give --gate-shift and/or --feature-scale")
@@ -36,6 +38,7 @@ def main():
     if not os.path.isfile(weights):
         sys.exit(f"perturb_export: {weights} not found (an export directory with one model.safetensors)")
     layers = {int(x) for x in a.layers.split(",") if x.strip()}
+    heads = sorted({int(x) for x in a.heads.split(",") if x.strip()})
 
     def chosen(key, suffix):
         m = re.search(r"layers\.(\d+)\.", key)
@@ -46,7 +49,16 @@ def main():
     if a.gate_shift != 0.0:
         edits.append(("gate_up.bias", lambda x: x + a.gate_shift, f"gate biases {a.gate_shift:+g}"))
     if a.feature_scale != 1.0:
-        edits.append(("self_attn.feature_map", lambda x: x * a.feature_scale, f"feature maps x{a.feature_scale:g}"))
+        def scale(x):
+            if not heads:
+                return x * a.feature_scale
+            if heads[-1] >= x.shape[0]:
+                sys.exit(f"perturb_export: --heads {a.heads}: the feature map has {x.shape[0]} heads")
+            x = x.clone()
+            x[heads] = x[heads] * a.feature_scale
+            return x
+        what = f"feature maps x{a.feature_scale:g}" + (f" (heads {a.heads})" if heads else "")
+        edits.append(("self_attn.feature_map", scale, what))
     done = []
     for suffix, fn, what in edits:
         keys = [k for k in t if chosen(k, suffix)]
