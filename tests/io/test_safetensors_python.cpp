@@ -13,34 +13,11 @@
 using namespace lawcat;
 using namespace lawcat::io;
 using lawcat::test::bit_equal;
+using lawcat::test::find_python;
+using lawcat::test::shell_quote;
 namespace sfs = std::filesystem;
 
 namespace {
-
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-// A Python that imports torch and safetensors, or "" (tried list in `tried`).
-std::string find_python(std::string& tried) {
-  std::vector<std::string> candidates;
-  if (const char* env = std::getenv("LAWCAT_PYTHON")) candidates.emplace_back(env);
-#ifdef LAWCAT_TEST_PYTHON
-  candidates.emplace_back(LAWCAT_TEST_PYTHON);
-#endif
-  if (const char* home = std::getenv("HOME"))
-    candidates.push_back(std::string(home) + "/.cache/lawcat/venv/bin/python");
-  candidates.emplace_back("python3");
-  for (const auto& py : candidates) {
-    if (py.empty()) continue;
-    tried += (tried.empty() ? "" : ", ") + py;
-    std::string cmd = shell_quote(py) + " -c 'import torch, safetensors.torch' >/dev/null 2>&1";
-    if (std::system(cmd.c_str()) == 0) return py;
-  }
-  return "";
-}
 
 const char* kScript = R"PY(
 import json, os, sys, torch

@@ -1,0 +1,77 @@
+// scripts/perturb_export.py (docs/results/NOTES.md's gate-shift and feature-sharpening
+// diagnostics): the Python edit read back by our own safetensors reader. Only the chosen
+// layers' and heads' tensors change, by exactly the asked amount; everything else stays
+// bit-equal; bad requests fail naming the problem. Skips without a Python with torch +
+// safetensors.
+#include <cstdlib>
+
+#include "io/io_helpers.h"
+#include "io/safetensors.h"
+
+using namespace lawcat;
+using namespace lawcat::io;
+using lawcat::test::bit_equal;
+using lawcat::test::shell_quote;
+namespace sfs = std::filesystem;
+
+namespace {
+
+// A 2-layer LAWCAT export's attention tensors (feature maps [heads, head_dim, f], gate biases)
+// beside an ordinary weight.
+test::NamedTensors tiny_lawcat_export() {
+  test::NamedTensors t;
+  for (int l = 0; l < 2; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".self_attn.";
+    t.emplace_back(p + "feature_map", at::randn({3, 4, 2}, at::kFloat));
+    t.emplace_back(p + "gate_up.bias", at::randn({6}, at::kFloat));
+    t.emplace_back(p + "q_proj.weight", at::randn({12, 12}).to(at::kBFloat16));
+  }
+  return t;
+}
+
+int run(const std::string& py, const std::string& args, const sfs::path& log) {
+  const std::string cmd = shell_quote(py) + " " + shell_quote(std::string(LAWCAT_SOURCE_DIR) + "/scripts/perturb_export.py") +
+                          " " + args + " > " + shell_quote(log.string()) + " 2>&1";
+  return std::system(cmd.c_str());
+}
+
+}  // namespace
+
+TEST_CASE("perturb_export.py: scales one head's feature map and shifts gate biases, nothing else", "[io][python]") {
+  std::string tried;
+  const std::string py = test::find_python(tried);
+  if (py.empty()) LAWCAT_SKIP("no Python with torch + safetensors (tried " << tried << ")");
+  const sfs::path dir = test::scratch_dir("perturb_export");
+  const test::NamedTensors before = tiny_lawcat_export();
+  sfs::create_directories(dir / "src");
+  save_safetensors(dir / "src/model.safetensors", before);
+  test::write_bytes(dir / "src/config.json", "{\"model_type\": \"llama\"}");
+
+  const std::string args = shell_quote((dir / "src").string()) + " " + shell_quote((dir / "dst").string()) +
+                           " --feature-scale 6 --layers 1 --heads 0,2 --gate-shift 0.5";
+  REQUIRE(run(py, args, dir / "log.txt") == 0);
+  CHECK(sfs::exists(dir / "dst/config.json"));  // the rest of the export is copied
+  SafetensorsFile after(dir / "dst/model.safetensors");
+  for (const auto& [name, t] : before) {
+    CAPTURE(name);
+    const at::Tensor a = after.load(name);
+    if (name == "model.layers.1.self_attn.feature_map") {
+      for (int h = 0; h < 3; ++h) {
+        const double s = (h == 1) ? 1.0 : 6.0;  // heads 0 and 2 only
+        CHECK(at::allclose(a[h], t[h] * s, 1e-6, 0));
+      }
+    } else if (name.find("gate_up.bias") != std::string::npos && name.find("layers.1.") != std::string::npos) {
+      CHECK(at::allclose(a, t + 0.5, 1e-6, 1e-6));  // --layers applies to the gate shift too
+    } else {
+      CHECK(bit_equal(a, t));  // layer 0, the projection, untouched
+    }
+  }
+
+  // A head the feature map does not have, and an export without LAWCAT tensors, name the problem.
+  CHECK(run(py, shell_quote((dir / "src").string()) + " " + shell_quote((dir / "bad").string()) +
+                    " --feature-scale 2 --heads 5", dir / "bad.txt") != 0);
+  CHECK(test::has(test::read_bytes(dir / "bad.txt"), "the feature map has 3 heads"));
+  CHECK_FALSE(sfs::exists(dir / "bad/model.safetensors"));
+  CHECK(run(py, shell_quote((dir / "src").string()) + " " + shell_quote((dir / "none").string()), dir / "none.txt") != 0);
+  CHECK(test::has(test::read_bytes(dir / "none.txt"), "nothing to do"));
+}
