@@ -11,7 +11,7 @@
 #   scripts/gpu_repro.sh build tasks train eval report
 #   scripts/gpu_repro.sh build rebuild eval          # evaluate runs carried as small checkpoints
 # REPRO_TIMEOUT_<stage> bounds a stage (seconds) so the call ends inside the device's limit.
-# Stages after `build` are scripts/repro.sh's (tasks train grid eval report), `probe`, or
+# Stages after `build` are scripts/repro.sh's (tasks train grid sharpen eval report), `probe`, or
 # `rebuild`: a run carried without its 25 MB export (runs/repro/{students,grid}/<name> with
 # distill/best, lora/best and export/config.json) gets its export back from
 # scripts/rebuild_export.py, so a later call can evaluate runs trained by an earlier one.
@@ -124,11 +124,13 @@ if [[ " $* " == *" probe "* ]]; then
   stamp "probe done"
 fi
 
+# rebuild_export.py and the sharpen stage's perturb_export.py read safetensors (carried as a wheel)
+if ! python3 -c 'import safetensors' 2>/dev/null; then
+  w=$(ls .devdeps/wheels/safetensors-*.whl 2>/dev/null | head -1)
+  [[ -n "$w" ]] && python3 -m zipfile -e "$w" /tmp/gpu_repro_py && export PYTHONPATH="/tmp/gpu_repro_py${PYTHONPATH:+:$PYTHONPATH}"
+fi
+
 if [[ " $* " == *" rebuild "* ]]; then
-  if ! python3 -c 'import safetensors' 2>/dev/null; then
-    w=$(ls .devdeps/wheels/safetensors-*.whl 2>/dev/null | head -1)
-    [[ -n "$w" ]] && python3 -m zipfile -e "$w" /tmp/gpu_repro_py && export PYTHONPATH="/tmp/gpu_repro_py${PYTHONPATH:+:$PYTHONPATH}"
-  fi
   for run in runs/repro/students/*/ runs/repro/grid/*/; do
     run=${run%/}
     [[ -f $run/distill/best/trainable.safetensors && -f $run/export/config.json && ! -f $run/export/model.safetensors ]] || continue

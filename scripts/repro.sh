@@ -4,7 +4,7 @@
 # and write docs/results/ (tables as Markdown + CSV + JSON, gnuplot plots, commands).
 #
 #   scripts/repro.sh                    # everything; re-run to resume where it stopped
-#   scripts/repro.sh train eval         # some stages: tasks train grid eval report
+#   scripts/repro.sh train eval         # some stages: tasks train grid sharpen eval report
 #
 # Runs on the GPU machine (one GPU; the small students share it: REPRO_JOBS processes
 # at a time). Every stage resumes: sweeps skip finished runs and resume interrupted
@@ -17,6 +17,9 @@
 #   REPRO_SET       extra overrides for every training run, e.g. "distill.steps=800 lora.steps=300"
 #   REPRO_EVAL      eval groups (default: passkey niah babilong ppl longppl)
 #   REPRO_PK_SAMPLES  passkey samples per (length, depth) cell (default 5)
+#   REPRO_SHARPEN   the sharpen stage's students as student:layers:heads (space-separated; see
+#                   the stage below), REPRO_SHARPEN_SCALES the feature-map scales it tries
+#   REPRO_PYTHON    a Python with torch + safetensors for the sharpen stage (default python3)
 #   REPRO_SMOKE=1   a tiny slice on the CPU (2 steps per stage, short prompts): the CI check
 #                   that the recipe, sweeps, evals and report fit together
 #   REPRO_OUT       where the runs go (default runs/repro); docs go to REPRO_DOCS (docs/results)
@@ -29,7 +32,7 @@ R="${REPRO_OUT:-runs/repro}"
 DOCS="${REPRO_DOCS:-docs/results}"
 DATA="../shared/data"
 TEACHER="$DATA/models/retriever13m"
-STAGES="${*:-tasks train grid eval report}"
+STAGES="${*:-tasks train grid sharpen eval report}"
 has() { [[ " $STAGES " == *" $1 "* ]]; }
 T0=$(date +%s)
 stamp() { echo "[repro +$(( $(date +%s) - T0 ))s] $*"; }
@@ -54,6 +57,7 @@ if [[ "${REPRO_SMOKE:-0}" == 1 ]]; then
   LONG=(--lengths 512 --bucket 256 --samples 1)
   PPL_MAX=(--ppl-max-tokens 2000)
   PPL_SETS="tinystories"
+  TUNE_PK=(--lengths 256 --depths 0,100 --samples 1)
   J=1
 else
   DEVICE=(--device cuda)
@@ -66,7 +70,14 @@ else
   LONG=(--lengths 32768 --bucket 1024 --samples 8)
   PPL_MAX=(--ppl-max-tokens 200000)
   PPL_SETS="tinystories gutenberg wikipedia"
+  TUNE_PK=(--lengths 1024,2048,4096,8192,16384,32768 --depths 0,25,50,75,100 --samples 2)
 fi
+# The sharpen stage: the copying head (layer 3, head 3 of retriever13m: scripts/diagnose_teacher.py)
+# of the retrieval students, scales tried on eval seed 1 (the reported evals use seed 0).
+SHARPEN_SPECS="${REPRO_SHARPEN-tasks_only_phi128_w8:3:3 tasks_then_generic_phi128_w8:3:3 tasks_only_phi128:3:3 tasks_only_phi128_full:3:3}"
+SHARPEN_SCALES="${REPRO_SHARPEN_SCALES:-2 3 4 6 8}"
+TUNE_SEED=1
+PY="${REPRO_PYTHON:-python3}"
 ppl_text() {  # held-out text of a ppl set
   case $1 in
     tinystories) echo "$DATA/corpora/tinystories/tinystories_val_head.txt" ;;
@@ -114,6 +125,48 @@ for p in "${pids[@]}"; do wait "$p" || train_rc=1; done
 has train && "$B" sweep configs/repro/students.yaml "${SWEEP_SET[@]}" --output-dir "$R/students" "${ONLY_ARGS[@]}"
 has grid && "$B" sweep configs/repro/grid.yaml "${SWEEP_SET[@]}" --output-dir "$R/grid"
 ((train_rc == 0)) || { echo "repro: a training shard failed (logs under $R)" >&2; exit 1; }
+
+# ---- 2b. sharpen: the copying head's feature map x s after distillation ------------------------
+# Not part of the paper's method (docs/results/NOTES.md, sixth round): a finished student's W_phi
+# of one layer's heads is scaled (scripts/perturb_export.py) by each of SHARPEN_SCALES, each copy is
+# scored on passkey at eval seed 1, and the best (mean over lengths and depths; ties to the smaller
+# scale) becomes the student <student>_L<layers>h<heads>x<s>, evaluated below like any other.
+# Resumes: a student whose pick exists is skipped, scored copies are not scored again.
+if has sharpen; then
+  for spec in $SHARPEN_SPECS; do
+    IFS=: read -r st layers heads <<< "$spec"
+    src="$R/students/$st/export"
+    [[ -f "$src/config.json" ]] || { stamp "sharpen: $st has no export, skipped"; continue; }
+    tag="L${layers//,/-}h${heads//,/-}"
+    [[ -n "$(ls -d "$R/students/${st}_${tag}x"*/export 2>/dev/null)" ]] && continue
+    stamp "sharpen: $st, layers $layers heads $heads x {$SHARPEN_SCALES} on eval seed $TUNE_SEED"
+    w="$R/sharpen/$st"; mkdir -p "$w"
+    pids=()
+    for sc in $SHARPEN_SCALES; do
+      [[ -f "$w/x$sc/model.safetensors" ]] || "$PY" scripts/perturb_export.py "$src" "$w/x$sc" \
+        --feature-scale "$sc" --layers "$layers" --heads "$heads" > "$w/perturb_x$sc.txt"
+      "$B" eval --task passkey --models "$w/x$sc" "${TUNE_PK[@]}" --seed "$TUNE_SEED" "${DEVICE[@]}" \
+        --out "$w/eval_x$sc" --no-plot --no-progress > "$w/eval_x$sc.txt" 2>&1 & pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p"; done
+    best=$("$PY" - "$w" $SHARPEN_SCALES <<'PY'
+import json, os, sys
+w, scales = sys.argv[1], sys.argv[2:]
+def mean(sc):
+    with open(os.path.join(w, f"eval_x{sc}", "results.jsonl")) as f:
+        s = [json.loads(l)["score"] for l in f if l.strip()]
+    return sum(s) / len(s)
+print(max(sorted(scales, key=float), key=mean))  # max keeps the first (smallest) of equal means
+PY
+)
+    n="${st}_${tag}x$best"
+    mkdir -p "$R/students/$n"
+    cp -r "$w/x$best" "$R/students/$n/export.tmp" && mv "$R/students/$n/export.tmp" "$R/students/$n/export"
+    echo "$PY scripts/perturb_export.py $src $R/students/$n/export --feature-scale $best --layers $layers --heads $heads  (picked on eval seed $TUNE_SEED over x{$SHARPEN_SCALES})" \
+      > "$R/students/$n/perturb.txt"
+    stamp "sharpen: $st -> $n"
+  done
+fi
 
 # ---- 3. evaluation: every model beside the teacher ---------------------------------------------
 # One process per (model, task group) in parallel; each writes its own results.jsonl, then

@@ -1,8 +1,10 @@
 // The paper reproduction's driver (scripts/repro.sh) on a tiny CPU slice: one student trained for
 // two steps per stage at 128 tokens through `lawcat sweep configs/repro/students.yaml`, then every
 // eval group (passkey, S-NIAH, BABILong, ppl, longppl) on the teacher and the student, then the
-// report. The GPU run is the same script without REPRO_SMOKE; this guards that the configs, the
-// sweep, the evals and the report still fit together.
+// report. With a Python that has torch + safetensors, the sharpen stage runs between them (two
+// scales of one head's feature map, the pick evaluated like a student). The GPU run is the same
+// script without REPRO_SMOKE; this guards that the configs, the sweep, the sharpen stage, the
+// evals and the report still fit together.
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "common/catch.h"
+#include "io/io_helpers.h"
 
 namespace {
 std::string read(const std::filesystem::path& p) {
@@ -26,10 +29,15 @@ TEST_CASE("scripts/repro.sh on a tiny CPU slice: train a student, evaluate it be
           "[repro]") {
   LAWCAT_SHARED_OR_SKIP(teacher, "models/retriever13m/config.json");
   const std::filesystem::path out = lawcat::test::scratch_dir("repro_smoke");
+  std::string tried;
+  const std::string py = lawcat::test::find_python(tried);
+  if (py.empty()) WARN("no Python with torch + safetensors (tried " << tried << "): the sharpen stage is not run");
+  const std::string stages = py.empty() ? "train eval report" : "train sharpen eval report";
   const std::string cmd = std::string("cd '") + LAWCAT_SOURCE_DIR + "' && REPRO_SMOKE=1 REPRO_ONLY=lawcat REPRO_OUT='" +
                           (out / "runs").string() + "' REPRO_DOCS='" + (out / "docs").string() +
-                          "' LAWCAT_BIN='" + LAWCAT_BINARY_DIR + "/lawcat' scripts/repro.sh train eval report > '" +
-                          (out / "log.txt").string() + "' 2>&1";
+                          "' REPRO_SHARPEN=lawcat:0:1 REPRO_SHARPEN_SCALES='2 3' REPRO_PYTHON=" +
+                          lawcat::test::shell_quote(py.empty() ? "python3" : py) + " LAWCAT_BIN='" + LAWCAT_BINARY_DIR +
+                          "/lawcat' scripts/repro.sh " + stages + " > '" + (out / "log.txt").string() + "' 2>&1";
   const int rc = std::system(cmd.c_str());
   INFO("log: " << read(out / "log.txt").substr(0, 6000));
   REQUIRE(rc == 0);
@@ -49,6 +57,23 @@ TEST_CASE("scripts/repro.sh on a tiny CPU slice: train a student, evaluate it be
   CHECK_THAT(read(out / "docs/passkey.csv"), LAWCAT_CONTAINS("lawcat,256,100,"));
   CHECK_THAT(read(out / "docs/longppl.csv"), LAWCAT_CONTAINS("teacher,512,"));
   CHECK_THAT(read(out / "docs/README.md"), LAWCAT_CONTAINS("## Headline"));
+  if (!py.empty()) {
+    // Both scales scored on the tuning seed; the pick is a student evaluated beside the others,
+    // its command recorded.
+    for (const std::string sc : {"2", "3"}) {
+      CAPTURE(sc);
+      CHECK(std::filesystem::file_size(out / ("runs/sharpen/lawcat/eval_x" + sc) / "results.jsonl") > 0);
+      CHECK_THAT(read(out / ("runs/sharpen/lawcat/eval_x" + sc) / "results.jsonl"), LAWCAT_CONTAINS("\"seed\":1"));
+    }
+    std::string picked;
+    for (const auto& e : std::filesystem::directory_iterator(out / "runs/students"))
+      if (e.path().filename().string().rfind("lawcat_L0h1x", 0) == 0) picked = e.path().filename().string();
+    REQUIRE_FALSE(picked.empty());
+    CHECK(std::filesystem::exists(out / "runs/students" / picked / "export/model.safetensors"));
+    CHECK_THAT(read(out / "runs/students" / picked / "perturb.txt"), LAWCAT_CONTAINS("--layers 0 --heads 1"));
+    CHECK(std::filesystem::file_size(out / "runs/eval/parts" / picked / "passkey/results.jsonl") > 0);
+    CHECK_THAT(summary, LAWCAT_CONTAINS(picked + ","));
+  }
 }
 
 // scripts/make_repeats.py (the `repeats` students' data): ordinary text in which spans reappear
