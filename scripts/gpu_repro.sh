@@ -67,7 +67,9 @@ pack_out() {
   tar czf "$OUT/repro.tgz" --ignore-failed-read \
     $(ls -d runs/repro/*/results.* runs/repro/*/*/summary.* runs/repro/*/*/distill/metrics.jsonl \
             runs/repro/*/*/lora/metrics.jsonl runs/repro/*/*/run.log runs/repro/*/*/distill/best/trainable.safetensors \
-            runs/repro/*/*/lora/best/trainable.safetensors runs/repro/*/*/config.yaml runs/repro/eval docs/results 2>/dev/null) \
+            runs/repro/*/*/lora/best/trainable.safetensors runs/repro/*/*/config.yaml runs/repro/eval docs/results \
+            runs/repro/students/*/perturb.txt runs/repro/students/*/export/config.json \
+            runs/repro/sharpen/*/eval_x* runs/repro/sharpen/*/*.txt 2>/dev/null) \
     "$L" 2>/dev/null
   # the device returns files up to 16 MiB: split a bigger archive (cat repro.tgz.part_* | tar xz)
   if (( $(stat -c %s "$OUT/repro.tgz") > 15 * 1024 * 1024 )); then

@@ -34,11 +34,26 @@ def main():
     a = ap.parse_args()
     if a.gate_shift == 0.0 and a.feature_scale == 1.0:
         ap.error("nothing to do: give --gate-shift and/or --feature-scale")
+    if a.heads and a.feature_scale == 1.0:
+        ap.error("--heads selects heads for --feature-scale, which is not given")
+
+    def indices(text, what):
+        try:
+            out = {int(x) for x in text.split(",") if x.strip()}
+        except ValueError:
+            ap.error(f"--{what} {text!r}: comma-separated indices, e.g. 3 or 1,3")
+        if any(i < 0 for i in out):
+            ap.error(f"--{what} {text!r}: indices must be >= 0")
+        return out
+
+    layers = indices(a.layers, "layers")
+    heads = sorted(indices(a.heads, "heads"))
     weights = os.path.join(a.src, "model.safetensors")
     if not os.path.isfile(weights):
         sys.exit(f"perturb_export: {weights} not found (an export directory with one model.safetensors)")
-    layers = {int(x) for x in a.layers.split(",") if x.strip()}
-    heads = sorted({int(x) for x in a.heads.split(",") if x.strip()})
+    src, dst = os.path.realpath(a.src), os.path.realpath(a.dst)
+    if dst == src or dst.startswith(src + os.sep):
+        sys.exit(f"perturb_export: the destination {a.dst} must be outside the source {a.src}")
 
     def chosen(key, suffix):
         m = re.search(r"layers\.(\d+)\.", key)
@@ -64,11 +79,20 @@ def main():
         keys = [k for k in t if chosen(k, suffix)]
         if not keys:
             sys.exit(f"perturb_export: {weights} has no *.{suffix} in the chosen layers: not a LAWCAT export with that part")
+        found = {int(re.search(r"layers\.(\d+)\.", k).group(1)) for k in keys if re.search(r"layers\.(\d+)\.", k)}
+        if layers - found:
+            sys.exit(f"perturb_export: {weights} has no *.{suffix} in layer(s) {sorted(layers - found)}")
         for k in keys:
             t[k] = fn(t[k])
         done.append(f"{len(keys)} {what}")
-    shutil.copytree(a.src, a.dst, dirs_exist_ok=True)
-    save_file(t, os.path.join(a.dst, "model.safetensors"), metadata={"format": "pt"})
+    # Atomic: the copy is made complete beside dst, then renamed, so an interrupted run never
+    # leaves a dst that holds the unperturbed (or a truncated) model.safetensors.
+    tmp = dst + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("model.safetensors"))
+    save_file(t, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
+    shutil.rmtree(dst, ignore_errors=True)
+    os.rename(tmp, dst)
     print(f"perturbed {', '.join(done)}: {a.dst}")
 
 

@@ -132,35 +132,59 @@ has grid && "$B" sweep configs/repro/grid.yaml "${SWEEP_SET[@]}" --output-dir "$
 # scored on passkey at eval seed 1, and the best (mean over lengths and depths; ties to the smaller
 # scale) becomes the student <student>_L<layers>h<heads>x<s>, evaluated below like any other.
 # Resumes: a student whose pick exists is skipped, scored copies are not scored again.
-if has sharpen; then
+if has sharpen && ! "$PY" -c 'import torch, safetensors.torch' 2>/dev/null; then
+  stamp "sharpen: skipped: $PY cannot import torch and safetensors (set REPRO_PYTHON)"
+elif has sharpen; then
   for spec in $SHARPEN_SPECS; do
     IFS=: read -r st layers heads <<< "$spec"
     src="$R/students/$st/export"
     [[ -f "$src/config.json" ]] || { stamp "sharpen: $st has no export, skipped"; continue; }
     tag="L${layers//,/-}h${heads//,/-}"
-    [[ -n "$(ls -d "$R/students/${st}_${tag}x"*/export 2>/dev/null)" ]] && continue
+    [[ -n "$(ls -d "$R/students/${st}_${tag}x"*/export/config.json 2>/dev/null)" ]] && continue
     stamp "sharpen: $st, layers $layers heads $heads x {$SHARPEN_SCALES} on eval seed $TUNE_SEED"
     w="$R/sharpen/$st"; mkdir -p "$w"
     pids=()
     for sc in $SHARPEN_SCALES; do
-      [[ -f "$w/x$sc/model.safetensors" ]] || "$PY" scripts/perturb_export.py "$src" "$w/x$sc" \
-        --feature-scale "$sc" --layers "$layers" --heads "$heads" > "$w/perturb_x$sc.txt"
-      "$B" eval --task passkey --models "$w/x$sc" "${TUNE_PK[@]}" --seed "$TUNE_SEED" "${DEVICE[@]}" \
-        --out "$w/eval_x$sc" --no-plot --no-progress > "$w/eval_x$sc.txt" 2>&1 & pids+=($!)
+      # perturb_export.py renames a complete copy into place: an existing model.safetensors is whole
+      ( [[ -f "$w/x$sc/model.safetensors" ]] || "$PY" scripts/perturb_export.py "$src" "$w/x$sc" \
+          --feature-scale "$sc" --layers "$layers" --heads "$heads" > "$w/perturb_x$sc.txt" 2>&1 ) &&
+        "$B" eval --task passkey --models "$w/x$sc" "${TUNE_PK[@]}" --seed "$TUNE_SEED" "${DEVICE[@]}" \
+          --out "$w/eval_x$sc" --no-plot --no-progress > "$w/eval_x$sc.txt" 2>&1 &
+      pids+=($!)
     done
-    for p in "${pids[@]}"; do wait "$p"; done
+    failed=0
+    for p in "${pids[@]}"; do wait "$p" || failed=1; done
+    ((failed == 0)) || stamp "sharpen: $st: a scale failed (logs in $w); picking among the scored ones"
+    # The mean passkey score per scale as lawcat's own store reads it: the last record of a key wins,
+    # error records and unreadable lines are skipped; a scale without scores is left out.
     best=$("$PY" - "$w" $SHARPEN_SCALES <<'PY'
 import json, os, sys
 w, scales = sys.argv[1], sys.argv[2:]
-def mean(sc):
-    with open(os.path.join(w, f"eval_x{sc}", "results.jsonl")) as f:
-        s = [json.loads(l)["score"] for l in f if l.strip()]
-    return sum(s) / len(s)
-print(max(sorted(scales, key=float), key=mean))  # max keeps the first (smallest) of equal means
+means = {}
+for sc in sorted(scales, key=float):
+    last = {}
+    try:
+        with open(os.path.join(w, f"eval_x{sc}", "results.jsonl")) as f:
+            for line in f:
+                try:
+                    r = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(r, dict):
+                    last[r.get("key")] = r
+    except OSError:
+        continue
+    s = [r["score"] for r in last.values() if "error" not in r and isinstance(r.get("score"), (int, float))]
+    if s:
+        means[sc] = sum(s) / len(s)
+if means:  # the first (smallest) of equal means
+    print(max(means, key=means.get))
 PY
 )
+    [[ -n "$best" ]] || { stamp "sharpen: $st: no scale was scored, skipped"; continue; }
     n="${st}_${tag}x$best"
     mkdir -p "$R/students/$n"
+    rm -rf "$R/students/$n/export.tmp" "$R/students/$n/export"
     cp -r "$w/x$best" "$R/students/$n/export.tmp" && mv "$R/students/$n/export.tmp" "$R/students/$n/export"
     echo "$PY scripts/perturb_export.py $src $R/students/$n/export --feature-scale $best --layers $layers --heads $heads  (picked on eval seed $TUNE_SEED over x{$SHARPEN_SCALES})" \
       > "$R/students/$n/perturb.txt"

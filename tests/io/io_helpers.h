@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/catch.h"
+#include "common/python.h"
 #include "util/error.h"
 
 namespace lawcat::test {
@@ -98,32 +99,6 @@ std::string checkpoint_error_of(Fn&& fn) {
 
 inline bool has(const std::string& msg, const std::string& part) {
   return msg.find(part) != std::string::npos;
-}
-
-inline std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-// A Python that imports torch and safetensors ($LAWCAT_PYTHON, the build's Python, the setup's
-// venv, python3), or "" (tried list in `tried`).
-inline std::string find_python(std::string& tried) {
-  std::vector<std::string> candidates;
-  if (const char* env = std::getenv("LAWCAT_PYTHON")) candidates.emplace_back(env);
-#ifdef LAWCAT_TEST_PYTHON
-  candidates.emplace_back(LAWCAT_TEST_PYTHON);
-#endif
-  if (const char* home = std::getenv("HOME"))
-    candidates.push_back(std::string(home) + "/.cache/lawcat/venv/bin/python");
-  candidates.emplace_back("python3");
-  for (const auto& py : candidates) {
-    if (py.empty()) continue;
-    tried += (tried.empty() ? "" : ", ") + py;
-    std::string cmd = shell_quote(py) + " -c 'import torch, safetensors.torch' >/dev/null 2>&1";
-    if (std::system(cmd.c_str()) == 0) return py;
-  }
-  return "";
 }
 
 }  // namespace lawcat::test

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/catch.h"
+#include "common/python.h"
 #include "common/tiny_llama.h"
 #include "io/hf_config.h"
 #include "io/safetensors.h"
@@ -195,29 +196,9 @@ void require_error(Fn&& fn, const std::vector<std::string>& parts) {
   REQUIRE(threw);
 }
 
-inline std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-// A Python that imports torch, safetensors and transformers, or "" ($LAWCAT_PYTHON,
-// the build's Python, ~/.cache/lawcat/venv/bin/python, python3).
+// A Python with torch, safetensors and transformers (common/python.h's order), or "".
 inline std::string find_transformers_python(std::string& tried) {
-  std::vector<std::string> candidates;
-  if (const char* env = std::getenv("LAWCAT_PYTHON")) candidates.emplace_back(env);
-#ifdef LAWCAT_TEST_PYTHON
-  candidates.emplace_back(LAWCAT_TEST_PYTHON);
-#endif
-  if (const char* home = std::getenv("HOME")) candidates.push_back(std::string(home) + "/.cache/lawcat/venv/bin/python");
-  candidates.emplace_back("python3");
-  for (const auto& py : candidates) {
-    if (py.empty()) continue;
-    tried += (tried.empty() ? "" : ", ") + py;
-    const std::string cmd = shell_quote(py) + " -c 'import torch, safetensors.torch, transformers' >/dev/null 2>&1";
-    if (std::system(cmd.c_str()) == 0) return py;
-  }
-  return "";
+  return find_python(tried, "torch, safetensors.torch, transformers");
 }
 
 inline std::vector<int64_t> random_ids(int64_t n, int64_t vocab, uint64_t seed) {

@@ -13,8 +13,10 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "common/catch.h"
-#include "io/io_helpers.h"
+#include "common/python.h"
 
 namespace {
 std::string read(const std::filesystem::path& p) {
@@ -69,6 +71,16 @@ TEST_CASE("scripts/repro.sh on a tiny CPU slice: train a student, evaluate it be
     for (const auto& e : std::filesystem::directory_iterator(out / "runs/students"))
       if (e.path().filename().string().rfind("lawcat_L0h1x", 0) == 0) picked = e.path().filename().string();
     REQUIRE_FALSE(picked.empty());
+    // The pick is the scale with the best mean score, the smaller one on a tie.
+    auto mean_score = [&](const std::string& sc) {
+      std::ifstream f(out / ("runs/sharpen/lawcat/eval_x" + sc) / "results.jsonl");
+      double sum = 0;
+      int n = 0;
+      for (std::string line; std::getline(f, line);)
+        if (!line.empty()) sum += nlohmann::json::parse(line).at("score").get<double>(), ++n;
+      return n ? sum / n : -1.0;
+    };
+    CHECK(picked == (mean_score("3") > mean_score("2") ? "lawcat_L0h1x3" : "lawcat_L0h1x2"));
     CHECK(std::filesystem::exists(out / "runs/students" / picked / "export/model.safetensors"));
     CHECK_THAT(read(out / "runs/students" / picked / "perturb.txt"), LAWCAT_CONTAINS("--layers 0 --heads 1"));
     CHECK(std::filesystem::file_size(out / "runs/eval/parts" / picked / "passkey/results.jsonl") > 0);
