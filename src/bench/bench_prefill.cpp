@@ -8,6 +8,7 @@
 #include <functional>
 #include <iomanip>
 #include <sstream>
+#include <tuple>
 
 #ifdef LAWCAT_HAVE_CUDA
 #include <ATen/cuda/CUDAContext.h>
@@ -208,10 +209,10 @@ std::vector<int64_t> eager_tokens(const PrefillCell& c, int64_t n) {
 
 // One more prefill, then decode_warmup untimed and decode_tokens timed greedy steps, with the
 // peak device memory tracked; the state's size and the process's resident memory after them.
-// With o.cuda_graph (LAWCAT on a GPU), the steps replay one captured graph, whose first
-// tokens are compared with eager_tokens' first.
+// With o.cuda_graph (on a GPU), the steps replay one captured graph (the softmax model's KV
+// caches made static first), whose first tokens are compared with eager_tokens' first.
 void time_decode(const PrefillCell& c, BenchPrefillRow& row) {
-  const bool graph = c.o.cuda_graph && c.cuda && !c.teacher;
+  const bool graph = c.o.cuda_graph && c.cuda;
   constexpr int kGraphWarmup = 2;
   const int64_t checked = kGraphWarmup + 16;
   const std::vector<int64_t> reference = graph ? eager_tokens(c, checked) : std::vector<int64_t>{};
@@ -225,13 +226,14 @@ void time_decode(const PrefillCell& c, BenchPrefillRow& row) {
   std::unique_ptr<GraphedGreedyStep> graphed;
   if (graph) {
     row.decode_mode = "cuda graph";
-    graphed = std::make_unique<GraphedGreedyStep>(c.m, st, next, kGraphWarmup);
+    graphed = std::make_unique<GraphedGreedyStep>(c.m, st, next, kGraphWarmup,
+                                                  checked - kGraphWarmup + c.o.decode_warmup + c.o.decode_tokens);
     std::vector<int64_t> got;
     for (const auto& t : graphed->warmup_tokens()) got.push_back(t.item<int64_t>());
     while (static_cast<int64_t>(got.size()) < checked) got.push_back(graphed->step().item<int64_t>());
     row.graph_tokens_equal = got == reference ? 1 : 0;
     if (!row.graph_tokens_equal)
-      log::warn(c.o.command, ": lawcat T=", c.T, ": the CUDA graph's greedy tokens differ from the eager step's");
+      log::warn(c.o.command, ": ", row.kind, " T=", c.T, ": the CUDA graph's greedy tokens differ from the eager step's");
     step = [&] { graphed->step(); };
   }
   for (int64_t i = 0; i < c.o.decode_warmup; ++i) step();
@@ -319,10 +321,16 @@ BenchPrefillResult bench_prefill(const BenchPrefillOptions& o) {
   model::LlamaForCausalLM m = build_model(o, device, result);
   log::info(o.command, ": ", result.source, ", ", result.num_layers, " layers (", result.lawcat_layers,
             " LAWCAT), ", result.parameters, " parameters, ", result.dtype, " on ", result.device);
-  if (o.cuda_graph && o.lawcat) {
+  if (o.cuda_graph) {
     LAWCAT_CHECK(cuda, ConfigError, o.command << ": --cuda-graph needs --device cuda");
-    const std::string why = graph_decode_unsupported(*m);
-    LAWCAT_CHECK(why.empty(), ConfigError, o.command << ": --cuda-graph: the LAWCAT model cannot be captured: " << why);
+    for (const auto& [kind, on, mode] : {std::tuple{"softmax", o.softmax, model::MixerMode::kTeacher},
+                                         std::tuple{"LAWCAT", o.lawcat, model::MixerMode::kStudent}}) {
+      if (!on) continue;
+      model::set_mixer_mode(*m, mode);
+      const std::string why = graph_decode_unsupported(*m);
+      model::set_mixer_mode(*m, model::MixerMode::kStudent);
+      LAWCAT_CHECK(why.empty(), ConfigError, o.command << ": --cuda-graph: the " << kind << " model cannot be captured: " << why);
+    }
   }
 
   const auto ids_opts = at::TensorOptions().dtype(at::kLong).device(device);
@@ -358,8 +366,8 @@ std::string describe_model(const BenchPrefillResult& r) {
   for (const auto& row : r.rows)
     if (row.decode_mode == "cuda graph" && row.graph_tokens_equal >= 0) ++graphed, equal += row.graph_tokens_equal == 1;
   if (graphed > 0)
-    s += "LAWCAT decode: one CUDA graph replay per token (softmax: eager); greedy tokens equal to the eager "
-         "step's at " + std::to_string(equal) + " of " + std::to_string(graphed) + " lengths\n";
+    s += "decode: one CUDA graph replay per token (softmax: static KV cache); greedy tokens equal to the eager "
+         "step's in " + std::to_string(equal) + " of " + std::to_string(graphed) + " rows\n";
   return s;
 }
 

@@ -42,9 +42,10 @@ struct BenchPrefillOptions {
   // Prefill in chunks of this many tokens through the decode state (0: one pass). Bounds the
   // prefill's activations, so a decoder's peak memory no longer grows with the prompt.
   int64_t prefill_chunk = 0;
-  // LAWCAT decode: each greedy step replays one CUDA graph of the whole model step
-  // (bench/graph_decode.h) instead of launching its kernels from the host; the greedy tokens
-  // are checked against the eager step's. The softmax teacher still decodes eagerly.
+  // Decode: each greedy step replays one CUDA graph of the whole model step
+  // (bench/graph_decode.h) instead of launching its kernels from the host, for the LAWCAT model
+  // and the softmax model (whose KV caches are made static); the greedy tokens are checked
+  // against the eager step's.
   bool cuda_graph = false;
   bool softmax = true;      // time the softmax teacher
   bool lawcat = true;       // time the LAWCAT student

@@ -11,23 +11,45 @@
 #include <c10/cuda/CUDAGuard.h>
 #endif
 
+#include "model/attention.h"
+#include "model/lawcat_attention.h"
 #include "model/swap.h"
 #include "util/error.h"
 
 namespace lawcat::bench {
 
+namespace {
+// The softmax attention a layer runs now: its own mixer, or a LAWCAT layer's teacher in teacher
+// mode; nullptr for a LAWCAT layer in student mode.
+const model::LlamaAttentionImpl* softmax_of(model::LlamaForCausalLMImpl& m, int64_t i) {
+  const auto& mixer = m.layer(i)->self_attn;
+  if (auto l = std::dynamic_pointer_cast<model::LawcatAttentionImpl>(mixer))
+    return l->mode() == model::MixerMode::kTeacher ? l->teacher().get() : nullptr;
+  return dynamic_cast<const model::LlamaAttentionImpl*>(mixer.get());
+}
+}  // namespace
+
 std::string graph_decode_unsupported(model::LlamaForCausalLMImpl& m) {
-  const auto layers = model::lawcat_layers(m);
-  if (static_cast<int64_t>(layers.size()) != m.num_layers())
-    return "layers with softmax attention grow a KV cache per token (" + std::to_string(layers.size()) + " of " +
-           std::to_string(m.num_layers()) + " layers are LAWCAT)";
-  for (const auto& [i, layer] : layers) {
-    if (layer->options().window > 0)
+  for (int64_t i = 0; i < m.num_layers(); ++i) {
+    if (const auto* soft = softmax_of(m, i)) {
+      if (soft->options().window() > 0)
+        return "layer " + std::to_string(i) + " is softmax attention with a sliding window, whose cache drops positions";
+      continue;
+    }
+    auto l = std::dynamic_pointer_cast<model::LawcatAttentionImpl>(m.layer(i)->self_attn);
+    if (!l) return "layer " + std::to_string(i) + " has a token mixer that is neither softmax attention nor LAWCAT";
+    if (l->options().window > 0)
       return "layer " + std::to_string(i) + " has the softmax window, whose cache grows per token";
-    if (layer->options().rope)  // the captured step would keep the capture's position
+    if (l->options().rope)  // the captured step would keep the capture's position
       return "layer " + std::to_string(i) + " has RoPE on the linear path (positions change per token)";
   }
   return "";
+}
+
+bool graph_decode_needs_static_cache(model::LlamaForCausalLMImpl& m) {
+  for (int64_t i = 0; i < m.num_layers(); ++i)
+    if (softmax_of(m, i)) return true;
+  return false;
 }
 
 struct GraphedGreedyStep::Impl {
@@ -37,6 +59,7 @@ struct GraphedGreedyStep::Impl {
   std::vector<at::Tensor> warmup_tokens;
   at::Tensor in, out;
   bool fed = false;
+  int64_t replays_left = -1;  // with static KV caches: replays their capacity allows; -1 = unbounded
 };
 
 namespace {
@@ -46,7 +69,7 @@ at::Tensor greedy(model::LlamaForCausalLMImpl& m, model::DecodeState& state, con
 }  // namespace
 
 GraphedGreedyStep::GraphedGreedyStep(model::LlamaForCausalLMImpl& m, model::DecodeState& state,
-                                     const at::Tensor& next, int warmup)
+                                     const at::Tensor& next, int warmup, int64_t max_steps)
     : impl_(std::make_unique<Impl>()) {
   const std::string why = graph_decode_unsupported(m);
   LAWCAT_CHECK(why.empty(), ConfigError, "CUDA graph decode: " << why);
@@ -54,6 +77,14 @@ GraphedGreedyStep::GraphedGreedyStep(model::LlamaForCausalLMImpl& m, model::Deco
                "CUDA graph decode: the step's token must be one id on the GPU");
 #ifdef LAWCAT_HAVE_CUDA
   at::NoGradGuard no_grad;
+  if (graph_decode_needs_static_cache(m)) {
+    LAWCAT_CHECK(max_steps > 0, ConfigError,
+                 "CUDA graph decode: softmax layers need the number of steps, to size their static KV caches");
+    const int64_t capacity = state.position + warmup + max_steps;
+    model::make_kv_caches_static(state, capacity, next.device());
+    m.rope_cos_sin(0, capacity);  // RoPE rows for every position the replays reach, grown now
+    impl_->replays_left = max_steps;
+  }
   // Capture needs a stream other than the default one; it starts after the work queued so far.
   const at::cuda::CUDAStream caller = at::cuda::getCurrentCUDAStream();
   const at::cuda::CUDAStream side = at::cuda::getStreamFromPool();
@@ -89,6 +120,7 @@ GraphedGreedyStep::GraphedGreedyStep(model::LlamaForCausalLMImpl& m, model::Deco
 #else
   (void)state;
   (void)warmup;
+  (void)max_steps;
   throw ConfigError("CUDA graph decode: lawcat was built without CUDA");
 #endif
 }
@@ -99,6 +131,9 @@ const std::vector<at::Tensor>& GraphedGreedyStep::warmup_tokens() const { return
 
 const at::Tensor& GraphedGreedyStep::step() {
 #ifdef LAWCAT_HAVE_CUDA
+  LAWCAT_CHECK(impl_->replays_left != 0, ConfigError,
+               "CUDA graph decode: the static KV caches are full (max_steps given at the capture)");
+  if (impl_->replays_left > 0) --impl_->replays_left;
   if (impl_->fed) impl_->in.copy_(impl_->out);
   impl_->graph->replay();
   impl_->fed = true;

@@ -4,10 +4,11 @@
 // through the decode state, then argmax: every kernel of every layer in one graph launch.
 //
 // Only a step of fixed shapes whose state is updated in place can be replayed: LAWCAT layers
-// without the softmax window (the step kernels update S, z and the conv caches in place). A
-// KV cache grows by a token per step, so the softmax teacher is not captured here. The
-// state's host-side counters stop at the capture: step the state only through the graph
-// afterwards.
+// without the softmax window (the step kernels update S, z and the conv caches in place), and
+// softmax layers without a sliding window, whose KV caches are first made static
+// (model::make_kv_caches_static: a buffer of fixed capacity written at a position kept on the
+// device, RoPE's row read from there too). The state's host-side counters stop at the capture:
+// step the state only through the graph afterwards.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -21,14 +22,19 @@ namespace lawcat::bench {
 
 // Empty when every layer of m can be captured; else why not (names the first layer that cannot).
 std::string graph_decode_unsupported(model::LlamaForCausalLMImpl& m);
+// Whether m runs softmax attention in some layer (its own, or a LAWCAT layer's teacher in teacher
+// mode): then the capture needs static KV caches, sized by max_steps.
+bool graph_decode_needs_static_cache(model::LlamaForCausalLMImpl& m);
 
 class GraphedGreedyStep {
  public:
   // Runs `warmup` eager steps on the capture stream (cuBLAS and the allocator settle there),
   // starting from `next` [1, 1] (on the GPU), then captures the step that consumes the last
-  // token. Throws ConfigError without CUDA or for a model graph_decode_unsupported names.
+  // token. With softmax layers, state's KV caches are made static first, with room for the
+  // warm-up steps and max_steps replays (step() refuses more). Throws ConfigError without CUDA,
+  // for a model graph_decode_unsupported names, or for softmax layers without max_steps.
   GraphedGreedyStep(model::LlamaForCausalLMImpl& m, model::DecodeState& state, const at::Tensor& next,
-                    int warmup = 2);
+                    int warmup = 2, int64_t max_steps = 0);
   ~GraphedGreedyStep();
   GraphedGreedyStep(const GraphedGreedyStep&) = delete;
   GraphedGreedyStep& operator=(const GraphedGreedyStep&) = delete;

@@ -40,7 +40,7 @@ inline void add_bench_swap_options(CLI::App& app, BenchModelArgs& a) {
   app.add_flag("--no-softmax", a.no_softmax, "skip the softmax teacher");
   app.add_flag("--no-lawcat", a.no_lawcat, "skip the LAWCAT student");
   app.add_flag("--cuda-graph", o.cuda_graph,
-               "LAWCAT decode: replay one CUDA graph of the whole step per token (GPU; tokens checked against eager)");
+               "decode: replay one CUDA graph of the whole step per token (GPU; the softmax model with a static KV cache; tokens checked against eager)");
   app.add_option("--json", a.json, "write every number to this JSON file");
 }
 

@@ -68,6 +68,13 @@ at::Tensor LlamaAttentionImpl::attention_from_projections(const at::Tensor& q_in
   auto [q, k, v] = heads_with_rope(options_, q_in, k_in, v_in, ctx);
   const int64_t B = q_in.size(0), T = q_in.size(1);
   at::Tensor key_valid = ctx.valid;  // [B, T] or, with a cache, [B, S]; undefined = no pads
+  if (auto* fixed = dynamic_cast<StaticKVCache*>(ctx.state)) {  // a step captured in a CUDA graph
+    TORCH_CHECK(T == 1 && options_.window() == 0 && !ctx.valid.defined(),
+                "LlamaAttention: a static KV cache takes one unpadded token per step without a window");
+    auto [k_all, v_all, seen] = fixed->write(k, v);  // seen [1, capacity]: positions <= this one
+    const at::Tensor y = sdpa_without_cudnn(q, k_all, v_all, seen, options_.num_heads() != options_.num_kv_heads());
+    return y.transpose(1, 2).reshape({B, T, options_.num_heads() * options_.head_dim()});
+  }
   if (ctx.state) {
     auto* cache = dynamic_cast<KVCache*>(ctx.state);
     TORCH_CHECK(cache, "LlamaAttention: decode state of this layer is not a KVCache");
@@ -101,6 +108,25 @@ std::pair<at::Tensor, at::Tensor> key_query_positions(int64_t T, int64_t S, cons
 }
 
 }  // namespace
+
+at::Tensor sdpa_without_cudnn(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
+                              bool gqa) {
+  // cuDNN (torch's first choice on the H100) builds a plan for every new key length, a fixed
+  // cost of milliseconds per call that made softmax decoding 13-20 tok/s; the flash kernel
+  // (no mask) splits the keys over the SMs, the memory-efficient one takes the mask.
+  auto& context = at::globalContext();
+  const bool cudnn = context.userEnabledCuDNNSDP();
+  context.setSDPUseCuDNN(false);
+  at::Tensor y;
+  try {
+    y = at::scaled_dot_product_attention(q, k, v, mask, 0.0, /*is_causal=*/false, std::nullopt, gqa);
+  } catch (...) {
+    context.setSDPUseCuDNN(cudnn);
+    throw;
+  }
+  context.setSDPUseCuDNN(cudnn);
+  return y;
+}
 
 at::Tensor causal_softmax_attention(const at::Tensor& q, const at::Tensor& k_all, const at::Tensor& v_all,
                                     int64_t window, const at::Tensor& key_valid) {
@@ -146,23 +172,7 @@ at::Tensor causal_softmax_attention(const at::Tensor& q, const at::Tensor& k_all
   if (T == 1) {
     const bool half = q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf;
     const bool grad = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad());
-    if (q.is_cuda() && half && !grad) {
-      // SDPA with its cuDNN backend off: cuDNN (torch's first choice on the H100) builds
-      // a plan for every new key length, a fixed cost of milliseconds per call that made
-      // softmax decoding 13-20 tok/s. The flash kernel splits the keys over the SMs.
-      auto& context = at::globalContext();
-      const bool cudnn = context.userEnabledCuDNNSDP();
-      context.setSDPUseCuDNN(false);
-      at::Tensor y;
-      try {
-        y = at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/false, std::nullopt, gqa);
-      } catch (...) {
-        context.setSDPUseCuDNN(cudnn);
-        throw;
-      }
-      context.setSDPUseCuDNN(cudnn);
-      return y;
-    }
+    if (q.is_cuda() && half && !grad) return sdpa_without_cudnn(q, k, v, {}, gqa);
     // Elsewhere (CPU, fp32, autograd): q [B, H, 1, D] -> [B*Hkv, g, D], the g query heads
     // of a kv head as rows; k, v [B, Hkv, S, D] -> [B*Hkv, S, D] (views of the cache);
     // scores and softmax in fp32, probabilities in the values' dtype.

@@ -66,6 +66,57 @@ at::Tensor KVCache::append_valid(const at::Tensor& valid, int64_t batch, int64_t
   return valid_;
 }
 
+std::pair<at::Tensor, at::Tensor> KVCache::held() const {
+  if (!k_.defined()) return {};
+  return {k_.narrow(2, start_, length_), v_.narrow(2, start_, length_)};
+}
+
+StaticKVCache::StaticKVCache(const at::Tensor& k, const at::Tensor& v, int64_t capacity, const at::Tensor& position)
+    : position_(position) {
+  TORCH_CHECK(k.dim() == 4 && k.sizes() == v.sizes() && capacity >= k.size(2), "StaticKVCache: k ", k.sizes(),
+              ", v ", v.sizes(), " must be [B, Hkv, L, D] with L <= capacity ", capacity);
+  TORCH_CHECK(position.defined() && position.numel() == 1 && position.scalar_type() == at::kLong &&
+                  position.device() == k.device(),
+              "StaticKVCache: position must be an int64 [1] tensor on ", k.device());
+  k_ = at::zeros({k.size(0), k.size(1), capacity, k.size(3)}, k.options());
+  v_ = at::zeros_like(k_);
+  k_.narrow(2, 0, k.size(2)).copy_(k);
+  v_.narrow(2, 0, v.size(2)).copy_(v);
+  slots_ = at::arange(capacity, position.options()).unsqueeze(0);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> StaticKVCache::write(const at::Tensor& k, const at::Tensor& v) {
+  TORCH_CHECK(k.dim() == 4 && k.sizes() == v.sizes() && k.size(2) == 1 && k.size(0) == k_.size(0) &&
+                  k.size(1) == k_.size(1) && k.size(3) == k_.size(3),
+              "StaticKVCache::write: k ", k.sizes(), " and v ", v.sizes(), " must be one position of ", k_.sizes());
+  // Past the buffer index_copy_ would fault on the device; the caller bounds the steps.
+  k_.index_copy_(2, position_, k);
+  v_.index_copy_(2, position_, v);
+  return {k_, v_, slots_ <= position_};
+}
+
+int64_t StaticKVCache::memory_bytes() const { return static_cast<int64_t>(k_.nbytes() + v_.nbytes()); }
+
+void make_kv_caches_static(DecodeState& state, int64_t capacity, const at::Device& device) {
+  TORCH_CHECK(!state.pads.defined(), "make_kv_caches_static: a left-padded batch cannot be made static");
+  TORCH_CHECK(capacity >= state.position, "make_kv_caches_static: capacity ", capacity, " is below the ",
+              state.position, " positions held");
+  at::Tensor position = at::full({1}, state.position, at::TensorOptions().dtype(at::kLong).device(device));
+  for (size_t i = 0; i < state.layers.size(); ++i) {
+    auto* cache = dynamic_cast<KVCache*>(state.layers[i].get());
+    if (!cache) continue;
+    TORCH_CHECK(cache->window() == 0, "make_kv_caches_static: layer ", i, " has a sliding window (", cache->window(),
+                "), whose cache drops positions");
+    TORCH_CHECK(!cache->padded(), "make_kv_caches_static: layer ", i, " holds a left-padded batch");
+    TORCH_CHECK(cache->length() == state.position, "make_kv_caches_static: layer ", i, " holds ", cache->length(),
+                " positions, the state is at ", state.position);
+    auto [k, v] = cache->held();
+    TORCH_CHECK(k.defined(), "make_kv_caches_static: layer ", i, " has an empty cache (prefill first)");
+    state.layers[i] = std::make_unique<StaticKVCache>(k, v, capacity, position);
+  }
+  state.device_position = position;
+}
+
 int64_t KVCache::memory_bytes() const {
   if (!k_.defined()) return 0;
   return static_cast<int64_t>(k_.nbytes() + v_.nbytes() + (valid_.defined() ? valid_.nbytes() : 0));

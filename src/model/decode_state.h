@@ -7,6 +7,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 namespace lawcat::model {
@@ -48,12 +50,37 @@ class KVCache : public LayerState {
   int64_t window() const { return window_; }
   int64_t capacity() const { return k_.defined() ? k_.size(2) : 0; }
   int64_t memory_bytes() const override;
+  bool padded() const { return valid_.defined(); }
+  // Views of the held keys and values, [B, Hkv, length, D] each (undefined before the first append).
+  std::pair<at::Tensor, at::Tensor> held() const;
 
  private:
   at::Tensor k_, v_;  // [B, Hkv, capacity, D]; held positions are [start_, start_ + length_)
   at::Tensor valid_;  // [B, length] bool, only for left-padded batches
   int64_t window_ = 0;
   int64_t start_ = 0, length_ = 0, seen_ = 0;
+};
+
+// Softmax attention's state for a step captured in a CUDA graph (bench/graph_decode.h): keys and
+// values in a buffer of fixed `capacity` positions, written at the position held on the device
+// (DecodeState::device_position), so the step's shapes and addresses never change. Each query
+// attends over the whole buffer through a mask of the positions written so far (the ones after
+// it are zeros and masked out). Made from a KVCache by make_kv_caches_static.
+class StaticKVCache : public LayerState {
+ public:
+  // Copies the held k, v [B, Hkv, L, D] into a buffer of capacity >= L positions; `position`
+  // is an int64 [1] tensor on k's device holding the next position (shared, not copied).
+  StaticKVCache(const at::Tensor& k, const at::Tensor& v, int64_t capacity, const at::Tensor& position);
+  // Writes k, v [B, Hkv, 1, D] at the device position; returns the whole buffers and the
+  // mask [1, capacity] of the keys the query there may see (positions <= the device position).
+  std::tuple<at::Tensor, at::Tensor, at::Tensor> write(const at::Tensor& k, const at::Tensor& v);
+  int64_t capacity() const { return k_.size(2); }
+  int64_t memory_bytes() const override;
+
+ private:
+  at::Tensor k_, v_;      // [B, Hkv, capacity, D]
+  at::Tensor slots_;      // [1, capacity] int64: 0 .. capacity - 1
+  at::Tensor position_;   // [1] int64, the DecodeState's device_position
 };
 
 // State of a whole model: one LayerState per layer plus the position offset.
@@ -64,6 +91,10 @@ struct DecodeState {
   // Left pads per row [B] int64 (set by a padded prefill; undefined = none): row b's token at
   // index t has position t - pads[b], so each row's positions start at 0 at its first real token.
   at::Tensor pads;
+  // The next token's position as an int64 [1] tensor on the model's device, defined once
+  // make_kv_caches_static made the state capturable: the model then takes RoPE's position from it
+  // and advances it on the device, so a CUDA graph of one step stays right when replayed.
+  at::Tensor device_position;
 
   int64_t memory_bytes() const {
     int64_t n = 0;
@@ -71,5 +102,10 @@ struct DecodeState {
     return n;
   }
 };
+
+// Turns every softmax layer's KVCache of `state` into a StaticKVCache of `capacity` positions and
+// sets state.device_position; other layer states are left as they are. Throws (naming the layer)
+// for a sliding-window cache, a left-padded batch, or a capacity below what is held.
+void make_kv_caches_static(DecodeState& state, int64_t capacity, const at::Device& device);
 
 }  // namespace lawcat::model

@@ -137,6 +137,16 @@ at::Tensor LlamaForCausalLMImpl::hidden_states(const at::Tensor& input_ids, Deco
   }
   at::Tensor x = embed(input_ids);  // [B, T, D]
   MixerContext ctx = mixer_context(offset, T);
+  if (state && state->device_position.defined()) {
+    // A step that may be captured in a CUDA graph: RoPE's row comes from the device position
+    // (the host offset would be frozen into the graph). The tables were grown before the capture.
+    TORCH_CHECK(T == 1 && !pads.defined(), "LlamaForCausalLM: a state with a device position takes one unpadded "
+                                           "token per call, got ", T);
+    TORCH_CHECK(rope_cos_.defined() && rope_cos_.size(0) > offset, "LlamaForCausalLM: RoPE tables end before ",
+                offset);
+    ctx.cos = rope_cos_.index_select(0, state->device_position);  // [1, head_dim]
+    ctx.sin = rope_sin_.index_select(0, state->device_position);
+  }
   if (pads.defined()) {
     // Per-row positions: index t of row b is position offset + t - pads[b] (pads: 0).
     const auto lopts = at::TensorOptions().dtype(at::kLong).device(device());
@@ -155,6 +165,7 @@ at::Tensor LlamaForCausalLMImpl::hidden_states(const at::Tensor& input_ids, Deco
     if (pad_rows.defined()) x = x.masked_fill(pad_rows, 0);  // pads stay zeros (finite) layer after layer
   }
   if (state) state->position += T;
+  if (state && state->device_position.defined()) state->device_position.add_(T);
   return model->norm(x);
 }
 

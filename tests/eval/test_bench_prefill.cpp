@@ -173,8 +173,13 @@ TEST_CASE("bench --cuda-graph: which models can be captured; the CPU is refused"
   const auto c = test::tiny_eval_config();
   auto student = test::tiny_random_model(c, 1, true);
   CHECK(graph_decode_unsupported(*student).empty());
-  auto teacher = test::tiny_random_model(c, 1, false);
-  CHECK_THAT(graph_decode_unsupported(*teacher), LAWCAT_CONTAINS("grow a KV cache per token"));
+  CHECK_FALSE(graph_decode_needs_static_cache(*student));
+  auto teacher = test::tiny_random_model(c, 1, false);  // softmax layers: captured with static KV caches
+  CHECK(graph_decode_unsupported(*teacher).empty());
+  CHECK(graph_decode_needs_static_cache(*teacher));
+  model::set_mixer_mode(*student, model::MixerMode::kTeacher);  // the bench's softmax rows
+  CHECK(graph_decode_needs_static_cache(*student));
+  model::set_mixer_mode(*student, model::MixerMode::kStudent);
   auto windowed = test::tiny_random_model(c, 1, true, 16);
   CHECK_THAT(graph_decode_unsupported(*windowed), LAWCAT_CONTAINS("softmax window"));
 
@@ -206,12 +211,8 @@ TEST_CASE("CUDA: bench decode with --cuda-graph gives the eager step's greedy to
     CAPTURE(row.kind, row.T, row.error);
     CHECK(row.error.empty());
     CHECK(row.decode_tokens_per_s > 0);
-    if (row.kind == "lawcat") {
-      CHECK(row.decode_mode == "cuda graph");
-      CHECK(row.graph_tokens_equal == 1);
-    } else {
-      CHECK(row.decode_mode == "eager");
-    }
+    CHECK(row.decode_mode == "cuda graph");  // both models: the softmax one with static KV caches
+    CHECK(row.graph_tokens_equal == 1);
   }
   CHECK_THAT(format_bench_prefill(r), LAWCAT_CONTAINS("equal to the eager step's at 2 of 2 lengths"));
 }

@@ -96,6 +96,44 @@ TEST_CASE("llama: KV-cache decoding equals the full forward", "[model]") {
   CHECK(max_abs(stepped, full) < 1e-4);
 }
 
+TEST_CASE("llama: a static KV cache (the CUDA-graph decode's) steps like the growing one", "[model]") {
+  at::manual_seed(12);
+  auto m = model::build_llama(tiny_config(false));
+  m->eval();
+  at::NoGradGuard g;
+  const int64_t T = 30, P = 12;
+  at::Tensor ids = ids_tensor({random_ids(T, 97, 5), random_ids(T, 97, 6)});  // [2, T]
+  at::Tensor full = m->forward(ids);                                        // [2, T, V]
+
+  model::DecodeState st = m->new_decode_state(2);
+  std::vector<at::Tensor> parts{m->forward(ids.narrow(1, 0, P), st)};
+  model::make_kv_caches_static(st, T, at::kCPU);
+  REQUIRE(st.device_position.defined());
+  CHECK(st.device_position.item<int64_t>() == P);
+  auto* fixed = dynamic_cast<model::StaticKVCache*>(st.layers[1].get());
+  REQUIRE(fixed);
+  CHECK(fixed->capacity() == T);
+  const int64_t bytes = st.memory_bytes();
+  for (int64_t t = P; t < T; ++t) {
+    st.position = P;  // as in a graph replay, where the host counter stays at the capture's
+    parts.push_back(m->forward(ids.narrow(1, t, 1), st));
+  }
+  // RoPE's row and the cache slot came from the device position, which the step advanced.
+  CHECK(st.device_position.item<int64_t>() == T);
+  CHECK(st.memory_bytes() == bytes);  // nothing grows
+  at::Tensor stepped = at::cat(parts, 1);
+  CAPTURE(max_abs(stepped, full));
+  CHECK(max_abs(stepped, full) < 1e-4);
+
+  // More than one token per step is refused; so are a sliding-window cache and too small a capacity.
+  require_error<c10::Error>([&] { m->forward(ids.narrow(1, 0, 2), st); }, {"one unpadded token per call"});
+  model::DecodeState w = m->new_decode_state(1);
+  m->forward(ids.narrow(0, 0, 1).narrow(1, 0, 4), w);
+  require_error<c10::Error>([&] { model::make_kv_caches_static(w, 3, at::kCPU); }, {"capacity 3", "4 positions"});
+  w.layers[0] = std::make_unique<model::KVCache>(8);
+  require_error<c10::Error>([&] { model::make_kv_caches_static(w, 16, at::kCPU); }, {"layer 0", "sliding window"});
+}
+
 TEST_CASE("llama: attention_output is the pre-o_proj softmax output", "[model]") {
   at::manual_seed(5);
   auto m = model::build_llama(tiny_config(false));
