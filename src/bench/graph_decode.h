@@ -8,7 +8,9 @@
 // softmax layers without a sliding window, whose KV caches are first made static
 // (model::make_kv_caches_static: a buffer of fixed capacity written at a position kept on the
 // device, RoPE's row read from there too). The state's host-side counters stop at the capture:
-// step the state only through the graph afterwards.
+// step the state only through the graph afterwards. The graph reads the model's weights and its
+// RoPE tables where they were at the capture: while it lives, do not move the model or run it
+// eagerly past the positions the capture prepared (the tables would be reallocated).
 #pragma once
 #include <ATen/core/Tensor.h>
 

@@ -72,8 +72,12 @@ at::Tensor LlamaAttentionImpl::attention_from_projections(const at::Tensor& q_in
     TORCH_CHECK(T == 1 && options_.window() == 0 && !ctx.valid.defined(),
                 "LlamaAttention: a static KV cache takes one unpadded token per step without a window");
     auto [k_all, v_all, seen] = fixed->write(k, v);  // seen [1, capacity]: positions <= this one
-    const at::Tensor y = sdpa_without_cudnn(q, k_all, v_all, seen, options_.num_heads() != options_.num_kv_heads());
-    return y.transpose(1, 2).reshape({B, T, options_.num_heads() * options_.head_dim()});
+    // The g query heads of a kv head as g query rows of it ([B, H, 1, D] -> [B, Hkv, g, D]), so
+    // SDPA needs no GQA flag: its memory-efficient kernel takes the mask, but not with GQA (the
+    // math fallback would copy K and V out to every query head, in fp32).
+    const int64_t Hkv = options_.num_kv_heads(), g = options_.num_heads() / Hkv, Dh = options_.head_dim();
+    const at::Tensor y = sdpa_without_cudnn(q.reshape({B, Hkv, g, Dh}), k_all, v_all, seen, false);  // [B, Hkv, g, D]
+    return y.reshape({B, T, options_.num_heads() * Dh});  // T = 1: [B, Hkv, g, D] is [B, 1, H*D] in order
   }
   if (ctx.state) {
     auto* cache = dynamic_cast<KVCache*>(ctx.state);
@@ -109,11 +113,11 @@ std::pair<at::Tensor, at::Tensor> key_query_positions(int64_t T, int64_t S, cons
 
 }  // namespace
 
-at::Tensor sdpa_without_cudnn(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
-                              bool gqa) {
+at::Tensor sdpa_without_cudnn(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                              const std::optional<at::Tensor>& mask, bool gqa) {
   // cuDNN (torch's first choice on the H100) builds a plan for every new key length, a fixed
   // cost of milliseconds per call that made softmax decoding 13-20 tok/s; the flash kernel
-  // (no mask) splits the keys over the SMs, the memory-efficient one takes the mask.
+  // (no mask) splits the keys over the SMs, the memory-efficient one takes a mask (without GQA).
   auto& context = at::globalContext();
   const bool cudnn = context.userEnabledCuDNNSDP();
   context.setSDPUseCuDNN(false);
@@ -172,7 +176,7 @@ at::Tensor causal_softmax_attention(const at::Tensor& q, const at::Tensor& k_all
   if (T == 1) {
     const bool half = q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf;
     const bool grad = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad());
-    if (q.is_cuda() && half && !grad) return sdpa_without_cudnn(q, k, v, {}, gqa);
+    if (q.is_cuda() && half && !grad) return sdpa_without_cudnn(q, k, v, std::nullopt, gqa);
     // Elsewhere (CPU, fp32, autograd): q [B, H, 1, D] -> [B*Hkv, g, D], the g query heads
     // of a kv head as rows; k, v [B, Hkv, S, D] -> [B*Hkv, S, D] (views of the cache);
     // scores and softmax in fp32, probabilities in the values' dtype.

@@ -22,6 +22,7 @@
 #include <torch/nn/modules/linear.h>
 
 #include <memory>
+#include <optional>
 
 #include "model/rmsnorm.h"
 #include "model/token_mixer.h"
@@ -77,9 +78,9 @@ using LlamaAttention = std::shared_ptr<LlamaAttentionImpl>;
 // at::scaled_dot_product_attention with its cuDNN backend switched off for the call (the
 // setting restored, also on error): for decoding, where cuDNN's per-shape plan costs more than
 // the attention. q [B, H, T, D], k, v [B, Hkv, S, D], mask broadcastable to [B, H, T, S] or
-// undefined, gqa when H != Hkv.
-at::Tensor sdpa_without_cudnn(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
-                              bool gqa);
+// nullopt (never an undefined tensor: SDPA rejects that), gqa when H != Hkv.
+at::Tensor sdpa_without_cudnn(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                              const std::optional<at::Tensor>& mask, bool gqa);
 
 // Causal softmax attention where the T queries are the last T of S = past + T
 // positions: q [B, H, T, D], k, v [B, Hkv, S, D] (H a multiple of Hkv) -> [B, H, T, D].
