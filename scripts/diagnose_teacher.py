@@ -12,6 +12,8 @@ Runs the teacher in Hugging Face `transformers` (eager attention, float32, CPU) 
 Seeds 100+ (never the eval's).
 """
 import argparse
+import json
+import os
 import random
 
 import torch
@@ -36,6 +38,9 @@ def main():
     ap.add_argument("--chars", type=int, default=3400, help="garbage characters (3400: a ~1K-token prompt)")
     ap.add_argument("--samples", type=int, default=6)
     ap.add_argument("--seed", type=int, default=100)
+    ap.add_argument("--json", help="also write the per-head needle mass and the copying head (the head with "
+                                   "the most) here: what scripts/repro.sh's sharpen stage reads for `auto`")
+    ap.add_argument("--no-ablation", action="store_true", help="the circuit only, not the ablations")
     a = ap.parse_args()
     import sentencepiece as spm
     import transformers.models.llama.modeling_llama as ml
@@ -86,12 +91,24 @@ def main():
     rows = list(range(P - 1, len(full) - 1))
     print(f"prompt {P} tokens, generated {sp.decode(full[P:])!r}; needle tokens {needle[0]}..{needle[-1]}")
     print("per head: attention mass on the needle while copying the key | mass on the previous token (whole prompt)")
+    mass = []
     for li in range(L):
         w = state["weights"][li]                                                  # [H, T, T]
         nm = w[:, rows][:, :, needle].sum(-1).mean(-1)
         T = w.shape[-1]
         prev = w[:, torch.arange(1, T), torch.arange(0, T - 1)].mean(-1)
         print(f"  L{li}: " + "  ".join(f"h{h} {nm[h]:.2f}|{prev[h]:.2f}" for h in range(H)))
+        mass.append([round(float(x), 4) for x in nm])
+    cl, ch = max(((li, h) for li in range(L) for h in range(H)), key=lambda lh: mass[lh[0]][lh[1]])
+    print(f"copying head: L{cl} h{ch} ({mass[cl][ch]:.2f} of its attention on the needle)")
+    if a.json:
+        tmp = a.json + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"teacher": a.teacher, "needle_mass": mass,
+                       "copy_head": {"layer": cl, "head": ch, "needle_mass": mass[cl][ch]}}, f, indent=1)
+        os.replace(tmp, a.json)
+    if a.no_ablation:
+        return
     # ---- ablations ----
     print(f"passkey accuracy at ~1K tokens ({a.samples} samples, depths 10..100 %), heads replaced by an "
           f"exponential average (alpha {state['alpha']}):")

@@ -17,8 +17,9 @@
 #   REPRO_SET       extra overrides for every training run, e.g. "distill.steps=800 lora.steps=300"
 #   REPRO_EVAL      eval groups (default: passkey niah babilong ppl longppl)
 #   REPRO_PK_SAMPLES  passkey samples per (length, depth) cell (default 5)
-#   REPRO_SHARPEN   the sharpen stage's students as student:layers:heads (space-separated; see
-#                   the stage below), REPRO_SHARPEN_SCALES the feature-map scales it tries
+#   REPRO_SHARPEN   the sharpen stage's students as student:layers:heads or student:auto (the
+#                   teacher's copying head, found by scripts/diagnose_teacher.py), space-separated;
+#                   REPRO_SHARPEN_SCALES the feature-map scales it tries
 #   REPRO_PYTHON    a Python with torch + safetensors for the sharpen stage (default python3)
 #   REPRO_SMOKE=1   a tiny slice on the CPU (2 steps per stage, short prompts): the CI check
 #                   that the recipe, sweeps, evals and report fit together
@@ -72,9 +73,10 @@ else
   PPL_SETS="tinystories gutenberg wikipedia"
   TUNE_PK=(--lengths 1024,2048,4096,8192,16384,32768 --depths 0,25,50,75,100 --samples 2)
 fi
-# The sharpen stage: the copying head (layer 3, head 3 of retriever13m: scripts/diagnose_teacher.py)
-# of the retrieval students, scales tried on eval seed 1 (the reported evals use seed 0).
-SHARPEN_SPECS="${REPRO_SHARPEN-tasks_only_phi128_w8:3:3 tasks_then_generic_phi128_w8:3:3 tasks_only_phi128:3:3 tasks_only_phi128_full:3:3}"
+# The sharpen stage: the teacher's copying head (auto: the head with the most attention on the
+# needle while the teacher copies it, scripts/diagnose_teacher.py; layer 3 head 3 for retriever13m)
+# in the retrieval students, scales tried on eval seed 1 (the reported evals use seed 0).
+SHARPEN_SPECS="${REPRO_SHARPEN-tasks_only_phi128_w8:auto tasks_then_generic_phi128_w8:auto tasks_only_phi128:auto tasks_only_phi128_full:auto}"
 SHARPEN_SCALES="${REPRO_SHARPEN_SCALES:-2 3 4 6 8}"
 TUNE_SEED=1
 PY="${REPRO_PYTHON:-python3}"
@@ -139,6 +141,16 @@ elif has sharpen; then
     IFS=: read -r st layers heads <<< "$spec"
     src="$R/students/$st/export"
     [[ -f "$src/config.json" ]] || { stamp "sharpen: $st has no export, skipped"; continue; }
+    if [[ $layers == auto ]]; then
+      circuit="$R/sharpen/teacher_circuit.json"
+      mkdir -p "$R/sharpen"
+      [[ -s $circuit ]] || "$PY" scripts/diagnose_teacher.py --teacher "$TEACHER" --no-ablation --json "$circuit" \
+        > "$R/sharpen/teacher_circuit.txt" 2>&1 || true
+      read -r layers heads < <("$PY" -c 'import json, sys; h = json.load(open(sys.argv[1]))["copy_head"]; print(h["layer"], h["head"])' \
+        "$circuit" 2>/dev/null) || true
+      [[ -n "${heads:-}" ]] || { stamp "sharpen: $st: no copying head (diagnose_teacher.py needs transformers and sentencepiece; $R/sharpen/teacher_circuit.txt), skipped"; continue; }
+      stamp "sharpen: the teacher's copying head is layer $layers head $heads ($circuit)"
+    fi
     tag="L${layers//,/-}h${heads//,/-}"
     [[ -n "$(ls -d "$R/students/${st}_${tag}x"*/export/config.json 2>/dev/null)" ]] && continue
     stamp "sharpen: $st, layers $layers heads $heads x {$SHARPEN_SCALES} on eval seed $TUNE_SEED"

@@ -32,12 +32,15 @@ TEST_CASE("scripts/repro.sh on a tiny CPU slice: train a student, evaluate it be
   LAWCAT_SHARED_OR_SKIP(teacher, "models/retriever13m/config.json");
   const std::filesystem::path out = lawcat::test::scratch_dir("repro_smoke");
   std::string tried;
-  const std::string py = lawcat::test::find_python(tried);
-  if (py.empty()) WARN("no Python with torch + safetensors (tried " << tried << "): the sharpen stage is not run");
+  // the sharpen stage's `auto` finds the teacher's copying head in transformers (diagnose_teacher.py)
+  const std::string py = lawcat::test::find_python(tried, "torch, safetensors.torch, transformers, sentencepiece");
+  if (py.empty())
+    WARN("no Python with torch, safetensors, transformers and sentencepiece (tried " << tried
+                                                                                     << "): the sharpen stage is not run");
   const std::string stages = py.empty() ? "train eval report" : "train sharpen eval report";
   const std::string cmd = std::string("cd '") + LAWCAT_SOURCE_DIR + "' && REPRO_SMOKE=1 REPRO_ONLY=lawcat REPRO_OUT='" +
                           (out / "runs").string() + "' REPRO_DOCS='" + (out / "docs").string() +
-                          "' REPRO_SHARPEN=lawcat:0:1 REPRO_SHARPEN_SCALES='2 3' REPRO_PYTHON=" +
+                          "' REPRO_SHARPEN=lawcat:auto REPRO_SHARPEN_SCALES='2 3' REPRO_PYTHON=" +
                           lawcat::test::shell_quote(py.empty() ? "python3" : py) + " LAWCAT_BIN='" + LAWCAT_BINARY_DIR +
                           "/lawcat' scripts/repro.sh " + stages + " > '" + (out / "log.txt").string() + "' 2>&1";
   const int rc = std::system(cmd.c_str());
@@ -60,8 +63,10 @@ TEST_CASE("scripts/repro.sh on a tiny CPU slice: train a student, evaluate it be
   CHECK_THAT(read(out / "docs/longppl.csv"), LAWCAT_CONTAINS("teacher,512,"));
   CHECK_THAT(read(out / "docs/README.md"), LAWCAT_CONTAINS("## Headline"));
   if (!py.empty()) {
-    // Both scales scored on the tuning seed; the pick is a student evaluated beside the others,
-    // its command recorded.
+    // The teacher's copying head found (retriever13m: layer 3 head 3, docs/results/NOTES.md); both
+    // scales scored on the tuning seed; the pick is a student evaluated beside the others, its
+    // command recorded.
+    CHECK_THAT(read(out / "runs/sharpen/teacher_circuit.json"), LAWCAT_CONTAINS("\"copy_head\""));
     for (const std::string sc : {"2", "3"}) {
       CAPTURE(sc);
       CHECK(std::filesystem::file_size(out / ("runs/sharpen/lawcat/eval_x" + sc) / "results.jsonl") > 0);
@@ -69,7 +74,7 @@ TEST_CASE("scripts/repro.sh on a tiny CPU slice: train a student, evaluate it be
     }
     std::string picked;
     for (const auto& e : std::filesystem::directory_iterator(out / "runs/students"))
-      if (e.path().filename().string().rfind("lawcat_L0h1x", 0) == 0) picked = e.path().filename().string();
+      if (e.path().filename().string().rfind("lawcat_L3h3x", 0) == 0) picked = e.path().filename().string();
     REQUIRE_FALSE(picked.empty());
     // The pick is the scale with the best mean score, the smaller one on a tie.
     auto mean_score = [&](const std::string& sc) {
@@ -80,9 +85,9 @@ TEST_CASE("scripts/repro.sh on a tiny CPU slice: train a student, evaluate it be
         if (!line.empty()) sum += nlohmann::json::parse(line).at("score").get<double>(), ++n;
       return n ? sum / n : -1.0;
     };
-    CHECK(picked == (mean_score("3") > mean_score("2") ? "lawcat_L0h1x3" : "lawcat_L0h1x2"));
+    CHECK(picked == (mean_score("3") > mean_score("2") ? "lawcat_L3h3x3" : "lawcat_L3h3x2"));
     CHECK(std::filesystem::exists(out / "runs/students" / picked / "export/model.safetensors"));
-    CHECK_THAT(read(out / "runs/students" / picked / "perturb.txt"), LAWCAT_CONTAINS("--layers 0 --heads 1"));
+    CHECK_THAT(read(out / "runs/students" / picked / "perturb.txt"), LAWCAT_CONTAINS("--layers 3 --heads 3"));
     CHECK(std::filesystem::file_size(out / "runs/eval/parts" / picked / "passkey/results.jsonl") > 0);
     CHECK_THAT(summary, LAWCAT_CONTAINS(picked + ","));
   }
