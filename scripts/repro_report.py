@@ -242,6 +242,18 @@ def main():
            "long held-out Gutenberg books (one pass over the first 32K tokens of each).", "",
            "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(r) + " |" for r in rows] + [""]
+    # Students edited after training (the sharpen stage, NOTES.md's sixth round): name <- command.
+    edited = []
+    for m in models:
+        f = os.path.join(a.runs, "students", m, "perturb.txt")
+        if os.path.isfile(f):
+            with open(f) as fh:
+                edited.append(f"| {m} | `{fh.read().strip()}` |")
+    if edited:
+        md += ["Rows named `<student>_L<layer>h<head>x<scale>` (or `_L<layer>x<scale>`: every head of the",
+               "layer) are that student with the feature map of one layer's heads multiplied by the scale",
+               "after training (not part of the paper's method; the scale picked on eval seed 1, never on the",
+               "seed 0 reported here):", "", "| model | made by |", "|---|---|"] + edited + [""]
 
     # ---- passkey detail ----
     if "passkey" in tasks:

@@ -90,6 +90,7 @@ TEST_CASE("scripts/repro.sh on a tiny CPU slice: train a student, evaluate it be
     CHECK_THAT(read(out / "runs/students" / picked / "perturb.txt"), LAWCAT_CONTAINS("--layers 3 --heads 3"));
     CHECK(std::filesystem::file_size(out / "runs/eval/parts" / picked / "passkey/results.jsonl") > 0);
     CHECK_THAT(summary, LAWCAT_CONTAINS(picked + ","));
+    CHECK_THAT(read(out / "docs/README.md"), LAWCAT_CONTAINS("| " + picked + " | `"));  // the report says how it was made
   }
 }
 
