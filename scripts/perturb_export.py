@@ -55,9 +55,12 @@ def main():
     if dst == src or dst.startswith(src + os.sep):
         sys.exit(f"perturb_export: the destination {a.dst} must be outside the source {a.src}")
 
-    def chosen(key, suffix):
+    def layer_of(key):  # model.layers.N.… -> N, else None
         m = re.search(r"layers\.(\d+)\.", key)
-        return key.endswith(suffix) and (not layers or (m and int(m.group(1)) in layers))
+        return int(m.group(1)) if m else None
+
+    def chosen(key, suffix):
+        return key.endswith(suffix) and (not layers or layer_of(key) in layers)
 
     t = load_file(weights)
     edits = []
@@ -79,7 +82,7 @@ def main():
         keys = [k for k in t if chosen(k, suffix)]
         if not keys:
             sys.exit(f"perturb_export: {weights} has no *.{suffix} in the chosen layers: not a LAWCAT export with that part")
-        found = {int(re.search(r"layers\.(\d+)\.", k).group(1)) for k in keys if re.search(r"layers\.(\d+)\.", k)}
+        found = {layer_of(k) for k in keys}
         if layers - found:
             sys.exit(f"perturb_export: {weights} has no *.{suffix} in layer(s) {sorted(layers - found)}")
         for k in keys:

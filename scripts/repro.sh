@@ -167,28 +167,21 @@ elif has sharpen; then
     failed=0
     for p in "${pids[@]}"; do wait "$p" || failed=1; done
     ((failed == 0)) || stamp "sharpen: $st: a scale failed (logs in $w); picking among the scored ones"
-    # The mean passkey score per scale as lawcat's own store reads it: the last record of a key wins,
-    # error records and unreadable lines are skipped; a scale without scores is left out.
+    # The mean passkey score per scale from lawcat eval's own summary (passkey.json: per cell the
+    # mean over its scored samples, error records left out); a scale without one is left out.
     best=$("$PY" - "$w" $SHARPEN_SCALES <<'PY'
 import json, os, sys
 w, scales = sys.argv[1], sys.argv[2:]
 means = {}
 for sc in sorted(scales, key=float):
-    last = {}
     try:
-        with open(os.path.join(w, f"eval_x{sc}", "results.jsonl")) as f:
-            for line in f:
-                try:
-                    r = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(r, dict):
-                    last[r.get("key")] = r
-    except OSError:
+        with open(os.path.join(w, f"eval_x{sc}", "passkey.json")) as f:
+            cells = json.load(f)["cells"]
+    except (OSError, ValueError, KeyError):
         continue
-    s = [r["score"] for r in last.values() if "error" not in r and isinstance(r.get("score"), (int, float))]
-    if s:
-        means[sc] = sum(s) / len(s)
+    n = sum(c["samples"] for c in cells)
+    if n:
+        means[sc] = sum(c["score"] * c["samples"] for c in cells if c["samples"]) / n
 if means:  # the first (smallest) of equal means
     print(max(means, key=means.get))
 PY
