@@ -81,7 +81,7 @@ GraphedGreedyStep::GraphedGreedyStep(model::LlamaForCausalLMImpl& m, model::Deco
     LAWCAT_CHECK(max_steps > 0, ConfigError,
                  "CUDA graph decode: softmax layers need the number of steps, to size their static KV caches");
     const int64_t capacity = state.position + warmup + max_steps;
-    model::make_kv_caches_static(state, capacity, next.device());
+    model::make_kv_caches_static(state, capacity);
     m.rope_cos_sin(0, capacity);  // RoPE rows for every position the replays reach, grown now
     impl_->replays_left = max_steps;
   }

@@ -3,6 +3,7 @@
 #include <c10/util/Exception.h>
 
 #include <algorithm>
+#include <vector>
 
 namespace lawcat::model {
 
@@ -97,11 +98,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> StaticKVCache::write(const at::Te
 
 int64_t StaticKVCache::memory_bytes() const { return static_cast<int64_t>(k_.nbytes() + v_.nbytes()); }
 
-void make_kv_caches_static(DecodeState& state, int64_t capacity, const at::Device& device) {
+void make_kv_caches_static(DecodeState& state, int64_t capacity) {
   TORCH_CHECK(!state.pads.defined(), "make_kv_caches_static: a left-padded batch cannot be made static");
   TORCH_CHECK(capacity >= state.position, "make_kv_caches_static: capacity ", capacity, " is below the ",
               state.position, " positions held");
-  at::Tensor position = at::full({1}, state.position, at::TensorOptions().dtype(at::kLong).device(device));
+  // Every cache checked before any is replaced, so a refusal leaves the state as it was.
+  std::vector<size_t> softmax_layers;
   for (size_t i = 0; i < state.layers.size(); ++i) {
     auto* cache = dynamic_cast<KVCache*>(state.layers[i].get());
     if (!cache) continue;
@@ -110,8 +112,14 @@ void make_kv_caches_static(DecodeState& state, int64_t capacity, const at::Devic
     TORCH_CHECK(!cache->padded(), "make_kv_caches_static: layer ", i, " holds a left-padded batch");
     TORCH_CHECK(cache->length() == state.position, "make_kv_caches_static: layer ", i, " holds ", cache->length(),
                 " positions, the state is at ", state.position);
-    auto [k, v] = cache->held();
-    TORCH_CHECK(k.defined(), "make_kv_caches_static: layer ", i, " has an empty cache (prefill first)");
+    TORCH_CHECK(cache->held().first.defined(), "make_kv_caches_static: layer ", i, " has an empty cache (prefill first)");
+    softmax_layers.push_back(i);
+  }
+  TORCH_CHECK(!softmax_layers.empty(), "make_kv_caches_static: the state has no KV cache");
+  const at::Device device = dynamic_cast<KVCache*>(state.layers[softmax_layers[0]].get())->held().first.device();
+  at::Tensor position = at::full({1}, state.position, at::TensorOptions().dtype(at::kLong).device(device));
+  for (size_t i : softmax_layers) {
+    auto [k, v] = dynamic_cast<KVCache*>(state.layers[i].get())->held();
     state.layers[i] = std::make_unique<StaticKVCache>(k, v, capacity, position);
   }
   state.device_position = position;

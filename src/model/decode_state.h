@@ -104,8 +104,9 @@ struct DecodeState {
 };
 
 // Turns every softmax layer's KVCache of `state` into a StaticKVCache of `capacity` positions and
-// sets state.device_position; other layer states are left as they are. Throws (naming the layer)
-// for a sliding-window cache, a left-padded batch, or a capacity below what is held.
-void make_kv_caches_static(DecodeState& state, int64_t capacity, const at::Device& device);
+// sets state.device_position (on the caches' device); other layer states are left as they are.
+// Throws (naming the layer) for a sliding-window or empty cache, a left-padded batch, a capacity
+// below what is held, or a state without KV caches; a refused state is left unchanged.
+void make_kv_caches_static(DecodeState& state, int64_t capacity);
 
 }  // namespace lawcat::model

@@ -107,7 +107,7 @@ TEST_CASE("llama: a static KV cache (the CUDA-graph decode's) steps like the gro
 
   model::DecodeState st = m->new_decode_state(2);
   std::vector<at::Tensor> parts{m->forward(ids.narrow(1, 0, P), st)};
-  model::make_kv_caches_static(st, T, at::kCPU);
+  model::make_kv_caches_static(st, T);
   REQUIRE(st.device_position.defined());
   CHECK(st.device_position.item<int64_t>() == P);
   auto* fixed = dynamic_cast<model::StaticKVCache*>(st.layers[1].get());
@@ -129,9 +129,11 @@ TEST_CASE("llama: a static KV cache (the CUDA-graph decode's) steps like the gro
   require_error<c10::Error>([&] { m->forward(ids.narrow(1, 0, 2), st); }, {"one unpadded token per call"});
   model::DecodeState w = m->new_decode_state(1);
   m->forward(ids.narrow(0, 0, 1).narrow(1, 0, 4), w);
-  require_error<c10::Error>([&] { model::make_kv_caches_static(w, 3, at::kCPU); }, {"capacity 3", "4 positions"});
-  w.layers[0] = std::make_unique<model::KVCache>(8);
-  require_error<c10::Error>([&] { model::make_kv_caches_static(w, 16, at::kCPU); }, {"layer 0", "sliding window"});
+  require_error<c10::Error>([&] { model::make_kv_caches_static(w, 3); }, {"capacity 3", "4 positions"});
+  w.layers[1] = std::make_unique<model::KVCache>(8);  // the last layer: layer 0 must not be converted first
+  require_error<c10::Error>([&] { model::make_kv_caches_static(w, 16); }, {"layer 1", "sliding window"});
+  CHECK(dynamic_cast<model::KVCache*>(w.layers[0].get()));  // a refused state is left as it was
+  CHECK_FALSE(w.device_position.defined());
 }
 
 TEST_CASE("llama: attention_output is the pre-o_proj softmax output", "[model]") {
