@@ -1,5 +1,10 @@
 #!/usr/bin/env python3
-"""Copy a LAWCAT export with its gate or feature map perturbed: a diagnostic, not a method.
+"""Copy a LAWCAT export or checkpoint with its gate or feature map perturbed (not the paper's method).
+
+The source is an export directory (model.safetensors) or a training checkpoint directory
+(trainable.safetensors, e.g. <run>/distill/best): an edited distill checkpoint can then go
+through stage 2 again (`lawcat distill <config> --stage lora`), so the LoRA adapters are
+trained on top of the edit instead of before it.
 
   --gate-shift D     every gate bias + D. With log(alpha) = logsigmoid(W2 W1 x + b) / tau, a larger
                      b keeps every feature longer (a slow feature's memory -1/log(alpha) grows ~e^D).
@@ -13,6 +18,7 @@ docs/results/NOTES.md uses it to ask what sets a student's retrieval horizon: ho
 forgets, or how sharply its query matches the needle's key.
 
   python3 scripts/perturb_export.py runs/repro/students/tasks_only_phi128_w8/export /tmp/w8_plus1 --gate-shift 1
+  python3 scripts/perturb_export.py runs/a/distill/best runs/b/distill/best --feature-scale 6 --layers 3 --heads 3
 """
 import argparse
 import os
@@ -25,7 +31,7 @@ from safetensors.torch import load_file, save_file
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("src", help="LAWCAT export directory (one model.safetensors)")
+    ap.add_argument("src", help="LAWCAT export directory (model.safetensors) or checkpoint directory (trainable.safetensors)")
     ap.add_argument("dst", help="output directory (a copy of src with the tensors changed)")
     ap.add_argument("--gate-shift", type=float, default=0.0)
     ap.add_argument("--feature-scale", type=float, default=1.0)
@@ -48,9 +54,12 @@ def main():
 
     layers = indices(a.layers, "layers")
     heads = sorted(indices(a.heads, "heads"))
-    weights = os.path.join(a.src, "model.safetensors")
-    if not os.path.isfile(weights):
-        sys.exit(f"perturb_export: {weights} not found (an export directory with one model.safetensors)")
+    for fname in ("model.safetensors", "trainable.safetensors"):
+        weights = os.path.join(a.src, fname)
+        if os.path.isfile(weights):
+            break
+    else:
+        sys.exit(f"perturb_export: {a.src} has neither model.safetensors (an export) nor trainable.safetensors (a checkpoint)")
     src, dst = os.path.realpath(a.src), os.path.realpath(a.dst)
     if dst == src or dst.startswith(src + os.sep):
         sys.exit(f"perturb_export: the destination {a.dst} must be outside the source {a.src}")
@@ -92,8 +101,8 @@ def main():
     # leaves a dst that holds the unperturbed (or a truncated) model.safetensors.
     tmp = dst + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("model.safetensors"))
-    save_file(t, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
+    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(fname))
+    save_file(t, os.path.join(tmp, fname), metadata={"format": "pt"})
     shutil.rmtree(dst, ignore_errors=True)
     os.rename(tmp, dst)
     print(f"perturbed {', '.join(done)}: {a.dst}")

@@ -78,3 +78,37 @@ TEST_CASE("perturb_export.py: scales one head's feature map and shifts gate bias
   CHECK(run(py, shell_quote((dir / "src").string()) + " " + shell_quote((dir / "none").string()), dir / "none.txt") != 0);
   CHECK(test::has(test::read_bytes(dir / "none.txt"), "nothing to do"));
 }
+
+TEST_CASE("perturb_export.py: edits a training checkpoint (trainable.safetensors) the same way", "[io][python]") {
+  std::string tried;
+  const std::string py = test::find_python(tried);
+  if (py.empty()) LAWCAT_SKIP("no Python with torch + safetensors (tried " << tried << ")");
+  const sfs::path dir = test::scratch_dir("perturb_checkpoint");
+  // A distill checkpoint holds only the LAWCAT tensors, in fp32 (what `--stage lora` loads).
+  test::NamedTensors before;
+  for (const auto& [name, t] : tiny_lawcat_export())
+    if (name.find("q_proj") == std::string::npos) before.emplace_back(name, t.to(at::kFloat));
+  sfs::create_directories(dir / "best");
+  save_safetensors(dir / "best/trainable.safetensors", before);
+
+  REQUIRE(run(py, shell_quote((dir / "best").string()) + " " + shell_quote((dir / "edited").string()) +
+                      " --feature-scale 3 --layers 0 --heads 1", dir / "log.txt") == 0);
+  CHECK_FALSE(sfs::exists(dir / "edited/model.safetensors"));  // same file name as the source
+  SafetensorsFile after(dir / "edited/trainable.safetensors");
+  for (const auto& [name, t] : before) {
+    CAPTURE(name);
+    const at::Tensor a = after.load(name);
+    if (name == "model.layers.0.self_attn.feature_map") {
+      CHECK(bit_equal(a[1], t[1] * 3));
+      CHECK(bit_equal(a[0], t[0]));
+      CHECK(bit_equal(a[2], t[2]));
+    } else {
+      CHECK(bit_equal(a, t));
+    }
+  }
+  // A directory with neither file names both.
+  sfs::create_directories(dir / "empty");
+  CHECK(run(py, shell_quote((dir / "empty").string()) + " " + shell_quote((dir / "out").string()) + " --feature-scale 2",
+            dir / "empty.txt") != 0);
+  CHECK(test::has(test::read_bytes(dir / "empty.txt"), "neither model.safetensors"));
+}
