@@ -179,6 +179,63 @@ struct PrologueParams {
 cudaError_t launch_lawcat_prologue_fwd(const PrologueParams& p, cudaStream_t stream);
 
 // ---------------------------------------------------------------------------
+// One LAWCAT decoding step (one token per sequence), the whole core in one launch: per
+// (batch, query head) the conv steps of q and k (per query head filters, k read from its kv
+// head; caches [B, H*D, W-1] in the input dtype, oldest first, rolled in place), φ of both,
+// the gate log α = logsigmoid(a W2^T + b) / tau of the kv head from the fp32 activations
+// a = W1 x, then S <- diag(α) S + φ(k~) v^T, z <- α z + φ(k~), y = φ(q~)^T S / (φ(q~) . z + eps).
+// Conv outputs and φ are rounded to the input dtype as the separate ops round them.
+constexpr bool lawcat_step_supported(DType dtype, int D, int width, int rank) {
+  return dtype != DType::kF32 && lawcat_head_dim_supported(D) && lawcat_width_supported(width) && rank > 0 &&
+         rank <= kLawcatMaxFusedRank;
+}
+struct LawcatStepParams {
+  DType dtype = DType::kBF16;  // q, k, v, conv caches, y
+  int batch = 0, H = 0, Hkv = 0, D = 0, width = 0, rank = 0;  // F = D, f = D / 2
+  float tau = 16.f, eps = 1e-10f;
+  bool normalize = true;
+  const void *q = nullptr, *k = nullptr, *v = nullptr;  // rows [H*D], [Hkv*D], [Hkv*D] (last dim contiguous)
+  int64_t q_batch_stride = 0, k_batch_stride = 0, v_batch_stride = 0;  // elements
+  const float* a = nullptr;                            // [B, R] fp32
+  int64_t a_batch_stride = 0;
+  const float *conv_q = nullptr, *conv_k = nullptr;    // [H * D, W] fp32
+  void *conv_q_cache = nullptr, *conv_k_cache = nullptr;  // [B, H * D, W - 1] contiguous (width > 1)
+  const float* wphi = nullptr;                         // [H, D, D / 2] fp32
+  const float *w2 = nullptr, *b2 = nullptr;            // [Hkv * D, R], [Hkv * D] fp32 (b2 nullable)
+  float* state = nullptr;                              // [B, H, D, D] fp32, updated in place
+  float* normalizer = nullptr;                         // [B, H, D] fp32, updated in place
+  void* y = nullptr;                                   // [B, H, D] contiguous
+};
+cudaError_t launch_lawcat_step(const LawcatStepParams& p, cudaStream_t stream);
+
+// ---------------------------------------------------------------------------
+// Softmax attention of one query token per sequence over a static KV cache whose valid length
+// is on the device (keys 0..*position), for the CUDA-graph decode: split-KV in two launches of
+// fixed shape (csrc_kernels/attention/decode_attention.cu). The g = groups query heads of a kv
+// head are g rows: q [B, Hkv, g, D], caches [B, Hkv, capacity, D] (16-bit, rows 16-byte aligned),
+// out [B, Hkv, g, D]. splits = ceil(capacity / chunk); the part_* workspace holds
+// [B, Hkv, splits, g, D] and [B, Hkv, splits, g] fp32.
+constexpr int kDecodeAttnMaxGroups = 8;
+constexpr bool decode_attention_supported(int D, int groups) {
+  return (D == 64 || D == 128) && groups >= 1 && groups <= kDecodeAttnMaxGroups;
+}
+struct DecodeAttentionParams {
+  DType dtype = DType::kBF16;
+  int batch = 0, Hkv = 0, groups = 1, D = 0, capacity = 0, chunk = 256, splits = 0;
+  float scale = 1.f;                 // applied to q . k (1 / sqrt(D) for SDPA's default)
+  const int64_t* position = nullptr;  // device: this token's position (keys 0..position valid)
+  const void *q = nullptr, *k = nullptr, *v = nullptr;
+  int64_t q_batch_stride = 0, q_head_stride = 0, q_row_stride = 0;  // elements
+  int64_t k_batch_stride = 0, k_head_stride = 0, k_row_stride = 0;
+  int64_t v_batch_stride = 0, v_head_stride = 0, v_row_stride = 0;
+  void* out = nullptr;
+  int64_t out_batch_stride = 0, out_head_stride = 0, out_row_stride = 0;
+  float *part_out = nullptr, *part_max = nullptr, *part_sum = nullptr;
+};
+size_t decode_attention_smem(int groups, int chunk, int D);
+cudaError_t launch_decode_attention(const DecodeAttentionParams& p, cudaStream_t stream);
+
+// ---------------------------------------------------------------------------
 // The whole LAWCAT attention core, forward only (prefill / no-grad), 16-bit inputs,
 // D in {64, 128}, feature dim f = D / 2, conv width 1..8: from the projections
 //   q [tok, H, D], k, v [tok, Hkv, D] (gla.q / gla.k / gla.v with gla's strides) and the

@@ -75,6 +75,7 @@ class StaticKVCache : public LayerState {
   // mask [1, capacity] of the keys the query there may see (positions <= the device position).
   std::tuple<at::Tensor, at::Tensor, at::Tensor> write(const at::Tensor& k, const at::Tensor& v);
   int64_t capacity() const { return k_.size(2); }
+  const at::Tensor& position() const { return position_; }  // the position written last by write()
   int64_t memory_bytes() const override;
 
  private:

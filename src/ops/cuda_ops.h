@@ -99,6 +99,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_core_fwd(
     const at::Tensor& conv_k, const at::Tensor& wphi, const at::Tensor& w2, const at::Tensor& b2, double tau = 16.0,
     double eps = 1e-10, bool normalize = true, LawcatCoreSaved* saved = nullptr);
 
+// One decoding step of the whole LAWCAT core in one kernel (ops::lawcat_core_step's CUDA path):
+// q [B, H*D], k, v [B, Hkv*D] (16-bit, one dtype; last dim contiguous), a = W1 x [B, R] fp32,
+// conv_q / conv_k [H*D, W], wphi [H, D, D/2], w2 [Hkv*D, R], b2 [Hkv*D] (any float dtype; used
+// in fp32). Rolls conv_q_cache / conv_k_cache [B, H*D, W-1] (q's dtype) and updates S [B, H, D, D],
+// z [B, H, D] (fp32) in place. Returns y [B, H, D] in q's dtype. lawcat_step_fused_supported: the
+// kernels' rule (csrc_kernels/api.h lawcat_step_supported).
+bool lawcat_step_fused_supported(const at::Tensor& q, int64_t head_dim, int64_t width, int64_t rank);
+at::Tensor lawcat_step_fused(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& a,
+                             const at::Tensor& conv_q, const at::Tensor& conv_k, at::Tensor& conv_q_cache,
+                             at::Tensor& conv_k_cache, const at::Tensor& wphi, const at::Tensor& w2,
+                             const at::Tensor& b2, at::Tensor& S, at::Tensor& z, double tau, double eps,
+                             bool normalize);
+
 // The fused backward of lawcat_core_fwd (same inputs, its output y, the incoming dy and the
 // saved tensors). Gradients are fp32, except dq (q's dtype); dlogit [B, T, Hkv, D] is w.r.t. the gate logits
 // a W2^T + b (da and dW2 are two GEMMs away), db its row sums. extreme_chunks (device int) > 0 means

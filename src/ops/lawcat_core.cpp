@@ -279,6 +279,32 @@ at::Tensor fused_prefill(const LawcatCoreInputs& in, const LawcatCoreWeights& w,
 #endif
 }
 
+// One decoding step on CUDA through the fused step kernel (conv steps + φ + gate + GLA step in
+// one launch instead of ~25); undefined when the settings or inputs do not fit it (then the
+// separate ops run). LAWCAT_NO_FUSED_STEP=1 turns it off (A/B timing, debugging). y [B, 1, H, D].
+at::Tensor fused_step(const LawcatCoreInputs& in, const LawcatCoreWeights& w, const LawcatCoreOptions& o,
+                      const Dims& d, LawcatCoreState& st) {
+#ifdef LAWCAT_HAVE_CUDA
+  static const bool off = [] {
+    const char* e = std::getenv("LAWCAT_NO_FUSED_STEP");
+    return e && *e && std::string(e) != "0";
+  }();
+  if (off || !in.x.is_cuda() || !fused_settings(in, w, d) || !half_precision(in.q) ||
+      !cuda::lawcat_step_fused_supported(in.q, d.D, w.conv_q.size(1), w.w1.size(0)))
+    return at::Tensor();
+  // a = W1 x in fp32, as the separate ops compute the gate
+  const at::Tensor a = at::linear(in.x.select(1, 0).to(at::kFloat), w.w1.to(at::kFloat));
+  at::Tensor y = cuda::lawcat_step_fused(in.q.select(1, 0), in.k.select(1, 0), in.v.select(1, 0), a, w.conv_q, w.conv_k,
+                                         st.conv_q_cache, st.conv_k_cache, w.wphi, w.w2, w.b2, st.S, st.z, o.tau,
+                                         o.eps, o.normalize);
+  st.seen += d.T;
+  return y.unsqueeze(1);  // [B, 1, H, D]
+#else
+  (void)in, (void)w, (void)o, (void)d, (void)st;
+  return at::Tensor();
+#endif
+}
+
 LawcatFeatures features(const LawcatCoreInputs& in, const LawcatCoreWeights& w, const LawcatCoreOptions& o,
                         const Dims& d, LawcatCoreState* st) {
   const int64_t B = d.B, T = d.T, H = d.H, Hkv = d.Hkv, D = d.D;
@@ -396,6 +422,7 @@ at::Tensor lawcat_core_step(const LawcatCoreInputs& in, const LawcatCoreWeights&
   const Dims d = check_inputs("lawcat_core_step", in, w);
   TORCH_CHECK(is_step(in, &st), "lawcat_core_step: one token (T = 1) without autograd expected, got T = ", d.T,
               at::GradMode::is_enabled() ? " with autograd on" : "");
+  if (at::Tensor y = fused_step(in, w, o, d, st); y.defined()) return y;
   const LawcatFeatures f = features(in, w, o, d, &st);
   if (!st.S.defined()) {
     st.S = at::zeros({d.B, d.H, d.F, d.D}, in.x.options().dtype(at::kFloat));

@@ -250,5 +250,76 @@ LawcatCoreGrads lawcat_core_bwd(const at::Tensor& q, const at::Tensor& k, const 
   return g;
 }
 
+bool lawcat_step_fused_supported(const at::Tensor& q, int64_t head_dim, int64_t width, int64_t rank) {
+  return q.is_cuda() && (q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf) &&
+         k::lawcat_step_supported(to_kdtype(q.scalar_type()), static_cast<int>(head_dim), static_cast<int>(width),
+                                  static_cast<int>(rank));
+}
+
+at::Tensor lawcat_step_fused(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& a,
+                             const at::Tensor& conv_q, const at::Tensor& conv_k, at::Tensor& conv_q_cache,
+                             at::Tensor& conv_k_cache, const at::Tensor& wphi, const at::Tensor& w2,
+                             const at::Tensor& b2, at::Tensor& S, at::Tensor& z, double tau, double eps,
+                             bool normalize) {
+  const char* op = "lawcat_step_fused";
+  TORCH_CHECK(q.dim() == 2 && k.dim() == 2 && v.dim() == 2 && a.dim() == 2 && wphi.dim() == 3, op,
+              ": q [B, H*D], k, v [B, Hkv*D], a [B, R], wphi [H, D, D/2] expected, got ", q.sizes(), ", ", k.sizes(),
+              ", ", v.sizes(), ", ", a.sizes(), ", ", wphi.sizes());
+  const int64_t B = q.size(0), H = wphi.size(0), D = wphi.size(1), R = a.size(1);
+  const int64_t W = conv_q.dim() == 2 ? conv_q.size(1) : -1;
+  TORCH_CHECK(lawcat_step_fused_supported(q, D, W, R), op, ": unsupported configuration (dtype ", q.scalar_type(),
+              ", D ", D, ", conv width ", W, ", gate rank ", R, "); use the separate ops");
+  TORCH_CHECK(q.size(1) == H * D && k.size(1) % D == 0 && k.sizes() == v.sizes() && k.size(0) == B && a.size(0) == B,
+              op, ": q ", q.sizes(), ", k ", k.sizes(), ", v ", v.sizes(), ", a ", a.sizes(), " do not fit wphi ",
+              wphi.sizes());
+  const int64_t Hkv = k.size(1) / D;
+  TORCH_CHECK(Hkv > 0 && H % Hkv == 0, op, ": ", H, " query heads are not a multiple of ", Hkv, " kv heads");
+  TORCH_CHECK(k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type(), op,
+              ": q, k, v must share one dtype");
+  TORCH_CHECK(a.scalar_type() == at::kFloat && a.is_cuda(), op, ": a must be fp32 on CUDA");
+  TORCH_CHECK(conv_q.size(0) == H * D && conv_k.sizes() == conv_q.sizes(), op,
+              ": conv_q / conv_k must be [H*D, W], got ", conv_q.sizes(), ", ", conv_k.sizes());
+  TORCH_CHECK(wphi.size(2) == D / 2, op, ": wphi must be [H, D, D/2], got ", wphi.sizes());
+  TORCH_CHECK(w2.sizes() == at::IntArrayRef({Hkv * D, R}) && (!b2.defined() || b2.numel() == Hkv * D), op,
+              ": w2 must be [Hkv*D, R] and b2 [Hkv*D], got ", w2.sizes(), b2.defined() ? b2.sizes() : at::IntArrayRef{});
+  const auto f32 = q.options().dtype(at::kFloat);
+  if (!S.defined()) S = at::zeros({B, H, D, D}, f32);
+  if (!z.defined()) z = at::zeros({B, H, D}, f32);
+  TORCH_CHECK(S.sizes() == at::IntArrayRef({B, H, D, D}) && z.sizes() == at::IntArrayRef({B, H, D}) &&
+                  S.scalar_type() == at::kFloat && z.scalar_type() == at::kFloat && S.is_contiguous() &&
+                  z.is_contiguous(),
+              op, ": state must be [B, H, D, D] and normalizer [B, H, D], fp32 contiguous, got ", S.sizes(), ", ",
+              z.sizes());
+  if (W > 1) {
+    for (at::Tensor* c : {&conv_q_cache, &conv_k_cache}) {
+      if (!c->defined()) *c = at::zeros({B, H * D, W - 1}, q.options());
+      TORCH_CHECK(c->sizes() == at::IntArrayRef({B, H * D, W - 1}) && c->scalar_type() == q.scalar_type() &&
+                      c->is_contiguous(),
+                  op, ": conv caches must be [B, H*D, W-1] = [", B, ", ", H * D, ", ", W - 1, "] contiguous in q's dtype, got ",
+                  c->sizes());
+    }
+  }
+  const at::Tensor qc = kernel_ready(q), kc = kernel_ready(k), vc = kernel_ready(v), ac = kernel_ready(a);
+  auto f32c = [](const at::Tensor& t) { return t.defined() ? t.to(at::kFloat).contiguous() : t; };
+  const at::Tensor cq = f32c(conv_q), ck = f32c(conv_k), wp = f32c(wphi), w2f = f32c(w2), b2f = f32c(b2);
+  at::Tensor y = at::empty({B, H, D}, q.options());
+  k::LawcatStepParams p;
+  p.dtype = to_kdtype(q.scalar_type());
+  p.batch = static_cast<int>(B), p.H = static_cast<int>(H), p.Hkv = static_cast<int>(Hkv), p.D = static_cast<int>(D);
+  p.width = static_cast<int>(W), p.rank = static_cast<int>(R);
+  p.tau = static_cast<float>(tau), p.eps = static_cast<float>(eps), p.normalize = normalize;
+  p.q = qc.data_ptr(), p.k = kc.data_ptr(), p.v = vc.data_ptr();
+  p.q_batch_stride = qc.stride(0), p.k_batch_stride = kc.stride(0), p.v_batch_stride = vc.stride(0);
+  p.a = ac.data_ptr<float>(), p.a_batch_stride = ac.stride(0);
+  p.conv_q = cq.data_ptr<float>(), p.conv_k = ck.data_ptr<float>();
+  if (W > 1) p.conv_q_cache = conv_q_cache.data_ptr(), p.conv_k_cache = conv_k_cache.data_ptr();
+  p.wphi = wp.data_ptr<float>(), p.w2 = w2f.data_ptr<float>(), p.b2 = b2f.defined() ? b2f.data_ptr<float>() : nullptr;
+  p.state = S.data_ptr<float>(), p.normalizer = z.data_ptr<float>();
+  p.y = y.data_ptr();
+  const c10::cuda::CUDAGuard guard(q.device());
+  check_launch(k::launch_lawcat_step(p, at::cuda::getCurrentCUDAStream()), op);
+  return y;
+}
+
 }  // namespace lawcat::ops::cuda
 #endif  // LAWCAT_HAVE_CUDA
