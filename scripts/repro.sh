@@ -19,7 +19,10 @@
 #   REPRO_PK_SAMPLES  passkey samples per (length, depth) cell (default 5)
 #   REPRO_SHARPEN   the sharpen stage's students as student:layers:heads or student:auto (the
 #                   teacher's copying head, found by scripts/diagnose_teacher.py), space-separated;
-#                   REPRO_SHARPEN_SCALES the feature-map scales it tries
+#                   REPRO_SHARPEN_SCALES the feature-map scales it tries, REPRO_SHARPEN_PICK how it
+#                   picks one: best (the best seed-1 passkey mean, ties to the smaller scale; the
+#                   default) or smallest95 (the smallest scale within 95 % of the best mean: less
+#                   perplexity for a little reach)
 #   REPRO_PYTHON    a Python with torch + safetensors for the sharpen stage (default python3)
 #   REPRO_SMOKE=1   a tiny slice on the CPU (2 steps per stage, short prompts): the CI check
 #                   that the recipe, sweeps, evals and report fit together
@@ -76,8 +79,10 @@ fi
 # The sharpen stage: the teacher's copying head (auto: the head with the most attention on the
 # needle while the teacher copies it, scripts/diagnose_teacher.py; layer 3 head 3 for retriever13m)
 # in the retrieval students, scales tried on eval seed 1 (the reported evals use seed 0).
-SHARPEN_SPECS="${REPRO_SHARPEN-tasks_only_phi128_w8:auto tasks_then_generic_phi128_w8:auto tasks_only_phi128:auto tasks_only_phi128_full:auto}"
+SHARPEN_SPECS="${REPRO_SHARPEN-tasks_only_phi128_w8:auto tasks_then_generic_phi128_w8:auto tasks_only_phi128:auto tasks_only_phi128_full:auto tasks_then_generic_phi128_w8_lora1500:auto tasks_then_generic_phi128_w8_lora4000:auto}"
 SHARPEN_SCALES="${REPRO_SHARPEN_SCALES:-2 3 4 6 8}"
+SHARPEN_PICK="${REPRO_SHARPEN_PICK:-best}"
+[[ $SHARPEN_PICK == best || $SHARPEN_PICK == smallest95 ]] || { echo "repro: REPRO_SHARPEN_PICK must be best or smallest95, got '$SHARPEN_PICK'" >&2; exit 1; }
 TUNE_SEED=1
 PY="${REPRO_PYTHON:-python3}"
 ppl_text() {  # held-out text of a ppl set
@@ -169,9 +174,9 @@ elif has sharpen; then
     ((failed == 0)) || stamp "sharpen: $st: a scale failed (logs in $w); picking among the scored ones"
     # The mean passkey score per scale from lawcat eval's own summary (passkey.json: per cell the
     # mean over its scored samples, error records left out); a scale without one is left out.
-    best=$("$PY" - "$w" $SHARPEN_SCALES <<'PY'
+    best=$("$PY" - "$w" "$SHARPEN_PICK" $SHARPEN_SCALES <<'PY'
 import json, os, sys
-w, scales = sys.argv[1], sys.argv[2:]
+w, rule, scales = sys.argv[1], sys.argv[2], sys.argv[3:]
 means = {}
 for sc in sorted(scales, key=float):
     try:
@@ -182,8 +187,9 @@ for sc in sorted(scales, key=float):
     n = sum(c["samples"] for c in cells)
     if n:
         means[sc] = sum(c["score"] * c["samples"] for c in cells if c["samples"]) / n
-if means:  # the first (smallest) of equal means
-    print(max(means, key=means.get))
+if means:  # best: the first (smallest) of equal means; smallest95: the smallest within 95 % of the best
+    top = max(means.values())
+    print(max(means, key=means.get) if rule == "best" else next(sc for sc in means if means[sc] >= 0.95 * top))
 PY
 )
     [[ -n "$best" ]] || { stamp "sharpen: $st: no scale was scored, skipped"; continue; }
@@ -191,7 +197,7 @@ PY
     mkdir -p "$R/students/$n"
     rm -rf "$R/students/$n/export.tmp" "$R/students/$n/export"
     cp -r "$w/x$best" "$R/students/$n/export.tmp" && mv "$R/students/$n/export.tmp" "$R/students/$n/export"
-    echo "$PY scripts/perturb_export.py $src $R/students/$n/export --feature-scale $best --layers $layers --heads $heads  (picked on eval seed $TUNE_SEED over x{$SHARPEN_SCALES})" \
+    echo "$PY scripts/perturb_export.py $src $R/students/$n/export --feature-scale $best --layers $layers --heads $heads  (picked on eval seed $TUNE_SEED over x{$SHARPEN_SCALES}, rule $SHARPEN_PICK)" \
       > "$R/students/$n/perturb.txt"
     stamp "sharpen: $st -> $n"
   done
