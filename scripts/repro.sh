@@ -172,26 +172,8 @@ elif has sharpen; then
     failed=0
     for p in "${pids[@]}"; do wait "$p" || failed=1; done
     ((failed == 0)) || stamp "sharpen: $st: a scale failed (logs in $w); picking among the scored ones"
-    # The mean passkey score per scale from lawcat eval's own summary (passkey.json: per cell the
-    # mean over its scored samples, error records left out); a scale without one is left out.
-    best=$("$PY" - "$w" "$SHARPEN_PICK" $SHARPEN_SCALES <<'PY'
-import json, os, sys
-w, rule, scales = sys.argv[1], sys.argv[2], sys.argv[3:]
-means = {}
-for sc in sorted(scales, key=float):
-    try:
-        with open(os.path.join(w, f"eval_x{sc}", "passkey.json")) as f:
-            cells = json.load(f)["cells"]
-    except (OSError, ValueError, KeyError):
-        continue
-    n = sum(c["samples"] for c in cells)
-    if n:
-        means[sc] = sum(c["score"] * c["samples"] for c in cells if c["samples"]) / n
-if means:  # best: the first (smallest) of equal means; smallest95: the smallest within 95 % of the best
-    top = max(means.values())
-    print(max(means, key=means.get) if rule == "best" else next(sc for sc in means if means[sc] >= 0.95 * top))
-PY
-)
+    # The pick from lawcat eval's own summaries (passkey.json per scale): scripts/sharpen_pick.py.
+    best=$("$PY" scripts/sharpen_pick.py --rule "$SHARPEN_PICK" "$w" $SHARPEN_SCALES)
     [[ -n "$best" ]] || { stamp "sharpen: $st: no scale was scored, skipped"; continue; }
     n="${st}_${tag}x$best"
     mkdir -p "$R/students/$n"
