@@ -54,12 +54,15 @@ def main():
 
     layers = indices(a.layers, "layers")
     heads = sorted(indices(a.heads, "heads"))
-    for fname in ("model.safetensors", "trainable.safetensors"):
-        weights = os.path.join(a.src, fname)
-        if os.path.isfile(weights):
-            break
-    else:
+    found = [f for f in ("model.safetensors", "trainable.safetensors") if os.path.isfile(os.path.join(a.src, f))]
+    if not found:
         sys.exit(f"perturb_export: {a.src} has neither model.safetensors (an export) nor trainable.safetensors (a checkpoint)")
+    if len(found) == 2:
+        sys.exit(f"perturb_export: {a.src} has both model.safetensors and trainable.safetensors: which one to edit is unclear")
+    fname = found[0]
+    weights = os.path.join(a.src, fname)
+    # A checkpoint's optimizer state and best loss belong to the unedited weights: not copied.
+    skip = (fname, "optimizer.safetensors", "state.json") if fname == "trainable.safetensors" else (fname,)
     src, dst = os.path.realpath(a.src), os.path.realpath(a.dst)
     if dst == src or dst.startswith(src + os.sep):
         sys.exit(f"perturb_export: the destination {a.dst} must be outside the source {a.src}")
@@ -101,7 +104,7 @@ def main():
     # leaves a dst that holds the unperturbed (or a truncated) model.safetensors.
     tmp = dst + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(fname))
+    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(*skip))
     save_file(t, os.path.join(tmp, fname), metadata={"format": "pt"})
     shutil.rmtree(dst, ignore_errors=True)
     os.rename(tmp, dst)

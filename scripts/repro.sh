@@ -18,11 +18,12 @@
 #   REPRO_EVAL      eval groups (default: passkey niah babilong ppl longppl)
 #   REPRO_PK_SAMPLES  passkey samples per (length, depth) cell (default 5)
 #   REPRO_SHARPEN   the sharpen stage's students as student:layers:heads or student:auto (the
-#                   teacher's copying head, found by scripts/diagnose_teacher.py), space-separated;
-#                   REPRO_SHARPEN_SCALES the feature-map scales it tries, REPRO_SHARPEN_PICK how it
-#                   picks one: best (the best seed-1 passkey mean, ties to the smaller scale; the
-#                   default) or smallest95 (the smallest scale within 95 % of the best mean: less
-#                   perplexity for a little reach)
+#                   teacher's copying head, found by scripts/diagnose_teacher.py), each optionally
+#                   :best or :smallest95 (its pick rule), space-separated;
+#                   REPRO_SHARPEN_SCALES the feature-map scales it tries, REPRO_SHARPEN_PICK the
+#                   rule of specs without one: best (the best seed-1 passkey mean, ties to the
+#                   smaller scale; the default) or smallest95 (the smallest scale within 95 % of the
+#                   best mean: less perplexity for a little reach)
 #   REPRO_PYTHON    a Python with torch + safetensors for the sharpen stage (default python3)
 #   REPRO_SMOKE=1   a tiny slice on the CPU (2 steps per stage, short prompts): the CI check
 #                   that the recipe, sweeps, evals and report fit together
@@ -79,7 +80,7 @@ fi
 # The sharpen stage: the teacher's copying head (auto: the head with the most attention on the
 # needle while the teacher copies it, scripts/diagnose_teacher.py; layer 3 head 3 for retriever13m)
 # in the retrieval students, scales tried on eval seed 1 (the reported evals use seed 0).
-SHARPEN_SPECS="${REPRO_SHARPEN-tasks_only_phi128_w8:auto tasks_then_generic_phi128_w8:auto tasks_only_phi128:auto tasks_only_phi128_full:auto tasks_then_generic_phi128_w8_lora1500:auto tasks_then_generic_phi128_w8_lora4000:auto}"
+SHARPEN_SPECS="${REPRO_SHARPEN-tasks_only_phi128_w8:auto tasks_then_generic_phi128_w8:auto tasks_only_phi128:auto tasks_only_phi128_full:auto tasks_then_generic_phi128_w8_lora1500:auto:smallest95 tasks_then_generic_phi128_w8_lora4000:auto:smallest95}"
 SHARPEN_SCALES="${REPRO_SHARPEN_SCALES:-2 3 4 6 8}"
 SHARPEN_PICK="${REPRO_SHARPEN_PICK:-best}"
 [[ $SHARPEN_PICK == best || $SHARPEN_PICK == smallest95 ]] || { echo "repro: REPRO_SHARPEN_PICK must be best or smallest95, got '$SHARPEN_PICK'" >&2; exit 1; }
@@ -136,14 +137,19 @@ has grid && "$B" sweep configs/repro/grid.yaml "${SWEEP_SET[@]}" --output-dir "$
 # ---- 2b. sharpen: the copying head's feature map x s after distillation ------------------------
 # Not part of the paper's method (docs/results/NOTES.md, sixth round): a finished student's W_phi
 # of one layer's heads is scaled (scripts/perturb_export.py) by each of SHARPEN_SCALES, each copy is
-# scored on passkey at eval seed 1, and the best (mean over lengths and depths; ties to the smaller
-# scale) becomes the student <student>_L<layers>h<heads>x<s>, evaluated below like any other.
-# Resumes: a student whose pick exists is skipped, scored copies are not scored again.
+# scored on passkey at eval seed 1, and the pick (scripts/sharpen_pick.py: the spec's rule, else
+# REPRO_SHARPEN_PICK) becomes the student <student>_L<layers>h<heads>x<s>, evaluated below like any
+# other. Specs: student:auto[:rule] or student:layers:heads[:rule], rule best or smallest95.
+# Resumes: a student whose pick exists with the same rule is skipped, scored copies are not scored
+# again; a pick made by another rule is removed (with its eval records) and the pick made again.
 if has sharpen && ! "$PY" -c 'import torch, safetensors.torch' 2>/dev/null; then
   stamp "sharpen: skipped: $PY cannot import torch and safetensors (set REPRO_PYTHON)"
 elif has sharpen; then
   for spec in $SHARPEN_SPECS; do
-    IFS=: read -r st layers heads <<< "$spec"
+    IFS=: read -r st f2 f3 f4 <<< "$spec"
+    if [[ $f2 == auto ]]; then layers=auto heads="" rule="${f3:-$SHARPEN_PICK}"
+    else layers=$f2 heads=$f3 rule="${f4:-$SHARPEN_PICK}"; fi
+    [[ $rule == best || $rule == smallest95 ]] || { echo "repro: sharpen spec '$spec': the rule must be best or smallest95" >&2; exit 1; }
     src="$R/students/$st/export"
     [[ -f "$src/config.json" ]] || { stamp "sharpen: $st has no export, skipped"; continue; }
     if [[ $layers == auto ]]; then
@@ -157,8 +163,18 @@ elif has sharpen; then
       stamp "sharpen: the teacher's copying head is layer $layers head $heads ($circuit)"
     fi
     tag="L${layers//,/-}h${heads//,/-}"
-    [[ -n "$(ls -d "$R/students/${st}_${tag}x"*/export/config.json 2>/dev/null)" ]] && continue
-    stamp "sharpen: $st, layers $layers heads $heads x {$SHARPEN_SCALES} on eval seed $TUNE_SEED"
+    kept=0
+    for d in "$R/students/${st}_${tag}x"*/; do
+      [[ $(basename "$d") =~ ^${st}_${tag}x[0-9.]+$ && -f "$d/export/config.json" ]] || continue  # this stage's picks only
+      made_by=$(cat "$d/perturb.txt" 2>/dev/null || true)
+      prev=best; [[ $made_by == *"rule smallest95"* ]] && prev=smallest95   # picks before the rule was recorded: best
+      if [[ $prev == "$rule" ]]; then kept=1; else
+        stamp "sharpen: $(basename "$d") was picked by rule $prev, not $rule: removed, picking again"
+        rm -rf "$d" "$R/eval/parts/$(basename "$d")"
+      fi
+    done
+    ((kept)) && continue
+    stamp "sharpen: $st, layers $layers heads $heads x {$SHARPEN_SCALES} on eval seed $TUNE_SEED, rule $rule"
     w="$R/sharpen/$st"; mkdir -p "$w"
     pids=()
     for sc in $SHARPEN_SCALES; do
@@ -173,13 +189,13 @@ elif has sharpen; then
     for p in "${pids[@]}"; do wait "$p" || failed=1; done
     ((failed == 0)) || stamp "sharpen: $st: a scale failed (logs in $w); picking among the scored ones"
     # The pick from lawcat eval's own summaries (passkey.json per scale): scripts/sharpen_pick.py.
-    best=$("$PY" scripts/sharpen_pick.py --rule "$SHARPEN_PICK" "$w" $SHARPEN_SCALES)
+    best=$("$PY" scripts/sharpen_pick.py --rule "$rule" "$w" $SHARPEN_SCALES)
     [[ -n "$best" ]] || { stamp "sharpen: $st: no scale was scored, skipped"; continue; }
     n="${st}_${tag}x$best"
     mkdir -p "$R/students/$n"
     rm -rf "$R/students/$n/export.tmp" "$R/students/$n/export"
     cp -r "$w/x$best" "$R/students/$n/export.tmp" && mv "$R/students/$n/export.tmp" "$R/students/$n/export"
-    echo "$PY scripts/perturb_export.py $src $R/students/$n/export --feature-scale $best --layers $layers --heads $heads  (picked on eval seed $TUNE_SEED over x{$SHARPEN_SCALES}, rule $SHARPEN_PICK)" \
+    echo "$PY scripts/perturb_export.py $src $R/students/$n/export --feature-scale $best --layers $layers --heads $heads  (picked on eval seed $TUNE_SEED over x{$SHARPEN_SCALES}, rule $rule)" \
       > "$R/students/$n/perturb.txt"
     stamp "sharpen: $st -> $n"
   done

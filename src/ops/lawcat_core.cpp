@@ -422,7 +422,15 @@ at::Tensor lawcat_core_step(const LawcatCoreInputs& in, const LawcatCoreWeights&
   const Dims d = check_inputs("lawcat_core_step", in, w);
   TORCH_CHECK(is_step(in, &st), "lawcat_core_step: one token (T = 1) without autograd expected, got T = ", d.T,
               at::GradMode::is_enabled() ? " with autograd on" : "");
-  if (at::Tensor y = fused_step(in, w, o, d, st); y.defined()) return y;
+  static bool fused_step_ok = true;  // a kernel error turns the fused step off for the process (logged)
+  if (fused_step_ok) {
+    try {
+      if (at::Tensor y = fused_step(in, w, o, d, st); y.defined()) return y;
+    } catch (const c10::Error& e) {
+      fused_step_ok = false;
+      log::warn("LAWCAT fused decode step failed, using the separate ops from now on: ", e.what_without_backtrace());
+    }
+  }
   const LawcatFeatures f = features(in, w, o, d, &st);
   if (!st.S.defined()) {
     st.S = at::zeros({d.B, d.H, d.F, d.D}, in.x.options().dtype(at::kFloat));

@@ -104,3 +104,50 @@ TEST_CASE("lawcat_core_step on CUDA continues a prefill as the full forward does
   LAWCAT_CHECK_REL("steps after the prefill", got.narrow(1, T0, T - T0), want.narrow(1, T0, T - T0), 2e-2);
 #endif
 }
+
+// Against the separate ops the fused step replaces (lawcat_features + gla_step, the path with
+// LAWCAT_NO_FUSED_STEP=1), token by token with each path's own state; the largest gate rank the
+// kernel takes (128) and 8 query heads per kv head.
+TEST_CASE("lawcat_step_fused CUDA equals the separate ops' step (rank 128, 8 query heads per kv head)", "[cuda]") {
+  LAWCAT_REQUIRE_CUDA_OR_SKIP();
+#ifdef LAWCAT_HAVE_CUDA
+  const int64_t D = GENERATE(64, 128);
+  CAPTURE(D);
+  const int64_t B = 2, T = 16, H = 8, Hkv = 1, R = 128, W = 4, hidden = 64;
+  at::NoGradGuard no_grad;
+  auto o = at::TensorOptions().device(at::kCUDA);
+  const auto dt = at::kBFloat16;
+  lawcat::ops::LawcatCoreWeights w;
+  w.conv_q = at::randn({H * D, W}, o) * 0.5;
+  w.conv_k = at::randn({H * D, W}, o) * 0.5;
+  w.wphi = at::randn({H, D, D / 2}, o) * 0.2;
+  w.w1 = at::randn({R, hidden}, o) * 0.1;
+  w.w2 = at::randn({Hkv * D, R}, o) * 0.1;
+  w.b2 = at::randn({Hkv * D}, o) + 2.0;
+  const lawcat::ops::LawcatCoreOptions opt;
+  const at::Tensor x = cuda_of(at::randn({B, T, hidden}), dt), q = cuda_of(at::randn({B, T, H * D}), dt);
+  const at::Tensor k = cuda_of(at::randn({B, T, Hkv * D}), dt), v = cuda_of(at::randn({B, T, Hkv * D}), dt);
+  lawcat::ops::LawcatCoreState fused, separate;
+  at::Tensor S, z;
+  for (int64_t t = 0; t < T; ++t) {
+    lawcat::ops::LawcatCoreInputs in;
+    in.x = x.narrow(1, t, 1), in.q = q.narrow(1, t, 1), in.k = k.narrow(1, t, 1), in.v = v.narrow(1, t, 1);
+    REQUIRE(lawcat::ops::cuda::lawcat_step_fused_supported(in.q, D, W, R));
+    const at::Tensor a = at::linear(in.x.select(1, 0).to(at::kFloat), w.w1);
+    const at::Tensor yf = lawcat::ops::cuda::lawcat_step_fused(
+        in.q.select(1, 0), in.k.select(1, 0), in.v.select(1, 0), a, w.conv_q, w.conv_k, fused.conv_q_cache,
+        fused.conv_k_cache, w.wphi, w.w2, w.b2, fused.S, fused.z, opt.tau, opt.eps, opt.normalize);
+    const lawcat::ops::LawcatFeatures f = lawcat::ops::lawcat_features(in, w, opt, &separate);
+    if (!S.defined()) S = at::zeros({B, H, D, D}, o), z = at::zeros({B, H, D}, o);
+    lawcat::ops::GlaOptions go;
+    const at::Tensor ys = lawcat::ops::gla_step(f.phiq.select(1, 0), f.phik.select(1, 0), f.v.select(1, 0),
+                                                f.g.select(1, 0), S, z, go);
+    CAPTURE(t);
+    LAWCAT_CHECK_REL("y", yf, ys, 1e-2);
+  }
+  LAWCAT_CHECK_REL("S", fused.S, S, 1e-2);
+  LAWCAT_CHECK_REL("z", fused.z, z, 1e-2);
+  CHECK(at::equal(fused.conv_q_cache, separate.conv_q_cache));
+  CHECK(at::equal(fused.conv_k_cache, separate.conv_k_cache));
+#endif
+}

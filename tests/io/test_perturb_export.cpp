@@ -90,10 +90,14 @@ TEST_CASE("perturb_export.py: edits a training checkpoint (trainable.safetensors
     if (name.find("q_proj") == std::string::npos) before.emplace_back(name, t.to(at::kFloat));
   sfs::create_directories(dir / "best");
   save_safetensors(dir / "best/trainable.safetensors", before);
+  test::write_bytes(dir / "best/state.json", "{\"best_val\": 1.0}");   // belong to the unedited weights
+  test::write_bytes(dir / "best/optimizer.safetensors", "not read");
 
   REQUIRE(run(py, shell_quote((dir / "best").string()) + " " + shell_quote((dir / "edited").string()) +
                       " --feature-scale 3 --layers 0 --heads 1", dir / "log.txt") == 0);
   CHECK_FALSE(sfs::exists(dir / "edited/model.safetensors"));  // same file name as the source
+  CHECK_FALSE(sfs::exists(dir / "edited/state.json"));         // the optimizer state and best loss are not copied
+  CHECK_FALSE(sfs::exists(dir / "edited/optimizer.safetensors"));
   SafetensorsFile after(dir / "edited/trainable.safetensors");
   for (const auto& [name, t] : before) {
     CAPTURE(name);
@@ -111,4 +115,9 @@ TEST_CASE("perturb_export.py: edits a training checkpoint (trainable.safetensors
   CHECK(run(py, shell_quote((dir / "empty").string()) + " " + shell_quote((dir / "out").string()) + " --feature-scale 2",
             dir / "empty.txt") != 0);
   CHECK(test::has(test::read_bytes(dir / "empty.txt"), "neither model.safetensors"));
+  // Both files: refused rather than editing one of them silently.
+  save_safetensors(dir / "best/model.safetensors", before);
+  CHECK(run(py, shell_quote((dir / "best").string()) + " " + shell_quote((dir / "both").string()) + " --feature-scale 2",
+            dir / "both.txt") != 0);
+  CHECK(test::has(test::read_bytes(dir / "both.txt"), "has both"));
 }
