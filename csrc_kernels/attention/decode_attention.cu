@@ -18,26 +18,20 @@ namespace lawcat::kernels::decode_attn {
 constexpr int kThreads = 128, kWarps = kThreads / 32;
 constexpr float kLog2e = 1.4426950408889634f;
 
-__device__ __forceinline__ void load8(const __nv_bfloat16* p, float (&x)[8]) {
+// 8 consecutive 16-bit elements (one 16-byte vector) as floats
+template <typename T>
+__device__ __forceinline__ void load8(const T* p, float (&x)[8]) {
   const uint4 u = __ldg(reinterpret_cast<const uint4*>(p));
   const uint32_t w[4] = {u.x, u.y, u.z, u.w};
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    const float2 f = unpack2(w[i], static_cast<__nv_bfloat16*>(nullptr));
-    x[2 * i] = f.x, x[2 * i + 1] = f.y;
-  }
-}
-__device__ __forceinline__ void load8(const __half* p, float (&x)[8]) {
-  const uint4 u = __ldg(reinterpret_cast<const uint4*>(p));
-  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 f = unpack2(w[i], static_cast<__half*>(nullptr));
+    const float2 f = unpack2(w[i], static_cast<T*>(nullptr));
     x[2 * i] = f.x, x[2 * i + 1] = f.y;
   }
 }
 // fp32 only to instantiate the dtype switch (the launcher refuses fp32 caches)
-__device__ __forceinline__ void load8(const float* p, float (&x)[8]) {
+template <>
+__device__ __forceinline__ void load8<float>(const float* p, float (&x)[8]) {
 #pragma unroll
   for (int i = 0; i < 8; ++i) x[i] = p[i];
 }

@@ -14,6 +14,22 @@
 using lawcat::test::cuda_of;
 using lawcat::test::f64;
 
+namespace {
+// A layer's LAWCAT parameters, random, fp32 on the GPU (gate biases around +2: slow features).
+lawcat::ops::LawcatCoreWeights random_weights(int64_t H, int64_t Hkv, int64_t D, int64_t R, int64_t W, int64_t hidden,
+                                              double w1_scale, double w2_scale) {
+  auto o = at::TensorOptions().device(at::kCUDA);
+  lawcat::ops::LawcatCoreWeights w;
+  w.conv_q = at::randn({H * D, W}, o) * 0.5;
+  w.conv_k = at::randn({H * D, W}, o) * 0.5;
+  w.wphi = at::randn({H, D, D / 2}, o) * 0.2;
+  w.w1 = at::randn({R, hidden}, o) * w1_scale;
+  w.w2 = at::randn({Hkv * D, R}, o) * w2_scale;
+  w.b2 = at::randn({Hkv * D}, o) + 2.0;
+  return w;
+}
+}  // namespace
+
 // W = 1 (no cache), 4 and 8 (the widest); GQA groups 1 and 4; strong gates (b = -300: α ~ 0)
 // in a few features; unnormalized too.
 TEST_CASE("lawcat_step_fused CUDA: stepping T tokens equals the float64 recurrence", "[cuda][sanitize]") {
@@ -74,15 +90,8 @@ TEST_CASE("lawcat_core_step on CUDA continues a prefill as the full forward does
   CAPTURE(D);
   const int64_t B = 2, T0 = 70, T = 80, H = 4, Hkv = 2, R = 16, W = 4, hidden = 96;
   at::NoGradGuard no_grad;
-  auto o = at::TensorOptions().device(at::kCUDA);
   const auto dt = at::kBFloat16;
-  lawcat::ops::LawcatCoreWeights w;
-  w.conv_q = at::randn({H * D, W}, o) * 0.5;
-  w.conv_k = at::randn({H * D, W}, o) * 0.5;
-  w.wphi = at::randn({H, D, D / 2}, o) * 0.2;
-  w.w1 = at::randn({R, hidden}, o) * 0.2;
-  w.w2 = at::randn({Hkv * D, R}, o) * 0.3;
-  w.b2 = at::randn({Hkv * D}, o) + 2.0;
+  const lawcat::ops::LawcatCoreWeights w = random_weights(H, Hkv, D, R, W, hidden, 0.2, 0.3);
   lawcat::ops::LawcatCoreInputs all;
   all.x = cuda_of(at::randn({B, T, hidden}), dt);
   all.q = cuda_of(at::randn({B, T, H * D}), dt);
@@ -117,13 +126,7 @@ TEST_CASE("lawcat_step_fused CUDA equals the separate ops' step (rank 128, 8 que
   at::NoGradGuard no_grad;
   auto o = at::TensorOptions().device(at::kCUDA);
   const auto dt = at::kBFloat16;
-  lawcat::ops::LawcatCoreWeights w;
-  w.conv_q = at::randn({H * D, W}, o) * 0.5;
-  w.conv_k = at::randn({H * D, W}, o) * 0.5;
-  w.wphi = at::randn({H, D, D / 2}, o) * 0.2;
-  w.w1 = at::randn({R, hidden}, o) * 0.1;
-  w.w2 = at::randn({Hkv * D, R}, o) * 0.1;
-  w.b2 = at::randn({Hkv * D}, o) + 2.0;
+  const lawcat::ops::LawcatCoreWeights w = random_weights(H, Hkv, D, R, W, hidden, 0.1, 0.1);
   const lawcat::ops::LawcatCoreOptions opt;
   const at::Tensor x = cuda_of(at::randn({B, T, hidden}), dt), q = cuda_of(at::randn({B, T, H * D}), dt);
   const at::Tensor k = cuda_of(at::randn({B, T, Hkv * D}), dt), v = cuda_of(at::randn({B, T, Hkv * D}), dt);
