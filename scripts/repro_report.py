@@ -60,7 +60,8 @@ def gnuplot(script):
 # students (passkey_vs_length_key.png); the ones absent from a run are left out.
 KEY_MODELS = ["teacher", "lawcat", "lolcats", "tasks_heavy_phi128", "tasks_only", "tasks_only_lolcats",
               "tasks_only_phi128", "tasks_only_phi128_full", "tasks_only_phi128_w8",
-              "tasks_only_phi128_w8_L3h3x6", "tasks_then_generic_phi128_w8", "tasks_then_generic_phi128_w8_L3h3x6"]
+              "tasks_only_phi128_w8_L3h3x6", "tasks_then_generic_phi128_w8", "tasks_then_generic_phi128_w8_L3h3x6",
+              "tasks_then_generic_phi128_w8_lora4000", "tasks_then_generic_phi128_w8_lora4000_L3h3x4"]
 
 
 def lines_plot(png, title, xlabel, ylabel, series, logx=True, yrange="[*:*]"):
