@@ -187,6 +187,7 @@ struct StageConfig {
   double lora_alpha = 16.0;
   double lora_dropout = 0.0;
   std::vector<std::string> lora_targets = {"q_proj", "k_proj", "v_proj", "o_proj"};
+  std::vector<int64_t> lora_layers;     // decoder layers that get adapters; empty = all
   bool train_lawcat = false;            // stage 2: also train the LAWCAT parameters
   // This stage's training files instead of data.train (empty: data.train); tokenized and split
   // with the data section's other keys (data.validation, when set, stays shared).
@@ -210,6 +211,7 @@ struct StageConfig {
     v("lora_alpha", lora_alpha, check::positive);
     v("lora_dropout", lora_dropout, check::probability);
     v("lora_targets", lora_targets);
+    v("lora_layers", lora_layers);
     v("train_lawcat", train_lawcat);
     v("data", data);
   }

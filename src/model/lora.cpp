@@ -70,6 +70,11 @@ std::shared_ptr<LoraAdapters> apply_lora(LlamaForCausalLMImpl& model, const Lora
                                                                  "weight, which leaves no place for input dropout");
   LAWCAT_CHECK(!o.targets.empty(), ConfigError, "lora.lora_targets: empty (e.g. [q_proj, k_proj, v_proj, o_proj])");
   std::set<std::string> wanted(o.targets.begin(), o.targets.end()), matched, available;
+  const std::set<int64_t> layers(o.layers.begin(), o.layers.end());
+  const int64_t num_layers = model.num_layers();
+  for (int64_t l : layers)
+    LAWCAT_CHECK(l >= 0 && l < num_layers, ConfigError,
+                 "lora.lora_layers: layer " << l << " is not in the model (decoder layers 0.." << num_layers - 1 << ")");
   std::vector<LoraAdapters::Adapter> adapters;
   std::set<const void*> seen;
   for (auto& item : model.named_modules("", /*include_self=*/false)) {
@@ -86,6 +91,8 @@ std::shared_ptr<LoraAdapters> apply_lora(LlamaForCausalLMImpl& model, const Lora
     if (!linear) continue;
     available.insert(leaf);
     if (!wanted.count(leaf)) continue;
+    if (!layers.empty() && !layers.count(std::stoll(name.substr(13, name.find('.', 13) - 13))))
+      continue;  // model.layers.<N>.…: not a chosen layer
     LAWCAT_CHECK(!linear->named_children().contains("lora_A"), ConfigError,
                  name << " already has a LoRA adapter");
     if (!seen.insert(linear.get()).second) continue;

@@ -35,6 +35,7 @@ struct LoraOptions {
   double alpha = 16.0;
   double dropout = 0.0;  // must be 0 (see above)
   std::vector<std::string> targets = {"q_proj", "k_proj", "v_proj", "o_proj"};
+  std::vector<int64_t> layers;  // decoder layers whose targets get adapters; empty = every layer
   double scale() const { return alpha / static_cast<double>(rank); }
 };
 

@@ -20,6 +20,7 @@ model::LoraOptions lora_options_from_config(const config::StageConfig& cfg) {
   o.alpha = cfg.lora_alpha;
   o.dropout = cfg.lora_dropout;
   o.targets = cfg.lora_targets;
+  o.layers = cfg.lora_layers;
   return o;
 }
 

@@ -383,6 +383,17 @@ TEST_CASE("LoRA: refreshed weights equal the unmerged form; export reloads with 
     auto again = tiny_teacher();
     mo.targets = {"q_proj", "qkv_proj"};
     CHECK_THAT(error_of([&] { model::apply_lora(*again, mo); }), LAWCAT_CONTAINS("no projection named qkv_proj"));
+    // lora_layers: only layer 1's projections get adapters; a layer the model lacks is named.
+    auto one = tiny_teacher();
+    mo.targets = {"q_proj", "k_proj"};
+    mo.layers = {1};
+    auto l1 = model::apply_lora(*one, mo);
+    REQUIRE(l1->parameters().size() == 2 * 2);
+    for (const auto& [n, p] : l1->parameters()) CHECK(n.rfind("model.layers.1.self_attn.", 0) == 0);
+    auto bad = tiny_teacher();
+    mo.layers = {2};
+    CHECK_THAT(error_of([&] { model::apply_lora(*bad, mo); }),
+               LAWCAT_CONTAINS("lora.lora_layers: layer 2 is not in the model (decoder layers 0..1)"));
   }
   // Re-export over an existing directory replaces it.
   model::export_model(*net, nullptr, dir, eo);
