@@ -77,6 +77,9 @@ class LoraAdapters {
 // ConfigError when a target matches nothing (naming it and what exists) or the
 // options are out of range.
 std::shared_ptr<LoraAdapters> apply_lora(LlamaForCausalLMImpl& model, const LoraOptions& options);
+// The same checks without adding anything: the recipe asks before stage 1, so a bad lora.* key is
+// reported before the distillation runs, not after it.
+void check_lora_options(LlamaForCausalLMImpl& model, const LoraOptions& options);
 
 // True for names of LoRA parameters.
 bool is_lora_parameter_name(const std::string& name);

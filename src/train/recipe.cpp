@@ -527,6 +527,8 @@ RecipeResult run_recipe(const config::RunConfig& c, const RecipeOptions& opt) {
   if (lora_own) add_note("lora.data: " + data_note(*lora_own, c.data.seq_len));
   const io::LlamaConfig tcfg = io::load_llama_config(run.teacher_dir / "config.json");
   model::LlamaForCausalLM net = load_student(run, model::resolve_dtype(c.model.dtype, run.device, tcfg));
+  // lora.* checked against the model now, not after stage 1 has run
+  if (c.lora.enabled && opt.stage != "distill") model::check_lora_options(*net, lora_options_from_config(c.lora));
   if (!distill(run, *net, distill_data)) return finish(run);
   if (opt.stage == "distill") return finish(run);
   std::shared_ptr<model::LoraAdapters> lora;

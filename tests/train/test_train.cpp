@@ -513,4 +513,13 @@ TEST_CASE("recipe: a stage's own data (lora.data) replaces data.train for that s
                                          {"data.train=[]", "distill.data=[x.txt]", "lora.data=[y.txt]"}));
   CHECK_THAT(error_of([&] { config::parse_run_config(bad_yaml, "run.yaml", {"data.train=[]", "lora.data=[y.txt]"}); }),
              LAWCAT_CONTAINS("data.train: no training data"));
+  // lora.* keys the model cannot take are reported before stage 1 runs (nothing distilled in vain)
+  for (const std::string& key : {std::string("lora.lora_layers=[9]"), std::string("lora.lora_targets=[qkv_proj]")}) {
+    CAPTURE(key);
+    const std::string early_yaml = std::regex_replace(yaml, std::regex("/run\n"), "/run_early\n");
+    stdfs::remove_all(root / "run_early");
+    const std::string err = error_of([&] { train::run_recipe(config::parse_run_config(early_yaml, "run.yaml", {key}), ro); });
+    CHECK_THAT(err, LAWCAT_CONTAINS(key.substr(0, key.find('='))));
+    CHECK_FALSE(stdfs::exists(root / "run_early" / "distill" / "metrics.jsonl"));
+  }
 }
