@@ -72,7 +72,7 @@ at::Tensor LlamaAttentionImpl::attention_from_projections(const at::Tensor& q_in
   if (auto* fixed = dynamic_cast<StaticKVCache*>(ctx.state)) {  // a step captured in a CUDA graph
     TORCH_CHECK(T == 1 && options_.window() == 0 && !ctx.valid.defined(),
                 "LlamaAttention: a static KV cache takes one unpadded token per step without a window");
-    auto [k_all, v_all, seen] = fixed->write(k, v);  // seen [1, capacity]: positions <= this one
+    auto [k_all, v_all] = fixed->write(k, v);
     // The g query heads of a kv head as g query rows of it ([B, H, 1, D] -> [B, Hkv, g, D]).
     const int64_t Hkv = options_.num_kv_heads(), g = options_.num_heads() / Hkv, Dh = options_.head_dim();
     const at::Tensor qg = q.reshape({B, Hkv, g, Dh});
@@ -81,7 +81,7 @@ at::Tensor LlamaAttentionImpl::attention_from_projections(const at::Tensor& q_in
     // would copy K and V out to every query head, in fp32); it does not split the keys over the SMs.
     const at::Tensor y = ops::static_cache_attention_supported(qg, k_all)
                              ? ops::static_cache_attention(qg, k_all, v_all, fixed->position())
-                             : sdpa_without_cudnn(qg, k_all, v_all, seen, false);  // [B, Hkv, g, D]
+                             : sdpa_without_cudnn(qg, k_all, v_all, fixed->visible(), false);  // [B, Hkv, g, D]
     return y.reshape({B, T, options_.num_heads() * Dh});  // T = 1: [B, Hkv, g, D] is [B, 1, H*D] in order
   }
   if (ctx.state) {

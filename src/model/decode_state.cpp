@@ -86,14 +86,14 @@ StaticKVCache::StaticKVCache(const at::Tensor& k, const at::Tensor& v, int64_t c
   slots_ = at::arange(capacity, position.options()).unsqueeze(0);
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> StaticKVCache::write(const at::Tensor& k, const at::Tensor& v) {
+std::pair<at::Tensor, at::Tensor> StaticKVCache::write(const at::Tensor& k, const at::Tensor& v) {
   TORCH_CHECK(k.dim() == 4 && k.sizes() == v.sizes() && k.size(2) == 1 && k.size(0) == k_.size(0) &&
                   k.size(1) == k_.size(1) && k.size(3) == k_.size(3),
               "StaticKVCache::write: k ", k.sizes(), " and v ", v.sizes(), " must be one position of ", k_.sizes());
   // Past the buffer index_copy_ would fault on the device; the caller bounds the steps.
   k_.index_copy_(2, position_, k);
   v_.index_copy_(2, position_, v);
-  return {k_, v_, slots_ <= position_};
+  return {k_, v_};
 }
 
 int64_t StaticKVCache::memory_bytes() const { return static_cast<int64_t>(k_.nbytes() + v_.nbytes()); }

@@ -7,7 +7,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -71,9 +70,11 @@ class StaticKVCache : public LayerState {
   // Copies the held k, v [B, Hkv, L, D] into a buffer of capacity >= L positions; `position`
   // is an int64 [1] tensor on k's device holding the next position (shared, not copied).
   StaticKVCache(const at::Tensor& k, const at::Tensor& v, int64_t capacity, const at::Tensor& position);
-  // Writes k, v [B, Hkv, 1, D] at the device position; returns the whole buffers and the
-  // mask [1, capacity] of the keys the query there may see (positions <= the device position).
-  std::tuple<at::Tensor, at::Tensor, at::Tensor> write(const at::Tensor& k, const at::Tensor& v);
+  // Writes k, v [B, Hkv, 1, D] at the device position; returns the whole buffers.
+  std::pair<at::Tensor, at::Tensor> write(const at::Tensor& k, const at::Tensor& v);
+  // The mask [1, capacity] of the keys the query at the device position may see (positions <= it),
+  // for attention that cannot read the position itself.
+  at::Tensor visible() const { return slots_ <= position_; }
   int64_t capacity() const { return k_.size(2); }
   const at::Tensor& position() const { return position_; }  // the position written last by write()
   int64_t memory_bytes() const override;

@@ -217,6 +217,11 @@ at::Tensor gate_activations(const at::Tensor& x, const at::Tensor& w1) {
   return at::linear(x, w1.to(x.scalar_type()));
 }
 
+// The same in fp32 (the separate ops' gate and the fused decode step's input).
+at::Tensor gate_activations_fp32(const at::Tensor& x, const at::Tensor& w1) {
+  return at::linear(x.to(at::kFloat), w1.to(at::kFloat));
+}
+
 #ifdef LAWCAT_HAVE_CUDA
 // The conv cache after a sequence, from its last W-1 inputs only: x [B, T, C] -> [B, C, W-1].
 at::Tensor tail_cache(const at::Tensor& x, int64_t width) {
@@ -224,12 +229,21 @@ at::Tensor tail_cache(const at::Tensor& x, int64_t width) {
   return causal_conv1d_cache(x.narrow(1, T - m, m), width);
 }
 
+// Whether an environment switch such as LAWCAT_NO_FUSED_PREFILL=1 is set (anything but empty or 0).
+bool env_flag(const char* name) {
+  const char* e = std::getenv(name);
+  return e && *e && std::string(e) != "0";
+}
+
 // LAWCAT_NO_FUSED_PREFILL=1 turns the fused prefill off (A/B timing, debugging).
 bool fused_prefill_disabled() {
-  static const bool off = [] {
-    const char* e = std::getenv("LAWCAT_NO_FUSED_PREFILL");
-    return e && *e && std::string(e) != "0";
-  }();
+  static const bool off = env_flag("LAWCAT_NO_FUSED_PREFILL");
+  return off;
+}
+
+// LAWCAT_NO_FUSED_STEP=1 turns the fused decode step off (A/B timing, debugging).
+bool fused_step_disabled() {
+  static const bool off = env_flag("LAWCAT_NO_FUSED_STEP");
   return off;
 }
 
@@ -285,15 +299,10 @@ at::Tensor fused_prefill(const LawcatCoreInputs& in, const LawcatCoreWeights& w,
 at::Tensor fused_step(const LawcatCoreInputs& in, const LawcatCoreWeights& w, const LawcatCoreOptions& o,
                       const Dims& d, LawcatCoreState& st) {
 #ifdef LAWCAT_HAVE_CUDA
-  static const bool off = [] {
-    const char* e = std::getenv("LAWCAT_NO_FUSED_STEP");
-    return e && *e && std::string(e) != "0";
-  }();
-  if (off || !in.x.is_cuda() || !fused_settings(in, w, d) || !half_precision(in.q) ||
+  if (fused_step_disabled() || !in.x.is_cuda() || !fused_settings(in, w, d) || !half_precision(in.q) ||
       !cuda::lawcat_step_fused_supported(in.q, d.D, w.conv_q.size(1), w.w1.size(0)))
     return at::Tensor();
-  // a = W1 x in fp32, as the separate ops compute the gate
-  const at::Tensor a = at::linear(in.x.select(1, 0).to(at::kFloat), w.w1.to(at::kFloat));
+  const at::Tensor a = gate_activations_fp32(in.x.select(1, 0), w.w1);  // as the separate ops compute the gate
   at::Tensor y = cuda::lawcat_step_fused(in.q.select(1, 0), in.k.select(1, 0), in.v.select(1, 0), a, w.conv_q, w.conv_k,
                                          st.conv_q_cache, st.conv_k_cache, w.wphi, w.w2, w.b2, st.S, st.z, o.tau,
                                          o.eps, o.normalize);
@@ -348,7 +357,7 @@ LawcatFeatures features(const LawcatCoreInputs& in, const LawcatCoreWeights& w, 
   f.phiq = hedgehog_feature_map(q4, w.wphi).to(f.v.scalar_type());
   f.phik = hedgehog_feature_map(k4, w.wphi).to(f.v.scalar_type());
   // W1 then W2 (+ b), in fp32.
-  f.g = w.w1.defined() ? low_rank_log_gate(at::linear(in.x.to(at::kFloat), w.w1), w.w2, w.b2, o.tau, Hkv)
+  f.g = w.w1.defined() ? low_rank_log_gate(gate_activations_fp32(in.x, w.w1), w.w2, w.b2, o.tau, Hkv)
                        : at::zeros({B, T, Hkv, d.F}, in.x.options().dtype(at::kFloat));
   if (pad.defined()) {  // pads: no decay (log α = 0) and nothing accumulated (φ(k~) = 0, S and z alike)
     const at::Tensor pad4 = pad.unsqueeze(-1);  // [B, T, 1, 1]

@@ -16,6 +16,11 @@
 namespace lawcat::ops::cuda {
 using namespace binding;
 
+namespace {
+// A weight as the kernels read it: fp32, contiguous (undefined stays undefined).
+at::Tensor fp32_contiguous(const at::Tensor& t) { return t.defined() ? t.to(at::kFloat).contiguous() : t; }
+}  // namespace
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_prologue_fwd(const at::Tensor& q, const at::Tensor& k,
                                                                    const at::Tensor& a, const at::Tensor& conv_q,
                                                                    const at::Tensor& conv_k, const at::Tensor& wphi,
@@ -40,8 +45,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lawcat_prologue_fwd(const at::Ten
   TORCH_CHECK(!b2.defined() || b2.numel() == Hkv * D, op, ": b2 must have Hkv*D elements");
   const auto dt = kernel_dtype(q.scalar_type());
   const at::Tensor qc = q.to(dt).contiguous(), kc = k.to(dt).contiguous(), ac = a.to(dt).contiguous();
-  auto f32 = [](const at::Tensor& t) { return t.defined() ? t.to(at::kFloat).contiguous() : t; };
-  const at::Tensor cq = f32(conv_q), ck = f32(conv_k), wp = f32(wphi), w2f = f32(w2), b2f = f32(b2);
+  const at::Tensor cq = fp32_contiguous(conv_q), ck = fp32_contiguous(conv_k), wp = fp32_contiguous(wphi),
+                   w2f = fp32_contiguous(w2), b2f = fp32_contiguous(b2);
   at::Tensor phi_q = at::empty({B, T, H, D}, qc.options()), phi_k = at::empty({B, T, H, D}, qc.options());
   at::Tensor g = at::empty({B, T, Hkv, D}, qc.options().dtype(at::kFloat));
   k::PrologueParams p;
@@ -118,8 +123,8 @@ FusedCore prepare_fused(const char* op, const at::Tensor& q, const at::Tensor& k
   in.k = kernel_ready(k);
   in.v = kernel_ready(v);
   fc.ac = kernel_ready(a);
-  auto f32 = [](const at::Tensor& t) { return t.defined() ? t.to(at::kFloat).contiguous() : t; };
-  fc.cq = f32(conv_q), fc.ck = f32(conv_k), fc.wp = f32(wphi), fc.w2f = f32(w2), fc.b2f = f32(b2);
+  fc.cq = fp32_contiguous(conv_q), fc.ck = fp32_contiguous(conv_k), fc.wp = fp32_contiguous(wphi);
+  fc.w2f = fp32_contiguous(w2), fc.b2f = fp32_contiguous(b2);
   fc.pl = make_plan(in, at::Tensor(), per_sm);
   const auto f32o = q.options().dtype(at::kFloat);
   fc.seg_S = at::empty({std::max<int64_t>(fc.pl.num_segs, 1), H, D, D}, f32o);
@@ -300,8 +305,8 @@ at::Tensor lawcat_step_fused(const at::Tensor& q, const at::Tensor& k, const at:
     }
   }
   const at::Tensor qc = kernel_ready(q), kc = kernel_ready(k), vc = kernel_ready(v), ac = kernel_ready(a);
-  auto f32c = [](const at::Tensor& t) { return t.defined() ? t.to(at::kFloat).contiguous() : t; };
-  const at::Tensor cq = f32c(conv_q), ck = f32c(conv_k), wp = f32c(wphi), w2f = f32c(w2), b2f = f32c(b2);
+  const at::Tensor cq = fp32_contiguous(conv_q), ck = fp32_contiguous(conv_k), wp = fp32_contiguous(wphi),
+                   w2f = fp32_contiguous(w2), b2f = fp32_contiguous(b2);
   at::Tensor y = at::empty({B, H, D}, q.options());
   k::LawcatStepParams p;
   p.dtype = to_kdtype(q.scalar_type());
