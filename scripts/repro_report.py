@@ -15,16 +15,23 @@ under <runs>/students, <runs>/grid and <runs>/probe, and writes into <docs>:
   curves.png             stage-1 validation MSE and stage-2 validation CE per student
   records.tar.xz         every raw record (the eval results.jsonl files)
 
+--prior DIR adds an earlier docs/results (e.g. the committed one) under the runs: its records for
+the models the runs did not evaluate, its "made by" rows, training sections, train_*.csv and
+curves.png where the runs have none. The runs are git-ignored and a device machine's runs are gone
+after its session, so a later session's new students are reported beside the earlier ones this way.
+
 It only groups records and takes means (the same cells `lawcat eval` prints); standard library plus
 gnuplot. Hand-written because the layout is this reproduction's, not a general tool.
 """
 import argparse
+import atexit
 import csv
 import json
 import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
 from collections import defaultdict
 
 PPL = {"ppl_tinystories": "TinyStories val", "ppl_gutenberg": "Gutenberg val", "ppl_wikipedia": "Wikipedia val"}
@@ -192,14 +199,65 @@ def records_any(path):
     return out
 
 
+def read_prior(prior, parts):
+    """An earlier docs/results: its records unpacked beside (not over) the runs' parts, its "made by"
+    rows by model and its training sections by sweep (from its README.md)."""
+    merged = tempfile.mkdtemp(prefix="repro_prior_")
+    atexit.register(shutil.rmtree, merged, True)
+    rec = os.path.join(prior, "records.tar.xz")
+    if os.path.isfile(rec):
+        with tarfile.open(rec, "r:xz") as tf:
+            try:
+                tf.extractall(merged, filter="data")
+            except TypeError:  # Python without extraction filters (< 3.11.4): our own archive
+                tf.extractall(merged)
+    if os.path.isdir(parts):  # the runs win: a model they evaluated is taken from them, task by task
+        for m in os.listdir(parts):
+            for t in os.listdir(os.path.join(parts, m)):
+                dst = os.path.join(merged, m, t)
+                shutil.rmtree(dst, ignore_errors=True)
+                shutil.copytree(os.path.join(parts, m, t), dst)
+    made_by, training, section, in_made_by = {}, {}, None, False
+    readme = os.path.join(prior, "README.md")
+    lines = open(readme).read().split("\n") if os.path.isfile(readme) else []
+    run_on = {}  # task -> the devices its section names (the records do not say)
+    for line in lines:
+        if line.startswith("## ") and "; run on " in line:
+            run_on[line[3:].split(" ")[0]] = line.rsplit("; run on ", 1)[1].rstrip(")")
+        if line.startswith("## "):
+            section = line[len("## Training: "):].split(" ")[0] if line.startswith("## Training: ") else None
+            if section:
+                training[section] = line
+            continue
+        if section:
+            training[section] += "\n" + line
+        elif line == "| model | made by |":
+            in_made_by = True
+        elif in_made_by and line.startswith("| ") and "`" in line:
+            made_by[line.split("|")[1].strip()] = line
+        elif not line.startswith("|"):
+            in_made_by = False
+    return {"parts": merged, "made_by": made_by, "run_on": run_on, "training": {k: v.strip() for k, v in training.items()}}
+
+
+def copy_prior(prior, docs, name):
+    src = os.path.join(prior, name)
+    if os.path.isfile(src) and os.path.abspath(src) != os.path.abspath(os.path.join(docs, name)):
+        shutil.copy(src, os.path.join(docs, name))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", default="runs/repro")
     ap.add_argument("--docs", default="docs/results")
     ap.add_argument("--parts", default=None, help="eval parts folder (default <runs>/eval/parts)")
+    ap.add_argument("--prior", default=None, help="an earlier docs/results to report beside the runs")
     a = ap.parse_args()
     parts = a.parts or os.path.join(a.runs, "eval", "parts")
     os.makedirs(a.docs, exist_ok=True)
+    prior = read_prior(a.prior, parts) if a.prior else None
+    if prior:
+        parts = prior["parts"]
     models = sorted(os.listdir(parts), key=lambda m: (m != "teacher", m)) if os.path.isdir(parts) else []
     data = {m: {} for m in models}  # model -> task -> cells
     tasks = set()
@@ -250,6 +308,8 @@ def main():
         if os.path.isfile(f):
             with open(f) as fh:
                 edited.append(f"| {m} | `{fh.read().strip()}` |")
+        elif prior and m in prior["made_by"]:
+            edited.append(prior["made_by"][m])
     if edited:
         md += ["Rows named `<student>_L<layer>h<head>x<scale>` (or `_L<layer>x<scale>`: every head of the",
                "layer) are that student with the feature map of one layer's heads multiplied by the scale",
@@ -303,6 +363,8 @@ def main():
                 if os.path.exists(f):
                     with open(f) as fh:
                         devices.add(json.load(fh).get("settings", {}).get("device", "?"))
+        if prior and t in prior["run_on"]:
+            devices |= set(d for d in prior["run_on"][t].split(", ") if d != "?")
         md += [f"## {t} (% correct, mean over depths; run on {', '.join(sorted(devices)) or '?'})", ""]
         variants = sorted({v for m in models for (v, _, _) in data[m].get(t, {})})
         lens = sorted({L for m in models for (_, L, _) in data[m].get(t, {})})
@@ -341,7 +403,11 @@ def main():
                 body = f.read().split("\n", 3)[-1].strip()
             md += [f"## Training: {sweep} (`lawcat sweep configs/repro/{sweep}.yaml`)", "", body, ""]
             shutil.copy(os.path.join(a.runs, sweep, "results.csv"), os.path.join(a.docs, f"train_{sweep}.csv"))
-    curves_plot(os.path.join(a.docs, "curves.png"), a.runs)
+        elif prior and sweep in prior["training"]:
+            md += [prior["training"][sweep], ""]
+            copy_prior(a.prior, a.docs, f"train_{sweep}.csv")
+    if not curves_plot(os.path.join(a.docs, "curves.png"), a.runs) and prior:
+        copy_prior(a.prior, a.docs, "curves.png")
 
     # ---- raw records ----
     if os.path.isdir(parts):

@@ -92,6 +92,28 @@ TEST_CASE("scripts/repro.sh on a tiny CPU slice: train a student, evaluate it be
     CHECK_THAT(summary, LAWCAT_CONTAINS(picked + ","));
     CHECK_THAT(read(out / "docs/README.md"), LAWCAT_CONTAINS("| " + picked + " | `"));  // the report says how it was made
   }
+  // A later session reports its new runs beside the committed docs (--prior): with no runs at all it
+  // rewrites the same tables; a model only the new runs evaluated joins the ones from the prior docs.
+  const std::filesystem::path again = out / "runs_again", docs2 = out / "docs_again", docs3 = out / "docs_more";
+  std::filesystem::create_directories(again);
+  auto report = [&](const std::filesystem::path& docs) {
+    const std::string c = std::string("cd '") + LAWCAT_SOURCE_DIR + "' && python3 scripts/repro_report.py --runs '" +
+                          again.string() + "' --docs '" + docs.string() + "' --prior '" + (out / "docs").string() +
+                          "' > '" + (out / "log_prior.txt").string() + "' 2>&1";
+    return std::system(c.c_str());
+  };
+  REQUIRE(report(docs2) == 0);
+  CHECK(read(docs2 / "README.md") == read(out / "docs/README.md"));
+  CHECK(read(docs2 / "summary.csv") == summary);
+  CHECK(read(docs2 / "passkey.csv") == read(out / "docs/passkey.csv"));
+  std::filesystem::create_directories(again / "eval/parts");
+  std::filesystem::copy(out / "runs/eval/parts/teacher", again / "eval/parts/newcomer",
+                        std::filesystem::copy_options::recursive);
+  REQUIRE(report(docs3) == 0);
+  const std::string more = read(docs3 / "summary.csv");
+  CHECK_THAT(more, LAWCAT_CONTAINS("newcomer,"));
+  CHECK_THAT(more, LAWCAT_CONTAINS("lawcat,"));
+  CHECK_THAT(more, LAWCAT_CONTAINS("teacher,"));
 }
 
 // scripts/make_repeats.py (the `repeats` students' data): ordinary text in which spans reappear
