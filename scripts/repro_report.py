@@ -68,7 +68,8 @@ def gnuplot(script):
 KEY_MODELS = ["teacher", "lawcat", "lolcats", "tasks_heavy_phi128", "tasks_only", "tasks_only_lolcats",
               "tasks_only_phi128", "tasks_only_phi128_full", "tasks_only_phi128_w8",
               "tasks_only_phi128_w8_L3h3x6", "tasks_then_generic_phi128_w8", "tasks_then_generic_phi128_w8_L3h3x6",
-              "tasks_then_generic_phi128_w8_lora4000", "tasks_then_generic_phi128_w8_lora4000_L3h3x4"]
+              "tasks_then_generic_phi128_w8_lora4000", "tasks_then_generic_phi128_w8_lora4000_L3h3x4",
+              "tasks_then_generic_phi128_w8_L3h3x3_lora1500_no3"]
 
 
 def lines_plot(png, title, xlabel, ylabel, series, logx=True, yrange="[*:*]"):
