@@ -28,6 +28,8 @@
 #   REPRO_SMOKE=1   a tiny slice on the CPU (2 steps per stage, short prompts): the CI check
 #                   that the recipe, sweeps, evals and report fit together
 #   REPRO_OUT       where the runs go (default runs/repro); docs go to REPRO_DOCS (docs/results)
+#   REPRO_PRIOR     an earlier docs/results to report beside these runs (repro_report.py --prior):
+#                   e.g. REPRO_PRIOR=docs/results after training a few new students with REPRO_ONLY
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -262,7 +264,7 @@ fi
 # ---- 4. docs/results ------------------------------------------------------------------------------
 if has report; then
   stamp "report: $DOCS"
-  python3 scripts/repro_report.py --runs "$R" --docs "$DOCS"
+  python3 scripts/repro_report.py --runs "$R" --docs "$DOCS" ${REPRO_PRIOR:+--prior "$REPRO_PRIOR"}
   [[ -f docs/results/NOTES.md && "$DOCS" != docs/results ]] && cp docs/results/NOTES.md "$DOCS/" || true
 fi
 stamp "done"
