@@ -15,10 +15,12 @@ under <runs>/students, <runs>/grid and <runs>/probe, and writes into <docs>:
   curves.png             stage-1 validation MSE and stage-2 validation CE per student
   records.tar.xz         every raw record (the eval results.jsonl files)
 
---prior DIR adds an earlier docs/results (e.g. the committed one) under the runs: its records for
-the models the runs did not evaluate, its "made by" rows, training sections, train_*.csv and
-curves.png where the runs have none. The runs are git-ignored and a device machine's runs are gone
-after its session, so a later session's new students are reported beside the earlier ones this way.
+--prior DIR reports the runs beside an earlier docs/results (e.g. the committed one, in place): its
+records wherever the runs hold no scored record of that model and task, its "made by" rows, its
+training tables (rows of other runs kept beside the runs' sweep rows) and its training curves
+(archived in records.tar.xz; a prior that did not archive them keeps its curves.png and the runs'
+curves go to curves_added.png). The runs are git-ignored and a device machine's runs are gone after
+its session, so a later session's new students are reported beside the earlier ones this way.
 
 It only groups records and takes means (the same cells `lawcat eval` prints); standard library plus
 gnuplot. Hand-written because the layout is this reproduction's, not a general tool.
@@ -32,8 +34,11 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import io
+import sys
 from collections import defaultdict
 
+CURVES_DIR = "_curves"  # the training curves' folder inside records.tar.xz (not a model)
 PPL = {"ppl_tinystories": "TinyStories val", "ppl_gutenberg": "Gutenberg val", "ppl_wikipedia": "Wikipedia val"}
 
 
@@ -147,7 +152,8 @@ def fmt(v, pct=True):
     return f"{100 * v:.0f}" if pct else f"{v:.2f}"
 
 
-def curves_plot(png, runs_root):
+def collect_curves(runs_root):
+    """(stage, run) -> [(step, validation loss)] from the runs' metrics.jsonl (grid runs as grid/<run>)."""
     curves = {}
     for sweep in ("students", "grid"):  # (the probe's curves are in its own table)
         d = os.path.join(runs_root, sweep)
@@ -160,6 +166,10 @@ def curves_plot(png, runs_root):
                     pts = [(r["step"], r["val_loss"]) for r in records_any(mf) if r.get("val_loss") is not None]
                     if pts:
                         curves[(stage, run if sweep == "students" else f"grid/{run}")] = pts
+    return curves
+
+
+def curves_plot(png, curves):
     if not curves:
         return False
     dat = png[:-4] + ".dat"
@@ -201,8 +211,11 @@ def records_any(path):
 
 
 def read_prior(prior, parts):
-    """An earlier docs/results: its records unpacked beside (not over) the runs' parts, its "made by"
-    rows by model and its training sections by sweep (from its README.md)."""
+    """An earlier docs/results: its records unpacked with the runs' parts over them (the runs win task
+    by task, where they hold a scored record), its archived training curves, and from its README.md
+    the "made by" rows by model, the training sections by sweep and the devices each task ran on."""
+    if not os.path.isdir(prior) or not any(os.path.isfile(os.path.join(prior, f)) for f in ("README.md", "records.tar.xz")):
+        sys.exit(f"repro_report: --prior {prior}: not an earlier docs/results (no README.md or records.tar.xz there)")
     merged = tempfile.mkdtemp(prefix="repro_prior_")
     atexit.register(shutil.rmtree, merged, True)
     rec = os.path.join(prior, "records.tar.xz")
@@ -212,33 +225,88 @@ def read_prior(prior, parts):
                 tf.extractall(merged, filter="data")
             except TypeError:  # Python without extraction filters (< 3.11.4): our own archive
                 tf.extractall(merged)
-    if os.path.isdir(parts):  # the runs win: a model they evaluated is taken from them, task by task
+    curves = {}
+    cdir = os.path.join(merged, CURVES_DIR)
+    if os.path.isdir(cdir):
+        for root, _, files in os.walk(cdir):
+            for f in files:
+                stage, _, name = os.path.relpath(os.path.join(root, f), cdir)[:-len(".json")].partition(os.sep)
+                with open(os.path.join(root, f)) as fh:
+                    curves[(stage, name.replace(os.sep, "/"))] = [tuple(p) for p in json.load(fh)]
+        shutil.rmtree(cdir)
+    prior_cells = {(m, t) for m in os.listdir(merged) for t in os.listdir(os.path.join(merged, m))}
+    if os.path.isdir(parts):
         for m in os.listdir(parts):
             for t in os.listdir(os.path.join(parts, m)):
+                # an eval that failed or is still running (no scored record) does not replace earlier records
+                f = os.path.join(parts, m, t, "results.jsonl")
+                if not (os.path.exists(f) and records(f)):
+                    continue
                 dst = os.path.join(merged, m, t)
+                prior_cells.discard((m, t))
                 shutil.rmtree(dst, ignore_errors=True)
                 shutil.copytree(os.path.join(parts, m, t), dst)
+    prior_tasks = {t for _, t in prior_cells}  # tasks some of whose records are still the prior's
     made_by, training, section, in_made_by = {}, {}, None, False
     readme = os.path.join(prior, "README.md")
     lines = open(readme).read().split("\n") if os.path.isfile(readme) else []
     run_on = {}  # task -> the devices its section names (the records do not say)
     for line in lines:
         if line.startswith("## ") and "; run on " in line:
-            run_on[line[3:].split(" ")[0]] = line.rsplit("; run on ", 1)[1].rstrip(")")
+            t = line[3:].split(" ")[0]
+            if t in prior_tasks:
+                run_on[t] = line.rsplit("; run on ", 1)[1].rstrip(")")
         if line.startswith("## "):
             section = line[len("## Training: "):].split(" ")[0] if line.startswith("## Training: ") else None
             if section:
-                training[section] = line
+                training[section] = []
             continue
         if section:
-            training[section] += "\n" + line
+            training[section].append(line)
         elif line == "| model | made by |":
             in_made_by = True
         elif in_made_by and line.startswith("| ") and "`" in line:
             made_by[line.split("|")[1].strip()] = line
         elif not line.startswith("|"):
             in_made_by = False
-    return {"parts": merged, "made_by": made_by, "run_on": run_on, "training": {k: v.strip() for k, v in training.items()}}
+    return {"parts": merged, "made_by": made_by, "run_on": run_on, "curves": curves,
+            "training": {k: "\n".join(v).strip() for k, v in training.items()}}
+
+
+def merge_md_table(prior_body, runs_body):
+    """The runs' sweep table with the prior's rows of other runs kept (rows keyed by their first cell;
+    the runs' rows win, prior rows with another column count are dropped)."""
+    def split(body):
+        tab = [l for l in body.split("\n") if l.startswith("|")]
+        rest = [l for l in body.split("\n") if l and not l.startswith("|")]
+        return tab[:2], tab[2:], rest
+    head, runs_rows, rest = split(runs_body)
+    _, prior_rows, _ = split(prior_body)
+    if not head:
+        return runs_body
+    key = lambda l: l.split("|")[1].strip()
+    new = {key(l): l for l in runs_rows}
+    ncol = head[0].count("|")
+    rows = [new.pop(key(l), l) for l in prior_rows if l.count("|") == ncol or key(l) in new]
+    return "\n".join(head + rows + list(new.values()) + ([""] + rest if rest else []))
+
+
+def merge_csv(prior_csv, runs_csv, out):
+    """train_<sweep>.csv: the prior's rows of other runs, then the runs' (keyed by the first column)."""
+    with open(runs_csv, newline="") as f:
+        rd = csv.DictReader(f)
+        header, runs_rows = rd.fieldnames, list(rd)
+    prior_rows = []
+    if os.path.isfile(prior_csv):
+        with open(prior_csv, newline="") as f:
+            prior_rows = list(csv.DictReader(f))
+    k = header[0]
+    new = {r[k]: r for r in runs_rows}
+    rows = [new.pop(r.get(k), r) for r in prior_rows] + list(new.values())
+    with open(out, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=header, extrasaction="ignore", restval="")
+        w.writeheader()
+        w.writerows(rows)
 
 
 def copy_prior(prior, docs, name):
@@ -399,18 +467,37 @@ def main():
     # ---- training ----
     for sweep in ("students", "probe", "grid"):
         p = os.path.join(a.runs, sweep, "results.md")
+        prior_sec = prior["training"].get(sweep) if prior else None
+        title = f"## Training: {sweep} (`lawcat sweep configs/repro/{sweep}.yaml`)"
         if os.path.exists(p):
             with open(p) as f:
                 body = f.read().split("\n", 3)[-1].strip()
-            md += [f"## Training: {sweep} (`lawcat sweep configs/repro/{sweep}.yaml`)", "", body, ""]
-            shutil.copy(os.path.join(a.runs, sweep, "results.csv"), os.path.join(a.docs, f"train_{sweep}.csv"))
-        elif prior and sweep in prior["training"]:
-            md += [prior["training"][sweep], ""]
+            csv_out = os.path.join(a.docs, f"train_{sweep}.csv")
+            if prior_sec:  # a sweep of a few students (--only): the prior's other students stay
+                body = merge_md_table(prior_sec, body)
+                merge_csv(os.path.join(a.prior, f"train_{sweep}.csv"), os.path.join(a.runs, sweep, "results.csv"), csv_out)
+            else:
+                shutil.copy(os.path.join(a.runs, sweep, "results.csv"), csv_out)
+            md += [title, "", body, ""]
+        elif prior_sec:
+            md += [title, "", prior_sec, ""]
             copy_prior(a.prior, a.docs, f"train_{sweep}.csv")
-    if not curves_plot(os.path.join(a.docs, "curves.png"), a.runs) and prior:
+    curves = collect_curves(a.runs)
+    if prior:
+        for k, v in prior["curves"].items():
+            curves.setdefault(k, v)
+    # A prior whose curves.png was drawn without archiving its curves (no archived curves, or a
+    # curves_added.png beside it) keeps that plot; every archived or new curve goes beside it.
+    prior_png_only = prior and os.path.isfile(os.path.join(a.prior, "curves.png")) and (
+        not prior["curves"] or os.path.isfile(os.path.join(a.prior, "curves_added.png")))
+    if prior_png_only:
         copy_prior(a.prior, a.docs, "curves.png")
+        if curves and curves_plot(os.path.join(a.docs, "curves_added.png"), curves):
+            print("repro_report: the prior's curves.png kept (drawn before curves were archived); the other curves in curves_added.png")
+    else:
+        curves_plot(os.path.join(a.docs, "curves.png"), curves)
 
-    # ---- raw records ----
+    # ---- raw records (and the training curves, so that a later --prior can redraw them) ----
     if os.path.isdir(parts):
         with tarfile.open(os.path.join(a.docs, "records.tar.xz"), "w:xz") as tf:
             for m in models:
@@ -418,6 +505,11 @@ def main():
                     f = os.path.join(parts, m, t, "results.jsonl")
                     if os.path.exists(f):
                         tf.add(f, arcname=f"{m}/{t}/results.jsonl")
+            for (stage, name), pts in sorted(curves.items()):
+                data = json.dumps(pts).encode()
+                info = tarfile.TarInfo(f"{CURVES_DIR}/{stage}/{name}.json")
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
     md += ["## Commands", "",
            "```", "scripts/repro.sh            # on the GPU machine (scripts/gpu_repro.sh carries the data); resumable",
            "```", "",

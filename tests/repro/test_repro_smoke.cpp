@@ -114,6 +114,58 @@ TEST_CASE("scripts/repro.sh on a tiny CPU slice: train a student, evaluate it be
   CHECK_THAT(more, LAWCAT_CONTAINS("newcomer,"));
   CHECK_THAT(more, LAWCAT_CONTAINS("lawcat,"));
   CHECK_THAT(more, LAWCAT_CONTAINS("teacher,"));
+  // The runs win where they hold scored records: the student re-evaluated (each score 0.5, which no real
+  // prompt scores, so the cells can only come from these records) replaces
+  // its prior passkey records; an eval folder without records (failed, or still running) replaces
+  // nothing; a sweep of one new student keeps the prior's other rows of the training table.
+  std::filesystem::create_directories(again / "eval/parts/lawcat/passkey");
+  std::filesystem::create_directories(again / "eval/parts/teacher/longppl");  // no results.jsonl
+  {
+    std::ifstream in(out / "runs/eval/parts/lawcat/passkey/results.jsonl");
+    std::ofstream o(again / "eval/parts/lawcat/passkey/results.jsonl");
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) {
+        auto j = nlohmann::json::parse(line);
+        if (j.contains("score")) j["score"] = 0.5;
+        o << j.dump() << "\n";
+      }
+  }
+  std::filesystem::create_directories(again / "students");
+  const std::string train_csv = read(out / "runs/students/results.csv");
+  const std::string header = train_csv.substr(0, train_csv.find('\n') + 1);
+  std::ofstream(again / "students/results.csv") << header << "added_run" << std::string(
+      std::count(header.begin(), header.end(), ','), ',') << "\n";
+  std::ofstream(again / "students/results.md") << "# t\n\nx\n| run |\n|---|\n| added_run |\n";
+  const std::filesystem::path docs4 = out / "docs_rerun";
+  REQUIRE(report(docs4) == 0);
+  {
+    std::istringstream rows(read(docs4 / "passkey.csv"));
+    int student_cells = 0;
+    for (std::string line; std::getline(rows, line);)
+      if (line.rfind("lawcat,", 0) == 0) {  // model,length,depth,accuracy,samples
+        ++student_cells;
+        CHECK_THAT(line, LAWCAT_CONTAINS(",0.5,"));
+      }
+    CHECK(student_cells > 0);
+  }
+  {
+    std::istringstream rows(read(out / "docs/longppl.csv"));
+    int teacher_buckets = 0;
+    for (std::string line; std::getline(rows, line);)
+      if (line.rfind("teacher,", 0) == 0) {
+        ++teacher_buckets;
+        CHECK_THAT(read(docs4 / "longppl.csv"), LAWCAT_CONTAINS(line));
+      }
+    CHECK(teacher_buckets > 0);
+  }
+  const std::string merged_train = read(docs4 / "train_students.csv");
+  CHECK_THAT(merged_train, LAWCAT_CONTAINS("\nlawcat,"));
+  CHECK_THAT(merged_train, LAWCAT_CONTAINS("\nadded_run,"));
+  // A mistyped --prior is an error, not an empty report.
+  const std::string bad = std::string("cd '") + LAWCAT_SOURCE_DIR + "' && python3 scripts/repro_report.py --runs '" +
+                          again.string() + "' --docs '" + (out / "docs_bad").string() + "' --prior '" +
+                          (out / "no_such_docs").string() + "' > /dev/null 2>&1";
+  CHECK(std::system(bad.c_str()) != 0);
 }
 
 // scripts/make_repeats.py (the `repeats` students' data): ordinary text in which spans reappear
