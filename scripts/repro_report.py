@@ -488,6 +488,7 @@ def main():
             curves.setdefault(k, v)
     # A prior whose curves.png was drawn without archiving its curves (no archived curves, or a
     # curves_added.png beside it) keeps that plot; every archived or new curve goes beside it.
+    curves = dict(sorted(curves.items()))  # the same colours whichever way the curves were gathered
     prior_png_only = prior and os.path.isfile(os.path.join(a.prior, "curves.png")) and (
         not prior["curves"] or os.path.isfile(os.path.join(a.prior, "curves_added.png")))
     if prior_png_only:
@@ -516,7 +517,8 @@ def main():
            "What it runs: `lawcat tasks` (retrieval-task text, training seeds), `lawcat sweep",
            "configs/repro/students.yaml --shard i/n` (all students in parallel on one GPU), `lawcat eval --task",
            "passkey|niah|babilong|ppl|longppl` per model into eval/parts/<model>/<task>, then this report.",
-           "Plots: passkey_heatmap.png, passkey_vs_length.png (passkey_vs_length_key.png: the models NOTES.md compares), nll_by_position.png, curves.png.", ""]
+           "Plots: passkey_heatmap.png, passkey_vs_length.png (passkey_vs_length_key.png: the models NOTES.md compares), nll_by_position.png, curves.png"
+           + (" (curves_added.png: the training curves of later runs)" if os.path.isfile(os.path.join(a.docs, "curves_added.png")) else "") + ".", ""]
     with open(os.path.join(a.docs, "README.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     print(f"repro_report: wrote {a.docs}/README.md ({len(models)} models, tasks: {', '.join(sorted(tasks))})")
