@@ -6,6 +6,9 @@
 #                                        # .devdeps (headers and the safetensors wheel the GPU
 #                                        # machine may lack)
 #   REPRO_PACK=eval scripts/gpu_repro.sh pack   # only what the evals read (no training corpora)
+#   REPRO_PACK=train scripts/gpu_repro.sh pack  # training, `lawcat tasks`, passkey and ppl (no bAbI
+#                                               # test files: BABILong needs them)
+# The device takes at most 64 MiB with the working tree; pack says what the carry adds up to.
 # There (device call with carry [".devdata", ".devdeps", "runs/repro/tasks"]):
 #   scripts/gpu_repro.sh build probe                 # build-gpu, then the diagnosis sweep
 #   scripts/gpu_repro.sh build tasks train eval report
@@ -41,7 +44,11 @@ if [[ "${1:-}" == pack ]]; then
   cp $S/corpora/moby_dick/moby_dick.txt .devdata/corpora/moby_dick/
   cp $S/eval/ruler/* .devdata/eval/ruler/
   cp $S/eval/babilong/* .devdata/eval/babilong/
-  cp $S/eval/babi/tasks_1-20_v1-2/en/qa[123]_* .devdata/eval/babi/tasks_1-20_v1-2/en/
+  if [[ "${REPRO_PACK:-all}" == train ]]; then   # `lawcat tasks` reads the bAbI train files only
+    cp $S/eval/babi/tasks_1-20_v1-2/en/qa[123]_*_train.txt .devdata/eval/babi/tasks_1-20_v1-2/en/
+  else
+    cp $S/eval/babi/tasks_1-20_v1-2/en/qa[123]_* .devdata/eval/babi/tasks_1-20_v1-2/en/
+  fi
   cp -r /usr/include/CLI /usr/include/lzma.h /usr/include/lzma .devdeps/include/
   # rebuild_export.py reads safetensors; the GPU machine's python3 may not have it
   python3 -m pip download safetensors --no-deps --only-binary=:all: --python-version 3.12 \
@@ -51,6 +58,10 @@ if [[ "${1:-}" == pack ]]; then
     || echo "pack: no safetensors wheel (the rebuild stage needs python3's safetensors on the GPU machine)"
   grep -qx '/.devdata/' .git/info/exclude 2>/dev/null || echo '/.devdata/' >> .git/info/exclude
   du -sh .devdata .devdeps
+  tree=$(git ls-files -z | du -cb --files0-from=- | tail -1 | cut -f1)
+  total=$(( tree + $(du -sb .devdata | cut -f1) + $(du -sb .devdeps | cut -f1) ))
+  echo "pack: working tree + .devdata + .devdeps = $(( total / 1048576 )) MiB (the device takes 64 MiB in all)"
+  (( total <= 64 * 1048576 )) || echo "pack: over the device's 64 MiB: REPRO_PACK=train or eval packs less" >&2
   exit 0
 fi
 
