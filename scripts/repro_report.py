@@ -28,14 +28,14 @@ gnuplot. Hand-written because the layout is this reproduction's, not a general t
 import argparse
 import atexit
 import csv
+import io
 import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
-import io
-import sys
 from collections import defaultdict
 
 CURVES_DIR = "_curves"  # the training curves' folder inside records.tar.xz (not a model)
@@ -486,9 +486,9 @@ def main():
     if prior:
         for k, v in prior["curves"].items():
             curves.setdefault(k, v)
+    curves = dict(sorted(curves.items()))  # the same colours whichever way the curves were gathered
     # A prior whose curves.png was drawn without archiving its curves (no archived curves, or a
     # curves_added.png beside it) keeps that plot; every archived or new curve goes beside it.
-    curves = dict(sorted(curves.items()))  # the same colours whichever way the curves were gathered
     prior_png_only = prior and os.path.isfile(os.path.join(a.prior, "curves.png")) and (
         not prior["curves"] or os.path.isfile(os.path.join(a.prior, "curves_added.png")))
     if prior_png_only:
