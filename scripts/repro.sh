@@ -82,7 +82,7 @@ fi
 # The sharpen stage: the teacher's copying head (auto: the head with the most attention on the
 # needle while the teacher copies it, scripts/diagnose_teacher.py; layer 3 head 3 for retriever13m)
 # in the retrieval students, scales tried on eval seed 1 (the reported evals use seed 0).
-SHARPEN_SPECS="${REPRO_SHARPEN-tasks_only_phi128_w8:auto tasks_then_generic_phi128_w8:auto tasks_only_phi128:auto tasks_only_phi128_full:auto tasks_then_generic_phi128_w8_lora1500:auto:smallest95 tasks_then_generic_phi128_w8_lora4000:auto:smallest95}"
+SHARPEN_SPECS="${REPRO_SHARPEN-tasks_only_phi128_w8:auto tasks_then_generic_phi128_w8:auto tasks_only_phi128:auto tasks_only_phi128_full:auto tasks_then_generic_phi128_w8_lora1500:auto:smallest95 tasks_then_generic_phi128_w8_lora4000:auto:smallest95 tasks_then_generic_phi128_w8_window_lora1500:auto:smallest95}"
 SHARPEN_SCALES="${REPRO_SHARPEN_SCALES:-2 3 4 6 8}"
 SHARPEN_PICK="${REPRO_SHARPEN_PICK:-best}"
 [[ $SHARPEN_PICK == best || $SHARPEN_PICK == smallest95 ]] || { echo "repro: REPRO_SHARPEN_PICK must be best or smallest95, got '$SHARPEN_PICK'" >&2; exit 1; }
