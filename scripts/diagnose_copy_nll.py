@@ -28,9 +28,6 @@ import json
 import lzma
 import subprocess
 
-import torch
-from transformers import AutoModelForCausalLM
-
 
 def documents(text_file):
     """Blank-line separated documents of a text file, or the `text` fields of a JSON-lines file (.xz too)."""
@@ -84,6 +81,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", help="write the table here")
     a = ap.parse_args()
+    import torch  # here, so that classes() imports without torch (tests)
+    from transformers import AutoModelForCausalLM
     torch.set_grad_enabled(False)
     torch.set_num_threads(a.threads)
     wins = windows(a.text, a.tokenizer, a.tokens, a.window, a.per_document)
