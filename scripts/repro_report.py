@@ -252,11 +252,10 @@ def read_prior(prior, parts):
     lines = open(readme).read().split("\n") if os.path.isfile(readme) else []
     run_on = {}  # task -> the devices its section names (the records do not say)
     for line in lines:
-        if line.startswith("## ") and "; run on " in line:
-            t = line[3:].split(" ")[0]
-            if t in prior_tasks:
-                run_on[t] = line.rsplit("; run on ", 1)[1].rstrip(")")
         if line.startswith("## "):
+            t = line[3:].split(" ")[0]
+            if "; run on " in line and t in prior_tasks:
+                run_on[t] = line.rsplit("; run on ", 1)[1].rstrip(")")
             section = line[len("## Training: "):].split(" ")[0] if line.startswith("## Training: ") else None
             if section:
                 training[section] = []

@@ -2,23 +2,21 @@
 // by, and on the real teacher, that tokens it can copy from nearby cost it far less than novel ones.
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "common/catch.h"
 #include "common/python.h"
+#include "common/text_file.h"
 
 namespace {
 std::string run(const std::string& cmd, const std::filesystem::path& out) {
   const int rc = std::system((cmd + " > " + lawcat::test::shell_quote(out.string()) + " 2>&1").c_str());
-  std::ifstream f(out);
-  std::stringstream s;
-  s << f.rdbuf();
-  INFO(s.str());
+  const std::string text = lawcat::test::read_text(out);
+  INFO(text);
   REQUIRE(rc == 0);
-  return s.str();
+  return text;
 }
 }  // namespace
 

@@ -17,14 +17,10 @@
 
 #include "common/catch.h"
 #include "common/python.h"
+#include "common/text_file.h"
 
 namespace {
-std::string read(const std::filesystem::path& p) {
-  std::ifstream f(p);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
+std::string read(const std::filesystem::path& p) { return lawcat::test::read_text(p); }
 }  // namespace
 
 TEST_CASE("scripts/repro.sh on a tiny CPU slice: train a student, evaluate it beside the teacher, report",

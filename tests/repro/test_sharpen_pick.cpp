@@ -3,11 +3,11 @@
 // samples left out, `best` (ties to the smaller scale) and `smallest95`.
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 #include <string>
 
 #include "common/catch.h"
 #include "common/python.h"
+#include "common/text_file.h"
 
 namespace {
 namespace sfs = std::filesystem;
@@ -25,10 +25,7 @@ std::string pick(const std::string& py, const sfs::path& dir, const std::string&
                           " --rule " + rule + " " + lawcat::test::shell_quote(dir.string()) + " " + scales + " > " +
                           lawcat::test::shell_quote(out.string()) + " 2>&1";
   REQUIRE(std::system(cmd.c_str()) == 0);
-  std::ifstream f(out);
-  std::stringstream s;
-  s << f.rdbuf();
-  std::string r = s.str();
+  std::string r = lawcat::test::read_text(out);
   while (!r.empty() && (r.back() == '\n' || r.back() == ' ')) r.pop_back();
   return r;
 }
