@@ -13,7 +13,9 @@
 # Environment:
 #   LAWCAT_BIN      the lawcat binary (default build/lawcat)
 #   REPRO_JOBS      processes sharing the GPU (default 8)
-#   REPRO_ONLY      students to run, comma-separated (default: all of configs/repro/students.yaml)
+#   REPRO_ONLY      students to run, comma-separated (default: all of configs/repro/students.yaml);
+#                   the eval stage then scores those and their sharpen picks, and the teacher
+#                   only without REPRO_PRIOR
 #   REPRO_SET       extra overrides for every training run, e.g. "distill.steps=800 lora.steps=300"
 #   REPRO_EVAL      eval groups (default: passkey niah babilong ppl longppl)
 #   REPRO_PK_SAMPLES  passkey samples per (length, depth) cell (default 5)
@@ -56,7 +58,7 @@ if [[ "${REPRO_SMOKE:-0}" == 1 ]]; then
               --set lora.steps=2 --set lora.batch_size=2 --set lora.eval_every=1 --set lora.val_batches=1
               --set export_dtype=fp32)
   DEVICE=(--device cpu)
-  TASKS_ARGS=(--count 14 --min-tokens 96 --max-tokens 160)
+  TASKS_ARGS=(--min-tokens 96 --max-tokens 160) TASKS_COUNT=14 TASKS_MIX_COUNT=4
   REPEATS_ARGS=(--count 14 --words 100 --gap 10 40 --span 4 8)
   PK=(--lengths 256 --depths 0,100 --samples 1)
   NIAH=(--variant s-niah-1 --lengths 256 --depths 50 --samples 1 --max-new-tokens 12)
@@ -68,7 +70,7 @@ if [[ "${REPRO_SMOKE:-0}" == 1 ]]; then
   J=1
 else
   DEVICE=(--device cuda)
-  TASKS_ARGS=(--count 6000 --min-tokens 128 --max-tokens 1024)
+  TASKS_ARGS=(--min-tokens 128 --max-tokens 1024) TASKS_COUNT=6000 TASKS_MIX_COUNT=1500
   REPEATS_ARGS=(--count 6000)
   PK=(--lengths 1024,2048,4096,8192,16384,32768 --depths 0,25,50,75,100 --samples "${REPRO_PK_SAMPLES:-5}")
   NIAH=(--variant s-niah-1,s-niah-2,s-niah-3 --lengths 1024,2048,4096,8192,16384 --depths 0,25,50,75,100
@@ -82,7 +84,7 @@ fi
 # The sharpen stage: the teacher's copying head (auto: the head with the most attention on the
 # needle while the teacher copies it, scripts/diagnose_teacher.py; layer 3 head 3 for retriever13m)
 # in the retrieval students, scales tried on eval seed 1 (the reported evals use seed 0).
-SHARPEN_SPECS="${REPRO_SHARPEN-tasks_only_phi128_w8:auto tasks_then_generic_phi128_w8:auto tasks_only_phi128:auto tasks_only_phi128_full:auto tasks_then_generic_phi128_w8_lora1500:auto:smallest95 tasks_then_generic_phi128_w8_lora4000:auto:smallest95 tasks_then_generic_phi128_w8_window_lora1500:auto:smallest95}"
+SHARPEN_SPECS="${REPRO_SHARPEN-tasks_only_phi128_w8:auto tasks_then_generic_phi128_w8:auto tasks_only_phi128:auto tasks_only_phi128_full:auto tasks_then_generic_phi128_w8_lora1500:auto:smallest95 tasks_then_generic_phi128_w8_lora4000:auto:smallest95 tasks_then_generic_phi128_w8_window_lora1500:auto:smallest95 tasks_then_mixed_phi128_w8_window_lora1500:auto:smallest95 tasks_then_mixed_phi128_w8_lora1500:auto:smallest95}"
 SHARPEN_SCALES="${REPRO_SHARPEN_SCALES:-2 3 4 6 8}"
 SHARPEN_PICK="${REPRO_SHARPEN_PICK:-best}"
 [[ $SHARPEN_PICK == best || $SHARPEN_PICK == smallest95 ]] || { echo "repro: REPRO_SHARPEN_PICK must be best or smallest95, got '$SHARPEN_PICK'" >&2; exit 1; }
@@ -111,10 +113,18 @@ if has tasks; then
   stamp "tasks: retrieval-task corpus (training seeds, bAbI train files)"
   # configs/repro/students.yaml (tasks_data) reads runs/repro/tasks/tasks.jsonl, whatever REPRO_OUT is.
   mkdir -p runs/repro/tasks
-  [[ -s runs/repro/tasks/tasks.jsonl ]] || "$B" tasks --tokenizer "$TEACHER" --out runs/repro/tasks/tasks.jsonl "${TASKS_ARGS[@]}"
-  [[ -s runs/repro/tasks/repeats.jsonl ]] || python3 scripts/make_repeats.py --out runs/repro/tasks/repeats.jsonl \
-    "${REPEATS_ARGS[@]}" "$DATA/corpora/gutenberg/gutenberg_train.jsonl.xz" "$DATA/corpora/wikipedia/wikipedia_train.jsonl.xz"
-  [[ -s runs/repro/tasks/tasks2.jsonl ]] || "$B" tasks --tokenizer "$TEACHER" --out runs/repro/tasks/tasks2.jsonl --seed 2 "${TASKS_ARGS[@]}"
+  # the four files are independent: made in parallel
+  tpids=()
+  [[ -s runs/repro/tasks/tasks.jsonl ]] || { "$B" tasks --tokenizer "$TEACHER" --out runs/repro/tasks/tasks.jsonl \
+    --count "$TASKS_COUNT" "${TASKS_ARGS[@]}" & tpids+=($!); }
+  [[ -s runs/repro/tasks/tasks2.jsonl ]] || { "$B" tasks --tokenizer "$TEACHER" --out runs/repro/tasks/tasks2.jsonl --seed 2 \
+    --count "$TASKS_COUNT" "${TASKS_ARGS[@]}" & tpids+=($!); }
+  # a quarter of a file (seed 3): ~17 % retrieval text in the mixed stage 2 (students.yaml, tasks_then_mixed_*)
+  [[ -s runs/repro/tasks/tasks_mix.jsonl ]] || { "$B" tasks --tokenizer "$TEACHER" --out runs/repro/tasks/tasks_mix.jsonl --seed 3 \
+    --count "$TASKS_MIX_COUNT" "${TASKS_ARGS[@]}" & tpids+=($!); }
+  [[ -s runs/repro/tasks/repeats.jsonl ]] || { python3 scripts/make_repeats.py --out runs/repro/tasks/repeats.jsonl \
+    "${REPEATS_ARGS[@]}" "$DATA/corpora/gutenberg/gutenberg_train.jsonl.xz" "$DATA/corpora/wikipedia/wikipedia_train.jsonl.xz" & tpids+=($!); }
+  for p in "${tpids[@]}"; do wait "$p"; done
 fi
 
 # ---- 2. students (configs/repro/students.yaml) and the grid, shards sharing the GPU -------------
@@ -206,8 +216,19 @@ fi
 # ---- 3. evaluation: every model beside the teacher ---------------------------------------------
 # One process per (model, task group) in parallel; each writes its own results.jsonl, then
 # one call per task over all models reuses every record and writes the side-by-side table.
-models=("$TEACHER")
-for d in "$R"/students/*/export "$R"/grid/*/export; do [[ -f "$d/config.json" ]] && models+=("$d"); done
+# With REPRO_ONLY the stage evaluates those students and their sharpen picks (<student>_L*), and
+# the teacher only when no REPRO_PRIOR report already holds its records.
+only_match() {  # run dir
+  [[ -z "${REPRO_ONLY:-}" ]] && return 0
+  local n s; n=$(basename "$1")
+  for s in ${REPRO_ONLY//,/ }; do [[ $n == "$s" || $n == "${s}"_L* ]] && return 0; done
+  return 1
+}
+models=()
+[[ -n "${REPRO_ONLY:-}" && -n "${REPRO_PRIOR:-}" ]] || models+=("$TEACHER")
+for d in "$R"/students/*/export "$R"/grid/*/export; do
+  [[ -f "$d/config.json" ]] && only_match "$(dirname "$d")" && models+=("$d")
+done
 name_of() { [[ "$1" == "$TEACHER" ]] && echo teacher || basename "$(dirname "$1")"; }
 eval_one() {  # model task-group
   local m=$1 g=$2 out="$R/eval/parts/$(name_of "$1")"
@@ -225,7 +246,9 @@ eval_one() {  # model task-group
     longppl) "$B" eval --task longppl --models "$m" --text "$DATA/corpora/gutenberg/gutenberg_val.jsonl.xz" "${LONG[@]}" "${DEVICE[@]}" --out "$out/longppl" --no-plot --no-progress ;;
   esac
 }
-if has eval; then
+if has eval && ((${#models[@]} == 0)); then
+  stamp "eval: no model to evaluate (REPRO_ONLY=${REPRO_ONLY:-} has no export under $R)"
+elif has eval; then
   stamp "eval: ${#models[@]} models x passkey, niah, babilong, ppl, longppl ($J at a time)"
   jobs_list=()
   for m in "${models[@]}"; do for g in $EVAL_GROUPS; do jobs_list+=("$m|$g"); done; done
