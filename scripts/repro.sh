@@ -124,7 +124,9 @@ if has tasks; then
     --count "$TASKS_MIX_COUNT" "${TASKS_ARGS[@]}" & tpids+=($!); }
   [[ -s runs/repro/tasks/repeats.jsonl ]] || { python3 scripts/make_repeats.py --out runs/repro/tasks/repeats.jsonl \
     "${REPEATS_ARGS[@]}" "$DATA/corpora/gutenberg/gutenberg_train.jsonl.xz" "$DATA/corpora/wikipedia/wikipedia_train.jsonl.xz" & tpids+=($!); }
-  for p in "${tpids[@]}"; do wait "$p"; done
+  trc=0
+  for p in "${tpids[@]}"; do wait "$p" || trc=1; done
+  ((trc == 0)) || { echo "repro: making the retrieval-task text failed (runs/repro/tasks)" >&2; exit 1; }
 fi
 
 # ---- 2. students (configs/repro/students.yaml) and the grid, shards sharing the GPU -------------

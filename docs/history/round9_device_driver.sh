@@ -14,14 +14,17 @@ M=tasks_then_mixed_phi128_w8_window_lora1500
 N=tasks_then_mixed_phi128_w8_lora1500
 export REPRO_ONLY=$A,$M,$N REPRO_PRIOR=docs/results REPRO_SHARPEN_SCALES="2 3 4 6"
 left() { echo $((T0 + ${BUDGET:-570} - $(date +%s))); }
-REPRO_TIMEOUT_tasks=90 REPRO_TIMEOUT_train=340 scripts/gpu_repro.sh build tasks train 2>&1 | tail -30
+REPRO_TIMEOUT_tasks=90 scripts/gpu_repro.sh build tasks 2>&1 | tail -12
+# training gets what is left but a reserve for the sharpen stage and the seed-0 evals
+REPRO_TIMEOUT_train=$(( $(left) - 130 )) scripts/gpu_repro.sh train 2>&1 | tail -20
 echo "[round9 +$(( $(date +%s) - T0 ))s] sharpen, $(left) s left"
 # the safetensors wheel the first call unpacked: found, so the parallel calls below do not unpack it again
 [[ -d /tmp/gpu_repro_py ]] && export PYTHONPATH=/tmp/gpu_repro_py
 pids=()
+ts=$(( $(left) - 20 )); (( ts > 30 )) || ts=30   # timeout 0 would mean no limit
 for s in $A $M $N; do  # own process groups and OUT: each gpu_repro.sh kills its group's lawcat and packs on exit
-  OUT=/tmp/round9_out_$s REPRO_SHARPEN=$s:3:3:smallest95 REPRO_TIMEOUT_sharpen=$(( $(left) - 20 )) \
-    setsid scripts/gpu_repro.sh sharpen > /tmp/round9_sharpen_$s.log 2>&1 & pids+=($!)
+  OUT=/tmp/round9_out_$s REPRO_SHARPEN=$s:3:3:smallest95 REPRO_TIMEOUT_sharpen=$ts \
+    setsid -w scripts/gpu_repro.sh sharpen > /tmp/round9_sharpen_$s.log 2>&1 & pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p"; done
 grep -h "sharpen:" /tmp/round9_sharpen_*.log
