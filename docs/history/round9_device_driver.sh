@@ -15,8 +15,11 @@ N=tasks_then_mixed_phi128_w8_lora1500
 export REPRO_ONLY=$A,$M,$N REPRO_PRIOR=docs/results REPRO_SHARPEN_SCALES="2 3 4 6"
 left() { echo $((T0 + ${BUDGET:-570} - $(date +%s))); }
 REPRO_TIMEOUT_tasks=90 scripts/gpu_repro.sh build tasks 2>&1 | tail -12
-# training gets what is left but a reserve for the sharpen stage and the seed-0 evals
-REPRO_TIMEOUT_train=$(( $(left) - 130 )) scripts/gpu_repro.sh train 2>&1 | tail -20
+# training gets what is left but a reserve for the sharpen stage and the seed-0 evals, and at least
+# 280 s while the budget has them (stage 1 + stage 2 take ~250 s): trained students come back as
+# small checkpoints (repro.tgz) that a later call or the CPU can rebuild, sharpen and evaluate
+tt=$(( $(left) - 130 )); (( tt >= 280 )) || tt=$(( $(left) - 10 < 280 ? $(left) - 10 : 280 ))
+REPRO_TIMEOUT_train=$tt scripts/gpu_repro.sh train 2>&1 | tail -20
 echo "[round9 +$(( $(date +%s) - T0 ))s] sharpen, $(left) s left"
 # the safetensors wheel the first call unpacked: found, so the parallel calls below do not unpack it again
 [[ -d /tmp/gpu_repro_py ]] && export PYTHONPATH=/tmp/gpu_repro_py
