@@ -162,6 +162,22 @@ TEST_CASE("scripts/repro.sh on a tiny CPU slice: train a student, evaluate it be
                           again.string() + "' --docs '" + (out / "docs_bad").string() + "' --prior '" +
                           (out / "no_such_docs").string() + "' > /dev/null 2>&1";
   CHECK(std::system(bad.c_str()) != 0);
+  // With REPRO_ONLY and REPRO_PRIOR, the eval stage scores those students and their sharpen picks
+  // only: the teacher's records come from the prior report (here every record is reused).
+  auto eval_only = [&](const std::string& only, const std::string& log) {
+    const std::string c = std::string("cd '") + LAWCAT_SOURCE_DIR + "' && REPRO_SMOKE=1 REPRO_ONLY=" + only +
+                          " REPRO_PRIOR='" + (out / "docs").string() + "' REPRO_OUT='" + (out / "runs").string() +
+                          "' LAWCAT_BIN='" + LAWCAT_BINARY_DIR + "/lawcat' scripts/repro.sh eval > '" +
+                          (out / log).string() + "' 2>&1";
+    return std::system(c.c_str());
+  };
+  REQUIRE(eval_only("lawcat", "log_only.txt") == 0);
+  const std::string only_log = read(out / "log_only.txt");
+  INFO(only_log.substr(0, 3000));
+  CHECK_THAT(only_log, LAWCAT_CONTAINS(py.empty() ? "eval: 1 models" : "eval: 2 models"));  // lawcat (+ its pick)
+  CHECK(only_log.find("retriever13m") == std::string::npos);                                // no teacher
+  REQUIRE(eval_only("no_such_student", "log_none.txt") == 0);
+  CHECK_THAT(read(out / "log_none.txt"), LAWCAT_CONTAINS("eval: no model to evaluate"));
 }
 
 // scripts/make_repeats.py (the `repeats` students' data): ordinary text in which spans reappear
