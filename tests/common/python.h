@@ -13,6 +13,11 @@ inline std::string shell_quote(const std::string& s) {
   return out + "'";
 }
 
+// Runs a shell command with its stdout and stderr in `log` (read back with read_text); its exit status.
+inline int run_logged(const std::string& cmd, const std::string& log) {
+  return std::system((cmd + " > " + shell_quote(log) + " 2>&1").c_str());
+}
+
 // The first Python that imports `modules` (a Python import list), or "": $LAWCAT_PYTHON, the
 // build's Python (LAWCAT_TEST_PYTHON, from setup.sh), the setup's venv, python3. `tried` lists them.
 inline std::string find_python(std::string& tried, const std::string& modules = "torch, safetensors.torch") {

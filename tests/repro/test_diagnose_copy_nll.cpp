@@ -12,7 +12,7 @@
 
 namespace {
 std::string run(const std::string& cmd, const std::filesystem::path& out) {
-  const int rc = std::system((cmd + " > " + lawcat::test::shell_quote(out.string()) + " 2>&1").c_str());
+  const int rc = lawcat::test::run_logged(cmd, out.string());
   const std::string text = lawcat::test::read_text(out);
   INFO(text);
   REQUIRE(rc == 0);

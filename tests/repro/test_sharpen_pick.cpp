@@ -1,7 +1,6 @@
 // scripts/sharpen_pick.py, the sharpen stage's choice of scale (scripts/repro.sh): the mean passkey
 // score per scale weighted by scored samples, scales without a readable summary or without scored
 // samples left out, `best` (ties to the smaller scale) and `smallest95`.
-#include <cstdlib>
 #include <fstream>
 #include <string>
 
@@ -22,9 +21,8 @@ std::string pick(const std::string& py, const sfs::path& dir, const std::string&
   const sfs::path out = dir / ("pick_" + rule + ".txt");
   const std::string cmd = lawcat::test::shell_quote(py) + " " +
                           lawcat::test::shell_quote(std::string(LAWCAT_SOURCE_DIR) + "/scripts/sharpen_pick.py") +
-                          " --rule " + rule + " " + lawcat::test::shell_quote(dir.string()) + " " + scales + " > " +
-                          lawcat::test::shell_quote(out.string()) + " 2>&1";
-  REQUIRE(std::system(cmd.c_str()) == 0);
+                          " --rule " + rule + " " + lawcat::test::shell_quote(dir.string()) + " " + scales;
+  REQUIRE(lawcat::test::run_logged(cmd, out.string()) == 0);
   std::string r = lawcat::test::read_text(out);
   while (!r.empty() && (r.back() == '\n' || r.back() == ' ')) r.pop_back();
   return r;
