@@ -12,7 +12,7 @@ docs/results/NOTES.md (eighth round) locates the students' perplexity gap: most 
 tokens, the same lookup that passkey retrieval needs.
 
 Models load with transformers (LAWCAT exports through their own modeling files, which the export
-writes beside the weights; copy python/lawcat_hf/*.py into a rebuilt export). Text is a plain file of blank-line separated documents or JSON lines with a `text` field (.xz
+writes beside the weights, and scripts/rebuild_export.py copies into a rebuilt one). Text is a plain file of blank-line separated documents or JSON lines with a `text` field (.xz
 read directly), tokenized by
 sentencepiece's `spm_encode` (Debian `sentencepiece`), one line per blank-line separated document
 (newlines inside a document become spaces), BOS and EOS around each, as `lawcat ppl --ppl-documents`

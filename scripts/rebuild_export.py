@@ -6,7 +6,8 @@ stage-1 and stage-2 best trainable tensors (distill/best, lora/best: well under 
 export's config.json instead of the 25 MB export. This writes the same export `lawcat distill`
 writes (model/export.cpp): the teacher's weights with the LoRA deltas merged in fp32,
 W + (alpha / rank) * B @ A, then cast to the export dtype; the LAWCAT tensors in fp32; the
-teacher's tokenizer files; the run's export config.json.
+teacher's tokenizer files; the run's export config.json; for a LAWCAT student the Python modeling
+files (python/lawcat_hf), so transformers loads it with trust_remote_code.
 
   python3 scripts/rebuild_export.py --teacher ../shared/data/models/retriever13m \
       --run runs/repro/students/lawcat --out runs/repro/students/lawcat/export
@@ -65,6 +66,11 @@ def main():
     for f in ("tokenizer.model", "tokenizer_config.json", "generation_config.json", "tokenizer.json"):
         if os.path.exists(os.path.join(a.teacher, f)):
             shutil.copy(os.path.join(a.teacher, f), a.out)
+    # a LAWCAT export carries its Python modeling files (auto_map), as model/export.cpp writes them
+    if "auto_map" in cfg:
+        here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python", "lawcat_hf")
+        for f in ("modeling_lawcat.py", "configuration_lawcat.py"):
+            shutil.copy(os.path.join(here, f), a.out)
     with open(os.path.join(a.out, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
     print(f"rebuilt {a.out}: {len(weights)} tensors ({dtype})")

@@ -31,9 +31,9 @@ test::NamedTensors tiny_lawcat_export() {
 }
 
 int run(const std::string& py, const std::string& args, const sfs::path& log) {
-  const std::string cmd = shell_quote(py) + " " + shell_quote(std::string(LAWCAT_SOURCE_DIR) + "/scripts/perturb_export.py") +
-                          " " + args + " > " + shell_quote(log.string()) + " 2>&1";
-  return std::system(cmd.c_str());
+  return lawcat::test::run_logged(
+      shell_quote(py) + " " + shell_quote(std::string(LAWCAT_SOURCE_DIR) + "/scripts/perturb_export.py") + " " + args,
+      log.string());
 }
 
 }  // namespace

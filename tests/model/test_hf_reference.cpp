@@ -38,8 +38,7 @@ TEST_CASE("llama: logits match Hugging Face transformers", "[model][python]") {
     all_ids.push_back(ids);
     cmd += " " + shell_quote(dir.string());
   }
-  cmd += " > " + shell_quote((root / "log.txt").string()) + " 2>&1";
-  const int rc = std::system(cmd.c_str());
+  const int rc = lawcat::test::run_logged(cmd, (root / "log.txt").string());
   if (rc != 0) {
     std::string log;
     std::ifstream in(root / "log.txt");

@@ -145,8 +145,7 @@ TEST_CASE("lawcat students load in transformers with the same logits and greedy 
                     shell_quote(std::string(LAWCAT_SOURCE_DIR) + "/tests/reference/lawcat_student_logits.py") + " " +
                     shell_quote((root / "py.safetensors").string());
   for (const auto& s : students) cmd += " " + shell_quote(s.dir.string());
-  cmd += " > " + shell_quote((root / "log.txt").string()) + " 2>&1";
-  const int rc = std::system(cmd.c_str());
+  const int rc = lawcat::test::run_logged(cmd, (root / "log.txt").string());
   if (rc != 0) FAIL("lawcat_student_logits.py failed (rc " << rc << "):\n" << read_text(root / "log.txt"));
   io::SafetensorsFile ref(root / "py.safetensors");
   for (size_t i = 0; i < students.size(); ++i) {

@@ -241,8 +241,7 @@ TEST_CASE("Qwen2 / Qwen3 / SmolLM2 teachers saved by lawcat load in transformers
     CHECK(j["architectures"][0] == f.architecture);
     cmd += " " + shell_quote(f.dir.string()) + " " + shell_quote((root / f.name).string());
   }
-  cmd += " > " + shell_quote((root / "log.txt").string()) + " 2>&1";
-  const int rc = std::system(cmd.c_str());
+  const int rc = lawcat::test::run_logged(cmd, (root / "log.txt").string());
   const std::string log = fs::read_text(root / "log.txt");
   INFO(log);
   CHECK(rc == 0);
@@ -385,9 +384,9 @@ TEST_CASE("Qwen2 / Qwen3 / SmolLM2 teachers: distill -> export -> reload", "[mod
     std::ofstream(dir / "ids.json") << json({row}).dump();
     std::ofstream(dir / "generate.json") << json{{"prompt", {row[0], row[1]}}, {"max_new_tokens", 3}}.dump();
     const auto log = dir / "py.log";
-    const int rc = std::system((shell_quote(py) + " " + shell_quote(script) + " " + shell_quote((dir / "py.safetensors").string()) +
-                                " " + shell_quote(dir.string()) + " > " + shell_quote(log.string()) + " 2>&1")
-                                   .c_str());
+    const int rc = lawcat::test::run_logged(
+        shell_quote(py) + " " + shell_quote(script) + " " + shell_quote((dir / "py.safetensors").string()) + " " + shell_quote(dir.string()),
+        log.string());
     const std::string out = fs::read_text(log);
     if (f.name != "qwen3_layer1") {
       INFO(out);
@@ -505,9 +504,9 @@ TEST_CASE("a Mistral student with softmax layers left and a sliding_window is re
   std::ofstream(dir / "generate.json") << json{{"prompt", {row[0], row[1]}}, {"max_new_tokens", 2}}.dump();
   const auto log = dir / "py.log";
   const std::string script = std::string(LAWCAT_SOURCE_DIR) + "/tests/reference/lawcat_student_logits.py";
-  const int rc = std::system((shell_quote(py) + " " + shell_quote(script) + " " + shell_quote((dir / "py.safetensors").string()) +
-                              " " + shell_quote(dir.string()) + " > " + shell_quote(log.string()) + " 2>&1")
-                                 .c_str());
+  const int rc = lawcat::test::run_logged(
+        shell_quote(py) + " " + shell_quote(script) + " " + shell_quote((dir / "py.safetensors").string()) + " " + shell_quote(dir.string()),
+        log.string());
   const std::string out = fs::read_text(log);
   CHECK(rc != 0);
   CHECK_THAT(out, LAWCAT_CONTAINS("NotImplementedError"));

@@ -87,6 +87,24 @@ TEST_CASE("scripts/repro.sh on a tiny CPU slice: train a student, evaluate it be
     CHECK(std::filesystem::file_size(out / "runs/eval/parts" / picked / "passkey/results.jsonl") > 0);
     CHECK_THAT(summary, LAWCAT_CONTAINS(picked + ","));
     CHECK_THAT(read(out / "docs/README.md"), LAWCAT_CONTAINS("| " + picked + " | `"));  // the report says how it was made
+    // scripts/rebuild_export.py (how a device run's small checkpoints become exports here) writes
+    // the export `lawcat distill` wrote: the same tensors bit for bit, and the modeling files.
+    const std::filesystem::path run = out / "runs/students/lawcat", rebuilt = out / "rebuilt";
+    REQUIRE(lawcat::test::run_logged("cd '" + std::string(LAWCAT_SOURCE_DIR) + "' && " + lawcat::test::shell_quote(py) +
+                                         " scripts/rebuild_export.py --teacher " + lawcat::test::shell_quote(std::filesystem::absolute(teacher).parent_path().string()) +
+                                         " --run '" + run.string() + "' --out '" + rebuilt.string() + "'",
+                                     (out / "log_rebuild.txt").string()) == 0);
+    CHECK(std::filesystem::exists(rebuilt / "modeling_lawcat.py"));
+    CHECK(std::filesystem::exists(rebuilt / "configuration_lawcat.py"));
+    const std::string same =
+        lawcat::test::shell_quote(py) +
+        " -c 'import sys; from safetensors.torch import load_file as L; a = L(sys.argv[1]); b = L(sys.argv[2]); "
+        "bad = [k for k in sorted(set(a) | set(b)) if k not in a or k not in b or a[k].dtype != b[k].dtype or "
+        "not bool((a[k] == b[k]).all())]; print(len(a), \"tensors, differing:\", bad); sys.exit(1 if bad else 0)' '" +
+        (run / "export/model.safetensors").string() + "' '" + (rebuilt / "model.safetensors").string() + "'";
+    const int same_rc = lawcat::test::run_logged(same, (out / "log_rebuild_same.txt").string());
+    INFO(read(out / "log_rebuild.txt") << read(out / "log_rebuild_same.txt"));
+    CHECK(same_rc == 0);
   }
   // A later session reports its new runs beside the committed docs (--prior): with no runs at all it
   // rewrites the same tables; a model only the new runs evaluated joins the ones from the prior docs.
