@@ -74,7 +74,9 @@ KEY_MODELS = ["teacher", "lawcat", "lolcats", "tasks_heavy_phi128", "tasks_only"
               "tasks_only_phi128", "tasks_only_phi128_full", "tasks_only_phi128_w8",
               "tasks_only_phi128_w8_L3h3x6", "tasks_then_generic_phi128_w8", "tasks_then_generic_phi128_w8_L3h3x6",
               "tasks_then_generic_phi128_w8_lora4000", "tasks_then_generic_phi128_w8_lora4000_L3h3x4",
-              "tasks_then_generic_phi128_w8_L3h3x3_lora1500_no3"]
+              "tasks_then_generic_phi128_w8_L3h3x3_lora1500_no3", "tasks_then_mixed_phi128_w8_lora1500_L3h3x3",
+              "tasks_then_generic_phi128_w8_window_lora1500", "tasks_then_generic_phi128_w8_window_lora1500_L3h3x2",
+              "tasks_then_mixed_phi128_w8_window_lora1500_L3h3x2"]
 
 
 def lines_plot(png, title, xlabel, ylabel, series, logx=True, yrange="[*:*]"):
