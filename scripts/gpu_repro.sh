@@ -50,12 +50,12 @@ if [[ "${1:-}" == pack ]]; then
     cp $S/eval/babi/tasks_1-20_v1-2/en/qa[123]_* .devdata/eval/babi/tasks_1-20_v1-2/en/
   fi
   cp -r /usr/include/CLI /usr/include/lzma.h /usr/include/lzma .devdeps/include/
-  # rebuild_export.py reads safetensors; the GPU machine's python3 may not have it
-  python3 -m pip download safetensors --no-deps --only-binary=:all: --python-version 3.12 \
+  # rebuild_export.py reads safetensors and the run's config.yaml; the GPU machine's python3 may lack both
+  python3 -m pip download safetensors pyyaml --no-deps --only-binary=:all: --python-version 3.12 \
     --platform manylinux2014_x86_64 -d .devdeps/wheels -q 2>/dev/null \
-    || "${LAWCAT_VENV:-$HOME/.cache/lawcat/venv}/bin/pip" download safetensors --no-deps --only-binary=:all: \
+    || "${LAWCAT_VENV:-$HOME/.cache/lawcat/venv}/bin/pip" download safetensors pyyaml --no-deps --only-binary=:all: \
          --python-version 3.12 --platform manylinux2014_x86_64 -d .devdeps/wheels -q \
-    || echo "pack: no safetensors wheel (the rebuild stage needs python3's safetensors on the GPU machine)"
+    || echo "pack: no safetensors / pyyaml wheels (the rebuild stage needs them in python3 on the GPU machine)"
   grep -qx '/.devdata/' .git/info/exclude 2>/dev/null || echo '/.devdata/' >> .git/info/exclude
   du -sh .devdata .devdeps
   tree=$(git ls-files -z | du -cb --files0-from=- | tail -1 | cut -f1)
@@ -137,11 +137,13 @@ if [[ " $* " == *" probe "* ]]; then
   stamp "probe done"
 fi
 
-# rebuild_export.py and the sharpen stage's perturb_export.py read safetensors (carried as a wheel)
-if ! python3 -c 'import safetensors' 2>/dev/null; then
-  w=$(ls .devdeps/wheels/safetensors-*.whl 2>/dev/null | head -1)
+# rebuild_export.py and the sharpen stage's perturb_export.py read safetensors, rebuild_export.py
+# also yaml (carried as wheels)
+for mod in safetensors:safetensors yaml:[Pp]y[Yy][Aa][Mm][Ll]; do
+  python3 -c "import ${mod%%:*}" 2>/dev/null && continue
+  w=$(ls .devdeps/wheels/${mod#*:}-*.whl 2>/dev/null | head -1)
   [[ -n "$w" ]] && python3 -m zipfile -e "$w" /tmp/gpu_repro_py && export PYTHONPATH="/tmp/gpu_repro_py${PYTHONPATH:+:$PYTHONPATH}"
-fi
+done
 
 if [[ " $* " == *" rebuild "* ]]; then
   for run in runs/repro/students/*/ runs/repro/grid/*/; do

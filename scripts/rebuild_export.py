@@ -27,13 +27,27 @@ def tensors(path):
         return {k: f.get_tensor(k) for k in f.keys()}
 
 
+def lora_alpha_of(run):
+    """lora.lora_alpha of the run's resolved config.yaml (lawcat writes every key there)."""
+    import yaml
+    path = os.path.join(run, "config.yaml")
+    with open(path) as f:
+        cfg = yaml.safe_load(f)
+    try:
+        return float(cfg["lora"]["lora_alpha"])
+    except (KeyError, TypeError):
+        raise SystemExit(f"{path}: no lora.lora_alpha (pass --lora-alpha)")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--teacher", required=True)
     ap.add_argument("--run", required=True, help="run folder with distill/best, lora/best and export/config.json")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--lora-alpha", type=float, default=16.0)
+    ap.add_argument("--lora-alpha", type=float, help="default: lora.lora_alpha of the run's config.yaml")
     a = ap.parse_args()
+    if a.lora_alpha is None:
+        a.lora_alpha = lora_alpha_of(a.run)
     cfg = json.load(open(os.path.join(a.run, "export", "config.json")))
     dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(cfg.get("torch_dtype"), torch.float32)
     weights = {}
@@ -63,7 +77,9 @@ def main():
                for k, v in weights.items()}
     os.makedirs(a.out, exist_ok=True)
     save_file(weights, os.path.join(a.out, "model.safetensors"))
-    for f in ("tokenizer.model", "tokenizer_config.json", "generation_config.json", "tokenizer.json"):
+    # the files model/checkpoint.cpp's copy_tokenizer_files copies
+    for f in ("tokenizer.json", "tokenizer.model", "tokenizer.bin", "tokenizer_config.json",
+              "special_tokens_map.json", "generation_config.json"):
         if os.path.exists(os.path.join(a.teacher, f)):
             shutil.copy(os.path.join(a.teacher, f), a.out)
     # a LAWCAT export carries its Python modeling files (auto_map), as model/export.cpp writes them
@@ -71,8 +87,9 @@ def main():
         here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python", "lawcat_hf")
         for f in ("modeling_lawcat.py", "configuration_lawcat.py"):
             shutil.copy(os.path.join(here, f), a.out)
-    with open(os.path.join(a.out, "config.json"), "w") as f:
-        json.dump(cfg, f, indent=2)
+    src = os.path.join(a.run, "export", "config.json")
+    if not os.path.exists(os.path.join(a.out, "config.json")) or not os.path.samefile(src, os.path.join(a.out, "config.json")):
+        shutil.copy(src, a.out)  # the device's rebuild stage writes into the run's own export folder
     print(f"rebuilt {a.out}: {len(weights)} tensors ({dtype})")
 
 

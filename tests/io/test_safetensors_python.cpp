@@ -100,8 +100,7 @@ TEST_CASE("interop with the reference safetensors implementation (Python)", "[io
   for (const char* a : {"ours.safetensors", "hf_copy.safetensors", "sharded", "merged.safetensors",
                         "py.safetensors", "py", "meta.safetensors"})
     cmd += " " + shell_quote((dir / a).string());
-  cmd += " > " + shell_quote((dir / "log.txt").string()) + " 2>&1";
-  int rc = std::system(cmd.c_str());
+  const int rc = lawcat::test::run_logged(cmd, (dir / "log.txt").string());
   INFO("python (" << py << ") output:\n" << fs::read_text(dir / "log.txt"));
   REQUIRE(rc == 0);
 

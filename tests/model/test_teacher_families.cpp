@@ -83,8 +83,7 @@ std::string run_hf_family(const std::string& py, const std::filesystem::path& ro
     std::ofstream(dir / "spec.json") << spec.dump();
     cmd += " " + shell_quote(dir.string());
   }
-  cmd += " > " + shell_quote((root / "log.txt").string()) + " 2>&1";
-  if (std::system(cmd.c_str()) == 0) return "";
+  if (lawcat::test::run_logged(cmd, (root / "log.txt").string()) == 0) return "";
   return "hf_family.py failed:\n" + fs::read_text(root / "log.txt");
 }
 
