@@ -67,10 +67,11 @@ else
   fi
   PY="$VENV/bin/python"
   # Independent reference implementations the tests compare against (HF
-  # transformers, safetensors, tokenizers). Tests skip with a message without them.
-  if ! "$PY" -c 'import transformers, safetensors, tokenizers' 2>/dev/null; then
-    log "installing test references into $VENV (transformers, safetensors, tokenizers)"
-    PIP_CACHE_DIR="$CACHE/pip" "$VENV/bin/pip" install -q transformers safetensors tokenizers \
+  # transformers, safetensors, tokenizers), and sentencepiece for the diagnosis scripts that
+  # scripts/repro.sh's sharpen stage runs (test_repro). Tests skip with a message without them.
+  if ! "$PY" -c 'import transformers, safetensors, tokenizers, sentencepiece' 2>/dev/null; then
+    log "installing test references into $VENV (transformers, safetensors, tokenizers, sentencepiece)"
+    PIP_CACHE_DIR="$CACHE/pip" "$VENV/bin/pip" install -q transformers safetensors tokenizers sentencepiece \
       || log "warning: could not install the Python test references; those tests will skip"
   fi
 fi
