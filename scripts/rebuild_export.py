@@ -48,7 +48,8 @@ def main():
     a = ap.parse_args()
     if a.lora_alpha is None:
         a.lora_alpha = lora_alpha_of(a.run)
-    cfg = json.load(open(os.path.join(a.run, "export", "config.json")))
+    config_src = os.path.join(a.run, "export", "config.json")
+    cfg = json.load(open(config_src))
     dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(cfg.get("torch_dtype"), torch.float32)
     weights = {}
     index = os.path.join(a.teacher, "model.safetensors.index.json")
@@ -87,9 +88,10 @@ def main():
         here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python", "lawcat_hf")
         for f in ("modeling_lawcat.py", "configuration_lawcat.py"):
             shutil.copy(os.path.join(here, f), a.out)
-    src = os.path.join(a.run, "export", "config.json")
-    if not os.path.exists(os.path.join(a.out, "config.json")) or not os.path.samefile(src, os.path.join(a.out, "config.json")):
-        shutil.copy(src, a.out)  # the device's rebuild stage writes into the run's own export folder
+    config_out = os.path.join(a.out, "config.json")
+    # the device's rebuild stage writes into the run's own export folder, where it already is
+    if not (os.path.exists(config_out) and os.path.samefile(config_src, config_out)):
+        shutil.copy(config_src, config_out)
     print(f"rebuilt {a.out}: {len(weights)} tensors ({dtype})")
 
 

@@ -42,8 +42,8 @@ TEST_CASE("scripts/repro.sh on a tiny CPU slice: train a student, evaluate it be
                           (out / "runs").string() + "' REPRO_DOCS='" + (out / "docs").string() +
                           "' REPRO_SHARPEN=lawcat:auto REPRO_SHARPEN_SCALES='2 3' REPRO_PYTHON=" +
                           lawcat::test::shell_quote(py.empty() ? "python3" : py) + " LAWCAT_BIN='" + LAWCAT_BINARY_DIR +
-                          "/lawcat' scripts/repro.sh " + stages + " > '" + (out / "log.txt").string() + "' 2>&1";
-  const int rc = std::system(cmd.c_str());
+                          "/lawcat' scripts/repro.sh " + stages;
+  const int rc = lawcat::test::run_logged(cmd, (out / "log.txt").string());
   INFO("log: " << read(out / "log.txt").substr(0, 6000));
   REQUIRE(rc == 0);
   // The student was trained by both stages and exported.
@@ -137,9 +137,8 @@ TEST_CASE("scripts/repro.sh on a tiny CPU slice: train a student, evaluate it be
   std::filesystem::create_directories(again);
   auto report = [&](const std::filesystem::path& docs) {
     const std::string c = std::string("cd '") + LAWCAT_SOURCE_DIR + "' && python3 scripts/repro_report.py --runs '" +
-                          again.string() + "' --docs '" + docs.string() + "' --prior '" + (out / "docs").string() +
-                          "' > '" + (out / "log_prior.txt").string() + "' 2>&1";
-    return std::system(c.c_str());
+                          again.string() + "' --docs '" + docs.string() + "' --prior '" + (out / "docs").string() + "'";
+    return lawcat::test::run_logged(c, (out / "log_prior.txt").string());
   };
   REQUIRE(report(docs2) == 0);
   CHECK(read(docs2 / "README.md") == read(out / "docs/README.md"));
@@ -203,16 +202,15 @@ TEST_CASE("scripts/repro.sh on a tiny CPU slice: train a student, evaluate it be
   // A mistyped --prior is an error, not an empty report.
   const std::string bad = std::string("cd '") + LAWCAT_SOURCE_DIR + "' && python3 scripts/repro_report.py --runs '" +
                           again.string() + "' --docs '" + (out / "docs_bad").string() + "' --prior '" +
-                          (out / "no_such_docs").string() + "' > /dev/null 2>&1";
-  CHECK(std::system(bad.c_str()) != 0);
+                          (out / "no_such_docs").string() + "'";
+  CHECK(lawcat::test::run_logged(bad, "/dev/null") != 0);
   // With REPRO_ONLY and REPRO_PRIOR, the eval stage scores those students and their sharpen picks
   // only: the teacher's records come from the prior report (here every record is reused).
   auto eval_only = [&](const std::string& only, const std::string& log) {
     const std::string c = std::string("cd '") + LAWCAT_SOURCE_DIR + "' && REPRO_SMOKE=1 REPRO_ONLY=" + only +
                           " REPRO_PRIOR='" + (out / "docs").string() + "' REPRO_OUT='" + (out / "runs").string() +
-                          "' LAWCAT_BIN='" + LAWCAT_BINARY_DIR + "/lawcat' scripts/repro.sh eval > '" +
-                          (out / log).string() + "' 2>&1";
-    return std::system(c.c_str());
+                          "' LAWCAT_BIN='" + LAWCAT_BINARY_DIR + "/lawcat' scripts/repro.sh eval";
+    return lawcat::test::run_logged(c, (out / log).string());
   };
   REQUIRE(eval_only("lawcat", "log_only.txt") == 0);
   const std::string only_log = read(out / "log_only.txt");
@@ -239,8 +237,8 @@ TEST_CASE("make_repeats.py: each record repeats spans of its text at the asked d
   const std::string script = std::string(LAWCAT_SOURCE_DIR) + "/scripts/make_repeats.py";
   const std::string cmd = "python3 '" + script + "' --out '" + (dir / "rep.jsonl").string() +
                           "' --count 6 --words 100 --repeats 2 --span 5 8 --gap 10 40 --per-doc 2 '" +
-                          (dir / "corpus.jsonl").string() + "' > '" + (dir / "log.txt").string() + "' 2>&1";
-  REQUIRE(std::system(cmd.c_str()) == 0);
+                          (dir / "corpus.jsonl").string() + "'";
+  REQUIRE(lawcat::test::run_logged(cmd, (dir / "log.txt").string()) == 0);
   std::ifstream in(dir / "rep.jsonl");
   std::string line;
   int records = 0;
@@ -264,8 +262,8 @@ TEST_CASE("make_repeats.py: each record repeats spans of its text at the asked d
   // a record without the field: an error naming the file and line
   { std::ofstream(dir / "bad.jsonl") << "{\"text\": \"a b c\"}\n{\"body\": \"x\"}\n"; }
   const std::string bad = "python3 '" + script + "' --out '" + (dir / "bad_out.jsonl").string() + "' '" +
-                          (dir / "bad.jsonl").string() + "' > '" + (dir / "bad_log.txt").string() + "' 2>&1";
-  CHECK(std::system(bad.c_str()) != 0);
+                          (dir / "bad.jsonl").string() + "'";
+  CHECK(lawcat::test::run_logged(bad, (dir / "bad_log.txt").string()) != 0);
   CHECK_THAT(read(dir / "bad_log.txt"), LAWCAT_CONTAINS("bad.jsonl:2"));
   CHECK(!std::filesystem::exists(dir / "bad_out.jsonl"));
 }
