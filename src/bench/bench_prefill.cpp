@@ -106,8 +106,11 @@ void check_options(const BenchPrefillOptions& o) {
   LAWCAT_CHECK(!o.lengths.empty(), ConfigError, o.command << ": --lengths is empty");
   for (int64_t T : o.lengths) LAWCAT_CHECK(T > 0, ConfigError, o.command << ": lengths must be positive, got " << T);
   LAWCAT_CHECK(o.prefill_chunk >= 0, ConfigError, o.command << ": --prefill-chunk must be >= 0, got " << o.prefill_chunk);
-  LAWCAT_CHECK(o.reps > 0 && o.warmup >= 0 && o.decode_tokens >= 0 && o.decode_warmup >= 0, ConfigError,
-               o.command << ": reps must be positive, warm-up and decode counts non-negative");
+  // one check per option, so that the message names the option the user gave
+  LAWCAT_CHECK(o.reps > 0, ConfigError, o.command << ": --reps must be >= 1, got " << o.reps);
+  LAWCAT_CHECK(o.warmup >= 0, ConfigError, o.command << ": --warmup must be >= 0, got " << o.warmup);
+  LAWCAT_CHECK(o.decode_tokens >= 0, ConfigError, o.command << ": --decode-tokens must be >= 0, got " << o.decode_tokens);
+  LAWCAT_CHECK(o.decode_warmup >= 0, ConfigError, o.command << ": --decode-warmup must be >= 0, got " << o.decode_warmup);
   LAWCAT_CHECK(o.softmax || o.lawcat, ConfigError, o.command << ": nothing to time (both kinds disabled)");
 }
 

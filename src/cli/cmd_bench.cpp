@@ -77,6 +77,6 @@ lawcat::cli::Runner setup_bench(CLI::App& app) {
     return 0;
   };
 }
-LAWCAT_COMMAND("bench", "Benchmarks (bench attention: LAWCAT attention core vs SDPA on the GPU)", setup_bench);
+LAWCAT_COMMAND("bench", "Benchmarks: attention (the LAWCAT core vs SDPA, GPU), decode, prefill, train, train-parts", setup_bench);
 
 }  // namespace

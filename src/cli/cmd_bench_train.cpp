@@ -27,7 +27,7 @@ lawcat::cli::Runner setup_bench_train(CLI::App& app) {
   auto json = std::make_shared<std::string>();
   app.add_option("--config", a->config, "config.json of the model shape (random weights)")->required();
   app.add_option("--device", a->device, "cpu or cuda")->capture_default_str();
-  app.add_option("--dtype", a->dtype, "frozen weights: bf16, fp16, fp32")->capture_default_str();
+  app.add_option("--dtype", a->dtype, "frozen weights: bfloat16, float16, float32 (or bf16, fp16, fp32)")->capture_default_str();
   app.add_option("--modes", a->modes, "comma list of teacher-fwd, full, distill, lora")->capture_default_str();
   app.add_option("--batch", a->batch, "sequences per step")->capture_default_str();
   app.add_option("--seq", a->seq, "tokens per sequence")->capture_default_str();

@@ -34,7 +34,7 @@ lawcat::cli::Runner setup_eval(CLI::App& app) {
   app.add_option("--lengths", o.lengths,
                  "context lengths in tokens (default: passkey 1K..32K, niah 1K..8K, babilong 0,1K..16K, "
                  "ppl 512..8K, longppl 32K)")
-      ->delimiter(',');
+      ->delimiter(',')->check(lawcat::cli::at_least(0));
   app.add_option("--depths", o.depths, "needle depths in percent (passkey, niah; default 0,25,50,75,100)")
       ->delimiter(',');
   app.add_option("--samples", o.samples, "samples per cell (babilong: questions, from test_100_idxs.json)")
@@ -49,17 +49,18 @@ lawcat::cli::Runner setup_eval(CLI::App& app) {
                "(for models that are not instruction-tuned)");
   app.add_option("--text", a->text, "ppl, longppl: the text file (plain text, JSONL, or compressed .xz/.gz/.zst)");
   app.add_option("--ppl-max-tokens", o.ppl_max_tokens, "ppl: score only the first N tokens of the text (0 = all)")
-      ->capture_default_str();
+      ->capture_default_str()->check(lawcat::cli::at_least(0));
   app.add_flag("--ppl-documents", o.ppl_documents, "ppl: split the text into documents on blank lines");
   app.add_option("--bucket", o.bucket,
                  "longppl: positions per bucket (--lengths is the document length, --samples the documents)")
-      ->capture_default_str();
+      ->capture_default_str()->check(lawcat::cli::at_least(1));
   app.add_option("--out", a->out, "output folder (results.jsonl, <task>.csv/.json/.png); default eval_out/<task>");
   app.add_option("--data", a->data, "shared data folder (default: $LAWCAT_SHARED_DATA or ../shared/data)");
   app.add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--dtype", o.dtype, "auto, float32, bfloat16, float16")->capture_default_str();
   app.add_option("--max-new-tokens", o.max_new_tokens,
-                 "tokens to generate (default: passkey 10, niah 128 (the maximum), babilong 20, raw probe 5)");
+                 "tokens to generate (default: passkey 10, niah 128 (the maximum), babilong 20, raw probe 5)")
+      ->check(lawcat::cli::at_least(1));
   app.add_option("--batch-size", o.batch_size,
                  "passkey, niah, babilong: prompts greedy-decoded together (left-padded; same tokens as one at a time)")
       ->capture_default_str()->check(lawcat::cli::at_least(1));
@@ -82,6 +83,6 @@ lawcat::cli::Runner setup_eval(CLI::App& app) {
     return 0;
   };
 }
-LAWCAT_COMMAND("eval", "Long-context evals: passkey, S-NIAH-1/2/3, BABILong QA2/QA3, perplexity (resumable)",
+LAWCAT_COMMAND("eval", "Long-context evals: passkey, S-NIAH-1/2/3, BABILong qa1/qa2/qa3, perplexity (resumable)",
                setup_eval);
 }  // namespace

@@ -11,6 +11,7 @@
 #include "model/llama.h"
 #include "model/model_tokenizer.h"
 #include "text/tokenizer.h"
+#include "text/unicode.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -31,8 +32,12 @@ int generate_file(const GenerateArgs& a, lawcat::model::LlamaForCausalLMImpl& mo
   std::ifstream in(a.prompts);
   LAWCAT_CHECK(in, DataError, "generate: cannot read " << a.prompts);
   std::vector<std::string> prompts;
+  int64_t line_no = 0;
   for (std::string line; std::getline(in, line);) {
+    ++line_no;
     if (!line.empty() && line.back() == '\r') line.pop_back();
+    LAWCAT_CHECK(text::unicode::is_valid_utf8(line), DataError,
+                 "generate: " << a.prompts << ":" << line_no << ": not valid UTF-8 text");
     if (line.find_first_not_of(" \t") != std::string::npos) prompts.push_back(line);
   }
   LAWCAT_CHECK(!prompts.empty(), DataError, "generate: " << a.prompts << " has no prompts (one per line)");
@@ -55,7 +60,9 @@ int generate_file(const GenerateArgs& a, lawcat::model::LlamaForCausalLMImpl& mo
       tokens += static_cast<int64_t>(r.new_ids.size());
       std::cout << nlohmann::json({{"index", i}, {"prompt", prompts[i]}, {"output", text},
                                    {"new_tokens", r.new_ids.size()}, {"stop_reason", r.stop_reason}})
-                       .dump()
+                       // a continuation can end inside a multi-byte character (or a sampled
+                       // byte token can be a stray continuation byte): U+FFFD, as tokenizers do
+                       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
                 << std::endl;
     }
   }
@@ -71,7 +78,7 @@ lawcat::cli::Runner setup_generate(CLI::App& app) {
                  "file of prompts, one per line (blank lines skipped); prints one JSON line per prompt")
       ->check(CLI::ExistingFile)->excludes("--prompt");
   app.add_option("--batch-size", a->batch_size, "with --prompts: prompts decoded together (left-padded)")
-      ->capture_default_str()->check(lawcat::cli::at_least(1));
+      ->capture_default_str()->needs("--prompts")->check(lawcat::cli::at_least(1));
   app.add_option("--max-new-tokens", a->max_new_tokens, "tokens to generate at most")
       ->capture_default_str()->check(lawcat::cli::at_least(1));
   app.add_flag("--greedy", a->greedy, "argmax decoding (same as --temperature 0)");

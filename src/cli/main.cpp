@@ -62,7 +62,9 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help / --version exit 0; any usage error (unknown option, a value that does not
+    // convert or fails its check) exits 2, the shell convention, not CLI11's 1xx codes
+    return app.exit(e) == 0 ? 0 : 2;
   }
   try {
     cli::set_default_threads();

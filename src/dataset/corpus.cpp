@@ -212,7 +212,8 @@ std::vector<std::string> read_documents(const stdfs::path& file, const CorpusOpt
       LAWCAT_CHECK(j.is_object(), DataError, where << ": expected a JSON object, got " << j.type_name());
       auto it = j.find(options.text_field);
       LAWCAT_CHECK(it != j.end(), DataError,
-                   where << ": no field '" << options.text_field << "' (set data.text_field)");
+                   where << ": no field '" << options.text_field
+                         << "' (a run config names the field with data.text_field; ppl and eval read 'text')");
       LAWCAT_CHECK(it->is_string(), DataError,
                    where << ": field '" << options.text_field << "' must be a string, got " << it->type_name());
       std::string s = it->get<std::string>();

@@ -120,7 +120,9 @@ void resolve_options(EvalOptions& o, const EvalTask& task) {
   LAWCAT_CHECK(!o.models.empty(), ConfigError, "eval: --models needs at least one model directory");
   for (const auto& m : o.models)
     LAWCAT_CHECK(std::filesystem::is_directory(model_dir_of(m)), CheckpointError,
-                 model_dir_of(m) << ": model directory not found");
+                 model_dir_of(m) << (std::filesystem::exists(model_dir_of(m))
+                                         ? ": not a directory (a model is a folder with config.json)"
+                                         : ": model directory not found"));
   if (o.lengths.empty()) o.lengths = task.default_lengths();
   for (int64_t L : o.lengths) {
     LAWCAT_CHECK(L > 0 || (task.takes_zero_length() && L == 0), ConfigError,

@@ -141,7 +141,8 @@ LlamaForCausalLM load_model(const std::filesystem::path& dir, at::Device device,
 LlamaForCausalLM load_model(const std::filesystem::path& dir, const std::string& device,
                             const std::string& dtype) {
   LAWCAT_CHECK(std::filesystem::is_directory(dir), CheckpointError,
-               dir.string() << ": model directory not found");
+               dir.string() << (std::filesystem::exists(dir) ? ": not a directory (a model is a folder with config.json)"
+                                                              : ": model directory not found"));
   at::Device dev = parse_device(device);
   io::LlamaConfig cfg = io::load_llama_config(dir / "config.json");
   return load_model(dir, dev, resolve_dtype(dtype, dev, cfg));

@@ -207,6 +207,15 @@ void check_saved_config(const Run& run) {
   const stdfs::path file = run.out / "config.yaml";
   std::error_code ec;
   if (!stdfs::exists(file, ec)) return;
+  // A run that stopped before its first checkpoint (a missing or empty corpus, a bad path,
+  // out of memory at step 0) has nothing to lose: it starts again in place, with this config.
+  bool saved_any = false;
+  for (const char* stage : {"pretrain", "distill", "lora"})
+    saved_any = saved_any || read_done(run.out / stage) || !list_checkpoints(run.out / stage / "checkpoints").empty();
+  if (!saved_any) {
+    log::warn(run.out.string(), " holds a run that saved no checkpoint: starting it again with this config");
+    return;
+  }
   LAWCAT_CHECK(run.opt.resume, ConfigError,
                run.out.string() << " already holds a run (config.yaml): pass --resume to continue it (finished "
                                    "stages are skipped), or choose another output_dir");

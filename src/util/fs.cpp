@@ -137,6 +137,8 @@ void atomic_write_text(const std::filesystem::path& path, std::string_view text)
 }
 
 std::string read_text(const std::filesystem::path& path) {
+  std::error_code ec;  // an ifstream opens a directory and reads it as empty
+  LAWCAT_CHECK(!std::filesystem::is_directory(path, ec), DataError, path.string() << ": is a directory, not a file");
   std::ifstream in(path, std::ios::binary);
   LAWCAT_CHECK(in.good(), DataError, path.string() << ": cannot open: " << errno_text());
   std::ostringstream ss;

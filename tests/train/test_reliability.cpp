@@ -617,3 +617,45 @@ TEST_CASE("reliability 10f: resume falls back to the newest checkpoint that load
   }
   CHECK_THAT(error_of([&] { run(dir, true); }), LAWCAT_CONTAINS("while resuming from " + bad.string()));
 }
+
+// ---- bad input on the command line: each error names the file / option and exits non-zero ------------
+TEST_CASE("CLI: prompts that are not UTF-8, sampled bytes, a folder as config, out-of-range options",
+          "[train][reliability]") {
+  LAWCAT_BINARY_OR_SKIP();
+  OneThread one_thread;
+  auto root = test::scratch_dir("rel_cli_input");
+  tiny_run(root);
+  const std::string teacher = (root / "teacher").string();
+  // A prompt file whose line 2 is not UTF-8: refused up front, naming the file and the line.
+  { std::ofstream(root / "bad.txt") << "the little cat\n\xff\xfe bad\n"; }
+  Cli bad = run_lawcat("generate --model " + teacher + " --prompts " + (root / "bad.txt").string());
+  CHECK(bad.rc == 1);
+  CHECK_THAT(bad.out, LAWCAT_CONTAINS((root / "bad.txt").string() + ":2: not valid UTF-8 text"));
+  // Sampling at a high temperature from a random model picks byte tokens that are not whole
+  // characters: every prompt still gets its JSON line (such bytes become U+FFFD).
+  { std::ofstream(root / "ok.txt") << "the little cat\n\xf0\x9f\x98\x80\nthe sun\n"; }
+  Cli ok = run_lawcat("generate --model " + teacher + " --prompts " + (root / "ok.txt").string() +
+                      " --temperature 50 --top-p 1 --max-new-tokens 40 --seed 3");
+  INFO(ok.out);
+  CHECK(ok.rc == 0);
+  int lines = 0;
+  std::istringstream in(ok.out);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] != '{') continue;
+    const nlohmann::json j = nlohmann::json::parse(line);
+    CHECK(j.at("index").get<int>() == lines++);
+  }
+  CHECK(lines == 3);
+  CHECK(ok.out.find("\xef\xbf\xbd") != std::string::npos);  // the case above did occur
+  // A folder given as the run config.
+  Cli dir = run_lawcat("distill " + root.string());
+  CHECK(dir.rc == 1);
+  CHECK_THAT(dir.out, LAWCAT_CONTAINS(root.string() + ": is a directory, not a file"));
+  // Values out of range are usage errors (exit 2), not silently replaced by defaults.
+  Cli zero = run_lawcat("eval --task passkey --models " + teacher + " --max-new-tokens 0");
+  CHECK(zero.rc == 2);
+  CHECK_THAT(zero.out, LAWCAT_CONTAINS("--max-new-tokens: must be >= 1, got 0"));
+  Cli nan = run_lawcat("eval --task passkey --models " + teacher + " --lengths abc");
+  CHECK(nan.rc == 2);
+  CHECK_THAT(nan.out, LAWCAT_CONTAINS("--lengths"));
+}

@@ -482,6 +482,26 @@ TEST_CASE("recipe: resume refuses a different config and an occupied output dir"
   CHECK_FALSE(train::harmless_config_key("distill.lr"));
 }
 
+TEST_CASE("recipe: a run that failed before its first checkpoint starts again in place", "[train]") {
+  OneThread one_thread;
+  auto root = test::scratch_dir("recipe_restart");
+  const std::string yaml = tiny_recipe(root);
+  train::RecipeOptions ro;
+  ro.progress = false;
+  // A training file that does not exist: the error names it, after config.yaml is written.
+  const std::string missing = (root / "nope.txt").string();
+  auto bad = config::parse_run_config(yaml, "run.yaml", {"data.train=[" + missing + "]"});
+  CHECK_THAT(error_of([&] { train::run_recipe(bad, ro); }), LAWCAT_CONTAINS(missing));
+  REQUIRE(stdfs::exists(root / "run" / "config.yaml"));
+  // Fixed, the same command runs in the same output_dir (nothing was saved to lose) ...
+  auto good = config::parse_run_config(yaml, "run.yaml");
+  auto r = train::run_recipe(good, ro);
+  CHECK(r.stages.size() == 2);
+  CHECK(stdfs::exists(r.export_dir / "model.safetensors"));
+  // ... and once a stage has saved, the guard is back.
+  CHECK_THAT(error_of([&] { train::run_recipe(bad, ro); }), LAWCAT_CONTAINS("already holds a run"));
+}
+
 TEST_CASE("recipe: a stage's own data (lora.data) replaces data.train for that stage only", "[train]") {
   OneThread one_thread;
   auto root = test::scratch_dir("recipe_stage_data");

@@ -3,6 +3,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <functional>
+
 #include "common/catch.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -18,6 +20,20 @@ TEST_CASE("atomic_write replaces the file and leaves no temp files", "[util]") {
   int n = 0;
   for (auto& e : std::filesystem::directory_iterator(dir)) { (void)e; ++n; }
   CHECK(n == 1);
+}
+
+TEST_CASE("read_text names a directory given as a file", "[util]") {
+  auto error_of = [](const std::function<void()>& fn) {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  auto dir = test::scratch_dir("fs_read_dir");
+  CHECK_THAT(error_of([&] { fs::read_text(dir); }), LAWCAT_CONTAINS(dir.string() + ": is a directory, not a file"));
+  CHECK_THAT(error_of([&] { fs::read_text(dir / "missing.yaml"); }), LAWCAT_CONTAINS("missing.yaml: cannot open"));
 }
 
 TEST_CASE("atomic_write failure keeps the previous content", "[util]") {
