@@ -1,6 +1,7 @@
 // `lawcat sweep FILE`: a grid of runs over a base config (e.g. gate rank x conv
-// width), each in its own directory, resumable (finished runs are skipped,
-// interrupted ones resumed), then a results table (CSV + Markdown) and a plot.
+// width), each in its own directory, resumable (finished runs are skipped if asked
+// for with the config they ran with, interrupted ones resumed), then a results table
+// (CSV + Markdown) and a plot.
 //
 // Sweep file (YAML):
 //   base: configs/quickstart.yaml          the run config every run starts from
@@ -18,7 +19,9 @@
 // one GPU; a last call without --shard skips the finished runs and writes the table.
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <iomanip>
 #include <iostream>
 #include <optional>
@@ -179,9 +182,15 @@ std::string num(double v, int prec = 4) { return std::isfinite(v) ? lawcat::form
 std::vector<Run> plan_runs(const Sweep& s, const std::vector<std::string>& only, const std::string& file) {
   std::vector<Run> runs;
   if (s.variants.empty()) runs.resize(1);
+  // --only names variants; a grid-only sweep has none to pick (its runs are the grid points).
+  LAWCAT_CHECK(only.empty() || !s.variants.empty(), ConfigError,
+               "--only picks variants, and " << file << " has no 'variants:' (its runs are the grid points: "
+                                             "--shard i/n runs a part of them)");
+  std::string names;
+  for (const auto& v : s.variants) names += (names.empty() ? "" : ", ") + v.first;
   for (const auto& name : only)
     LAWCAT_CHECK(std::any_of(s.variants.begin(), s.variants.end(), [&](const auto& v) { return v.first == name; }),
-                 ConfigError, "--only: '" << name << "' is not a variant of " << file);
+                 ConfigError, "--only: '" << name << "' is not a variant of " << file << " (variants: " << names << ")");
   for (const auto& [name, ov] : s.variants) {
     if (!only.empty() && std::find(only.begin(), only.end(), name) == only.end()) continue;
     Run r;
@@ -203,21 +212,21 @@ std::vector<Run> plan_runs(const Sweep& s, const std::vector<std::string>& only,
   return runs;
 }
 
-// --shard i/n -> (i, n); (0, 1) without --shard.
-std::pair<int64_t, int64_t> parse_shard(const std::string& shard) {
-  int64_t shard_i = 0, shard_n = 1;
-  if (shard.empty()) return {shard_i, shard_n};
+// --shard i/n -> (i, n): whole numbers with 0 <= i < n, nothing else ("0/2/3" is not 0/2).
+// Checked by CLI11 (a usage error, exit 2); (0, 1) without --shard.
+std::optional<std::pair<int64_t, int64_t>> parse_shard(const std::string& shard) {
+  if (shard.empty()) return std::pair<int64_t, int64_t>{0, 1};
+  auto whole = [](const std::string& t, int64_t& v) {  // at most 9 digits: no overflow
+    if (t.empty() || t.size() > 9 || !std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      return false;
+    v = std::stoll(t);
+    return true;
+  };
   const auto slash = shard.find('/');
-  try {
-    LAWCAT_CHECK(slash != std::string::npos, ConfigError, "");
-    shard_i = std::stoll(shard.substr(0, slash));
-    shard_n = std::stoll(shard.substr(slash + 1));
-  } catch (const std::exception&) {
-    shard_n = 0;
-  }
-  LAWCAT_CHECK(shard_n >= 1 && shard_i >= 0 && shard_i < shard_n, ConfigError,
-               "--shard: expected i/n with 0 <= i < n, got '" << shard << "'");
-  return {shard_i, shard_n};
+  int64_t i = 0, n = 0;
+  if (slash == std::string::npos || !whole(shard.substr(0, slash), i) || !whole(shard.substr(slash + 1), n) || i >= n)
+    return std::nullopt;
+  return std::pair<int64_t, int64_t>{i, n};
 }
 
 // One sweep invocation: the sweep file, the command line's --set, where the runs go.
@@ -240,8 +249,58 @@ struct SweepJob {
   }
 };
 
-// --dry-run: loads and checks every run's config as the real sweep would, and reports all problems.
-int check_runs(const SweepJob& job, const std::vector<Run>& runs) {
+// summary.json of a run that finished (not interrupted, exported); nothing otherwise.
+std::optional<nlohmann::json> finished_summary(const stdfs::path& dir) {
+  std::error_code ec;
+  if (!stdfs::exists(dir / "summary.json", ec)) return std::nullopt;
+  auto j = nlohmann::json::parse(lawcat::fs::read_text(dir / "summary.json"));
+  if (j.value("interrupted", true) || j.value("export_dir", std::string()).empty()) return std::nullopt;
+  return j;
+}
+
+// A finished run is skipped, so the config asked for now must be the one it ran with, as
+// `distill --resume` requires (train::run_recipe): a difference beyond the harmless keys is an
+// error naming the run and the keys; fewer steps than a finished stage did is an error, more a
+// warning (it does not train on). Else a changed --set was skipped silently and the table showed
+// the old numbers as if they were the new config's.
+void check_finished(const stdfs::path& dir, const nlohmann::json& summary, const lawcat::config::RunConfig& now) {
+  using namespace lawcat;
+  const stdfs::path file = dir / "config.yaml";
+  const config::RunConfig saved = config::parse_run_config(fs::read_text(file), file.string());
+  std::vector<std::string> bad;
+  for (const auto& d : config::config_differences(saved, now))
+    if (!train::harmless_config_key(d.substr(0, d.find(':')))) bad.push_back(d);
+  std::string msg;
+  if (!bad.empty()) {
+    msg = "cannot resume " + dir.string() + " with a different config (saved -> now):";
+    for (const auto& d : bad) msg += "\n  " + d;
+    msg += "\nOnly steps, keep_last, save_every, enabled, threads, device, export_dir and export_dtype may change. "
+           "Use another output_dir (--output-dir) for a new sweep.";
+  }
+  for (const auto& st : summary.value("stages", nlohmann::json::array())) {
+    const std::string stage = st.value("stage", "");
+    const config::StageConfig* sc = stage == "pretrain" ? &now.pretrain
+                                    : stage == "distill" ? &now.distill
+                                    : stage == "lora"    ? &now.lora
+                                                         : nullptr;
+    const int64_t did = st.value("steps", int64_t(0));
+    if (!sc || !sc->enabled || sc->steps == did) continue;
+    if (sc->steps < did)  // the wording of run_recipe's plan_stages
+      msg += (msg.empty() ? "" : "\n") + stage + ".steps: " + std::to_string(sc->steps) + " is fewer than the " +
+             std::to_string(did) + " steps this run has already done (" + (dir / stage / "done.json").string() +
+             "); use " + stage + ".steps >= " + std::to_string(did) + ", or another output_dir for a new sweep";
+    else
+      log::warn(dir.string(), ": ", stage, ": finished earlier after ", did, " steps; ", stage, ".steps=", sc->steps,
+                " is ignored (finished runs are skipped: train longer in another output_dir)");
+  }
+  if (!msg.empty()) throw ConfigError(msg);
+}
+
+// Loads and checks each run's config as the real sweep would, a finished run's also against the
+// config it ran with (check_finished); throws one ConfigError listing every problem. --dry-run
+// (`list`) checks and lists every run; a real sweep checks its finished runs before anything trains,
+// so that a rerun with a changed config stops before training the runs that had not run.
+int check_runs(const SweepJob& job, const std::vector<Run>& runs, bool list) {
   using namespace lawcat;
   std::vector<std::string> problems;
   std::string base_cache_dir;
@@ -251,12 +310,17 @@ int check_runs(const SweepJob& job, const std::vector<Run>& runs) {
     problems.push_back("base " + job.s.base + ": " + describe_exception(e));
   }
   for (const auto& r : runs) {
+    const std::optional<nlohmann::json> done = finished_summary(job.root / r.name);
+    if (!list && !done) continue;
     try {
-      config::load_run_config(job.s.base, job.overrides_of(r, base_cache_dir));
-      std::cout << "  " << r.name << ": ok\n";
+      const config::RunConfig cfg = config::load_run_config(job.s.base, job.overrides_of(r, base_cache_dir));
+      if (done) check_finished(job.root / r.name, *done, cfg);
+      if (list) std::cout << "  " << r.name << ": ok\n";
     } catch (const std::exception& e) {
-      std::cout << "  " << r.name << ": INVALID\n";
-      problems.push_back("run " + r.name + ": " + describe_exception(e));
+      if (list) std::cout << "  " << r.name << ": INVALID\n";
+      std::string what = describe_exception(e);  // a message of several lines indented under its run
+      for (size_t at = what.find('\n'); at != std::string::npos; at = what.find('\n', at + 1)) what.insert(at + 1, "    ");
+      problems.push_back("run " + r.name + ": " + what);
     }
   }
   if (!problems.empty()) {
@@ -267,21 +331,18 @@ int check_runs(const SweepJob& job, const std::vector<Run>& runs) {
   return 0;
 }
 
-// Runs run i of `runs` (1-based position in the progress line) unless it finished earlier;
-// fills its summary and status. Returns false when Ctrl-C interrupted it.
+// Runs run i of `runs` (1-based position in the progress line) unless it finished earlier
+// (checked by check_runs); fills its summary and status. Returns false when Ctrl-C interrupted it.
 bool run_one(const SweepJob& job, Run& r, size_t i, size_t n_runs, const std::string& base_cache_dir,
              int& failed) {
   using namespace lawcat;
   const stdfs::path dir = job.root / r.name;
   const std::vector<std::string> ov = job.overrides_of(r, base_cache_dir);
-  if (stdfs::exists(dir / "summary.json")) {
-    auto j = nlohmann::json::parse(fs::read_text(dir / "summary.json"));
-    if (!j.value("interrupted", true) && !j.value("export_dir", std::string()).empty()) {
-      r.summary = j;
-      r.status = "done earlier";
-      std::cout << "[" << i + 1 << "/" << n_runs << "] " << r.name << ": finished earlier, skipped\n";
-      return true;
-    }
+  if (auto done = finished_summary(dir)) {
+    r.summary = *done;
+    r.status = "done earlier";
+    std::cout << "[" << i + 1 << "/" << n_runs << "] " << r.name << ": finished earlier, skipped\n";
+    return true;
   }
   std::cout << "[" << i + 1 << "/" << n_runs << "] " << r.name << "\n" << std::flush;
   try {
@@ -346,27 +407,49 @@ void write_table(const SweepJob& job, const std::vector<Run>& runs) {
             << (root / "results.md").string() << "\n";
 }
 
-// results.png: the metric against the last grid key, one line per value of the others
-// (nothing for a sweep of variants only; a warning without gnuplot).
+// Grid values in order: numbers by value (8 before 16), before any text, which goes by text.
+bool value_less(const std::string& a, const std::string& b) {
+  auto number = [](const std::string& t, double& v) {
+    char* end = nullptr;
+    v = std::strtod(t.c_str(), &end);
+    return end != t.c_str() && *end == '\0';
+  };
+  double x = 0, y = 0;
+  const bool na = number(a, x), nb = number(b, y);
+  if (na != nb) return na;
+  return na ? x < y : a < b;
+}
+
+// results.png: the metric against the last grid key, one line per variant and combination of
+// the other keys, in the file's variant order and value_less order (results.dat and results.gp
+// are written without gnuplot too; plot::run warns). Nothing for a sweep of variants only.
 void write_plot(const SweepJob& job, const std::vector<Run>& runs) {
   using namespace lawcat;
   const Sweep& s = job.s;
   const stdfs::path& root = job.root;
   if (s.grid.empty()) return;  // variants only: the table is the result
-  if (!lawcat::plot::have_gnuplot()) {
-    log::warn("gnuplot not found: no sweep plot (install gnuplot-nox)");
-    return;
-  }
   const std::string xkey = s.grid.back().first;
-  std::map<std::string, std::string> series;  // legend -> "x y" lines
-  for (const auto& r : runs) {
-    const double y = metric_value(r.summary, s.metric);
-    if (!std::isfinite(y)) continue;
-    std::string legend;
+  auto variant_index = [&](const Run& r) {
+    return std::find_if(s.variants.begin(), s.variants.end(), [&](const auto& v) { return v.first == r.variant; }) -
+           s.variants.begin();
+  };
+  // Runs sorted by variant, then each grid value (the last one last: x ascending within a line).
+  std::vector<const Run*> sorted;
+  for (const auto& r : runs)
+    if (std::isfinite(metric_value(r.summary, s.metric))) sorted.push_back(&r);
+  std::stable_sort(sorted.begin(), sorted.end(), [&](const Run* a, const Run* b) {
+    if (variant_index(*a) != variant_index(*b)) return variant_index(*a) < variant_index(*b);
+    return std::lexicographical_compare(a->values.begin(), a->values.end(), b->values.begin(), b->values.end(),
+                                        value_less);
+  });
+  std::vector<std::pair<std::string, std::string>> series;  // legend -> "x y" lines, in plot order
+  for (const Run* r : sorted) {
+    std::string legend = r->variant;
     for (size_t k = 0; k + 1 < s.grid.size(); ++k)
-      legend += (legend.empty() ? "" : ", ") + leaf(s.grid[k].first) + "=" + r.values[k];
+      legend += (legend.empty() ? "" : ", ") + leaf(s.grid[k].first) + "=" + r->values[k];
     if (legend.empty()) legend = s.metric;
-    series[legend] += r.values.back() + " " + num(y, 9) + "\n";
+    if (series.empty() || series.back().first != legend) series.emplace_back(legend, "");
+    series.back().second += r->values.back() + " " + num(metric_value(r->summary, s.metric), 9) + "\n";
   }
   std::ostringstream dat, gp;
   int idx = 0;
@@ -390,16 +473,22 @@ void write_plot(const SweepJob& job, const std::vector<Run>& runs) {
 // Plan the runs, check them (--dry-run) or run this shard's share, then the table and the plot.
 int run_sweep(SweepJob job, const std::vector<std::string>& only, const std::string& shard, bool dry) {
   using namespace lawcat;
-  const auto [shard_i, shard_n] = parse_shard(shard);
+  const auto [shard_i, shard_n] = *parse_shard(shard);  // checked by CLI11
   std::vector<Run> runs = plan_runs(job.s, only, job.file);
-  std::cout << "sweep " << job.file << ": " << runs.size() << " runs under " << job.root.string() << "\n";
-  if (dry) return check_runs(job, runs);
+  std::vector<Run> mine;  // this shard's runs
+  for (size_t i = 0; i < runs.size(); ++i)
+    if (static_cast<int64_t>(i) % shard_n == shard_i) mine.push_back(runs[i]);
+  std::cout << "sweep " << job.file << ": " << runs.size() << " runs under " << job.root.string();
+  if (shard_n > 1) std::cout << ", " << mine.size() << " in shard " << shard_i << "/" << shard_n;
+  std::cout << "\n" << std::flush;  // before check_runs' warnings (stderr)
+  if (dry) return check_runs(job, mine, true);
   stdfs::create_directories(job.root);
   // --shard processes share root by design; each run locks its own folder in run_recipe.
   std::optional<fs::DirLock> sweep_lock;
   if (shard_n == 1) sweep_lock.emplace(job.root);
   // Runs share one token cache: the base config's data.cache_dir, else <output_dir>/cache.
   const std::string base_cache_dir = config::load_run_config(job.s.base, job.extra).data.cache_dir;
+  check_runs(job, mine, false);
   int failed = 0;
   for (size_t i = 0; i < runs.size(); ++i) {
     if (static_cast<int64_t>(i) % shard_n != shard_i) continue;
@@ -424,7 +513,12 @@ lawcat::cli::Runner setup_sweep(CLI::App& app) {
   app.add_option("file", *file, "sweep file (YAML): base, output_dir, set, grid, metric")->required();
   app.add_option("--set", *extra, "override for every run, e.g. --set distill.steps=50 (repeatable)");
   app.add_flag("--dry-run", *dry, "list the runs, load and check every run's config, and exit");
-  app.add_option("--shard", *shard, "i/n: run only runs i, i+n, ... (0-based; n processes can share a GPU)");
+  app.add_option("--shard", *shard, "i/n: run only runs i, i+n, ... (0-based; n processes can share a GPU)")
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            return parse_shard(text) ? std::string() : "expected i/n, whole numbers with 0 <= i < n, got '" + text + "'";
+          },
+          "i/n"));
   app.add_option("--only", *only, "variants to run, comma-separated (default: all)")->delimiter(',');
   app.add_option("--output-dir", *out_dir, "where the runs go (default: the sweep file's output_dir)");
   return [file, extra, dry, shard, only, out_dir] {
@@ -432,6 +526,10 @@ lawcat::cli::Runner setup_sweep(CLI::App& app) {
     SweepJob job{read_sweep(*file), *file, *extra, {}};
     if (!out_dir->empty()) job.s.output_dir = *out_dir;
     job.root = job.s.output_dir;
+    for (auto& name : *only) {  // "--only 'a, b'": CLI11 splits at the comma, not the space
+      name.erase(0, name.find_first_not_of(" \t"));
+      name.erase(name.find_last_not_of(" \t") + 1);
+    }
     return run_sweep(std::move(job), *only, *shard, *dry);
   };
 }

@@ -494,6 +494,94 @@ TEST_CASE("reliability 10b: sweep --dry-run loads and checks every run's config;
   Cli ok = run_lawcat("sweep " + (root / "good.yaml").string() + " --dry-run");
   CHECK(ok.rc == 0);
   CHECK_THAT(ok.out, LAWCAT_CONTAINS("conv_width-4: ok"));
+  // --dry-run --shard lists the shard's runs only, as the real --shard runs them.
+  Cli shard = run_lawcat("sweep " + (root / "good.yaml").string() + " --dry-run --shard 1/2");
+  CHECK(shard.rc == 0);
+  CHECK_THAT(shard.out, LAWCAT_CONTAINS("2 runs under " + (root / "sweep").string() + ", 1 in shard 1/2"));
+  CHECK_THAT(shard.out, LAWCAT_CONTAINS("conv_width-4: ok"));
+  CHECK(shard.out.find("conv_width-2") == std::string::npos);
+  // A bad --shard is a usage error (exit 2), "0/2/3" included.
+  for (const char* bad : {"5/2", "0/2/3", "2/2", "1/0", "a/2"}) {
+    CAPTURE(bad);
+    Cli b = run_lawcat("sweep " + (root / "good.yaml").string() + " --dry-run --shard " + bad);
+    CHECK(b.rc == 2);
+    CHECK_THAT(b.out, LAWCAT_CONTAINS("--shard: expected i/n, whole numbers with 0 <= i < n, got '" + std::string(bad)));
+  }
+  // --only: names trimmed; on a sweep without variants, says that it picks variants.
+  { std::ofstream(root / "variants.yaml") << head + "variants:\n  lawcat: []\n  nowin: [attention.window=0]\n"; }
+  Cli only = run_lawcat("sweep " + (root / "variants.yaml").string() + " --dry-run --only 'lawcat, nowin'");
+  CHECK(only.rc == 0);
+  CHECK_THAT(only.out, LAWCAT_CONTAINS("nowin: ok"));
+  Cli unknown = run_lawcat("sweep " + (root / "variants.yaml").string() + " --dry-run --only x");
+  CHECK(unknown.rc == 1);
+  CHECK_THAT(unknown.out, LAWCAT_CONTAINS("'x' is not a variant of " + (root / "variants.yaml").string() +
+                                          " (variants: lawcat, nowin)"));
+  Cli grid_only = run_lawcat("sweep " + (root / "good.yaml").string() + " --dry-run --only x");
+  CHECK(grid_only.rc == 1);
+  CHECK_THAT(grid_only.out, LAWCAT_CONTAINS("--only picks variants, and " + (root / "good.yaml").string() +
+                                            " has no 'variants:'"));
+}
+
+// ---- 10g. sweep: a finished run is skipped only under its own config; the plot per variant -----------------
+TEST_CASE("reliability 10g: sweep reruns refuse a changed config of finished runs; one plot line per variant",
+          "[train][reliability]") {
+  LAWCAT_BINARY_OR_SKIP();
+  auto root = test::scratch_dir("rel_sweep_rerun");
+  { std::ofstream(root / "run.yaml") << tiny_run(root); }
+  const stdfs::path out = root / "sweep";
+  const std::string sweep = "sweep " + (root / "sweep.yaml").string() + " ";
+  // Values in an order that is neither numeric nor text order; 2 variants x 2 x 2 runs.
+  { std::ofstream(root / "sweep.yaml") << "base: " + (root / "run.yaml").string() + "\noutput_dir: " + out.string() +
+                                             "\nset: [lora.enabled=false]\nvariants:\n  lawcat: []\n"
+                                             "  tau8: [attention.gate_tau=8]\ngrid:\n  attention.conv_width: [16, 2]\n"
+                                             "  attention.gate_rank: [4, 2]\n"; }
+  Cli first = run_lawcat(sweep);
+  REQUIRE(first.rc == 0);
+  // results.dat: a block per variant and conv width, conv width by value (2 before 16), x ascending.
+  const std::string dat = bytes_of(out / "results.dat");
+  std::vector<std::string> blocks;
+  for (size_t at = dat.find("# "); at != std::string::npos; at = dat.find("# ", at + 1))
+    blocks.push_back(dat.substr(at + 2, dat.find('\n', at) - at - 2));
+  CHECK(blocks == std::vector<std::string>{"lawcat, conv_width=2", "lawcat, conv_width=16", "tau8, conv_width=2",
+                                           "tau8, conv_width=16"});
+  CHECK(dat.find("# lawcat, conv_width=2\n2 ") != std::string::npos);
+  CHECK_THAT(bytes_of(out / "results.gp"), LAWCAT_CONTAINS("index 3 using 1:2 with linespoints pt 7 lw 2 title 'tau8, conv_width=16'"));
+
+  // A changed config: refused before anything runs, naming each run's folder and the keys.
+  const std::string table = bytes_of(out / "results.csv");
+  const stdfs::path one = out / "lawcat_conv_width-16_gate_rank-4";
+  const std::string saved = bytes_of(one / "config.yaml");
+  Cli lr = run_lawcat(sweep + "--set distill.lr=0.005 --set attention.window=8");
+  CHECK(lr.rc == 1);
+  CHECK_THAT(lr.out, LAWCAT_CONTAINS("8 problem(s) in sweep"));
+  CHECK_THAT(lr.out, LAWCAT_CONTAINS("cannot resume " + one.string() + " with a different config (saved -> now):\n"
+                                     "      attention.window: 0 -> 8\n      distill.lr: 0.01 -> 0.005\n"));
+  CHECK(lr.out.find("finished earlier, skipped") == std::string::npos);
+  CHECK(bytes_of(out / "results.csv") == table);
+  CHECK(bytes_of(one / "config.yaml") == saved);
+  // --dry-run says the same, for its shard's runs.
+  Cli dry = run_lawcat(sweep + "--dry-run --shard 0/2 --set distill.lr=0.005");
+  CHECK(dry.rc == 1);
+  CHECK_THAT(dry.out, LAWCAT_CONTAINS("4 problem(s) in sweep"));
+  CHECK_THAT(dry.out, LAWCAT_CONTAINS(one.string() + " with a different config"));
+  // Steps: fewer than a finished stage did is refused, more is ignored with distill's warning.
+  Cli fewer = run_lawcat(sweep + "--set distill.steps=1");
+  CHECK(fewer.rc == 1);
+  CHECK_THAT(fewer.out, LAWCAT_CONTAINS("distill.steps: 1 is fewer than the 2 steps this run has already done (" +
+                                        (one / "distill" / "done.json").string()));
+  Cli more = run_lawcat(sweep + "--set distill.steps=3");
+  CHECK(more.rc == 0);
+  CHECK_THAT(more.out, LAWCAT_CONTAINS(one.string() + ": distill: finished earlier after 2 steps; distill.steps=3 "
+                                       "is ignored"));
+  CHECK_THAT(more.out, LAWCAT_CONTAINS("[8/8] tau8_conv_width-2_gate_rank-2: finished earlier, skipped"));
+  CHECK(bytes_of(one / "config.yaml") == saved);
+  // A harmless key: skipped as before, the same numbers in the table.
+  Cli same = run_lawcat(sweep + "--set distill.keep_last=3");
+  CHECK(same.rc == 0);
+  CHECK(same.out.find("warning") == std::string::npos);
+  std::string skipped = table;
+  for (size_t at; (at = skipped.find(",done\n")) != std::string::npos;) skipped.replace(at, 6, ",done earlier\n");
+  CHECK(bytes_of(out / "results.csv") == skipped);
 }
 
 // ---- 10c, 10d. ppl: NaN weights and non-UTF-8 text are errors -----------------------------------------------
