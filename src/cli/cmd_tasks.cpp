@@ -28,8 +28,12 @@ lawcat::cli::Runner setup_tasks(CLI::App& app) {
       ->delimiter(',')
       ->capture_default_str();
   app.add_option("--count", o.count, "documents (round-robin over the tasks)")->capture_default_str();
-  app.add_option("--min-tokens", o.min_tokens, "shortest prompt in tokens")->capture_default_str();
-  app.add_option("--max-tokens", o.max_tokens, "longest prompt in tokens")->capture_default_str();
+  app.add_option("--min-tokens", o.min_tokens,
+                 "shortest document (prompt + answer) in tokens; raised to a task's shortest (template + answer)")
+      ->capture_default_str();
+  app.add_option("--max-tokens", o.max_tokens,
+                 "longest document (prompt + answer) in tokens; an error below a task's shortest")
+      ->capture_default_str();
   app.add_option("--seed", o.seed, "seed (its stream is distinct from the eval's for the same value)")
       ->capture_default_str();
   app.add_option("--data", a->data, "shared data folder (default: $LAWCAT_SHARED_DATA or ../shared/data)");
@@ -51,7 +55,7 @@ lawcat::cli::Runner setup_tasks(CLI::App& app) {
       tokens += d.tokens;
     }
     fs::atomic_write_text(a->out, jsonl);
-    std::cout << "wrote " << docs.size() << " documents (" << tokens << " prompt tokens) to " << a->out << ":";
+    std::cout << "wrote " << docs.size() << " documents (" << tokens << " tokens) to " << a->out << ":";
     for (const auto& [t, n] : per_task) std::cout << " " << t << " " << n;
     std::cout << "\n";
     return 0;

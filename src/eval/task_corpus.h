@@ -8,8 +8,15 @@
 //   * seeds come from sample_seed(seed, "train:" + task, ...), a different stream
 //     from the eval's sample_seed(seed, task + variant, ...);
 //   * bAbI questions come from the *_train.txt files (the eval uses *_test.txt).
-// Lengths are uniform in [min_tokens, max_tokens] (prompt tokens; BABILong: context
-// tokens), depths uniform in [0, 100] %.
+// Lengths are those of whole documents (prompt + answer, BOS first when the tokenizer
+// adds one: `encode_prompt`), each within [min_tokens, max_tokens]: a target uniform in
+// the range (S-NIAH: at least 192 where max_tokens allows), met within a few tokens.
+// BABILong grows its context (facts, then background) to the target, drawing a bAbI
+// question whose facts alone fit it (else one whose facts fit max_tokens). A task's
+// shortest document (template + answer; BABILong: with the facts) is its floor: a
+// target below it gives that shortest document, so min_tokens under a floor is raised
+// to it; a floor above max_tokens is a ConfigError naming the task and the floor.
+// Depths are uniform in [0, 100] %.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -33,11 +40,11 @@ struct TaskCorpusOptions {
 struct TaskDocument {
   std::string task;
   std::string text;            // prompt + answer
-  int64_t tokens = 0;          // prompt tokens as measured by the builder
+  int64_t tokens = 0;          // tokens of the whole document (text), BOS first when the tokenizer adds one
 };
 
-// Builds the documents (ConfigError for an unknown task or a bad range, DataError
-// naming a missing data file).
+// Builds the documents (ConfigError for an unknown task, a bad range or one a task cannot
+// fit, DataError naming a missing data file).
 std::vector<TaskDocument> make_task_corpus(const text::Tokenizer& tokenizer, const TaskCorpusOptions& options);
 
 // The answer appended after a task's prompt (the text the model is trained to produce).
