@@ -219,7 +219,8 @@ std::string format_table(const std::string& task, const std::vector<Cell>& cells
     os << "\n";
   }
   if (any_beyond)
-    os << "* the prompt exceeds max_position_embeddings of a model with softmax attention layers (evaluated anyway)\n";
+    os << "* " << (longppl ? "the bucket's positions go past" : "the prompt exceeds")
+       << " max_position_embeddings of a model with softmax attention layers (evaluated anyway)\n";
   if (any_error) os << "! some samples failed (see \"error\" in results.jsonl); they are rerun on the next call\n";
   return os.str();
 }

@@ -1,6 +1,7 @@
 // The perplexity tasks as eval tasks: ppl (perplexity at each context length,
 // eval/long_ppl.h) and longppl (mean NLL per position bucket of long documents,
 // eval/position_ppl.h).
+#include <algorithm>
 #include <cmath>
 #include <optional>
 
@@ -110,7 +111,10 @@ class LongPplTask : public TextTask {
                                  << " tokens; --samples asks for " << o.samples);
   }
   void run(const EvalOptions& o, EvalModel& m, const GridItem& w, nlohmann::json& rec) override {
-    rec["beyond_max_positions"] = m.beyond_positions(name(), w.length, o.lengths[0]);
+    // A bucket's last prediction reads the positions up to its end (the document's L - 1 inputs
+    // at most): only buckets ending past the model's positions are marked. Said once per
+    // document length (the runner's warning), not per bucket.
+    rec["beyond_max_positions"] = m.beyond_positions(name(), o.lengths[0], std::min(w.length, o.lengths[0] - 1));
     if (!doc_nll_.count(w.sample))  // each document is scored once for all its buckets
       doc_nll_[w.sample] = position_nll(*m.model, docs_[static_cast<size_t>(w.sample)], o.bucket);
     const PositionNll& pn = doc_nll_[w.sample];
