@@ -58,7 +58,7 @@ if [[ "${REPRO_SMOKE:-0}" == 1 ]]; then
               --set lora.steps=2 --set lora.batch_size=2 --set lora.eval_every=1 --set lora.val_batches=1
               --set export_dtype=fp32)
   DEVICE=(--device cpu)
-  TASKS_ARGS=(--min-tokens 96 --max-tokens 160) TASKS_COUNT=14 TASKS_MIX_COUNT=4
+  TASKS_ARGS=(--min-tokens 96 --max-tokens 512) TASKS_COUNT=14 TASKS_MIX_COUNT=4   # whole documents: the BABILong template alone is ~270-390 tokens
   REPEATS_ARGS=(--count 14 --words 100 --gap 10 40 --span 4 8)
   PK=(--lengths 256 --depths 0,100 --samples 1)
   NIAH=(--variant s-niah-1 --lengths 256 --depths 50 --samples 1 --max-new-tokens 12)
@@ -134,7 +134,7 @@ fi
 pids=()
 if has train; then
   stamp "train: students, $J shards sharing the GPU"
-  "$B" sweep configs/repro/students.yaml --dry-run "${ONLY_ARGS[@]}"
+  "$B" sweep configs/repro/students.yaml --dry-run "${SWEEP_SET[@]}" --output-dir "$R/students" "${ONLY_ARGS[@]}"
   parallel_shards "$J" "$B" sweep configs/repro/students.yaml "${SWEEP_SET[@]}" --output-dir "$R/students" \
     "${ONLY_ARGS[@]}" --shard & pids+=($!)
 fi

@@ -265,18 +265,7 @@ std::optional<nlohmann::json> finished_summary(const stdfs::path& dir) {
 // the old numbers as if they were the new config's.
 void check_finished(const stdfs::path& dir, const nlohmann::json& summary, const lawcat::config::RunConfig& now) {
   using namespace lawcat;
-  const stdfs::path file = dir / "config.yaml";
-  const config::RunConfig saved = config::parse_run_config(fs::read_text(file), file.string());
-  std::vector<std::string> bad;
-  for (const auto& d : config::config_differences(saved, now))
-    if (!train::harmless_config_key(d.substr(0, d.find(':')))) bad.push_back(d);
-  std::string msg;
-  if (!bad.empty()) {
-    msg = "cannot resume " + dir.string() + " with a different config (saved -> now):";
-    for (const auto& d : bad) msg += "\n  " + d;
-    msg += "\nOnly steps, keep_last, save_every, enabled, threads, device, export_dir and export_dtype may change. "
-           "Use another output_dir (--output-dir) for a new sweep.";
-  }
+  std::string msg = train::resume_config_conflicts(dir, now, "Use another output_dir (--output-dir) for a new sweep.");
   for (const auto& st : summary.value("stages", nlohmann::json::array())) {
     const std::string stage = st.value("stage", "");
     const config::StageConfig* sc = stage == "pretrain" ? &now.pretrain

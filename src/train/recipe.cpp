@@ -181,6 +181,20 @@ std::string RecipeResult::summary() const {
   return os.str();
 }
 
+std::string resume_config_conflicts(const stdfs::path& out, const config::RunConfig& now,
+                                    const std::string& new_run_hint) {
+  const stdfs::path file = out / "config.yaml";
+  const config::RunConfig saved = config::parse_run_config(fs::read_text(file), file.string());
+  std::vector<std::string> bad;
+  for (const auto& d : config::config_differences(saved, now))
+    if (!harmless_config_key(d.substr(0, d.find(':')))) bad.push_back(d);
+  if (bad.empty()) return "";
+  std::string msg = "cannot resume " + out.string() + " with a different config (saved -> now):";
+  for (const auto& b : bad) msg += "\n  " + b;
+  return msg + "\nOnly steps, keep_last, save_every, enabled, threads, device, export_dir and export_dtype may change. " +
+         new_run_hint;
+}
+
 namespace {
 
 // What the stages of one run_recipe call share.
@@ -219,16 +233,8 @@ void check_saved_config(const Run& run) {
   LAWCAT_CHECK(run.opt.resume, ConfigError,
                run.out.string() << " already holds a run (config.yaml): pass --resume to continue it (finished "
                                    "stages are skipped), or choose another output_dir");
-  config::RunConfig saved = config::parse_run_config(fs::read_text(file), file.string());
-  std::vector<std::string> bad;
-  for (const auto& d : config::config_differences(saved, run.c))
-    if (!harmless_config_key(d.substr(0, d.find(':')))) bad.push_back(d);
-  if (bad.empty()) return;
-  std::string msg = "cannot resume " + run.out.string() + " with a different config (saved -> now):";
-  for (const auto& b : bad) msg += "\n  " + b;
-  msg += "\nOnly steps, keep_last, save_every, enabled, threads, device, export_dir and export_dtype may change. "
-         "Use another output_dir for a new run.";
-  throw ConfigError(msg);
+  const std::string conflicts = resume_config_conflicts(run.out, run.c, "Use another output_dir for a new run.");
+  if (!conflicts.empty()) throw ConfigError(conflicts);
 }
 
 // What will run: resume never goes backwards (a stage's steps below what it has done),

@@ -55,4 +55,10 @@ RecipeResult run_recipe(const config::RunConfig& config, const RecipeOptions& op
 // Keys whose change does not invalidate a run being resumed.
 bool harmless_config_key(const std::string& key);
 
+// What a resume of the run in `out` (its config.yaml) with config `now` refuses: the keys that
+// differ beyond the harmless ones, as an error message ending in `new_run_hint`; "" when none.
+// run_recipe and `lawcat sweep` (finished runs are skipped only under the config they ran with).
+std::string resume_config_conflicts(const std::filesystem::path& out, const config::RunConfig& now,
+                                    const std::string& new_run_hint);
+
 }  // namespace lawcat::train
