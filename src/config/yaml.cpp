@@ -378,8 +378,13 @@ RunConfig parse_run_config(const std::string& yaml_text, const std::string& wher
         }
       }
       apply = true;
+      std::error_code ec;
+      const std::string cwd = std::filesystem::current_path(ec).string();
       log::warn("TEACHER NOT FOUND: ", absent.string(), " does not exist (", missing.front().key, ": ",
-                missing.front().path, "); applying the config's FALLBACK instead: ", list);
+                missing.front().path, absent.is_relative() ? "; relative paths in a config are taken from the current folder, " + cwd +
+                                                                  ": run from the folder the config expects (the repository root for configs/)"
+                                                            : std::string(),
+                "); applying the config's FALLBACK instead: ", list);
     }
     if (apply) {
       // The config's fallback first, the caller's overrides last (they win).
