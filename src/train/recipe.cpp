@@ -148,6 +148,13 @@ std::string RecipeResult::summary() const {
     os << std::left << std::setw(10) << r.stage << std::setw(8) << r.steps << std::setw(9) << human(r.tokens)
        << std::setw(9) << human(r.tokens_per_s) << std::setw(9) << duration(r.wall_s) << num(r.init_val) << " -> "
        << num(r.best_val) << " (@" << r.best_step << "), " << num(r.final_val);
+    // Stopped before its first evaluation (interrupted early, eval_every > steps done): the
+    // numbers above are the initial ones, not a result.
+    if (r.steps > 0 && r.best_step == 0 && r.final_val == r.init_val) {
+      os << "   (not evaluated after step 0: the stage stopped at step " << r.steps
+         << " before its first evaluation)" << (r.interrupted ? "   [interrupted]" : "") << "\n";
+      continue;
+    }
     if (r.stage == "distill" && r.best_val > 0)
       os << "   MSE " << fixed(r.init_val / r.best_val, 1) << "x lower than at init";
     if ((r.stage == "lora" || r.stage == "pretrain") && std::isfinite(r.best_val))

@@ -482,6 +482,22 @@ TEST_CASE("recipe: resume refuses a different config and an occupied output dir"
   CHECK_FALSE(train::harmless_config_key("distill.lr"));
 }
 
+TEST_CASE("run summary: a stage stopped before its first evaluation says so, not 'MSE 1.0x lower'", "[train]") {
+  train::RecipeResult r;
+  train::StageResult st;
+  st.stage = "distill";
+  st.steps = 9;
+  st.init_val = st.best_val = st.final_val = 55.84;
+  st.best_step = 0;
+  st.interrupted = true;
+  r.stages.push_back(st);
+  CHECK_THAT(r.summary(), LAWCAT_CONTAINS("not evaluated after step 0: the stage stopped at step 9"));
+  CHECK_THAT(r.summary(), !LAWCAT_CONTAINS("x lower than at init"));
+  // Evaluated later and no better than at init: the numbers are a result.
+  r.stages[0].final_val = 56.1;
+  CHECK_THAT(r.summary(), LAWCAT_CONTAINS("MSE 1.0x lower than at init"));
+}
+
 TEST_CASE("recipe: a run that failed before its first checkpoint starts again in place", "[train]") {
   OneThread one_thread;
   auto root = test::scratch_dir("recipe_restart");
