@@ -28,7 +28,7 @@ ResultStore::ResultStore(std::filesystem::path file) : file_(std::move(file)) {
   const std::string text = fs::read_text(file_);
   needs_newline_ = !text.empty() && text.back() != '\n';
   std::istringstream in(text);
-  std::string line;
+  std::string line, kept, unreadable;
   int64_t lineno = 0;
   while (std::getline(in, line)) {
     ++lineno;
@@ -38,11 +38,23 @@ ResultStore::ResultStore(std::filesystem::path file) : file_(std::move(file)) {
       if (!j.is_object() || !j.contains("key") || !j["key"].is_string()) throw std::runtime_error("no key");
       std::string key = j["key"].get<std::string>();
       records_[key] = std::move(j);
+      kept += line + "\n";
     } catch (const std::exception& e) {
       ++malformed_;
+      unreadable += line + "\n";
       log::warn(file_.string(), ":", lineno, ": unreadable result line (", e.what(),
                 "; an interrupted write?); its sample runs again");
     }
+  }
+  if (malformed_ > 0) {
+    // Moved aside once (kept, not dropped), so that later runs do not warn about them again.
+    const std::filesystem::path aside = file_.string() + ".unreadable";
+    std::string old;
+    if (std::filesystem::exists(aside)) old = fs::read_text(aside);
+    fs::atomic_write_text(aside, old + unreadable);
+    fs::atomic_write_text(file_, kept);
+    needs_newline_ = false;
+    log::warn(file_.string(), ": ", malformed_, " unreadable line(s) moved to ", aside.string());
   }
 }
 

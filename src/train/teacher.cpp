@@ -47,8 +47,7 @@ stdfs::path convert_llama2c_teacher(const config::ModelConfig& m, const stdfs::p
   });
   fs::atomic_write_text(dir / "source.json",
                         nlohmann::json{{"llama2c", m.llama2c}, {"tokenizer", m.llama2c_tokenizer}, {"hash", key}}.dump(2));
-  note = "llama2.c " + m.llama2c + " (converted into " + dir.string() + ")";
-  log::info("converted ", m.llama2c, " into ", dir.string());
+  note = "llama2.c " + m.llama2c + " (converted into " + dir.string() + ")";  // io::convert_llama2c logged it
   return dir;
 }
 

@@ -5,6 +5,9 @@
 // on the passkey and S-NIAH grids.
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "common/catch.h"
 #include "eval/eval_helpers.h"
@@ -82,6 +85,12 @@ TEST_CASE("eval resumes: finished samples are skipped, new cells run, a torn lin
   CHECK(third.cells.size() == 12);
   const auto again = run_eval(o);
   CHECK(again.ran == 0);
+  // The torn line was moved aside (kept, not dropped): results.jsonl parses line by line again.
+  CHECK(count_lines(dir / "out" / "results.jsonl.unreadable") == 1);
+  {
+    std::istringstream in(fs::read_text(dir / "out" / "results.jsonl"));
+    for (std::string line; std::getline(in, line);) CHECK_NOTHROW(nlohmann::json::parse(line));
+  }
 
   // A different seed is a different sample (not reused).
   o.seed = 1;
