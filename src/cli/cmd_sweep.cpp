@@ -25,6 +25,7 @@
 #include <iomanip>
 #include <iostream>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #include "cli/command.h"
@@ -258,6 +259,17 @@ std::optional<nlohmann::json> finished_summary(const stdfs::path& dir) {
   return j;
 }
 
+// A stage the config asked for now enables that the finished run did not train (e.g.
+// lora.enabled=true after a stage-1-only sweep): such a run is resumed, not skipped, as
+// `distill --resume` would train the stage.
+bool enables_new_stage(const nlohmann::json& summary, const lawcat::config::RunConfig& now) {
+  std::set<std::string> ran;
+  for (const auto& st : summary.value("stages", nlohmann::json::array())) ran.insert(st.value("stage", ""));
+  const bool distill = now.attention.kind == "lawcat" && now.distill.enabled;
+  return (now.pretrain.enabled && !ran.count("pretrain")) || (distill && !ran.count("distill")) ||
+         (now.lora.enabled && !ran.count("lora"));
+}
+
 // A finished run is skipped, so the config asked for now must be the one it ran with, as
 // `distill --resume` requires (train::run_recipe): a difference beyond the harmless keys is an
 // error naming the run and the keys; fewer steps than a finished stage did is an error, more a
@@ -327,7 +339,7 @@ bool run_one(const SweepJob& job, Run& r, size_t i, size_t n_runs, const std::st
   using namespace lawcat;
   const stdfs::path dir = job.root / r.name;
   const std::vector<std::string> ov = job.overrides_of(r, base_cache_dir);
-  if (auto done = finished_summary(dir)) {
+  if (auto done = finished_summary(dir); done && !enables_new_stage(*done, config::load_run_config(job.s.base, ov))) {
     r.summary = *done;
     r.status = "done earlier";
     std::cout << "[" << i + 1 << "/" << n_runs << "] " << r.name << ": finished earlier, skipped\n";

@@ -582,6 +582,13 @@ TEST_CASE("reliability 10g: sweep reruns refuse a changed config of finished run
   std::string skipped = table;
   for (size_t at; (at = skipped.find(",done\n")) != std::string::npos;) skipped.replace(at, 6, ",done earlier\n");
   CHECK(bytes_of(out / "results.csv") == skipped);
+  // A stage newly enabled (lora.enabled, a harmless key): the finished runs are resumed and train it.
+  Cli lora = run_lawcat(sweep + "--only lawcat --set lora.enabled=true");
+  INFO(lora.out);
+  CHECK(lora.rc == 0);
+  CHECK(lora.out.find("finished earlier, skipped") == std::string::npos);
+  CHECK(stdfs::exists(one / "lora" / "done.json"));
+  CHECK(!stdfs::exists(out / "tau8_conv_width-2_gate_rank-2" / "lora"));
 }
 
 // ---- 10c, 10d. ppl: NaN weights and non-UTF-8 text are errors -----------------------------------------------
