@@ -21,7 +21,7 @@ std::string format_bench_decode(const BenchPrefillResult& r) {
   std::ostringstream os;
   os << describe_model(r);
   os << "decode = greedy tokens/s at context T; rss = resident memory of the process after prefill + decode "
-        "(MiB); state = KV cache / LAWCAT state (MiB); prefill = one prefill of T tokens (s)\n";
+        "(MiB); state = KV cache (allocated capacity, grows by doubling) / LAWCAT state (MiB); prefill = one prefill of T tokens (s)\n";
   os << std::setw(7) << "T" << " |" << std::setw(11) << "sm tok/s" << std::setw(11) << "lc tok/s" << std::setw(8)
      << "lc/sm" << " |" << std::setw(9) << "sm rss" << std::setw(9) << "lc rss" << " |" << std::setw(10)
      << "sm state" << std::setw(10) << "lc state" << " |" << std::setw(11) << "sm prefill" << std::setw(11)
