@@ -259,15 +259,26 @@ std::optional<nlohmann::json> finished_summary(const stdfs::path& dir) {
   return j;
 }
 
-// A stage the config asked for now enables that the finished run did not train (e.g.
-// lora.enabled=true after a stage-1-only sweep): such a run is resumed, not skipped, as
-// `distill --resume` would train the stage.
-bool enables_new_stage(const nlohmann::json& summary, const lawcat::config::RunConfig& now) {
+// The stages the config asked for now enables that the finished run did not train (e.g.
+// lora.enabled=true after a stage-1-only sweep): such a run is resumed and trains them, as
+// `distill --resume` would, unless one comes before a stage the run did train (the later
+// stage's weights were trained without it: check_finished refuses that).
+struct NewStages {
+  std::vector<std::string> names;
+  std::string before;  // a finished stage that comes after a new one ("" = none)
+};
+NewStages new_stages(const nlohmann::json& summary, const lawcat::config::RunConfig& now) {
   std::set<std::string> ran;
   for (const auto& st : summary.value("stages", nlohmann::json::array())) ran.insert(st.value("stage", ""));
-  const bool distill = now.attention.kind == "lawcat" && now.distill.enabled;
-  return (now.pretrain.enabled && !ran.count("pretrain")) || (distill && !ran.count("distill")) ||
-         (now.lora.enabled && !ran.count("lora"));
+  const std::pair<const char*, bool> order[] = {{"pretrain", now.pretrain.enabled},
+                                                {"distill", now.attention.kind == "lawcat" && now.distill.enabled},
+                                                {"lora", now.lora.enabled}};
+  NewStages out;
+  for (const auto& [name, enabled] : order) {
+    if (ran.count(name) && !out.names.empty() && out.before.empty()) out.before = name;
+    if (enabled && !ran.count(name)) out.names.push_back(name);
+  }
+  return out;
 }
 
 // A finished run is skipped, so the config asked for now must be the one it ran with, as
@@ -277,7 +288,18 @@ bool enables_new_stage(const nlohmann::json& summary, const lawcat::config::RunC
 // the old numbers as if they were the new config's.
 void check_finished(const stdfs::path& dir, const nlohmann::json& summary, const lawcat::config::RunConfig& now) {
   using namespace lawcat;
-  std::string msg = train::resume_config_conflicts(dir, now, "Use another output_dir (--output-dir) for a new sweep.");
+  // The run was found in `dir`: its output_dir (and a cache dir naming the same folder) spelled
+  // another way (relative, "./") is the same run, not a changed config.
+  config::RunConfig same = now;
+  const config::RunConfig saved = config::load_run_config(dir / "config.yaml");
+  std::error_code ec;
+  same.output_dir = saved.output_dir;
+  if (stdfs::weakly_canonical(saved.data.cache_dir, ec) == stdfs::weakly_canonical(now.data.cache_dir, ec))
+    same.data.cache_dir = saved.data.cache_dir;
+  std::string msg = train::resume_config_conflicts(dir, same, "Use another output_dir (--output-dir) for a new sweep.");
+  if (const NewStages added = new_stages(summary, now); !added.before.empty())
+    msg += (msg.empty() ? "" : "\n") + added.names.front() + " is now enabled, but this run finished " + added.before +
+           " without it (its weights would be reused): use another output_dir (--output-dir) for a new sweep";
   for (const auto& st : summary.value("stages", nlohmann::json::array())) {
     const std::string stage = st.value("stage", "");
     const config::StageConfig* sc = stage == "pretrain" ? &now.pretrain
@@ -339,7 +361,7 @@ bool run_one(const SweepJob& job, Run& r, size_t i, size_t n_runs, const std::st
   using namespace lawcat;
   const stdfs::path dir = job.root / r.name;
   const std::vector<std::string> ov = job.overrides_of(r, base_cache_dir);
-  if (auto done = finished_summary(dir); done && !enables_new_stage(*done, config::load_run_config(job.s.base, ov))) {
+  if (auto done = finished_summary(dir); done && new_stages(*done, config::load_run_config(job.s.base, ov)).names.empty()) {
     r.summary = *done;
     r.status = "done earlier";
     std::cout << "[" << i + 1 << "/" << n_runs << "] " << r.name << ": finished earlier, skipped\n";

@@ -170,7 +170,7 @@ std::vector<TaskDocument> make_task_corpus(const text::Tokenizer& tokenizer, con
         }
       }
       LAWCAT_CHECK(built || shortest == kNone, ConfigError,
-                   "task corpus: the shortest " << t << " document (template and answer) is about " << shortest
+                   "task corpus: the shortest " << t << " document tried (template and answer) had " << shortest
                                                 << " tokens, more than --max-tokens " << o.max_tokens);
       LAWCAT_CHECK(built, ConfigError,
                    "task corpus: cannot build a " << t << " document of " << length << " tokens within "

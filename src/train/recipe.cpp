@@ -148,11 +148,11 @@ std::string RecipeResult::summary() const {
     os << std::left << std::setw(10) << r.stage << std::setw(8) << r.steps << std::setw(9) << human(r.tokens)
        << std::setw(9) << human(r.tokens_per_s) << std::setw(9) << duration(r.wall_s) << num(r.init_val) << " -> "
        << num(r.best_val) << " (@" << r.best_step << "), " << num(r.final_val);
-    // Stopped before its first evaluation (interrupted early, eval_every > steps done): the
-    // numbers above are the initial ones, not a result.
-    if (r.steps > 0 && r.best_step == 0 && r.final_val == r.init_val) {
-      os << "   (not evaluated after step 0: the stage stopped at step " << r.steps
-         << " before its first evaluation)" << (r.interrupted ? "   [interrupted]" : "") << "\n";
+    // Interrupted before its first evaluation (a stage that ends normally evaluates at its last
+    // step): the numbers above are the initial ones, not a result.
+    if (r.interrupted && r.steps > 0 && r.best_step == 0 && r.final_val == r.init_val) {
+      os << "   (not evaluated after step 0: interrupted at step " << r.steps << " before its first evaluation)"
+         << "   [interrupted]\n";
       continue;
     }
     if (r.stage == "distill" && r.best_val > 0)
@@ -228,13 +228,19 @@ void check_saved_config(const Run& run) {
   const stdfs::path file = run.out / "config.yaml";
   std::error_code ec;
   if (!stdfs::exists(file, ec)) return;
-  // A run that stopped before its first checkpoint (a missing or empty corpus, a bad path,
-  // out of memory at step 0) has nothing to lose: it starts again in place, with this config.
-  bool saved_any = false;
-  for (const char* stage : {"pretrain", "distill", "lora"})
-    saved_any = saved_any || read_done(run.out / stage) || !list_checkpoints(run.out / stage / "checkpoints").empty();
-  if (!saved_any) {
-    log::warn(run.out.string(), " holds a run that saved no checkpoint: starting it again with this config");
+  // A run that failed before any stage began (a missing or empty corpus, a bad path) left
+  // only what its start writes: config.yaml, run.log, the lock, and the converted teacher and
+  // token cache (both keyed by the hash of their sources). Nothing derived from its config is
+  // there to lose or to reuse by mistake, so it starts again in place, with this config. Any
+  // stage folder, export or summary keeps the guard below.
+  bool failed_start = true;
+  for (const auto& e : stdfs::directory_iterator(run.out, ec)) {
+    const std::string name = e.path().filename().string();
+    failed_start = failed_start && (name == "config.yaml" || name == "run.log" || name == ".lock" ||
+                                    name == "teacher" || name == "cache");
+  }
+  if (failed_start && !ec) {
+    log::warn(run.out.string(), " holds a run that failed before its first stage began: starting it again with this config");
     return;
   }
   LAWCAT_CHECK(run.opt.resume, ConfigError,

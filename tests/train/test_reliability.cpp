@@ -582,6 +582,10 @@ TEST_CASE("reliability 10g: sweep reruns refuse a changed config of finished run
   std::string skipped = table;
   for (size_t at; (at = skipped.find(",done\n")) != std::string::npos;) skipped.replace(at, 6, ",done earlier\n");
   CHECK(bytes_of(out / "results.csv") == skipped);
+  // The same folder spelled another way is the same runs, not a changed config.
+  Cli dotted = run_lawcat(sweep + "--dry-run --output-dir " + (root / "." / "sweep").string());
+  INFO(dotted.out);
+  CHECK(dotted.rc == 0);
   // A stage newly enabled (lora.enabled, a harmless key): the finished runs are resumed and train it.
   Cli lora = run_lawcat(sweep + "--only lawcat --set lora.enabled=true");
   INFO(lora.out);
@@ -589,6 +593,12 @@ TEST_CASE("reliability 10g: sweep reruns refuse a changed config of finished run
   CHECK(lora.out.find("finished earlier, skipped") == std::string::npos);
   CHECK(stdfs::exists(one / "lora" / "done.json"));
   CHECK(!stdfs::exists(out / "tau8_conv_width-2_gate_rank-2" / "lora"));
+  // A stage newly enabled before a finished one (pretrain before distill): refused, the later
+  // stage's weights were trained without it.
+  Cli early = run_lawcat(sweep + "--only lawcat --set pretrain.enabled=true");
+  INFO(early.out);
+  CHECK(early.rc == 1);
+  CHECK_THAT(early.out, LAWCAT_CONTAINS("pretrain is now enabled, but this run finished distill without it"));
 }
 
 // ---- 10c, 10d. ppl: NaN weights and non-UTF-8 text are errors -----------------------------------------------

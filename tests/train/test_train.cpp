@@ -491,8 +491,12 @@ TEST_CASE("run summary: a stage stopped before its first evaluation says so, not
   st.best_step = 0;
   st.interrupted = true;
   r.stages.push_back(st);
-  CHECK_THAT(r.summary(), LAWCAT_CONTAINS("not evaluated after step 0: the stage stopped at step 9"));
+  CHECK_THAT(r.summary(), LAWCAT_CONTAINS("not evaluated after step 0: interrupted at step 9"));
   CHECK_THAT(r.summary(), !LAWCAT_CONTAINS("x lower than at init"));
+  // Finished (evaluated at its last step) with a validation loss that never moved: a result.
+  r.stages[0].interrupted = false;
+  CHECK_THAT(r.summary(), !LAWCAT_CONTAINS("not evaluated"));
+  r.stages[0].interrupted = true;
   // Evaluated later and no better than at init: the numbers are a result.
   r.stages[0].final_val = 56.1;
   CHECK_THAT(r.summary(), LAWCAT_CONTAINS("MSE 1.0x lower than at init"));
@@ -509,13 +513,24 @@ TEST_CASE("recipe: a run that failed before its first checkpoint starts again in
   auto bad = config::parse_run_config(yaml, "run.yaml", {"data.train=[" + missing + "]"});
   CHECK_THAT(error_of([&] { train::run_recipe(bad, ro); }), LAWCAT_CONTAINS(missing));
   REQUIRE(stdfs::exists(root / "run" / "config.yaml"));
-  // Fixed, the same command runs in the same output_dir (nothing was saved to lose) ...
+  // A stage that began (its folder: best weights can be there before any checkpoint) keeps the guard.
   auto good = config::parse_run_config(yaml, "run.yaml");
+  stdfs::create_directories(root / "run" / "distill" / "best");
+  CHECK_THAT(error_of([&] { train::run_recipe(good, ro); }), LAWCAT_CONTAINS("already holds a run"));
+  stdfs::remove_all(root / "run" / "distill");
+  // Fixed, the same command runs in the same output_dir (nothing was saved to lose) ...
   auto r = train::run_recipe(good, ro);
   CHECK(r.stages.size() == 2);
   CHECK(stdfs::exists(r.export_dir / "model.safetensors"));
   // ... and once a stage has saved, the guard is back.
   CHECK_THAT(error_of([&] { train::run_recipe(bad, ro); }), LAWCAT_CONTAINS("already holds a run"));
+  // A run with no stage (export only) wrote an export and a summary: not restarted either.
+  const std::string yaml3 = std::regex_replace(yaml, std::regex("/run\n"), "/run3\n");
+  auto export_only = config::parse_run_config(yaml3, "run.yaml", {"distill.enabled=false", "lora.enabled=false"});
+  train::run_recipe(export_only, ro);
+  auto changed = config::parse_run_config(yaml3, "run.yaml", {"distill.enabled=false", "lora.enabled=false",
+                                                              "attention.gate_rank=8"});
+  CHECK_THAT(error_of([&] { train::run_recipe(changed, ro); }), LAWCAT_CONTAINS("already holds a run"));
 }
 
 TEST_CASE("recipe: a stage's own data (lora.data) replaces data.train for that stage only", "[train]") {
