@@ -502,7 +502,7 @@ TEST_CASE("run summary: a stage stopped before its first evaluation says so, not
   CHECK_THAT(r.summary(), LAWCAT_CONTAINS("MSE 1.0x lower than at init"));
 }
 
-TEST_CASE("recipe: a run that failed before its first checkpoint starts again in place", "[train]") {
+TEST_CASE("recipe: a run that failed before its first stage began starts again in place", "[train]") {
   OneThread one_thread;
   auto root = test::scratch_dir("recipe_restart");
   const std::string yaml = tiny_recipe(root);
