@@ -51,6 +51,7 @@ lawcat::cli::Runner setup_eval(CLI::App& app) {
   app.add_option("--ppl-max-tokens", o.ppl_max_tokens, "ppl: score only the first N tokens of the text (0 = all)")
       ->capture_default_str()->check(lawcat::cli::at_least(0));
   app.add_flag("--ppl-documents", o.ppl_documents, "ppl: split the text into documents on blank lines");
+  app.add_option("--text-field", o.text_field, "ppl, longppl: the JSONL field holding a document")->capture_default_str();
   app.add_option("--bucket", o.bucket,
                  "longppl: positions per bucket (--lengths is the document length, --samples the documents)")
       ->capture_default_str()->check(lawcat::cli::at_least(1));

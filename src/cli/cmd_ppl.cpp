@@ -15,7 +15,7 @@
 
 namespace {
 struct PplArgs {
-  std::string model, text, device = "cpu", dtype = "auto";
+  std::string model, text, device = "cpu", dtype = "auto", text_field = "text";
   int64_t ctx = 0;
   bool json = false;
 };
@@ -27,6 +27,7 @@ lawcat::cli::Runner setup_ppl(CLI::App& app) {
       ->required();
   app.add_option("--ctx", a->ctx, "window length in tokens (default: the model's max_position_embeddings)")
       ->check(lawcat::cli::at_least(1));
+  app.add_option("--text-field", a->text_field, "JSONL: the field holding a document")->capture_default_str();
   app.add_flag("--json", a->json, "print one JSON object on the last line");
   app.add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--dtype", a->dtype, "auto, float32, bfloat16, float16")->capture_default_str();
@@ -39,6 +40,7 @@ lawcat::cli::Runner setup_ppl(CLI::App& app) {
     auto tokenizer = model::load_model_tokenizer(a->model);
     eval::PerplexityOptions opt;
     opt.ctx = a->ctx;
+    opt.text_field = a->text_field;
     auto r = eval::perplexity_of_file(*model, *tokenizer, a->text, opt);
     // NaN / Inf weights (or an overflow in a low precision) make every score meaningless.
     LAWCAT_CHECK(std::isfinite(r.mean_nll()), DataError,

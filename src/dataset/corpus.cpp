@@ -213,7 +213,7 @@ std::vector<std::string> read_documents(const stdfs::path& file, const CorpusOpt
       auto it = j.find(options.text_field);
       LAWCAT_CHECK(it != j.end(), DataError,
                    where << ": no field '" << options.text_field
-                         << "' (a run config names the field with data.text_field; ppl and eval read 'text')");
+                         << "' (choose the field with data.text_field in a run config, --text-field in ppl and eval)");
       LAWCAT_CHECK(it->is_string(), DataError,
                    where << ": field '" << options.text_field << "' must be a string, got " << it->type_name());
       std::string s = it->get<std::string>();

@@ -49,6 +49,7 @@ struct EvalOptions {
   bool ruler_singular = false;           // niah: RULER's singular template rewrite
   int64_t ppl_max_tokens = 0;            // ppl: score only the first N tokens of the text (0 = all)
   bool ppl_documents = false;            // ppl: split the text on blank lines
+  std::string text_field = "text";       // ppl, longppl: the JSONL field holding a document
   int64_t bucket = 1024;                 // longppl: positions per bucket (samples = documents)
   bool progress = true;
   bool plot = true;

@@ -20,7 +20,9 @@ std::vector<std::vector<int64_t>> tokenize_for_long_ppl(const text::Tokenizer& t
                text_file.string() << ": text file for the ppl task not found");
   std::vector<std::string> pieces;
   if (!is_plain_text_file(text_file)) {
-    pieces = dataset::read_documents(text_file, dataset::CorpusOptions{});  // JSONL, Alpaca, compressed
+    dataset::CorpusOptions co;  // JSONL, Alpaca, compressed
+    co.text_field = options.text_field;
+    pieces = dataset::read_documents(text_file, co);
   } else if (const std::string text = dataset::read_text_checked(text_file); options.documents) {
     pieces = split_documents(text);
   } else if (text.find_first_not_of(" \t\r\n\f\v") != std::string::npos) {

@@ -23,6 +23,7 @@ struct LongPplOptions {
   int64_t max_tokens = 0;   // 0 = the whole file
   bool documents = false;   // split on blank lines first (each document chunked on its own)
   bool progress = false;
+  std::string text_field = "text";  // JSONL: the field holding a document
 };
 
 // Whether `file` is read as plain text (blank-line documents); JSONL, Alpaca JSON and

@@ -22,6 +22,7 @@ struct PerplexityOptions {
   int64_t ctx = 0;             // window length in tokens; 0 = the model's max_position_embeddings
   int64_t logits_chunk = 512;  // positions turned into fp32 logits at a time (bounds memory)
   bool progress = true;        // progress bar on stderr
+  std::string text_field = "text";  // JSONL: the field holding a document
 };
 
 struct PerplexityResult {

@@ -42,11 +42,12 @@ PositionNll position_nll(model::LlamaForCausalLMImpl& model, const std::vector<i
 
 std::vector<std::vector<int64_t>> long_documents(const text::Tokenizer& tokenizer,
                                                  const std::filesystem::path& text_file, int64_t length,
-                                                 int64_t bos, int64_t max_documents) {
+                                                 int64_t bos, int64_t max_documents, const std::string& text_field) {
   LAWCAT_CHECK(length >= 2, ConfigError, "position ppl: length must be >= 2, got " << length);
   LAWCAT_CHECK(bos >= 0, DataError,
                "position ppl: the model has no BOS or EOS token (tokenizer or config.json) to start documents with");
   dataset::CorpusOptions co;
+  co.text_field = text_field;
   std::vector<std::string> docs = dataset::read_documents(text_file, co);
   std::vector<std::vector<int64_t>> out;
   int64_t longest = 0;

@@ -34,6 +34,7 @@ PositionNll position_nll(model::LlamaForCausalLMImpl& model, const std::vector<i
 // naming the file when none is long enough.
 std::vector<std::vector<int64_t>> long_documents(const text::Tokenizer& tokenizer,
                                                  const std::filesystem::path& text_file, int64_t length,
-                                                 int64_t bos, int64_t max_documents);
+                                                 int64_t bos, int64_t max_documents,
+                                                 const std::string& text_field = "text");
 
 }  // namespace lawcat::eval

@@ -41,8 +41,9 @@ class PplTask : public TextTask {
     for (const auto& v : o.variants)
       for (int64_t L : o.lengths) {
         GridItem w{v, L, -1, 0, -1, ""};
-        w.key = nlohmann::json::array({name(), v, dir, L, absolute_string(o.text), o.ppl_max_tokens, o.ppl_documents})
-                    .dump();
+        nlohmann::json key = nlohmann::json::array({name(), v, dir, L, absolute_string(o.text), o.ppl_max_tokens, o.ppl_documents});
+        if (o.text_field != "text") key.push_back(o.text_field);  // the default keeps earlier records' keys
+        w.key = key.dump();
         work.push_back(w);
       }
     return work;
@@ -51,6 +52,7 @@ class PplTask : public TextTask {
     LongPplOptions opt;
     opt.max_tokens = o.ppl_max_tokens;
     opt.documents = o.ppl_documents;
+    opt.text_field = o.text_field;
     streams_ = tokenize_for_long_ppl(*m.tokenizer, o.text, opt);
   }
   void run(const EvalOptions& o, EvalModel& m, const GridItem& w, nlohmann::json& rec) override {
@@ -98,14 +100,16 @@ class LongPplTask : public TextTask {
         for (int64_t s = 0; s < o.samples; ++s)
           for (int64_t b = 0; b < L / o.bucket; ++b) {
             GridItem w{v, (b + 1) * o.bucket, -1, s, -1, ""};
-            w.key = nlohmann::json::array({name(), dir, L, o.bucket, absolute_string(o.text), s, b}).dump();
+            nlohmann::json key = nlohmann::json::array({name(), dir, L, o.bucket, absolute_string(o.text), s, b});
+            if (o.text_field != "text") key.push_back(o.text_field);  // the default keeps earlier records' keys
+            w.key = key.dump();
             work.push_back(w);
           }
     return work;
   }
   void begin_model(const EvalOptions& o, EvalModel& m) override {
     doc_nll_.clear();
-    docs_ = long_documents(*m.tokenizer, o.text, o.lengths[0], m.bos, o.samples);
+    docs_ = long_documents(*m.tokenizer, o.text, o.lengths[0], m.bos, o.samples, o.text_field);
     LAWCAT_CHECK(static_cast<int64_t>(docs_.size()) >= o.samples, DataError,
                  o.text.string() << ": only " << docs_.size() << " documents have " << o.lengths[0]
                                  << " tokens; --samples asks for " << o.samples);

@@ -224,7 +224,7 @@ TEST_CASE("bad records in a compressed JSONL name the file and line", "[dataset]
   write_file(dir / "nofield.jsonl", "{\"text\": \"ok\"}\n\n{\"body\": \"no text\"}\n");
   auto f = compress(Compression::kXz, dir / "nofield.jsonl");
   CHECK_THAT(error_of([&] { read_documents(f, {}); }),
-             LAWCAT_CONTAINS(f.string() + ":3: no field 'text' (a run config names the field with data.text_field"));
+             LAWCAT_CONTAINS(f.string() + ":3: no field 'text' (choose the field with data.text_field in a run config, --text-field in ppl and eval)"));
   write_file(dir / "notjson.jsonl", "{\"text\": \"ok\"}\n{not json\n");
   f = compress(Compression::kXz, dir / "notjson.jsonl");
   CHECK_THAT(error_of([&] { read_documents(f, {}); }), LAWCAT_CONTAINS(f.string() + ":2: not valid JSON"));

@@ -763,4 +763,28 @@ TEST_CASE("CLI: prompts that are not UTF-8, sampled bytes, a folder as config, o
   Cli nan = run_lawcat("eval --task passkey --models " + teacher + " --lengths abc");
   CHECK(nan.rc == 2);
   CHECK_THAT(nan.out, LAWCAT_CONTAINS("--lengths"));
+  // JSONL whose documents sit in another field: --text-field names it; the same documents under
+  // "text" score the same.
+  {
+    std::ofstream a(root / "content.jsonl"), b(root / "text.jsonl");
+    for (int i = 0; i < 6; ++i) {
+      const std::string doc = "the little cat number " + std::to_string(i) + " sat on the mat and looked at the sun.";
+      a << nlohmann::json{{"content", doc}}.dump() << "\n";
+      b << nlohmann::json{{"text", doc}}.dump() << "\n";
+    }
+  }
+  Cli nofield = run_lawcat("ppl --model " + teacher + " --text " + (root / "content.jsonl").string());
+  CHECK(nofield.rc == 1);
+  CHECK_THAT(nofield.out, LAWCAT_CONTAINS("content.jsonl:1: no field 'text' (choose the field with data.text_field in a run "
+                                          "config, --text-field in ppl and eval)"));
+  auto nll_line = [](const std::string& out) { return out.substr(out.find("mean NLL")); };
+  Cli field = run_lawcat("ppl --model " + teacher + " --text " + (root / "content.jsonl").string() + " --text-field content");
+  Cli text = run_lawcat("ppl --model " + teacher + " --text " + (root / "text.jsonl").string());
+  REQUIRE(field.rc == 0);
+  REQUIRE(text.rc == 0);
+  CHECK(nll_line(field.out).substr(0, 40) == nll_line(text.out).substr(0, 40));
+  Cli ev = run_lawcat("eval --task ppl --models " + teacher + " --text " + (root / "content.jsonl").string() +
+                      " --text-field content --lengths 16 --no-plot --no-progress --out " + (root / "ev_field").string());
+  INFO(ev.out);
+  CHECK(ev.rc == 0);
 }
