@@ -70,6 +70,47 @@ at::Tensor band_mask(int64_t W, int64_t nb, const at::Device& device) {
   return band;
 }
 
+// The N = P + T tokens in view: the state's ring (P ≤ W tokens, none without a state), then
+// the T new ones; and which of them are real keys (left-padded batches: [B, N] bool,
+// undefined = all).
+struct TokensInView {
+  at::Tensor kr;      // [B, Hkv, N, D] RoPE'd keys
+  at::Tensor vv;      // [B, N, Hkv, d]
+  at::Tensor pk;      // [B, N, H, F] φk
+  at::Tensor gg;      // [B, N, Hkv, F] fp32 log-gates
+  at::Tensor kvalid;  // [B, N] bool or undefined
+};
+TokensInView tokens_in_view(const WindowHybridState* st, const at::Tensor& k_rope, const at::Tensor& v,
+                            const at::Tensor& phik, const at::Tensor& g, const at::Tensor& valid) {
+  const int64_t B = phik.size(0), T = phik.size(1), P = st ? st->ring_size() : 0;
+  TokensInView x{k_rope, v, phik, g.to(at::kFloat), at::Tensor()};
+  if (P > 0) {
+    x.kr = at::cat({st->k, x.kr}, 2);
+    x.vv = at::cat({st->v, x.vv}, 1);
+    x.pk = at::cat({st->phik, x.pk}, 1);
+    x.gg = at::cat({st->g, x.gg}, 1);
+  }
+  if (valid.defined() || (st && st->valid.defined())) {
+    TORCH_CHECK(!valid.defined() || (valid.dim() == 2 && valid.size(0) == B && valid.size(1) == T),
+                "window_hybrid: valid must be [B, T] = [", B, ", ", T, "], got ", valid.sizes());
+    const auto bopts = at::TensorOptions().dtype(at::kBool).device(phik.device());
+    x.kvalid = valid.defined() ? valid.to(bopts) : at::ones({B, T}, bopts);
+    if (P > 0) x.kvalid = at::cat({st->valid.defined() ? st->valid : at::ones({B, P}, bopts), x.kvalid}, 1);
+  }
+  return x;
+}
+
+// The state's ring after these tokens: the last (up to) W in view, the next token's window and
+// the next delayed key.
+void keep_ring(WindowHybridState& st, const TokensInView& x, int64_t W) {
+  const int64_t N = x.kr.size(2), keep = std::min(W, N);
+  st.k = x.kr.narrow(2, N - keep, keep).detach().contiguous();
+  st.v = x.vv.narrow(1, N - keep, keep).detach().contiguous();
+  st.phik = x.pk.narrow(1, N - keep, keep).detach().contiguous();
+  st.g = x.gg.narrow(1, N - keep, keep).detach().contiguous();
+  if (x.kvalid.defined()) st.valid = x.kvalid.narrow(1, N - keep, keep).contiguous();
+}
+
 // One decoding step (T = 1 with a state, no autograd): the same sums as below without the
 // blocks, which would spend 2W query rows and a [W, 2W] band on the one new query (a window
 // student decoded 2x (13M) to 8x (260K params) slower than a pure one that way). The softmax
@@ -81,19 +122,8 @@ at::Tensor window_hybrid_step(const at::Tensor& q_rope, const at::Tensor& k_rope
                               WindowHybridState& st, const at::Tensor& valid) {
   const int64_t B = phiq.size(0), H = phiq.size(2), F = phiq.size(3), Hkv = v.size(2), d = v.size(3);
   const int64_t grp = H / Hkv, W = o.window, P = st.ring_size(), N = P + 1;
-  TORCH_CHECK(!valid.defined() || (valid.dim() == 2 && valid.size(0) == B && valid.size(1) == 1),
-              "window_hybrid: valid must be [B, T] = [", B, ", 1], got ", valid.sizes());
-  const at::Tensor g32 = g.to(at::kFloat);
-  const at::Tensor kr = P > 0 ? at::cat({st.k, k_rope}, 2) : k_rope;     // [B, Hkv, N, D]
-  const at::Tensor vv = P > 0 ? at::cat({st.v, v}, 1) : v;               // [B, N, Hkv, d]
-  const at::Tensor pk = P > 0 ? at::cat({st.phik, phik}, 1) : phik;      // [B, N, H, F]
-  const at::Tensor gg = P > 0 ? at::cat({st.g, g32}, 1) : g32;           // [B, N, Hkv, F]
-  at::Tensor kvalid;                                                     // [B, N] bool or undefined
-  if (valid.defined() || st.valid.defined()) {
-    const auto bopts = at::TensorOptions().dtype(at::kBool).device(phiq.device());
-    kvalid = valid.defined() ? valid.to(bopts) : at::ones({B, 1}, bopts);
-    if (P > 0) kvalid = at::cat({st.valid.defined() ? st.valid : at::ones({B, P}, bopts), kvalid}, 1);
-  }
+  const TokensInView x = tokens_in_view(&st, k_rope, v, phik, g, valid);
+  const at::Tensor &kr = x.kr, &vv = x.vv, &pk = x.pk, &gg = x.gg, &kvalid = x.kvalid;
 
   // Softmax over the band: view indices j0 .. N-1 (the token itself and up to W-1 before it).
   const int64_t j0 = std::max<int64_t>(0, N - W), n = N - j0;
@@ -131,19 +161,14 @@ at::Tensor window_hybrid_step(const at::Tensor& q_rope, const at::Tensor& k_rope
   ops::GlaOptions raw;
   raw.normalize = false;
   const at::Tensor q1 = phiq.select(1, 0);
-  const at::Tensor lin_num = ops::gla_step(q1, k_lag, v_lag, g32.select(1, 0), st.S, st.z, raw).to(at::kFloat);
+  const at::Tensor lin_num = ops::gla_step(q1, k_lag, v_lag, gg.select(1, N - 1), st.S, st.z, raw).to(at::kFloat);
   const at::Tensor lin_den = (q1.to(at::kFloat) * st.z).sum(-1);  // [B, H]
 
   const at::Tensor w = at::sigmoid(window_weight.to(at::kFloat)).view({1, H});
   const at::Tensor y = (w.unsqueeze(-1) * sm_num + (1 - w.unsqueeze(-1)) * lin_num) /
                        (w * sm_den + (1 - w) * lin_den + o.eps).unsqueeze(-1);   // [B, H, d]
 
-  const int64_t keep = std::min(W, N);  // the ring: the last W tokens
-  st.k = kr.narrow(2, N - keep, keep).contiguous();
-  st.v = vv.narrow(1, N - keep, keep).contiguous();
-  st.phik = pk.narrow(1, N - keep, keep).contiguous();
-  st.g = gg.narrow(1, N - keep, keep).contiguous();
-  if (kvalid.defined()) st.valid = kvalid.narrow(1, N - keep, keep).contiguous();
+  keep_ring(st, x, W);
   return y.unsqueeze(1).to(v.scalar_type());  // [B, 1, H, d]
 }
 
@@ -177,23 +202,8 @@ at::Tensor window_hybrid(const at::Tensor& q_rope, const at::Tensor& k_rope, con
   TORCH_CHECK(P <= W, "window_hybrid: the state's ring holds ", P, " tokens, more than the window ", W);
   if (st && T == 1 && !at::GradMode::is_enabled())
     return window_hybrid_step(q_rope, k_rope, v, phiq, phik, g, window_weight, o, *st, valid);
-  at::Tensor kr = k_rope, vv = v, pk = phik, gg = g.to(at::kFloat);
-  if (P > 0) {
-    kr = at::cat({st->k, k_rope}, 2);
-    vv = at::cat({st->v, v}, 1);
-    pk = at::cat({st->phik, phik}, 1);
-    gg = at::cat({st->g, gg}, 1);
-  }
-
-  // Which keys in view are real (left-padded batches): [B, N] bool, undefined = all.
-  at::Tensor kvalid;
-  if (valid.defined() || (st && st->valid.defined())) {
-    TORCH_CHECK(!valid.defined() || (valid.dim() == 2 && valid.size(0) == B && valid.size(1) == T),
-                "window_hybrid: valid must be [B, T] = [", B, ", ", T, "], got ", valid.sizes());
-    const auto bopts = at::TensorOptions().dtype(at::kBool).device(phiq.device());
-    kvalid = valid.defined() ? valid.to(bopts) : at::ones({B, T}, bopts);
-    if (P > 0) kvalid = at::cat({st->valid.defined() ? st->valid : at::ones({B, P}, bopts), kvalid}, 1);
-  }
+  const TokensInView x = tokens_in_view(st, k_rope, v, phik, g, valid);
+  const at::Tensor &kr = x.kr, &vv = x.vv, &pk = x.pk, &gg = x.gg, &kvalid = x.kvalid;
 
   // Linear part over s ≤ t - W: chunk_gla against the keys and values delayed by W tokens.
   // Query i's delayed token is view index P - W + i: pad the view in front to W + T, take T.
@@ -263,14 +273,7 @@ at::Tensor window_hybrid(const at::Tensor& q_rope, const at::Tensor& k_rope, con
   const at::Tensor y = (w * sm_num + (1 - w) * lin_num.to(at::kFloat).transpose(1, 2)) /
                        (w * sm_den + (1 - w) * lin_den.to(at::kFloat).transpose(1, 2) + o.eps);
 
-  if (st) {  // the last W tokens: the next token's window and the next delayed key
-    const int64_t keep = std::min(W, N);
-    st->k = kr.narrow(2, N - keep, keep).detach().contiguous();
-    st->v = vv.narrow(1, N - keep, keep).detach().contiguous();
-    st->phik = pk.narrow(1, N - keep, keep).detach().contiguous();
-    st->g = gg.narrow(1, N - keep, keep).detach().contiguous();
-    if (kvalid.defined()) st->valid = kvalid.narrow(1, N - keep, keep).contiguous();
-  }
+  if (st) keep_ring(*st, x, W);
   return y.transpose(1, 2).to(v.scalar_type());  // [B, T, H, d]
 }
 
