@@ -30,6 +30,7 @@
 
 #include "cli/command.h"
 #include "config/yaml.h"
+#include "eval/eval_util.h"
 #include "train/loop.h"
 #include "train/recipe.h"
 #include "util/error.h"
@@ -296,7 +297,8 @@ void check_finished(const stdfs::path& dir, const nlohmann::json& summary, const
   same.output_dir = saved.output_dir;
   if (stdfs::weakly_canonical(saved.data.cache_dir, ec) == stdfs::weakly_canonical(now.data.cache_dir, ec))
     same.data.cache_dir = saved.data.cache_dir;
-  std::string msg = train::resume_config_conflicts(dir, same, "Use another output_dir (--output-dir) for a new sweep.");
+  std::string msg =
+      train::resume_config_conflicts(dir, saved, same, "Use another output_dir (--output-dir) for a new sweep.");
   if (const NewStages added = new_stages(summary, now); !added.before.empty())
     msg += (msg.empty() ? "" : "\n") + added.names.front() + " is now enabled, but this run finished " + added.before +
            " without it (its weights would be reused): use another output_dir (--output-dir) for a new sweep";
@@ -308,13 +310,11 @@ void check_finished(const stdfs::path& dir, const nlohmann::json& summary, const
                                                          : nullptr;
     const int64_t did = st.value("steps", int64_t(0));
     if (!sc || !sc->enabled || sc->steps == did) continue;
-    if (sc->steps < did)  // the wording of run_recipe's plan_stages
-      msg += (msg.empty() ? "" : "\n") + stage + ".steps: " + std::to_string(sc->steps) + " is fewer than the " +
-             std::to_string(did) + " steps this run has already done (" + (dir / stage / "done.json").string() +
-             "); use " + stage + ".steps >= " + std::to_string(did) + ", or another output_dir for a new sweep";
+    if (const std::string fewer = train::fewer_steps_error(stage, sc->steps, did, (dir / stage / "done.json").string());
+        !fewer.empty())
+      msg += (msg.empty() ? "" : "\n") + fewer;
     else
-      log::warn(dir.string(), ": ", stage, ": finished earlier after ", did, " steps; ", stage, ".steps=", sc->steps,
-                " is ignored (finished runs are skipped: train longer in another output_dir)");
+      log::warn(dir.string(), ": ", train::finished_steps_ignored(stage, did, sc->steps));
   }
   if (!msg.empty()) throw ConfigError(msg);
 }
@@ -549,10 +549,7 @@ lawcat::cli::Runner setup_sweep(CLI::App& app) {
     SweepJob job{read_sweep(*file), *file, *extra, {}};
     if (!out_dir->empty()) job.s.output_dir = *out_dir;
     job.root = job.s.output_dir;
-    for (auto& name : *only) {  // "--only 'a, b'": CLI11 splits at the comma, not the space
-      name.erase(0, name.find_first_not_of(" \t"));
-      name.erase(name.find_last_not_of(" \t") + 1);
-    }
+    for (auto& name : *only) name = lawcat::eval::trim(name);  // "--only 'a, b'": CLI11 splits at the comma only
     return run_sweep(std::move(job), *only, *shard, *dry);
   };
 }

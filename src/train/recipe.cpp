@@ -188,10 +188,8 @@ std::string RecipeResult::summary() const {
   return os.str();
 }
 
-std::string resume_config_conflicts(const stdfs::path& out, const config::RunConfig& now,
-                                    const std::string& new_run_hint) {
-  const stdfs::path file = out / "config.yaml";
-  const config::RunConfig saved = config::parse_run_config(fs::read_text(file), file.string());
+std::string resume_config_conflicts(const stdfs::path& out, const config::RunConfig& saved,
+                                    const config::RunConfig& now, const std::string& new_run_hint) {
   std::vector<std::string> bad;
   for (const auto& d : config::config_differences(saved, now))
     if (!harmless_config_key(d.substr(0, d.find(':')))) bad.push_back(d);
@@ -200,6 +198,18 @@ std::string resume_config_conflicts(const stdfs::path& out, const config::RunCon
   for (const auto& b : bad) msg += "\n  " + b;
   return msg + "\nOnly steps, keep_last, save_every, enabled, threads, device, export_dir and export_dtype may change. " +
          new_run_hint;
+}
+
+std::string fewer_steps_error(const std::string& stage, int64_t asked, int64_t did, const std::string& where) {
+  if (asked >= did) return "";
+  return stage + ".steps: " + std::to_string(asked) + " is fewer than the " + std::to_string(did) +
+         " steps this run has already done (" + where + "); resume with " + stage + ".steps >= " +
+         std::to_string(did) + ", or start a new run in another output_dir";
+}
+
+std::string finished_steps_ignored(const std::string& stage, int64_t did, int64_t asked) {
+  return stage + ": finished earlier after " + std::to_string(did) + " steps; " + stage + ".steps=" +
+         std::to_string(asked) + " is ignored (finished stages are skipped: train longer in another output_dir)";
 }
 
 namespace {
@@ -246,7 +256,8 @@ void check_saved_config(const Run& run) {
   LAWCAT_CHECK(run.opt.resume, ConfigError,
                run.out.string() << " already holds a run (config.yaml): pass --resume to continue it (finished "
                                    "stages are skipped), or choose another output_dir");
-  const std::string conflicts = resume_config_conflicts(run.out, run.c, "Use another output_dir for a new run.");
+  const config::RunConfig saved = config::parse_run_config(fs::read_text(file), file.string());
+  const std::string conflicts = resume_config_conflicts(run.out, saved, run.c, "Use another output_dir for a new run.");
   if (!conflicts.empty()) throw ConfigError(conflicts);
 }
 
@@ -273,17 +284,14 @@ void plan_stages(const Run& run, const std::string& yaml) {
         did = std::stoll(cks.back().filename().string().substr(5));  // "step-00000120"
         where = cks.back().string();
       }
-      LAWCAT_CHECK(did <= sc->steps, ConfigError,
-                   name << ".steps: " << sc->steps << " is fewer than the " << did << " steps this run has already done ("
-                        << where << "); resume with " << name << ".steps >= " << did
-                        << ", or start a new run in another output_dir");
+      if (const std::string fewer = fewer_steps_error(name, sc->steps, did, where); !fewer.empty())
+        throw ConfigError(fewer);
     }
     if (!run.want(name)) continue;
     if (!done) {
       any_stage_runs = true;
     } else if (done->value("steps", int64_t(0)) != sc->steps) {
-      log::warn(name, ": finished earlier after ", done->value("steps", int64_t(0)), " steps; ", name, ".steps=",
-                sc->steps, " is ignored (finished stages are skipped: train longer in another output_dir)");
+      log::warn(finished_steps_ignored(name, done->value("steps", int64_t(0)), sc->steps));
     }
   }
   std::error_code ec;

@@ -55,10 +55,16 @@ RecipeResult run_recipe(const config::RunConfig& config, const RecipeOptions& op
 // Keys whose change does not invalidate a run being resumed.
 bool harmless_config_key(const std::string& key);
 
-// What a resume of the run in `out` (its config.yaml) with config `now` refuses: the keys that
-// differ beyond the harmless ones, as an error message ending in `new_run_hint`; "" when none.
+// What a resume of the run in `out` (its config.yaml, `saved`) with config `now` refuses: the keys
+// that differ beyond the harmless ones, as an error message ending in `new_run_hint`; "" when none.
 // run_recipe and `lawcat sweep` (finished runs are skipped only under the config they ran with).
-std::string resume_config_conflicts(const std::filesystem::path& out, const config::RunConfig& now,
-                                    const std::string& new_run_hint);
+std::string resume_config_conflicts(const std::filesystem::path& out, const config::RunConfig& saved,
+                                    const config::RunConfig& now, const std::string& new_run_hint);
+
+// A stage asked for `asked` steps where the run already did `did` (`where` says so: its
+// done.json or newest checkpoint): fewer is refused, with this message ("" when not fewer).
+std::string fewer_steps_error(const std::string& stage, int64_t asked, int64_t did, const std::string& where);
+// A finished stage asked for another number of steps: they are not trained (the warning).
+std::string finished_steps_ignored(const std::string& stage, int64_t did, int64_t asked);
 
 }  // namespace lawcat::train
