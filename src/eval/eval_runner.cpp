@@ -118,11 +118,7 @@ model::LlamaForCausalLM load_eval_model(const std::string& spec, const std::stri
 // The grid's shape: defaults and checks common to every task, then the task's own.
 void resolve_options(EvalOptions& o, const EvalTask& task) {
   LAWCAT_CHECK(!o.models.empty(), ConfigError, "eval: --models needs at least one model directory");
-  for (const auto& m : o.models)
-    LAWCAT_CHECK(std::filesystem::is_directory(model_dir_of(m)), CheckpointError,
-                 model_dir_of(m) << (std::filesystem::exists(model_dir_of(m))
-                                         ? ": not a directory (a model is a folder with config.json)"
-                                         : ": model directory not found"));
+  for (const auto& m : o.models) model::check_model_dir(model_dir_of(m));
   if (o.lengths.empty()) o.lengths = task.default_lengths();
   for (int64_t L : o.lengths) {
     LAWCAT_CHECK(L > 0 || (task.takes_zero_length() && L == 0), ConfigError,

@@ -138,11 +138,15 @@ LlamaForCausalLM load_model(const std::filesystem::path& dir, at::Device device,
   });
 }
 
-LlamaForCausalLM load_model(const std::filesystem::path& dir, const std::string& device,
-                            const std::string& dtype) {
+void check_model_dir(const std::filesystem::path& dir) {
   LAWCAT_CHECK(std::filesystem::is_directory(dir), CheckpointError,
                dir.string() << (std::filesystem::exists(dir) ? ": not a directory (a model is a folder with config.json)"
                                                               : ": model directory not found"));
+}
+
+LlamaForCausalLM load_model(const std::filesystem::path& dir, const std::string& device,
+                            const std::string& dtype) {
+  check_model_dir(dir);
   at::Device dev = parse_device(device);
   io::LlamaConfig cfg = io::load_llama_config(dir / "config.json");
   return load_model(dir, dev, resolve_dtype(dtype, dev, cfg));

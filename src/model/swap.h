@@ -46,6 +46,8 @@ void load_lawcat_parameters(LlamaForCausalLMImpl& model, const std::filesystem::
 // LAWCAT parameters stay fp32 whatever `dtype`).
 LlamaForCausalLM load_model(const std::filesystem::path& dir, at::Device device = at::kCPU,
                             at::ScalarType dtype = at::kFloat);
+// CheckpointError unless `dir` is a folder: "not found", or "not a directory" for a file.
+void check_model_dir(const std::filesystem::path& dir);
 // load_model for the CLI: device ("cpu", "cuda", "cuda:N") and dtype ("auto", ...) as strings.
 LlamaForCausalLM load_model(const std::filesystem::path& dir, const std::string& device,
                             const std::string& dtype);
