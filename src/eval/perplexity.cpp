@@ -100,13 +100,11 @@ PerplexityResult perplexity_of_file(model::LlamaForCausalLMImpl& model, const te
                                     const std::filesystem::path& text_file, const PerplexityOptions& options) {
   LAWCAT_CHECK(std::filesystem::exists(text_file), DataError,
                "text file " << text_file.string() << " does not exist");
+  dataset::CorpusOptions co;  // JSONL, Alpaca, compressed
+  co.text_field = options.text_field;
   std::vector<std::string> docs = is_plain_text_file(text_file)
                                       ? split_documents(dataset::read_text_checked(text_file))
-                                      : dataset::read_documents(text_file, [&] {
-                                          dataset::CorpusOptions co;
-                                          co.text_field = options.text_field;
-                                          return co;
-                                        }());
+                                      : dataset::read_documents(text_file, co);
   LAWCAT_CHECK(!docs.empty(), DataError,
                "text file " << text_file.string() << " has no text (expected documents separated by blank lines)");
   std::vector<std::vector<int64_t>> ids;
