@@ -72,12 +72,9 @@ std::vector<TaskDocument> make_task_corpus(const text::Tokenizer& tokenizer, con
     if (v.empty()) {
       const auto& pool = babi[t];
       for (size_t q = 0; q < pool.size(); ++q) {
-        // make_babilong_sample's prompt for a context of facts only, built here without its measuring.
-        const BabiSample& b = pool[q];
-        const std::string facts = trim(babilong_context(b, background, 0, std::vector<double>(b.facts.size()), 0));
-        const std::string prompt = raw ? facts + " " + b.question + " " + raw_probe_prefix(b.question)
-                                       : babilong_format(babilong_prompt(t), facts, b.question);
-        v.emplace_back(document_tokens(prompt + task_answer(t, raw, b.question, {b.answer})), q);
+        // A context of the facts alone (target 0: no background, so the seed does not matter).
+        const PromptSample f = make_babilong_sample(tokenizer, t, pool[q], background, 0, 0, raw);
+        v.emplace_back(document_tokens(f.prompt + task_answer(t, raw, pool[q].question, f.references)), q);
       }
       std::sort(v.begin(), v.end());
     }
